@@ -1,0 +1,63 @@
+# Shared helpers for the fedcommittee shell scripts. Source it; do not run it.
+# Every tunable is an environment variable with a default here, so one place documents them all.
+
+FC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Build products live outside the clone, keyed by version, so a fresh clone sets up in seconds.
+FC_CACHE=${FC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fedcommittee}
+# Runtime state (keys, ledgers, IPFS repo, logs, PID files) of the local network.
+FC_HOME=${FC_HOME:-$FC_ROOT/.fedcommittee}
+
+KUBO_VERSION=v0.42.0
+# Fabric v3.1.5 by commit: the module path has no /v3 suffix, so Go refuses the tag itself.
+FABRIC_VERSION=v3.1.5
+FABRIC_COMMIT=86c1172bec37
+FABRIC_BINARIES=(peer orderer configtxgen osnadmin cryptogen)
+
+# Ports of the local network (all on 127.0.0.1).
+FC_IPFS_API_PORT=${FC_IPFS_API_PORT:-5101}
+FC_IPFS_GATEWAY_PORT=${FC_IPFS_GATEWAY_PORT:-8181}
+FC_IPFS_SWARM_PORT=${FC_IPFS_SWARM_PORT:-4101}
+
+if [ -t 1 ]; then _b=$'\e[1m' _g=$'\e[32m' _y=$'\e[33m' _r=$'\e[31m' _n=$'\e[0m'; else _b= _g= _y= _r= _n=; fi
+
+step() { printf '%s==> %s%s\n' "$_b" "$*" "$_n"; }
+ok() { printf '    %sok%s %s\n' "$_g" "$_n" "$*"; }
+warn() { printf '    %swarning:%s %s\n' "$_y" "$_n" "$*" >&2; }
+die() { printf '%serror:%s %s\n' "$_r" "$_n" "$*" >&2; exit 1; }
+
+# version_ge A B: true when dotted version A >= B.
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+# port_busy PORT: true when something already listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Seconds since the epoch with a fraction, for the timings the scripts print.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+
+venv_dir() {
+  # Keyed by the Python version and the dependency list, not the whole pyproject, so a lint
+  # setting does not rebuild a 3 GB environment.
+  local key
+  key=$(python3 - "$FC_ROOT/pyproject.toml" <<'PY'
+import hashlib, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)["project"]
+deps = {"deps": project["dependencies"], "extras": project.get("optional-dependencies", {})}
+blob = (sys.version.split()[0] + repr(deps)).encode()
+print(hashlib.sha256(blob).hexdigest()[:12])
+PY
+)
+  printf '%s/venv-%s\n' "$FC_CACHE" "$key"
+}
+
+kubo_bin() { printf '%s/kubo-%s/bin/ipfs\n' "$FC_CACHE" "$KUBO_VERSION"; }
+fabric_bin_dir() { printf '%s/fabric-%s/bin\n' "$FC_CACHE" "$FABRIC_VERSION"; }
+fabric_unavailable_file() { printf '%s/fabric-%s/UNAVAILABLE\n' "$FC_CACHE" "$FABRIC_VERSION"; }
+
+fabric_ready() {
+  local d b
+  d=$(fabric_bin_dir)
+  for b in "${FABRIC_BINARIES[@]}"; do [ -x "$d/$b" ] || return 1; done
+}

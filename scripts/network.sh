@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The local fedcommittee network: native processes only (no Docker), state under $FC_HOME.
+#
+#   scripts/network.sh up       start every component (safe to run twice)
+#   scripts/network.sh down     stop only the processes we started (PID files) and remove their state
+#   scripts/network.sh status   one line per component
+#   scripts/network.sh logs [COMPONENT] [-f]
+#
+# Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline).
+# The Fabric nodes join here once their binaries can be built (see `scripts/setup.sh`, step 5).
+# Ports: FC_IPFS_API_PORT, FC_IPFS_GATEWAY_PORT, FC_IPFS_SWARM_PORT (defaults in scripts/lib.sh).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+PIDS=$FC_HOME/pids
+LOGS=$FC_HOME/logs
+IPFS_REPO=$FC_HOME/ipfs
+
+pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
+
+# is_ours NAME: the PID file names a live process running the binary we started, so a
+# recycled PID of someone else's process is never signalled.
+is_ours() {
+  local pid exe
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  [ "$exe" = "$(cat "$PIDS/$1.exe" 2>/dev/null)" ]
+}
+
+require_free_port() { # PORT VARIABLE
+  if port_busy "$1"; then
+    die "port $1 ($2) is already in use by another process: stop it or set $2 to a free port"
+  fi
+}
+
+ipfs_cmd() { IPFS_PATH=$IPFS_REPO "$(kubo_bin)" "$@"; }
+
+ipfs_up() {
+  if is_ours ipfs; then
+    ok "ipfs already running (pid $(pid_of ipfs))"
+    return
+  fi
+  [ -x "$(kubo_bin)" ] || die "Kubo is not built: run scripts/setup.sh first"
+  require_free_port "$FC_IPFS_API_PORT" FC_IPFS_API_PORT
+  require_free_port "$FC_IPFS_GATEWAY_PORT" FC_IPFS_GATEWAY_PORT
+  require_free_port "$FC_IPFS_SWARM_PORT" FC_IPFS_SWARM_PORT
+  mkdir -p "$PIDS" "$LOGS"
+  if [ ! -f "$IPFS_REPO/config" ]; then
+    # The test profile empties Bootstrap and turns off MDNS and AutoConf: a private node.
+    ipfs_cmd init --profile=test --empty-repo >"$LOGS/ipfs-init.log" 2>&1
+  fi
+  ipfs_cmd config Addresses.API "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT"
+  ipfs_cmd config Addresses.Gateway "/ip4/127.0.0.1/tcp/$FC_IPFS_GATEWAY_PORT"
+  ipfs_cmd config --json Addresses.Swarm "[\"/ip4/127.0.0.1/tcp/$FC_IPFS_SWARM_PORT\"]"
+  ipfs_cmd config --json Bootstrap '[]'
+  ipfs_cmd config --json Discovery.MDNS.Enabled false
+  # setsid: the daemon outlives this script and gets no signals from the caller's terminal.
+  IPFS_PATH=$IPFS_REPO setsid "$(kubo_bin)" daemon --offline >>"$LOGS/ipfs.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/ipfs.pid"
+  # The expected executable, not /proc/$!/exe: right after the fork that may still be bash.
+  readlink -f "$(kubo_bin)" >"$PIDS/ipfs.exe"
+  local i
+  for i in $(seq 1 150); do
+    if ipfs_cmd --api "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT" id >/dev/null 2>&1; then
+      ok "ipfs up: API http://127.0.0.1:$FC_IPFS_API_PORT (pid $(pid_of ipfs))"
+      return
+    fi
+    is_ours ipfs || break
+    sleep 0.2
+  done
+  tail -n 20 "$LOGS/ipfs.log" >&2 || true
+  die "ipfs did not become ready (log: $LOGS/ipfs.log)"
+}
+
+stop() { # NAME
+  is_ours "$1" || { rm -f "$PIDS/$1.pid" "$PIDS/$1.exe"; return 0; }
+  local pid i
+  pid=$(pid_of "$1")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    [ -d "/proc/$pid" ] || break
+    sleep 0.1
+  done
+  if [ -d "/proc/$pid" ]; then
+    warn "$1 (pid $pid) ignored SIGTERM for 10 s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDS/$1.pid" "$PIDS/$1.exe"
+  ok "$1 stopped"
+}
+
+write_endpoints() {
+  # One file the Python side reads to find the network, whatever ports were chosen.
+  cat >"$FC_HOME/endpoints.json" <<EOF
+{"ipfs_api": "http://127.0.0.1:$FC_IPFS_API_PORT", "fabric": $(fabric_state_json)}
+EOF
+}
+
+fabric_state_json() {
+  if fabric_ready; then
+    printf '{"available": true}'
+  else
+    local why
+    why=$(cat "$(fabric_unavailable_file)" 2>/dev/null || echo "binaries not built: run scripts/setup.sh")
+    printf '{"available": false, "reason": %s}' "$(printf '%s' "$why" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"
+  fi
+}
+
+fabric_status_line() {
+  if fabric_ready; then
+    echo "fabric: binaries built, network definition pending"
+  else
+    echo "fabric: unavailable: $(cat "$(fabric_unavailable_file)" 2>/dev/null || echo 'binaries not built: run scripts/setup.sh')"
+  fi
+}
+
+cmd_up() {
+  local started
+  started=$(now)
+  step "network up (state: $FC_HOME)"
+  mkdir -p "$FC_HOME"
+  ipfs_up
+  write_endpoints
+  warn "$(fabric_status_line)"
+  step "network ready in $(elapsed "$started")"
+}
+
+cmd_down() {
+  step "network down"
+  stop ipfs
+  rm -rf "$FC_HOME"
+  ok "state removed ($FC_HOME)"
+}
+
+cmd_status() {
+  if is_ours ipfs; then
+    echo "ipfs: running (pid $(pid_of ipfs), API http://127.0.0.1:$FC_IPFS_API_PORT)"
+  else
+    echo "ipfs: stopped"
+  fi
+  fabric_status_line
+}
+
+cmd_logs() {
+  local name=${1:-} follow=()
+  [ "${2:-}" = "-f" ] || [ "${1:-}" = "-f" ] && follow=(-f)
+  [ "$name" = "-f" ] && name=
+  [ -d "$LOGS" ] || die "no logs: the network has not been started (scripts/network.sh up)"
+  if [ -n "$name" ]; then
+    [ -f "$LOGS/$name.log" ] || die "no log for '$name' (have: $(ls "$LOGS" | sed 's/\.log$//' | tr '\n' ' '))"
+    tail -n 100 "${follow[@]}" "$LOGS/$name.log"
+  else
+    tail -n 30 "${follow[@]}" "$LOGS"/*.log
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) shift; cmd_logs "$@" ;;
+  *) echo "usage: $0 up|down|status|logs [COMPONENT] [-f]" >&2; exit 2 ;;
+esac

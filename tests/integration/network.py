@@ -1,0 +1,76 @@
+"""Drive scripts/network.sh from tests: each LocalNetwork gets its own state directory and ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NETWORK_SH = ROOT / "scripts" / "network.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class LocalNetwork:
+    home: Path
+    ports: dict[str, int] = field(
+        default_factory=lambda: {
+            "FC_IPFS_API_PORT": free_port(),
+            "FC_IPFS_GATEWAY_PORT": free_port(),
+            "FC_IPFS_SWARM_PORT": free_port(),
+        }
+    )
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, FC_HOME=str(self.home))
+        env.update({k: str(v) for k, v in self.ports.items()})
+        return env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            ["bash", str(NETWORK_SH), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(
+                f"network.sh {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def up(self) -> dict:
+        self.run("up")
+        return json.loads((self.home / "endpoints.json").read_text())
+
+    def down(self) -> None:
+        self.run("down")
+
+    def pids(self) -> dict[str, int]:
+        pid_dir = self.home / "pids"
+        if not pid_dir.is_dir():
+            return {}
+        return {p.stem: int(p.read_text()) for p in pid_dir.glob("*.pid")}
+
+    def log_tails(self, lines: int = 40) -> str:
+        out = []
+        for log in sorted((self.home / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.name} (last {len(tail)} lines) ---\n" + "\n".join(tail))
+        return "\n".join(out)
