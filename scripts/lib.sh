@@ -18,6 +18,7 @@ FABRIC_BINARIES=(peer orderer configtxgen osnadmin cryptogen)
 FC_IPFS_API_PORT=${FC_IPFS_API_PORT:-5101}
 FC_IPFS_GATEWAY_PORT=${FC_IPFS_GATEWAY_PORT:-8181}
 FC_IPFS_SWARM_PORT=${FC_IPFS_SWARM_PORT:-4101}
+FC_FABRIC_PORT_BASE=${FC_FABRIC_PORT_BASE:-7000}
 
 if [ -t 1 ]; then _b=$'\e[1m' _g=$'\e[32m' _y=$'\e[33m' _r=$'\e[31m' _n=$'\e[0m'; else _b= _g= _y= _r= _n=; fi
 
@@ -53,11 +54,17 @@ PY
 }
 
 kubo_bin() { printf '%s/kubo-%s/bin/ipfs\n' "$FC_CACHE" "$KUBO_VERSION"; }
-fabric_bin_dir() { printf '%s/fabric-%s/bin\n' "$FC_CACHE" "$FABRIC_VERSION"; }
-fabric_unavailable_file() { printf '%s/fabric-%s/UNAVAILABLE\n' "$FC_CACHE" "$FABRIC_VERSION"; }
+
+# Fabric lives in a release-layout directory: bin/ (the binaries) and config/ (core.yaml,
+# orderer.yaml). set-up builds one into the cache; FC_FABRIC_HOME points at another, e.g. an
+# unpacked official release, for machines whose Go module proxy does not serve Fabric.
+fabric_home() { printf '%s\n' "${FC_FABRIC_HOME:-$FC_CACHE/fabric-$FABRIC_VERSION}"; }
+fabric_bin() { printf '%s/bin\n' "$(fabric_home)"; }
+fabric_config() { printf '%s/config\n' "$(fabric_home)"; }
+fabric_unavailable_file() { printf '%s/fabric-%s.UNAVAILABLE\n' "$FC_CACHE" "$FABRIC_VERSION"; }
 
 fabric_ready() {
-  local d b
-  d=$(fabric_bin_dir)
-  for b in "${FABRIC_BINARIES[@]}"; do [ -x "$d/$b" ] || return 1; done
+  local b
+  for b in "${FABRIC_BINARIES[@]}"; do [ -x "$(fabric_bin)/$b" ] || return 1; done
+  [ -f "$(fabric_config)/core.yaml" ] && [ -f "$(fabric_config)/orderer.yaml" ]
 }

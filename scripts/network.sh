@@ -3,18 +3,21 @@
 #
 #   scripts/network.sh up       start every component (safe to run twice)
 #   scripts/network.sh down     stop only the processes we started (PID files) and remove their state
-#   scripts/network.sh status   one line per component
+#   scripts/network.sh status   one line per process
 #   scripts/network.sh logs [COMPONENT] [-f]
 #
-# Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline).
-# The Fabric nodes join here once their binaries can be built (see `scripts/setup.sh`, step 5).
-# Ports: FC_IPFS_API_PORT, FC_IPFS_GATEWAY_PORT, FC_IPFS_SWARM_PORT (defaults in scripts/lib.sh).
+# Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline) and, where
+# its binaries exist (scripts/setup.sh, step 5), Fabric (scripts/fabric.sh: 3 orgs, 3 Raft
+# orderers, one channel, the chaincode as a service).
+# Ports: FC_IPFS_API_PORT, FC_IPFS_GATEWAY_PORT, FC_IPFS_SWARM_PORT, FC_FABRIC_PORT_BASE
+# (defaults in scripts/lib.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PIDS=$FC_HOME/pids
 LOGS=$FC_HOME/logs
 IPFS_REPO=$FC_HOME/ipfs
+source "$(dirname "$0")/fabric.sh"
 
 pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
 
@@ -34,45 +37,6 @@ require_free_port() { # PORT VARIABLE
   fi
 }
 
-ipfs_cmd() { IPFS_PATH=$IPFS_REPO "$(kubo_bin)" "$@"; }
-
-ipfs_up() {
-  if is_ours ipfs; then
-    ok "ipfs already running (pid $(pid_of ipfs))"
-    return
-  fi
-  [ -x "$(kubo_bin)" ] || die "Kubo is not built: run scripts/setup.sh first"
-  require_free_port "$FC_IPFS_API_PORT" FC_IPFS_API_PORT
-  require_free_port "$FC_IPFS_GATEWAY_PORT" FC_IPFS_GATEWAY_PORT
-  require_free_port "$FC_IPFS_SWARM_PORT" FC_IPFS_SWARM_PORT
-  mkdir -p "$PIDS" "$LOGS"
-  if [ ! -f "$IPFS_REPO/config" ]; then
-    # The test profile empties Bootstrap and turns off MDNS and AutoConf: a private node.
-    ipfs_cmd init --profile=test --empty-repo >"$LOGS/ipfs-init.log" 2>&1
-  fi
-  ipfs_cmd config Addresses.API "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT"
-  ipfs_cmd config Addresses.Gateway "/ip4/127.0.0.1/tcp/$FC_IPFS_GATEWAY_PORT"
-  ipfs_cmd config --json Addresses.Swarm "[\"/ip4/127.0.0.1/tcp/$FC_IPFS_SWARM_PORT\"]"
-  ipfs_cmd config --json Bootstrap '[]'
-  ipfs_cmd config --json Discovery.MDNS.Enabled false
-  # setsid: the daemon outlives this script and gets no signals from the caller's terminal.
-  IPFS_PATH=$IPFS_REPO setsid "$(kubo_bin)" daemon --offline >>"$LOGS/ipfs.log" 2>&1 </dev/null &
-  echo $! >"$PIDS/ipfs.pid"
-  # The expected executable, not /proc/$!/exe: right after the fork that may still be bash.
-  readlink -f "$(kubo_bin)" >"$PIDS/ipfs.exe"
-  local i
-  for i in $(seq 1 150); do
-    if ipfs_cmd --api "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT" id >/dev/null 2>&1; then
-      ok "ipfs up: API http://127.0.0.1:$FC_IPFS_API_PORT (pid $(pid_of ipfs))"
-      return
-    fi
-    is_ours ipfs || break
-    sleep 0.2
-  done
-  tail -n 20 "$LOGS/ipfs.log" >&2 || true
-  die "ipfs did not become ready (log: $LOGS/ipfs.log)"
-}
-
 stop() { # NAME
   is_ours "$1" || { rm -f "$PIDS/$1.pid" "$PIDS/$1.exe"; return 0; }
   local pid i
@@ -90,62 +54,109 @@ stop() { # NAME
   ok "$1 stopped"
 }
 
+status_line() { # NAME DETAIL
+  if is_ours "$1"; then
+    echo "$1: running (pid $(pid_of "$1"), $2)"
+  else
+    echo "$1: stopped"
+  fi
+}
+
+ipfs_cmd() { IPFS_PATH=$IPFS_REPO "$(kubo_bin)" "$@"; }
+
+ipfs_up() {
+  if is_ours ipfs; then
+    ok "ipfs already running (pid $(pid_of ipfs))"
+    return
+  fi
+  [ -x "$(kubo_bin)" ] || die "Kubo is not built: run scripts/setup.sh first"
+  require_free_port "$FC_IPFS_API_PORT" FC_IPFS_API_PORT
+  require_free_port "$FC_IPFS_GATEWAY_PORT" FC_IPFS_GATEWAY_PORT
+  require_free_port "$FC_IPFS_SWARM_PORT" FC_IPFS_SWARM_PORT
+  if [ ! -f "$IPFS_REPO/config" ]; then
+    # The test profile empties Bootstrap and turns off MDNS and AutoConf: a private node.
+    ipfs_cmd init --profile=test --empty-repo >"$LOGS/ipfs-init.log" 2>&1
+  fi
+  ipfs_cmd config Addresses.API "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT"
+  ipfs_cmd config Addresses.Gateway "/ip4/127.0.0.1/tcp/$FC_IPFS_GATEWAY_PORT"
+  ipfs_cmd config --json Addresses.Swarm "[\"/ip4/127.0.0.1/tcp/$FC_IPFS_SWARM_PORT\"]"
+  ipfs_cmd config --json Bootstrap '[]'
+  ipfs_cmd config --json Discovery.MDNS.Enabled false
+  IPFS_PATH=$IPFS_REPO start_process ipfs "$(kubo_bin)" daemon --offline
+  local i
+  for i in $(seq 1 150); do
+    if ipfs_cmd --api "/ip4/127.0.0.1/tcp/$FC_IPFS_API_PORT" id >/dev/null 2>&1; then
+      ok "ipfs up: API http://127.0.0.1:$FC_IPFS_API_PORT (pid $(pid_of ipfs))"
+      return
+    fi
+    is_ours ipfs || break
+    sleep 0.2
+  done
+  tail -n 20 "$LOGS/ipfs.log" >&2 || true
+  die "ipfs did not become ready (log: $LOGS/ipfs.log)"
+}
+
+fabric_unavailable_reason() {
+  cat "$(fabric_unavailable_file)" 2>/dev/null || echo "binaries not built: run scripts/setup.sh"
+}
+
+# One file the Python side reads to find the network, whatever ports were chosen.
 write_endpoints() {
-  # One file the Python side reads to find the network, whatever ports were chosen.
-  cat >"$FC_HOME/endpoints.json" <<EOF
-{"ipfs_api": "http://127.0.0.1:$FC_IPFS_API_PORT", "fabric": $(fabric_state_json)}
-EOF
-}
-
-fabric_state_json() {
-  if fabric_ready; then
-    printf '{"available": true}'
-  else
-    local why
-    why=$(cat "$(fabric_unavailable_file)" 2>/dev/null || echo "binaries not built: run scripts/setup.sh")
-    printf '{"available": false, "reason": %s}' "$(printf '%s' "$why" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')"
-  fi
-}
-
-fabric_status_line() {
-  if fabric_ready; then
-    echo "fabric: binaries built, network definition pending"
-  else
-    echo "fabric: unavailable: $(cat "$(fabric_unavailable_file)" 2>/dev/null || echo 'binaries not built: run scripts/setup.sh')"
-  fi
+  local available=false
+  fabric_ready && available=true
+  python3 - "$available" "$(fabric_unavailable_reason)" >"$FC_HOME/endpoints.json" <<PY
+import json, sys
+fabric = {"available": sys.argv[1] == "true"}
+if fabric["available"]:
+    fabric.update(
+        channel="$CHANNEL",
+        chaincode="$CC_NAME",
+        crypto="$CRYPTO",
+        peers={f"Org{n}MSP": f"127.0.0.1:{$FC_FABRIC_PORT_BASE + 100 * (n + 3)}" for n in (1, 2, 3)},
+    )
+else:
+    fabric["reason"] = sys.argv[2]
+print(json.dumps({"ipfs_api": "http://127.0.0.1:$FC_IPFS_API_PORT", "fabric": fabric}, indent=2))
+PY
 }
 
 cmd_up() {
   local started
   started=$(now)
   step "network up (state: $FC_HOME)"
-  mkdir -p "$FC_HOME"
+  mkdir -p "$PIDS" "$LOGS"
   ipfs_up
+  if fabric_ready; then
+    fabric_up
+  else
+    warn "fabric unavailable: $(fabric_unavailable_reason)"
+  fi
   write_endpoints
-  warn "$(fabric_status_line)"
   step "network ready in $(elapsed "$started")"
 }
 
 cmd_down() {
   step "network down"
+  fabric_down
   stop ipfs
   rm -rf "$FC_HOME"
   ok "state removed ($FC_HOME)"
 }
 
 cmd_status() {
-  if is_ours ipfs; then
-    echo "ipfs: running (pid $(pid_of ipfs), API http://127.0.0.1:$FC_IPFS_API_PORT)"
+  status_line ipfs "API http://127.0.0.1:$FC_IPFS_API_PORT"
+  if fabric_ready; then
+    fabric_status
   else
-    echo "ipfs: stopped"
+    echo "fabric: unavailable: $(fabric_unavailable_reason)"
   fi
-  fabric_status_line
 }
 
 cmd_logs() {
-  local name=${1:-} follow=()
-  [ "${2:-}" = "-f" ] || [ "${1:-}" = "-f" ] && follow=(-f)
-  [ "$name" = "-f" ] && name=
+  local name="" follow=() arg
+  for arg in "$@"; do
+    if [ "$arg" = "-f" ]; then follow=(-f); else name=$arg; fi
+  done
   [ -d "$LOGS" ] || die "no logs: the network has not been started (scripts/network.sh up)"
   if [ -n "$name" ]; then
     [ -f "$LOGS/$name.log" ] || die "no log for '$name' (have: $(ls "$LOGS" | sed 's/\.log$//' | tr '\n' ' '))"

@@ -34,7 +34,7 @@ check_prerequisites() {
 
 install_debian_packages() {
   step "[2/5] Debian packages"
-  local wanted=(dataset-fashion-mnist) missing=() p
+  local wanted=(dataset-fashion-mnist curl) missing=() p
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
@@ -101,27 +101,38 @@ build_kubo() {
 
 build_fabric() {
   step "[5/5] Hyperledger Fabric $FABRIC_VERSION (peer, orderer, configtxgen, osnadmin, cryptogen)"
-  local dir marker
-  dir=$(fabric_bin_dir)
+  local home marker
+  home=$(fabric_home)
   marker=$(fabric_unavailable_file)
-  if fabric_ready; then
-    ok "cached: $dir"
+  if [ -n "${FC_FABRIC_HOME:-}" ]; then
+    fabric_ready || die "FC_FABRIC_HOME=$FC_FABRIC_HOME must hold bin/{${FABRIC_BINARIES[*]}} and config/{core,orderer}.yaml"
+    ok "using FC_FABRIC_HOME=$FC_FABRIC_HOME ($("$(fabric_bin)/peer" version | sed -n 's/^ Version: //p'))"
     return
   fi
-  mkdir -p "$dir"
-  local pkgs=() b log
+  if fabric_ready; then
+    ok "cached: $home"
+    return
+  fi
+  local pkgs=() b log moddir
   for b in "${FABRIC_BINARIES[@]}"; do pkgs+=("github.com/hyperledger/fabric/cmd/$b@$FABRIC_COMMIT"); done
   log=$(mktemp)
-  if GOBIN="$dir" go install -trimpath "${pkgs[@]}" >"$log" 2>&1; then
+  echo "    building from the Go module proxy (several minutes the first time)"
+  if GOBIN="$home/bin" go install -trimpath "${pkgs[@]}" >"$log" 2>&1 \
+    && moddir=$(go mod download -json "github.com/hyperledger/fabric@$FABRIC_COMMIT" 2>>"$log" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); then
+    # The binaries read their defaults from the module's sampleconfig, as a release tarball ships them.
+    mkdir -p "$home/config"
+    cp "$moddir/sampleconfig/core.yaml" "$moddir/sampleconfig/orderer.yaml" "$home/config/"
+    chmod -R u+w "$home/config"
     rm -f "$marker" "$log"
-    ok "built into $dir"
+    ok "built into $home"
     return
   fi
   # Record why, so network.sh and the tests can say it precisely instead of failing obscurely.
   grep -m1 -E "403|not available|error|cannot" "$log" >"$marker" || tail -n1 "$log" >"$marker"
   rm -f "$log"
   warn "Fabric $FABRIC_VERSION could not be built from the Go module proxy: $(cat "$marker")"
-  warn "the Fabric network and its tests are unavailable on this machine until the proxy serves it"
+  warn "the Fabric network and its tests are unavailable here; FC_FABRIC_HOME can name a release directory"
 }
 
 check_prerequisites
