@@ -1,0 +1,373 @@
+// Package fedcommittee is the fedcommittee smart contract: role governance,
+// model publication and approval, update submission, committee verdicts,
+// federated rounds with committee-confirmed aggregates, and gossip DAG updates.
+//
+// Every record is JSON. Every transaction argument is a string (ids, numbers
+// or a JSON document) and every query returns a JSON string, so the contract
+// controls parsing and error messages itself instead of relying on the
+// contract-api schema layer.
+package fedcommittee
+
+// Role names that an org admin may grant.
+const (
+	RolePublisher = "publisher"
+	RoleProvider  = "provider"
+	RoleCommittee = "committee"
+)
+
+// AdminOU is the NodeOU that marks an org admin certificate (cryptogen and
+// fabric-ca both stamp it when NodeOUs are enabled).
+const AdminOU = "admin"
+
+// Model statuses.
+const (
+	ModelProposed = "proposed"
+	ModelActive   = "active"
+	ModelRejected = "rejected"
+	ModelFinished = "finished"
+)
+
+// Learning modes.
+const (
+	ModeFederated = "federated"
+	ModeGossip    = "gossip"
+)
+
+// Acceptance rules applied to the committee's verdicts.
+const (
+	RuleThreshold   = "threshold"   // median score vs a fixed threshold
+	RuleImprovement = "improvement" // median score vs baseline +/- minDelta
+	RuleMajority    = "majority"    // strict majority of accept flags
+)
+
+// Update statuses.
+const (
+	UpdatePending  = "pending"
+	UpdateAccepted = "accepted"
+	UpdateRejected = "rejected"
+)
+
+// Round statuses.
+const (
+	RoundOpen    = "open"    // accepting updates
+	RoundClosed  = "closed"  // accepted set fixed, waiting for a confirmed aggregate
+	RoundDone    = "done"    // aggregate confirmed, next round opened (or model finished)
+	RoundSkipped = "skipped" // closed with no accepted update: global model carried over
+)
+
+// Limits. They keep every transaction's work and every record bounded.
+const (
+	MaxInputBytes         = 64 * 1024
+	MaxCommittee          = 64
+	MaxParents            = 16
+	MaxMetrics            = 32
+	MaxTextLen            = 512
+	MaxAcceptedPerRound   = 1000 // accepted updates fixed into one round
+	MaxAggregateCandidate = 16   // aggregates recorded per round by non-members (members: one each)
+	DefaultPageSize       = 50
+	MaxPageSize           = 200
+	MaxScan               = 1000 // hard cap for non-paginated range scans
+	MaxRewardValue        = 1_000_000_000
+	MaxRounds             = 10_000
+	MaxDeadlineSeconds    = 30 * 24 * 3600
+	MaxSamples            = 1_000_000_000_000
+	MaxMinAccepted        = MaxAcceptedPerRound
+	MaxScoreAbs           = 1e12
+)
+
+// Object types used as the first component of composite keys.
+const (
+	keyAccount    = "acct"    // acct~identity
+	keyRole       = "role"    // role~role~identity
+	keyModel      = "model"   // model~modelId
+	keyModelVote  = "mvote"   // mvote~modelId~member
+	keyRound      = "round"   // round~modelId~round(%06d)
+	keyUpdate     = "update"  // update~updateId
+	keyRoundUpd   = "rupd"    // rupd~modelId~round~updateId
+	keyProvUpd    = "pupd"    // pupd~modelId~provider~updateId
+	keyProvRound  = "provrnd" // provrnd~modelId~round~provider -> updateId
+	keyUpdSha     = "updsha"  // updsha~modelId~sha256 -> updateId
+	keyChild      = "child"   // child~parentId~childId
+	keyAccepted   = "acc"     // acc~modelId~round~updateId
+	keyVerdict    = "verdict" // verdict~updateId~member
+	keyAggregate  = "agg"     // agg~modelId~round~sha256
+	keyAggVote    = "aggvote" // aggvote~modelId~round~member
+	keyAggBy      = "aggby"   // aggby~modelId~round~recorder -> sha256
+	keyReward     = "reward"  // reward~modelId~identity
+	roundKeyWidth = 6
+)
+
+// Account is one identity's record: its roles (granted by its org admin) and
+// totals over all models.
+type Account struct {
+	DocType    string   `json:"docType"`
+	Identity   string   `json:"identity"`
+	MSPID      string   `json:"mspId"`
+	Roles      []string `json:"roles"`
+	Rewards    int64    `json:"rewards"`
+	Penalties  int64    `json:"penalties"`
+	Accepted   int64    `json:"accepted"`
+	Rejected   int64    `json:"rejected"`
+	Verdicts   int64    `json:"verdicts"`
+	Reputation float64  `json:"reputation"`
+	UpdatedTx  string   `json:"updatedTx"`
+}
+
+// RoleGrant is the value of a role~role~identity index entry.
+type RoleGrant struct {
+	Role      string `json:"role"`
+	Identity  string `json:"identity"`
+	GrantedBy string `json:"grantedBy"`
+	TxID      string `json:"txId"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+// ArchitectureRef names an architecture in the project's model registry.
+type ArchitectureRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ObjectRef points at an IPFS object and pins its content hash.
+type ObjectRef struct {
+	CID    string `json:"cid"`
+	SHA256 string `json:"sha256"`
+}
+
+// Metric says what the committee measures and in which direction it is better.
+type Metric struct {
+	Name           string `json:"name"`
+	HigherIsBetter bool   `json:"higherIsBetter"`
+}
+
+// Acceptance is the rule applied to the verdicts of one update.
+type Acceptance struct {
+	Rule      string   `json:"rule"`
+	Threshold *float64 `json:"threshold,omitempty"`
+	MinDelta  *float64 `json:"minDelta,omitempty"`
+	ScoreMin  float64  `json:"scoreMin"`
+	ScoreMax  float64  `json:"scoreMax"`
+}
+
+// CommitteeSeat is one committee member and its private validation shard.
+type CommitteeSeat struct {
+	Member      string `json:"member"`
+	ShardCID    string `json:"shardCid"`
+	ShardSHA256 string `json:"shardSha256"`
+}
+
+// RoundRules governs federated rounds (and the parent limit in gossip mode).
+type RoundRules struct {
+	MinAccepted     int64 `json:"minAccepted"`
+	DeadlineSeconds int64 `json:"deadlineSeconds"`
+	MaxRounds       int64 `json:"maxRounds"`
+	MaxParents      int64 `json:"maxParents"`
+}
+
+// RewardRules are integer credits so that balances stay exact.
+type RewardRules struct {
+	AcceptReward  int64 `json:"acceptReward"`
+	RejectPenalty int64 `json:"rejectPenalty"`
+	VerdictReward int64 `json:"verdictReward"`
+}
+
+// ModelSpec is the PublishModel input document.
+type ModelSpec struct {
+	ModelID        string          `json:"modelId"`
+	Architecture   ArchitectureRef `json:"architecture"`
+	SpecSHA256     string          `json:"specSha256"`
+	InitialWeights ObjectRef       `json:"initialWeights"`
+	Metric         Metric          `json:"metric"`
+	Acceptance     Acceptance      `json:"acceptance"`
+	Quorum         int64           `json:"quorum"`
+	Committee      []CommitteeSeat `json:"committee"`
+	Mode           string          `json:"mode"`
+	RoundRules     RoundRules      `json:"roundRules"`
+	RewardRules    RewardRules     `json:"rewardRules"`
+}
+
+// Model is the on-ledger model record.
+type Model struct {
+	DocType        string          `json:"docType"`
+	ID             string          `json:"id"`
+	Publisher      string          `json:"publisher"`
+	Architecture   ArchitectureRef `json:"architecture"`
+	SpecSHA256     string          `json:"specSha256"`
+	InitialWeights ObjectRef       `json:"initialWeights"`
+	Metric         Metric          `json:"metric"`
+	Acceptance     Acceptance      `json:"acceptance"`
+	Quorum         int64           `json:"quorum"`
+	Committee      []CommitteeSeat `json:"committee"`
+	Mode           string          `json:"mode"`
+	RoundRules     RoundRules      `json:"roundRules"`
+	RewardRules    RewardRules     `json:"rewardRules"`
+	Status         string          `json:"status"`
+	Approvals      int64           `json:"approvals"`
+	Rejections     int64           `json:"rejections"`
+	// Baseline is the committee's median score of the current global model
+	// (initial weights at approval, then each confirmed aggregate); the
+	// "improvement" rule compares against it.
+	Baseline     *float64   `json:"baseline,omitempty"`
+	CurrentRound int64      `json:"currentRound"`
+	Global       *ObjectRef `json:"global,omitempty"`
+	Final        *ObjectRef `json:"final,omitempty"`
+	FinalUpdate  string     `json:"finalUpdate,omitempty"`
+	CreatedTx    string     `json:"createdTx"`
+	CreatedAt    int64      `json:"createdAt"`
+	UpdatedAt    int64      `json:"updatedAt"`
+}
+
+// ModelVote is one committee member's approval or rejection of a model.
+type ModelVote struct {
+	ModelID   string   `json:"modelId"`
+	Member    string   `json:"member"`
+	Approve   bool     `json:"approve"`
+	Score     *float64 `json:"score,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	TxID      string   `json:"txId"`
+	Timestamp int64    `json:"timestamp"`
+}
+
+// UpdateInput is the SubmitUpdate input document.
+type UpdateInput struct {
+	Round      int64              `json:"round"`
+	BaseCID    string             `json:"baseCid"`
+	BaseSHA256 string             `json:"baseSha256"`
+	Parents    []string           `json:"parents"`
+	CID        string             `json:"cid"`
+	SHA256     string             `json:"sha256"`
+	NumSamples int64              `json:"numSamples"`
+	Metrics    map[string]float64 `json:"metrics"`
+}
+
+// Update is one provider contribution.
+type Update struct {
+	DocType      string             `json:"docType"`
+	ID           string             `json:"id"`
+	ModelID      string             `json:"modelId"`
+	Mode         string             `json:"mode"`
+	Round        int64              `json:"round"`
+	Parents      []string           `json:"parents"`
+	BaseCID      string             `json:"baseCid"`
+	BaseSHA256   string             `json:"baseSha256"`
+	Provider     string             `json:"provider"`
+	CID          string             `json:"cid"`
+	SHA256       string             `json:"sha256"`
+	NumSamples   int64              `json:"numSamples"`
+	Metrics      map[string]float64 `json:"metrics"`
+	Status       string             `json:"status"`
+	VerdictCount int64              `json:"verdictCount"`
+	AcceptVotes  int64              `json:"acceptVotes"`
+	MedianScore  *float64           `json:"medianScore,omitempty"`
+	Baseline     *float64           `json:"baseline,omitempty"`
+	Reward       int64              `json:"reward"`
+	Penalty      int64              `json:"penalty"`
+	SubmittedAt  int64              `json:"submittedAt"`
+	FinalizedAt  int64              `json:"finalizedAt,omitempty"`
+	FinalizedTx  string             `json:"finalizedTx,omitempty"`
+}
+
+// VerdictInput is the SubmitVerdict input document.
+type VerdictInput struct {
+	Score  *float64 `json:"score"`
+	Accept *bool    `json:"accept"`
+	Reason string   `json:"reason"`
+}
+
+// Verdict is one committee member's judgement of one update.
+type Verdict struct {
+	UpdateID  string  `json:"updateId"`
+	ModelID   string  `json:"modelId"`
+	Member    string  `json:"member"`
+	Score     float64 `json:"score"`
+	Accept    bool    `json:"accept"`
+	Reason    string  `json:"reason,omitempty"`
+	TxID      string  `json:"txId"`
+	Timestamp int64   `json:"timestamp"`
+}
+
+// Round is one federated round.
+type Round struct {
+	DocType       string     `json:"docType"`
+	ModelID       string     `json:"modelId"`
+	Number        int64      `json:"number"`
+	Status        string     `json:"status"`
+	Global        ObjectRef  `json:"global"`
+	OpenedAt      int64      `json:"openedAt"`
+	Deadline      int64      `json:"deadline"`
+	ClosedAt      int64      `json:"closedAt,omitempty"`
+	Accepted      []string   `json:"accepted"`
+	TotalSamples  int64      `json:"totalSamples"`
+	Candidates    int64      `json:"candidates"` // recorded by non-members
+	Aggregate     *ObjectRef `json:"aggregate,omitempty"`
+	AggregateBy   string     `json:"aggregateBy,omitempty"`
+	ConfirmedAt   int64      `json:"confirmedAt,omitempty"`
+	OpenedTx      string     `json:"openedTx"`
+	ClosedTx      string     `json:"closedTx,omitempty"`
+	ConfirmedTx   string     `json:"confirmedTx,omitempty"`
+	ConfirmedMed  *float64   `json:"confirmedScore,omitempty"`
+	AcceptedCount int64      `json:"acceptedCount"`
+}
+
+// AggregateInput is the RecordAggregate input document.
+type AggregateInput struct {
+	CID    string `json:"cid"`
+	SHA256 string `json:"sha256"`
+}
+
+// ConfirmInput is the ConfirmAggregate input document.
+type ConfirmInput struct {
+	SHA256 string   `json:"sha256"`
+	Score  *float64 `json:"score"`
+}
+
+// Confirmation is one committee member's vote for an aggregate.
+type Confirmation struct {
+	Member string  `json:"member"`
+	Score  float64 `json:"score"`
+	TxID   string  `json:"txId"`
+}
+
+// AggregateCandidate is an aggregate recorded for a closed round, with the
+// committee confirmations it has gathered.
+type AggregateCandidate struct {
+	DocType       string         `json:"docType"`
+	ModelID       string         `json:"modelId"`
+	Round         int64          `json:"round"`
+	CID           string         `json:"cid"`
+	SHA256        string         `json:"sha256"`
+	RecordedBy    string         `json:"recordedBy"`
+	RecordedTx    string         `json:"recordedTx"`
+	Confirmations []Confirmation `json:"confirmations"`
+}
+
+// AggregateVote marks that a member has confirmed an aggregate of a round.
+type AggregateVote struct {
+	ModelID string  `json:"modelId"`
+	Round   int64   `json:"round"`
+	Member  string  `json:"member"`
+	SHA256  string  `json:"sha256"`
+	Score   float64 `json:"score"`
+	TxID    string  `json:"txId"`
+}
+
+// RewardEntry is one identity's standing within one model (the leaderboard).
+type RewardEntry struct {
+	DocType    string  `json:"docType"`
+	ModelID    string  `json:"modelId"`
+	Identity   string  `json:"identity"`
+	Rewards    int64   `json:"rewards"`
+	Penalties  int64   `json:"penalties"`
+	Net        int64   `json:"net"`
+	Accepted   int64   `json:"accepted"`
+	Rejected   int64   `json:"rejected"`
+	Verdicts   int64   `json:"verdicts"`
+	Reputation float64 `json:"reputation"`
+}
+
+// Page is the shape of every paginated query result.
+type Page struct {
+	Items    []any  `json:"items"`
+	Bookmark string `json:"bookmark"`
+	Count    int    `json:"count"`
+}

@@ -1,0 +1,62 @@
+package fedcommittee
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCIDValidator(t *testing.T) {
+	good := []string{
+		"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",              // CIDv0
+		"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", // CIDv1 dag-pb sha2-256
+		"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", // CIDv1 raw sha2-256
+	}
+	for _, c := range good {
+		require.NoError(t, checkCID("cid", c), c)
+	}
+	bad := map[string]string{
+		"":   "is not a CID",
+		"Qm": "is not a CIDv0",
+		"Qm0000000000000000000000000000000000000000000O":               "is not a CIDv0", // 0 and O are not base58
+		"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdGx":              "is not a CIDv0",
+		"BAFYBEIGDYRZT5SFP7UDM7HU76UH7Y26NF3EFUYLQABF3OCLGTQY55FBZDI":  "is not a CID",
+		"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzd":   "digest length mismatch",
+		"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdia": "is not a CIDv1",
+		"baaaaaaaaaaaaaaaa": "version is not 1",
+		"zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA": "is not a CID",
+		"b" + strings.Repeat("a", 300):                      "is not a CID",
+	}
+	for c, want := range bad {
+		errContains(t, checkCID("cid", c), want)
+	}
+	// Truncated CIDv1 bytes at every stage.
+	for _, raw := range [][]byte{{}, {0x01}, {0x01, 0x70}, {0x01, 0x70, 0x12}, {0x01, 0x70, 0x12, 0x00}, {0x01, 0x70, 0x12, 0x80}} {
+		require.Error(t, checkCIDv1Bytes(raw), "%x", raw)
+	}
+	_, n := uvarint([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80})
+	require.Equal(t, -1, n)
+	v, n := uvarint([]byte{0xac, 0x02})
+	require.Equal(t, uint64(300), v)
+	require.Equal(t, 2, n)
+}
+
+func TestSmallValidators(t *testing.T) {
+	require.NoError(t, checkSHA256("h", shaOf("x")))
+	errContains(t, checkSHA256("h", strings.ToUpper(shaOf("x"))), "64 lowercase hex")
+	_, err := checkIdentityKey("k", "Org1MSP/"+strings.Repeat("A", 2300))
+	errContains(t, err, "is not an identity key")
+	_, err = parseRoundArg("10001")
+	errContains(t, err, "[1, 10000]")
+	f, err := parseScoreArg("0.25")
+	require.NoError(t, err)
+	require.Equal(t, 0.25, f)
+	_, err = parseScoreArg("Inf")
+	errContains(t, err, "out of range")
+	n, err := parsePageSize("")
+	require.NoError(t, err)
+	require.Equal(t, int32(DefaultPageSize), n)
+	require.InDelta(t, 0.5, reputation(0, 0), 1e-12)
+	require.InDelta(t, 0.75, reputation(2, 0), 1e-12)
+}
