@@ -12,7 +12,7 @@ KUBO_VERSION=v0.42.0
 # Fabric v3.1.5 by commit: the module path has no /v3 suffix, so Go refuses the tag itself.
 FABRIC_VERSION=v3.1.5
 FABRIC_COMMIT=86c1172bec37
-FABRIC_BINARIES=(peer orderer configtxgen osnadmin cryptogen)
+FABRIC_BINARIES=(peer orderer configtxgen osnadmin cryptogen discover)
 
 # Ports of the local network (all on 127.0.0.1).
 FC_IPFS_API_PORT=${FC_IPFS_API_PORT:-5101}

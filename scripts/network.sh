@@ -112,6 +112,7 @@ if fabric["available"]:
         channel="$CHANNEL",
         chaincode="$CC_NAME",
         crypto="$CRYPTO",
+        connection_profile="$FC_HOME/connection.yaml",
         peers={f"Org{n}MSP": f"127.0.0.1:{$FC_FABRIC_PORT_BASE + 100 * (n + 3)}" for n in (1, 2, 3)},
     )
 else:

@@ -100,7 +100,7 @@ build_kubo() {
 }
 
 build_fabric() {
-  step "[5/5] Hyperledger Fabric $FABRIC_VERSION (peer, orderer, configtxgen, osnadmin, cryptogen)"
+  step "[5/5] Hyperledger Fabric $FABRIC_VERSION (${FABRIC_BINARIES[*]})"
   local home marker
   home=$(fabric_home)
   marker=$(fabric_unavailable_file)

@@ -19,6 +19,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fabric_ports(base: int) -> list[int]:
+    """Every port the Fabric processes may use for a base (layout in scripts/fabric.sh)."""
+    return [base + 100 * node + offset for node in range(1, 7) for offset in range(4)]
+
+
+def free_fabric_port_base() -> int:
+    for base in range(20000, 60000, 1000):
+        if not any(port_listening(p) for p in fabric_ports(base)):
+            return base
+    raise RuntimeError("no free port range for a test Fabric network")
+
+
 def port_listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -33,8 +45,13 @@ class LocalNetwork:
             "FC_IPFS_API_PORT": free_port(),
             "FC_IPFS_GATEWAY_PORT": free_port(),
             "FC_IPFS_SWARM_PORT": free_port(),
+            "FC_FABRIC_PORT_BASE": free_fabric_port_base(),
         }
     )
+
+    def all_ports(self) -> list[int]:
+        ipfs = [v for k, v in self.ports.items() if k.startswith("FC_IPFS_")]
+        return ipfs + fabric_ports(self.ports["FC_FABRIC_PORT_BASE"])
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, FC_HOME=str(self.home))
@@ -42,17 +59,18 @@ class LocalNetwork:
         return env
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run_command(["bash", str(NETWORK_SH), *args], check=check)
+
+    def run_command(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            ["bash", str(NETWORK_SH), *args],
+            argv,
             env=self.env(),
             capture_output=True,
             text=True,
             timeout=180,
         )
         if check and proc.returncode != 0:
-            raise RuntimeError(
-                f"network.sh {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     def up(self) -> dict:

@@ -21,7 +21,11 @@ def test_up_is_idempotent_and_down_leaves_no_process_or_port(net):
     endpoints = net.up()
     assert endpoints["ipfs_api"] == f"http://127.0.0.1:{net.ports['FC_IPFS_API_PORT']}"
     pids = net.pids()
-    assert set(pids) == {"ipfs"}
+    assert "ipfs" in pids
+    if endpoints["fabric"]["available"]:
+        expected = {"orderer1", "orderer2", "orderer3"} | {f"peer0.org{n}" for n in (1, 2, 3)}
+        expected |= {f"chaincode.org{n}" for n in (1, 2, 3)}
+        assert expected <= set(pids), f"missing Fabric processes: {expected - set(pids)}"
 
     second = net.run("up")
     assert "already running" in second.stdout
@@ -31,9 +35,10 @@ def test_up_is_idempotent_and_down_leaves_no_process_or_port(net):
     assert f"ipfs: running (pid {pids['ipfs']}" in status
 
     net.down()
-    assert not os.path.exists(f"/proc/{pids['ipfs']}"), "the IPFS daemon is still running after down"
-    for name, port in net.ports.items():
-        assert not port_listening(port), f"{name}={port} still listening after down"
+    for name, pid in pids.items():
+        assert not os.path.exists(f"/proc/{pid}"), f"{name} (pid {pid}) is still running after down"
+    for port in net.all_ports():
+        assert not port_listening(port), f"port {port} still listening after down"
     assert not net.home.exists(), "down must remove the network state"
     assert "ipfs: stopped" in net.run("status").stdout
 
