@@ -55,32 +55,46 @@ install_debian_packages() {
 
 install_python_env() {
   step "[3/5] Python environment"
-  local venv
-  venv=$(venv_dir)
-  if [ ! -f "$venv/.complete" ]; then
-    echo "    creating $venv (torch is large: the first time takes a few minutes)"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install "${pip_q[@]}" --upgrade pip
-    # Dependencies only; the project itself is linked below, for whichever clone runs this.
-    "$venv/bin/python" - "$FC_ROOT/pyproject.toml" >"$venv/requirements.txt" <<'PY'
+  # Two layers: the dependencies (3 GB with torch) in a venv cached per dependency list, shared
+  # by every clone on the machine; and .venv, a thin venv per clone that sees those dependencies
+  # and this clone's source. A clone never re-points another clone's `fedcommittee`.
+  local deps
+  deps=$(venv_dir)
+  if [ ! -f "$deps/.complete" ]; then
+    echo "    creating $deps (torch is large: the first time takes a few minutes)"
+    rm -rf "$deps"
+    python3 -m venv "$deps"
+    "$deps/bin/pip" install "${pip_q[@]}" --upgrade pip
+    "$deps/bin/python" - "$FC_ROOT/pyproject.toml" >"$deps/requirements.txt" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
 for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
     print(dep)
 PY
-    "$venv/bin/pip" install "${pip_q[@]}" --progress-bar on -r "$venv/requirements.txt"
-    touch "$venv/.complete"
+    "$deps/bin/pip" install "${pip_q[@]}" --progress-bar on -r "$deps/requirements.txt"
+    touch "$deps/.complete"
   fi
-  # Editable install of this clone: cheap, and keeps the console script pointing here.
-  local log
-  log=$(mktemp)
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$FC_ROOT" >"$log" 2>&1 \
-    || { cat "$log" >&2; die "installing the fedcommittee package into $venv failed (output above)"; }
-  rm -f "$log"
-  ln -sfn "$venv" "$FC_ROOT/.venv"
-  ok ".venv -> $venv ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
+  local venv=$FC_ROOT/.venv site deps_site
+  [ -L "$venv" ] && rm "$venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv --without-pip "$venv"
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  deps_site=$("$deps/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  # addsitedir (not a bare path) so the dependencies' own .pth files are processed too.
+  printf 'import site; site.addsitedir(%s)\n' "'$deps_site'" >"$site/_fedcommittee_deps.pth"
+  printf '%s\n' "$FC_ROOT" >"$site/_fedcommittee_src.pth"
+  cat >"$venv/bin/fedcommittee" <<EOF
+#!$venv/bin/python
+import sys
+
+from fedcommittee.cli import main
+
+sys.exit(main())
+EOF
+  chmod +x "$venv/bin/fedcommittee"
+  "$venv/bin/python" -c 'import fedcommittee, torch' \
+    || die "the Python environment in $venv cannot import fedcommittee and torch"
+  ok ".venv (dependencies: $deps, $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
 }
 
 build_kubo() {
