@@ -97,6 +97,27 @@ func TestChaincodeInvoke(t *testing.T) {
 	status, out = invoke(userCreator, "ListRoleHolders", RoleProvider, "", "")
 	require.Equal(t, int32(200), status, out)
 	require.Contains(t, out, `"count":1`)
+	// The protocol-rule transactions are routed with their string arguments.
+	status, out = invoke(userCreator, "RegisterData", "nope", `{"numSamples":1,"dataType":"image","format":"png"}`)
+	require.Equal(t, int32(500), status)
+	require.Contains(t, out, "model nope not found")
+	status, out = invoke(adminCreator, "VoteRuleChange", shaOf("p"), "true")
+	require.Equal(t, int32(500), status)
+	require.Contains(t, out, "not found")
+	status, out = invoke(userCreator, "ProposeRuleChange", "nope", `{"quorum":2}`)
+	require.Equal(t, int32(500), status)
+	require.Contains(t, out, "model nope not found")
+	for _, q := range [][]string{{"ListDataRegistrations", "m", "", ""}, {"ListRuleChanges", "m", "", ""}} {
+		status, out = invoke(userCreator, q...)
+		require.Equal(t, int32(200), status, out)
+		require.Contains(t, out, `"count":0`)
+	}
+	for _, q := range [][]string{{"GetAllocation", "m", "1"}, {"GetRotation", "m", "1"}, {"GetRuleChange", shaOf("p")},
+		{"GetDataRegistration", "m", who.Identity}} {
+		status, out = invoke(userCreator, q...)
+		require.Equal(t, int32(500), status, q)
+		require.Regexp(t, "not found|no rotation recorded|no data registration", out, q)
+	}
 	status, out = invoke(userCreator, "NoSuchTx")
 	require.NotEqual(t, int32(200), status)
 	require.Contains(t, out, "NoSuchTx")

@@ -22,6 +22,11 @@ const (
 	EvRoundOpened        = "RoundOpened"      // new round with a new (or carried) global model
 	EvAggregateRecorded  = "AggregateRecorded"
 	EvAggregateConfirmed = "AggregateConfirmed" // one confirmation recorded, no quorum yet
+	EvDataRegistered     = "DataRegistered"
+	EvRuleChangeProposed = "RuleChangeProposed"
+	EvRuleChangeVoted    = "RuleChangeVoted"    // vote recorded, policy not yet decided
+	EvRuleChangeApplied  = "RuleChangeApplied"  // policy met: the change is in force
+	EvRuleChangeRejected = "RuleChangeRejected" // policy can no longer be met, or the change became invalid
 )
 
 // Event is the single payload shape of every event; fields that do not apply
@@ -51,6 +56,12 @@ type Event struct {
 	Penalty       int64    `json:"penalty,omitempty"`
 	Deadline      int64    `json:"deadline,omitempty"`
 	PreviousRound int64    `json:"previousRound,omitempty"`
+	// Fields added with the protocol rules (omitted when they do not apply).
+	Reason     string   `json:"reason,omitempty"`     // ModelFinished stop reason; rule change outcome
+	Allocated  []string `json:"allocated,omitempty"`  // RoundOpened/ModelActivated under random/reputation allocation
+	ProposalID string   `json:"proposalId,omitempty"` // RuleChange*
+	Org        string   `json:"org,omitempty"`        // RuleChangeVoted: the voting org
+	Approve    *bool    `json:"approve,omitempty"`    // RuleChangeVoted
 }
 
 func (t *txCtx) emit(e Event, actor string) error {

@@ -29,6 +29,9 @@ func (c *Contract) PublishModel(ctx contractapi.TransactionContextInterface, inp
 	if err := validateSpec(&spec); err != nil {
 		return "", err
 	}
+	if err := validateRules(&spec); err != nil {
+		return "", err
+	}
 	// Every seat must be held by a current committee role holder.
 	for i, s := range spec.Committee {
 		ok, err := t.hasRole(s.Member, RoleCommittee)
@@ -37,6 +40,17 @@ func (c *Contract) PublishModel(ctx contractapi.TransactionContextInterface, inp
 		}
 		if !ok {
 			return "", fmt.Errorf("committee[%d].member: %s does not hold the committee role", i, s.Member)
+		}
+	}
+	if spec.Rotation != nil {
+		for i, s := range spec.Rotation.Candidates {
+			ok, err := t.hasRole(s.Member, RoleCommittee)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				return "", fmt.Errorf("rotation.candidates[%d].member: %s does not hold the committee role", i, s.Member)
+			}
 		}
 	}
 	mk, err := t.key(keyModel, spec.ModelID)
@@ -55,6 +69,10 @@ func (c *Contract) PublishModel(ctx contractapi.TransactionContextInterface, inp
 		Acceptance: spec.Acceptance, Quorum: spec.Quorum, Committee: spec.Committee,
 		Mode: spec.Mode, RoundRules: spec.RoundRules, RewardRules: spec.RewardRules,
 		Status: ModelProposed, CreatedTx: t.txID, CreatedAt: t.now, UpdatedAt: t.now,
+		Allocation: spec.Allocation, Stopping: spec.Stopping, Governance: spec.Governance, Rotation: spec.Rotation,
+	}
+	if m.Allocation != nil && m.Allocation.Rule == AllocRandom {
+		m.AllocationSeed = t.txID
 	}
 	if err := t.putJSON(mk, &m); err != nil {
 		return "", err
@@ -275,12 +293,15 @@ func voteOnModel(ctx contractapi.TransactionContextInterface, modelID string, ap
 		ev.Type, ev.Score = EvModelActivated, &med
 		g := m.InitialWeights
 		m.Global = &g
+		if m.Stopping != nil {
+			m.Best = &BestModel{Round: 0, CID: g.CID, SHA256: g.SHA256, Score: med}
+		}
 		if m.Mode == ModeFederated {
 			r, err := t.openRound(m, 1, g)
 			if err != nil {
 				return err
 			}
-			ev.Round, ev.Deadline = r.Number, r.Deadline
+			ev.Round, ev.Deadline, ev.Allocated = r.Number, r.Deadline, r.Allocated
 		}
 		ev.CID, ev.SHA256 = g.CID, g.SHA256
 	case m.Rejections >= m.Quorum || m.Rejections > n-m.Quorum:
@@ -351,11 +372,12 @@ func (c *Contract) FinishModel(ctx contractapi.TransactionContextInterface, mode
 	}
 	final := ObjectRef{CID: u.CID, SHA256: u.SHA256}
 	m.Status, m.Final, m.FinalUpdate, m.Global, m.UpdatedAt = ModelFinished, &final, u.ID, &final, t.now
+	m.StopReason = StopPublisher
 	if err := t.saveModel(m); err != nil {
 		return err
 	}
 	return t.emit(Event{Type: EvModelFinished, ModelID: m.ID, Mode: m.Mode, Status: m.Status,
-		UpdateID: u.ID, CID: final.CID, SHA256: final.SHA256, Score: u.MedianScore}, who.Key)
+		UpdateID: u.ID, CID: final.CID, SHA256: final.SHA256, Score: u.MedianScore, Reason: m.StopReason}, who.Key)
 }
 
 func (t *txCtx) loadModel(modelID string) (*Model, error) {

@@ -320,7 +320,8 @@ type HistoryEntry struct {
 // GetHistory returns every committed version of one record (oldest first,
 // capped at MaxScan). kind/id: "model"/modelId, "update"/updateId,
 // "account"/identity key, "round"/"<modelId>:<round>",
-// "role"/"<role>:<identity key>".
+// "role"/"<role>:<identity key>", "rulechange"/proposalId,
+// "data"/"<modelId>:<provider identity key>".
 func (c *Contract) GetHistory(ctx contractapi.TransactionContextInterface, kind, id string) (string, error) {
 	t, err := newTx(ctx)
 	if err != nil {
@@ -395,8 +396,25 @@ func (t *txCtx) historyKey(kind, id string) (string, error) {
 			return "", err
 		}
 		return t.key(keyRole, role, ident)
+	case "rulechange":
+		if err := checkUpdateID("id", id); err != nil {
+			return "", err
+		}
+		return t.key(keyRuleChange, id)
+	case "data":
+		model, ident, ok := strings.Cut(id, ":")
+		if !ok {
+			return "", fmt.Errorf("id: %q must be \"<modelId>:<identity key>\"", id)
+		}
+		if err := checkModelID(model); err != nil {
+			return "", err
+		}
+		if _, err := checkIdentityKey("id", ident); err != nil {
+			return "", err
+		}
+		return t.key(keyData, model, ident)
 	}
-	return "", fmt.Errorf("kind: %q is not one of model, update, account, round, role", kind)
+	return "", fmt.Errorf("kind: %q is not one of model, update, account, round, role, rulechange, data", kind)
 }
 
 // pageOf pages through an index whose values are records decoded by dec.

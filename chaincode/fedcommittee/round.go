@@ -17,6 +17,13 @@ func (t *txCtx) openRound(m *Model, n int64, g ObjectRef) (*Round, error) {
 		OpenedAt: t.now, Deadline: t.now + m.RoundRules.DeadlineSeconds,
 		Accepted: []string{}, OpenedTx: t.txID,
 	}
+	if restricted(m) {
+		al, err := t.allocate(m, n)
+		if err != nil {
+			return nil, err
+		}
+		r.Allocated = al.Providers
+	}
 	if err := t.saveRound(&r); err != nil {
 		return nil, err
 	}
@@ -136,7 +143,7 @@ func (c *Contract) CloseRound(ctx contractapi.TransactionContextInterface, model
 	if err := t.saveRound(r); err != nil {
 		return err
 	}
-	ev, err := t.advance(m, r, r.Global)
+	ev, err := t.advance(m, r, r.Global, nil)
 	if err != nil {
 		return err
 	}
@@ -144,17 +151,33 @@ func (c *Contract) CloseRound(ctx contractapi.TransactionContextInterface, model
 }
 
 // advance moves a model past round r with global model g: it opens round
-// r+1, or finishes the model after its last round. It saves the model and
-// returns the event to emit.
-func (t *txCtx) advance(m *Model, r *Round, g ObjectRef) (Event, error) {
+// r+1, or finishes the model (stopping rule, or after its last round). It
+// saves the model and returns the event to emit. confirmed is the
+// committee's median score of g when round r was confirmed (nil: skipped).
+func (t *txCtx) advance(m *Model, r *Round, g ObjectRef, confirmed *float64) (Event, error) {
 	m.UpdatedAt = t.now
-	if r.Number >= m.RoundRules.MaxRounds {
-		m.Status, m.Final, m.Global = ModelFinished, &g, &g
+	reason := t.stopReason(m, r, g, confirmed)
+	if reason != "" {
+		final := g
+		score := m.Baseline
+		if reason == StopPatience {
+			final = ObjectRef{CID: m.Best.CID, SHA256: m.Best.SHA256}
+			s := m.Best.Score
+			score = &s
+		}
+		m.Status, m.Final, m.Global, m.StopReason = ModelFinished, &final, &g, reason
 		if err := t.saveModel(m); err != nil {
 			return Event{}, err
 		}
 		return Event{Type: EvModelFinished, ModelID: m.ID, Mode: m.Mode, Round: r.Number, Status: m.Status,
-			CID: g.CID, SHA256: g.SHA256, Score: m.Baseline}, nil
+			CID: final.CID, SHA256: final.SHA256, Score: score, Reason: reason}, nil
+	}
+	var committee []string
+	if m.Rotation != nil && confirmed != nil {
+		if err := t.rotate(m, r); err != nil {
+			return Event{}, err
+		}
+		committee = committeeKeys(m)
 	}
 	next, err := t.openRound(m, r.Number+1, g)
 	if err != nil {
@@ -164,7 +187,33 @@ func (t *txCtx) advance(m *Model, r *Round, g ObjectRef) (Event, error) {
 		return Event{}, err
 	}
 	return Event{Type: EvRoundOpened, ModelID: m.ID, Mode: m.Mode, Round: next.Number, Status: next.Status,
-		CID: g.CID, SHA256: g.SHA256, Deadline: next.Deadline, PreviousRound: r.Number, Score: m.Baseline}, nil
+		CID: g.CID, SHA256: g.SHA256, Deadline: next.Deadline, PreviousRound: r.Number, Score: m.Baseline,
+		Allocated: next.Allocated, Committee: committee}, nil
+}
+
+// stopReason applies the stopping rule after round r and returns why the
+// model stops ("" = it goes on). It updates the best model and the count of
+// rounds without improvement; a skipped round counts as one without
+// improvement. Target is checked first, then patience, then maxRounds.
+func (t *txCtx) stopReason(m *Model, r *Round, g ObjectRef, confirmed *float64) string {
+	if st := m.Stopping; st != nil {
+		if confirmed != nil && (m.Best == nil || improves(m, *confirmed, m.Best.Score, st.MinDelta)) {
+			m.Best = &BestModel{Round: r.Number, CID: g.CID, SHA256: g.SHA256, Score: *confirmed}
+			m.Stale = 0
+		} else {
+			m.Stale++
+		}
+		if confirmed != nil && st.Target != nil && reached(m, *confirmed, *st.Target) {
+			return StopTarget
+		}
+		if st.Patience > 0 && m.Stale >= st.Patience {
+			return StopPatience
+		}
+	}
+	if r.Number >= m.RoundRules.MaxRounds {
+		return StopMaxRounds
+	}
+	return ""
 }
 
 // requireParticipant: any of the model's publisher, its committee, or a
@@ -339,7 +388,7 @@ func (c *Contract) ConfirmAggregate(ctx contractapi.TransactionContextInterface,
 		return err
 	}
 	m.Baseline = &med
-	ev, err := t.advance(m, r, agg)
+	ev, err := t.advance(m, r, agg, &med)
 	if err != nil {
 		return err
 	}

@@ -184,6 +184,11 @@ type ModelSpec struct {
 	Mode           string          `json:"mode"`
 	RoundRules     RoundRules      `json:"roundRules"`
 	RewardRules    RewardRules     `json:"rewardRules"`
+	// Optional protocol rules (absent = the behaviour without the rule).
+	Allocation *AllocationRule `json:"allocation,omitempty"`
+	Stopping   *StoppingRule   `json:"stopping,omitempty"`
+	Governance *GovernanceRule `json:"governance,omitempty"`
+	Rotation   *RotationRule   `json:"rotation,omitempty"`
 }
 
 // Model is the on-ledger model record.
@@ -212,9 +217,26 @@ type Model struct {
 	Global       *ObjectRef `json:"global,omitempty"`
 	Final        *ObjectRef `json:"final,omitempty"`
 	FinalUpdate  string     `json:"finalUpdate,omitempty"`
-	CreatedTx    string     `json:"createdTx"`
-	CreatedAt    int64      `json:"createdAt"`
-	UpdatedAt    int64      `json:"updatedAt"`
+	// Optional protocol rules fixed at publication (see rules.go).
+	Allocation *AllocationRule `json:"allocation,omitempty"`
+	Stopping   *StoppingRule   `json:"stopping,omitempty"`
+	Governance *GovernanceRule `json:"governance,omitempty"`
+	Rotation   *RotationRule   `json:"rotation,omitempty"`
+	// AllocationSeed is the seed of the "random" allocation rule: the
+	// PublishModel transaction id.
+	AllocationSeed string `json:"allocationSeed,omitempty"`
+	// Best is the best committee-confirmed global model so far (stopping rule).
+	Best *BestModel `json:"best,omitempty"`
+	// Stale counts rounds since Best last improved (stopping rule patience).
+	Stale int64 `json:"roundsWithoutImprovement,omitempty"`
+	// StopReason says why a finished model stopped: target, patience,
+	// maxRounds (federated) or publisher (gossip FinishModel).
+	StopReason string `json:"stopReason,omitempty"`
+	// RuleChanges counts applied governance changes.
+	RuleChanges int64  `json:"ruleChanges,omitempty"`
+	CreatedTx   string `json:"createdTx"`
+	CreatedAt   int64  `json:"createdAt"`
+	UpdatedAt   int64  `json:"updatedAt"`
 }
 
 // ModelVote is one committee member's approval or rejection of a model.
@@ -307,6 +329,9 @@ type Round struct {
 	ConfirmedTx   string     `json:"confirmedTx,omitempty"`
 	ConfirmedMed  *float64   `json:"confirmedScore,omitempty"`
 	AcceptedCount int64      `json:"acceptedCount"`
+	// Allocated lists the providers allowed to submit (random/reputation
+	// allocation rules only; see GetAllocation).
+	Allocated []string `json:"allocated,omitempty"`
 }
 
 // AggregateInput is the RecordAggregate input document.

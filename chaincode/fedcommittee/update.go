@@ -142,6 +142,10 @@ func (t *txCtx) checkFederatedUpdate(m *Model, in *UpdateInput, u *Update, who *
 	if t.now > r.Deadline {
 		return "", fmt.Errorf("round %d of model %s: deadline %d has passed (now %d)", r.Number, m.ID, r.Deadline, t.now)
 	}
+	if restricted(m) && !slices.Contains(r.Allocated, who.Key) {
+		return "", fmt.Errorf("access denied: provider %s is not allocated to round %d of model %s (allocation rule %s, %d providers allocated; see GetAllocation)",
+			who.Key, r.Number, m.ID, m.Allocation.Rule, len(r.Allocated))
+	}
 	if in.BaseCID != r.Global.CID || in.BaseSHA256 != r.Global.SHA256 {
 		return "", fmt.Errorf("baseCid/baseSha256: the update must start from the global model of round %d (%s, %s)",
 			r.Number, r.Global.CID, r.Global.SHA256)

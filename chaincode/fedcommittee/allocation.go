@@ -1,0 +1,172 @@
+package fedcommittee
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+)
+
+// Allocation is the set of providers allowed to submit to one round, fixed
+// when the round opens.
+type Allocation struct {
+	DocType   string           `json:"docType"`
+	ModelID   string           `json:"modelId"`
+	Round     int64            `json:"round"`
+	Rule      string           `json:"rule"`
+	K         int64            `json:"k"`
+	Seed      string           `json:"seed,omitempty"`      // random: the PublishModel tx id
+	RoundSeed string           `json:"roundSeed,omitempty"` // random: sha256(modelId|round|seed)
+	Eligible  int64            `json:"eligible"`            // registered providers holding the provider role
+	Providers []string         `json:"providers"`           // allocated, in rank order
+	Ranking   []AllocationRank `json:"ranking"`             // why each allocated provider was chosen
+	TxID      string           `json:"txId"`
+	Timestamp int64            `json:"timestamp"`
+}
+
+// AllocationRank is one allocated provider and its ranking key.
+type AllocationRank struct {
+	Provider   string   `json:"provider"`
+	Draw       string   `json:"draw,omitempty"`       // random: sha256(roundSeed|provider), ascending
+	Reputation *float64 `json:"reputation,omitempty"` // reputation: descending
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// RoundSeed is the per-round seed of the random allocation rule:
+// hex(sha256(modelId + "|" + decimal round + "|" + seed)).
+func RoundSeed(modelID string, round int64, seed string) string {
+	return sha256Hex(modelID + "|" + strconv.FormatInt(round, 10) + "|" + seed)
+}
+
+// Draw is a provider's ranking key in a round: hex(sha256(roundSeed + "|" +
+// provider)). The k smallest draws (ties by identity) are allocated.
+func Draw(roundSeed, provider string) string {
+	return sha256Hex(roundSeed + "|" + provider)
+}
+
+// allocate computes and stores the allocation of round n of m. The pool is
+// every provider with a data registration for the model that still holds
+// the provider role, read in key (identity) order.
+func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
+	rule := m.Allocation
+	entries, err := t.scan(keyData, []string{m.ID}, MaxDataRegistrants)
+	if err != nil {
+		return nil, err
+	}
+	var ranks []AllocationRank
+	seed := ""
+	if rule.Rule == AllocRandom {
+		seed = RoundSeed(m.ID, n, m.AllocationSeed)
+	}
+	for _, e := range entries {
+		p, err := t.lastAttr(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := t.hasRole(p, RoleProvider)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		r := AllocationRank{Provider: p}
+		if rule.Rule == AllocRandom {
+			r.Draw = Draw(seed, p)
+		} else {
+			a, _, err := t.loadAccount(p)
+			if err != nil {
+				return nil, err
+			}
+			rep := reputation(a.Accepted, a.Rejected)
+			r.Reputation = &rep
+		}
+		ranks = append(ranks, r)
+	}
+	slices.SortFunc(ranks, func(a, b AllocationRank) int {
+		if a.Reputation != nil && b.Reputation != nil && *a.Reputation != *b.Reputation {
+			return -cmp.Compare(*a.Reputation, *b.Reputation)
+		}
+		if c := strings.Compare(a.Draw, b.Draw); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Provider, b.Provider)
+	})
+	eligible := int64(len(ranks))
+	if int64(len(ranks)) > rule.K {
+		ranks = ranks[:rule.K]
+	}
+	al := Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: rule.Rule, K: rule.K,
+		RoundSeed: seed, Eligible: eligible, Providers: make([]string, 0, len(ranks)), Ranking: ranks,
+		TxID: t.txID, Timestamp: t.now}
+	if rule.Rule == AllocRandom {
+		al.Seed = m.AllocationSeed
+	}
+	if al.Ranking == nil {
+		al.Ranking = []AllocationRank{}
+	}
+	for _, r := range ranks {
+		al.Providers = append(al.Providers, r.Provider)
+	}
+	k, err := t.key(keyAllocation, m.ID, roundAttr(n))
+	if err != nil {
+		return nil, err
+	}
+	if err := t.putJSON(k, &al); err != nil {
+		return nil, err
+	}
+	return &al, nil
+}
+
+// restricted reports whether a model's rounds are allocated to a subset.
+func restricted(m *Model) bool {
+	return m.Allocation != nil && m.Allocation.Rule != AllocAll
+}
+
+// GetAllocation returns the allocation of a round. For a model without an
+// allocation rule (or rule "all") it returns {"rule":"all"} with no
+// providers listed: every provider may submit.
+func (c *Contract) GetAllocation(ctx contractapi.TransactionContextInterface, modelID, round string) (string, error) {
+	t, err := newTx(ctx)
+	if err != nil {
+		return "", err
+	}
+	m, err := t.loadModel(modelID)
+	if err != nil {
+		return "", err
+	}
+	n, err := parseRoundArg(round)
+	if err != nil {
+		return "", err
+	}
+	r, err := t.loadRound(m.ID, n)
+	if err != nil {
+		return "", err
+	}
+	if !restricted(m) {
+		return toJSON(&Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: AllocAll,
+			Providers: []string{}, Ranking: []AllocationRank{}, TxID: r.OpenedTx, Timestamp: r.OpenedAt})
+	}
+	k, err := t.key(keyAllocation, m.ID, roundAttr(n))
+	if err != nil {
+		return "", err
+	}
+	var al Allocation
+	found, err := t.getJSON(k, &al)
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return "", fmt.Errorf("allocation of round %d of model %s not found", n, m.ID)
+	}
+	return toJSON(&al)
+}
