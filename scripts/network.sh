@@ -37,16 +37,20 @@ require_free_port() { # PORT VARIABLE
   fi
 }
 
+# running PID: the process exists and has not exited. A daemon whose parent was this script is
+# reaped by PID 1, which may take a while: until then it is a zombie (state Z), already gone.
+running() { [ -d "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
 stop() { # NAME
   is_ours "$1" || { rm -f "$PIDS/$1.pid" "$PIDS/$1.exe"; return 0; }
   local pid i
   pid=$(pid_of "$1")
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 100); do
-    [ -d "/proc/$pid" ] || break
+    running "$pid" || break
     sleep 0.1
   done
-  if [ -d "/proc/$pid" ]; then
+  if running "$pid"; then
     warn "$1 (pid $pid) ignored SIGTERM for 10 s: killing it"
     kill -KILL "$pid" 2>/dev/null || true
   fi

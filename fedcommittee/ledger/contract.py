@@ -53,9 +53,9 @@ class FedcommitteeClient:
         return self._submit("RevokeRole", identity, role)
 
     # ------------------------------------------------------------ models
-    def publish_model(self, spec: Doc) -> str:
-        """Record a model proposal; returns the chaincode's result (the model id)."""
-        return self._submit("PublishModel", _doc(spec)).result.decode()
+    def publish_model(self, spec: Doc) -> dict:
+        """Record a model proposal; returns the stored model record (the chaincode's JSON result)."""
+        return json.loads(self._submit("PublishModel", _doc(spec)).result)
 
     def approve_model(self, model_id: str, score: float | str) -> SubmitResult:
         return self._submit("ApproveModel", model_id, str(score))
@@ -68,8 +68,8 @@ class FedcommitteeClient:
 
     # ------------------------------------------------------------ updates, verdicts, rounds
     def submit_update(self, model_id: str, update: Doc) -> str:
-        """Record an update; returns its id (the transaction id)."""
-        return self._submit("SubmitUpdate", model_id, _doc(update)).result.decode()
+        """Record an update; returns its id, which is the id of the transaction that recorded it."""
+        return self._submit("SubmitUpdate", model_id, _doc(update)).txid
 
     def submit_verdict(self, update_id: str, verdict: Doc) -> SubmitResult:
         return self._submit("SubmitVerdict", update_id, _doc(verdict))

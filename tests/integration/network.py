@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -25,10 +26,22 @@ def fabric_ports(base: int) -> list[int]:
 
 
 def free_fabric_port_base() -> int:
-    for base in range(20000, 60000, 1000):
+    # A random start, so two test sessions on one machine rarely try the same range.
+    bases = list(range(20000, 60000, 1000))
+    random.shuffle(bases)
+    for base in bases:
         if not any(port_listening(p) for p in fabric_ports(base)):
             return base
     raise RuntimeError("no free port range for a test Fabric network")
+
+
+def process_running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent to reap it has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def port_listening(port: int) -> bool:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.integration.network import LocalNetwork, port_listening
+from tests.integration.network import LocalNetwork, port_listening, process_running
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_up_is_idempotent_and_down_leaves_no_process_or_port(net):
 
     net.down()
     for name, pid in pids.items():
-        assert not os.path.exists(f"/proc/{pid}"), f"{name} (pid {pid}) is still running after down"
+        assert not process_running(pid), f"{name} (pid {pid}) is still running after down"
     for port in net.all_ports():
         assert not port_listening(port), f"port {port} still listening after down"
     assert not net.home.exists(), "down must remove the network state"
@@ -60,4 +60,4 @@ def test_down_never_signals_a_process_it_did_not_start(net, tmp_path):
     (pid_dir / "ipfs.pid").write_text(str(os.getpid()))
     (pid_dir / "ipfs.exe").write_text("/nonexistent/ipfs")
     net.down()
-    assert os.path.exists(f"/proc/{os.getpid()}")
+    assert process_running(os.getpid())

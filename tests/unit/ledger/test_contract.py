@@ -22,7 +22,8 @@ def client(gateway, fake):
     def record(inv, state):
         calls.append((inv.fn, [a.decode() for a in inv.args]))
         if inv.fn in ("PublishModel", "SubmitUpdate"):
-            return Outcome(payload=b"id-" + inv.txid[:8].encode())
+            # As the chaincode does: the stored record, whose id for an update is the txid.
+            return Outcome(payload=json.dumps({"id": inv.txid, "fn": inv.fn}).encode())
         if inv.fn.startswith(("Get", "List", "WhoAmI")):
             return Outcome(payload=json.dumps({"fn": inv.fn}).encode())
         return Outcome()
@@ -39,14 +40,17 @@ def _wrapped_functions() -> set[str]:
 
 def test_transactions_are_submitted_with_string_args(client):
     c, calls, fake = client
-    model_id = c.publish_model({"modelId": "m1", "committee": []})
-    assert model_id.startswith("id-")
+    model = c.publish_model({"modelId": "m1", "committee": []})
+    assert model["fn"] == "PublishModel"
+    update_id = c.submit_update("m1", {"round": 1})
+    assert update_id in fake.tx_status, "submit_update must return the update id, i.e. its txid"
     res = c.submit_verdict("u1", {"score": 0.9, "accept": True})
     assert fake.tx_status[res.txid][0] == 0  # committed VALID
     c.close_round("m1", 3)
     c.record_aggregate("m1", 3, '{"cid":"x"}')
     assert calls == [
         ("PublishModel", ['{"modelId":"m1","committee":[]}']),
+        ("SubmitUpdate", ["m1", '{"round":1}']),
         ("SubmitVerdict", ["u1", '{"score":0.9,"accept":true}']),
         ("CloseRound", ["m1", "3"]),
         ("RecordAggregate", ["m1", "3", '{"cid":"x"}']),
