@@ -89,6 +89,12 @@ func TestChaincodeInvoke(t *testing.T) {
 	status, out = invoke(userCreator, "GrantRole", who.Identity, RoleProvider)
 	require.Equal(t, int32(500), status)
 	require.Contains(t, out, "is not an org admin")
+	// Surplus arguments are refused (contract-api itself only refuses too few), and nothing is written.
+	status, out = invoke(adminCreator, "GrantRole", who.Identity, RoleProvider, "extra")
+	require.Equal(t, int32(500), status)
+	require.Contains(t, out, "GrantRole takes 2 argument(s), got 3")
+	status, out = invoke(adminCreator, "fedcommittee:GrantRole", who.Identity)
+	require.Equal(t, int32(500), status)
 	status, out = invoke(adminCreator, "GrantRole", who.Identity, RoleProvider)
 	require.Equal(t, int32(200), status, out)
 	status, out = invoke(userCreator, "GetAccount", who.Identity)

@@ -20,6 +20,7 @@ type Contract struct {
 func New() *Contract {
 	c := &Contract{}
 	c.Name = ContractName
+	c.BeforeTransaction = checkArgumentCount
 	c.Info = metadata.InfoMetadata{
 		Title:       "fedcommittee",
 		Description: "Committee-validated federated learning",

@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"strings"
+	"math/big"
 	"testing"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
@@ -28,22 +28,17 @@ var (
 
 const b58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
-// cidOf returns a syntactically valid CIDv0 derived from s.
+// cidOf returns the CIDv0 of the bytes of s: base58btc of the sha2-256 multihash.
 func cidOf(s string) string {
-	var b strings.Builder
-	b.WriteString("Qm")
-	seed := []byte(s)
-	for b.Len() < 46 {
-		sum := sha256.Sum256(seed)
-		for _, c := range sum {
-			if b.Len() == 46 {
-				break
-			}
-			b.WriteByte(b58[int(c)%58])
-		}
-		seed = sum[:]
+	sum := sha256.Sum256([]byte(s))
+	n := new(big.Int).SetBytes(append([]byte{0x12, 0x20}, sum[:]...))
+	var out []byte
+	mod, base := new(big.Int), big.NewInt(58)
+	for n.Sign() > 0 {
+		n.DivMod(n, base, mod)
+		out = append([]byte{b58[mod.Int64()]}, out...)
 	}
-	return b.String()
+	return string(out)
 }
 
 func shaOf(s string) string {

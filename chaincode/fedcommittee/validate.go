@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ func decodeStrict(what, input string, out any) error {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: invalid JSON: trailing data after the object", what)
 	}
-	return nil
+	return checkJSONKeys(what, input, reflect.TypeOf(out))
 }
 
 func checkSHA256(field, v string) error {
@@ -67,6 +68,10 @@ func checkCID(field, v string) error {
 		if !base58Re.MatchString(v) {
 			return fmt.Errorf("%s: %q is not a CIDv0 (\"Qm\" followed by 44 base58 characters)", field, v)
 		}
+		// The pattern alone admits strings that decode to other multihashes.
+		if raw := base58Decode(v); len(raw) != 34 || raw[0] != 0x12 || raw[1] != 0x20 {
+			return fmt.Errorf("%s: %q is not a CIDv0: it does not decode to a sha2-256 multihash", field, v)
+		}
 		return nil
 	}
 	if !base32Re.MatchString(v) {
@@ -79,7 +84,37 @@ func checkCID(field, v string) error {
 	if err := checkCIDv1Bytes(raw); err != nil {
 		return fmt.Errorf("%s: %q is not a CIDv1: %v", field, v, err)
 	}
+	// Non-zero padding bits in the last character decode to the same bytes: one CID, several
+	// spellings. Only the canonical one is accepted, so equal CIDs are equal strings.
+	if "b"+strings.ToLower(b32.EncodeToString(raw)) != v {
+		return fmt.Errorf("%s: %q is not a CIDv1 in canonical base32", field, v)
+	}
 	return nil
+}
+
+const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+// base58Decode decodes base58btc (Bitcoin alphabet); nil on a character outside it.
+func base58Decode(s string) []byte {
+	out := []byte{}
+	for _, c := range []byte(s) {
+		carry := strings.IndexByte(base58Alphabet, c)
+		if carry < 0 {
+			return nil
+		}
+		for i := len(out) - 1; i >= 0; i-- {
+			carry += int(out[i]) * 58
+			out[i] = byte(carry)
+			carry >>= 8
+		}
+		for ; carry > 0; carry >>= 8 {
+			out = append([]byte{byte(carry)}, out...)
+		}
+	}
+	for i := 0; i < len(s) && s[i] == '1'; i++ {
+		out = append([]byte{0}, out...)
+	}
+	return out
 }
 
 func checkCIDv1Bytes(raw []byte) error {

@@ -27,6 +27,10 @@ func TestCIDValidator(t *testing.T) {
 		"baaaaaaaaaaaaaaaa": "version is not 1",
 		"zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA": "is not a CID",
 		"b" + strings.Repeat("a", 300):                      "is not a CID",
+		// Pattern-valid, but decodes to something other than a sha2-256 multihash.
+		"Qm" + strings.Repeat("1", 44): "does not decode to a sha2-256 multihash",
+		// The same bytes as the raw CIDv1 above, spelled with non-zero padding bits.
+		"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvykv": "not a CIDv1 in canonical base32",
 	}
 	for c, want := range bad {
 		errContains(t, checkCID("cid", c), want)
@@ -59,4 +63,27 @@ func TestSmallValidators(t *testing.T) {
 	require.Equal(t, int32(DefaultPageSize), n)
 	require.InDelta(t, 0.5, reputation(0, 0), 1e-12)
 	require.InDelta(t, 0.75, reputation(2, 0), 1e-12)
+}
+
+func TestDecodeStrictKeys(t *testing.T) {
+	type inner struct {
+		Score float64 `json:"score"`
+	}
+	type doc struct {
+		CID     string             `json:"cid"`
+		Metrics map[string]float64 `json:"metrics"`
+		Items   []inner            `json:"items"`
+	}
+	var d doc
+	require.NoError(t, decodeStrict("update", `{"cid":"x","metrics":{"Acc":1,"acc":2},"items":[{"score":1}]}`, &d))
+	require.Equal(t, map[string]float64{"Acc": 1, "acc": 2}, d.Metrics, "map keys are data: any case")
+	for input, want := range map[string]string{
+		`{"CID":"x"}`:                         `unknown field "CID" (field names are case-sensitive)`,
+		`{"cid":"x","cid":"y"}`:               `duplicate key "cid"`,
+		`{"metrics":{"a":1,"a":2}}`:           `update.metrics: invalid JSON: duplicate key "a"`,
+		`{"items":[{"score":1},{"Score":2}]}`: `update.items[1]: invalid JSON: unknown field "Score"`,
+	} {
+		var d doc
+		errContains(t, decodeStrict("update", input, &d), want)
+	}
 }
