@@ -1,0 +1,141 @@
+"""Registry of named, versioned model architectures.
+
+A published model names an architecture by ``name`` (with its version); the code lives only here and
+is never loaded from the network. ``spec_hash`` fingerprints the architecture (name, version, input
+shape and the ordered parameter names, shapes and dtypes) so the ledger can pin it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+State = dict[str, torch.Tensor]
+
+
+class CnnFmnist(nn.Module):
+    """The source paper's CNN: 2 conv + max-pool, 2 dropout, 2 linear, ReLU (~1.2M parameters)."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.dropout1 = nn.Dropout(0.25)
+        self.fc1 = nn.Linear(9216, 128)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(128, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(x))
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = self.dropout1(torch.flatten(x, 1))
+        x = self.dropout2(torch.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+class CnnSmall(nn.Module):
+    """A small CNN for 28x28 inputs (~20k parameters): fast benchmark runs on a shared CPU."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 5)
+        self.conv2 = nn.Conv2d(8, 16, 5)
+        self.fc1 = nn.Linear(16 * 4 * 4, 64)
+        self.fc2 = nn.Linear(64, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(torch.flatten(x, 1)))
+        return self.fc2(x)
+
+
+class Mlp(nn.Module):
+    """A two-layer perceptron over the flattened image: 8x8 digits and fast tests."""
+
+    def __init__(self, in_features: int, hidden: int = 64, n_classes: int = 10) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.fc2 = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: int
+    input_shape: tuple[int, int, int]
+    n_classes: int
+    factory: Callable[[], nn.Module]
+    description: str
+
+
+_REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("cnn-fmnist", 1, (1, 28, 28), 10, CnnFmnist, "paper CNN for Fashion-MNIST (~1.2M params)"),
+        ModelSpec("cnn-small", 1, (1, 28, 28), 10, CnnSmall, "small CNN for 28x28 (~20k params)"),
+        ModelSpec("mlp", 1, (1, 8, 8), 10, lambda: Mlp(64), "MLP 64-64-10 for 8x8 digits"),
+        ModelSpec("mlp-fmnist", 1, (1, 28, 28), 10, lambda: Mlp(784, 128), "MLP 784-128-10 for 28x28"),
+    )
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {list_models()}")
+    return _REGISTRY[name]
+
+
+def get_model(name: str, seed: int | None = None) -> nn.Module:
+    """A fresh instance of the named architecture; with ``seed`` its initial weights are reproducible."""
+    spec = get_spec(name)
+    if seed is None:
+        return spec.factory()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec.factory()
+
+
+def initial_state(name: str, seed: int) -> State:
+    """Seeded initial weights as a detached, contiguous float32 state dict."""
+    return {k: v.detach().clone().contiguous() for k, v in get_model(name, seed).state_dict().items()}
+
+
+def state_layout(name: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Ordered parameter names -> (shape, dtype): what serialized weights must match."""
+    return {k: (tuple(v.shape), v.dtype) for k, v in get_model(name, seed=0).state_dict().items()}
+
+
+def num_parameters(name: str) -> int:
+    return sum(int(torch.Size(shape).numel()) for shape, _ in state_layout(name).values())
+
+
+def spec_hash(name: str) -> str:
+    """sha256 (hex) of a canonical JSON of name, version, input shape and the ordered param layout."""
+    spec = get_spec(name)
+    doc = {
+        "name": spec.name,
+        "version": spec.version,
+        "input_shape": list(spec.input_shape),
+        "n_classes": spec.n_classes,
+        "params": [[k, list(shape), str(dtype)] for k, (shape, dtype) in state_layout(name).items()],
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_state(model: nn.Module, state: State) -> nn.Module:
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,118 @@
+"""Weights on the wire: canonical safetensors bytes and a strict, defensive loader.
+
+``dumps`` always produces the same bytes for the same tensors (sorted names, contiguous float data,
+fixed metadata), so the sha256 recorded on the ledger is reproducible by anyone. ``loads`` treats its
+input as hostile: size limit first, then the safetensors header is parsed and checked against the
+registered architecture before any tensor is built; pickle is never involved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import torch
+from safetensors.torch import load as _st_load
+
+from fedcommittee.ml.models import State, state_layout
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_METADATA = {"format": "pt", "producer": "fedcommittee"}
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+class WeightsError(ValueError):
+    """Serialized weights were rejected; the message says what was wrong."""
+
+
+def dumps(state: State) -> bytes:
+    """Canonical safetensors bytes of a state dict or delta.
+
+    Written here rather than by ``safetensors.torch.save`` because that library keeps metadata in a
+    hash map whose order changes from run to run (so the bytes, and their sha256, would too). Layout:
+    little-endian u64 header length, a JSON header with sorted keys and no spaces, padded with spaces
+    to a multiple of 8, then the tensors' little-endian bytes in sorted-name order. Any safetensors
+    reader can read it."""
+    header: dict[str, object] = {"__metadata__": _METADATA}
+    blobs = []
+    offset = 0
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        if t.dtype not in _DTYPE_NAMES:
+            raise WeightsError(f"{name}: unsupported dtype {t.dtype}")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {
+            "dtype": _DTYPE_NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_hash(state: State) -> str:
+    """sha256 of the canonical bytes: the id that the ledger records for weights."""
+    return sha256_hex(dumps(state))
+
+
+def _parse_header(data: bytes) -> dict:
+    if len(data) < 8:
+        raise WeightsError(f"not safetensors: only {len(data)} bytes")
+    if data[:1] == b"\x80" or data[:2] in (b"PK", b"\x1f\x8b"):
+        raise WeightsError("not safetensors: looks like a pickle / zip / gzip payload (refused)")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len == 0 or 8 + header_len > len(data):
+        raise WeightsError(f"not safetensors: header length {header_len} does not fit in {len(data)} bytes")
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"not safetensors: header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise WeightsError("not safetensors: header is not a JSON object")
+    return header
+
+
+def loads(data: bytes, model_name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> State:
+    """Parse and validate weights (or a delta) for ``model_name``; raise WeightsError on any mismatch."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise WeightsError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise WeightsError(f"oversize: {len(data)} bytes > limit {max_bytes}")
+    header = _parse_header(data)
+    header.pop("__metadata__", None)
+    expected = state_layout(model_name)
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
+    if missing or extra:
+        raise WeightsError(f"tensor names do not match {model_name}: missing {missing}, unexpected {extra}")
+    for name, (shape, dtype) in expected.items():
+        info = header[name]
+        if not isinstance(info, dict):
+            raise WeightsError(f"{name}: malformed header entry")
+        got_dtype = _DTYPES.get(info.get("dtype"))
+        if got_dtype != dtype:
+            raise WeightsError(f"{name}: dtype {info.get('dtype')} but {model_name} expects {dtype}")
+        if tuple(info.get("shape", ())) != shape:
+            raise WeightsError(
+                f"{name}: shape {tuple(info.get('shape', ()))} but {model_name} expects {shape}"
+            )
+    try:
+        tensors = _st_load(data)
+    except Exception as exc:  # safetensors raises its own error types for corrupt payloads
+        raise WeightsError(f"corrupt safetensors payload: {exc}") from None
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise WeightsError(f"{name}: contains NaN or Inf")
+    return {k: tensors[k].contiguous() for k in sorted(tensors)}

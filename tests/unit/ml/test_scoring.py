@@ -1,0 +1,79 @@
+"""Committee scoring on digits: measured behaviour of the default rule (trust) and the naive one."""
+
+import statistics
+
+import pytest
+
+from fedcommittee.ml import scoring
+from fedcommittee.ml.attacks import get_behaviour, run_behaviour
+from fedcommittee.ml.train import TrainConfig
+
+BAD = (2, 5)  # 2 of 10 providers attack; the rest are honest with 80% one-class data
+
+
+def _round(attack, digits_split, parts, g):
+    tr = digits_split[0]
+    return [
+        run_behaviour(
+            get_behaviour(attack if i in BAD else "honest"),
+            "mlp",
+            g,
+            tr.subset(p),
+            TrainConfig(steps=20, lr=0.1, batch_size=16, seed=99 + i),
+        )  # fmt: skip
+        for i, p in enumerate(parts)
+    ]
+
+
+def _verdicts(rule, updates, g, shards):
+    per_member = [scoring.score_updates(rule, "mlp", g, [u.delta for u in updates], s,
+                                        [u.num_samples for u in updates]) for s in shards]  # fmt: skip
+    return [scoring.accept(rule, statistics.median(col)) for col in zip(*per_member, strict=True)]
+
+
+@pytest.mark.parametrize("attack", ["label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider"])
+def test_default_rule_accepts_honest_skewed_and_rejects_attacks(attack, digits_split, dominant_parts,
+                                                                trained_global, shards):  # fmt: skip
+    updates = _round(attack, digits_split, dominant_parts, trained_global)
+    ok = _verdicts(scoring.DEFAULT_RULE, updates, trained_global, shards)
+    assert scoring.DEFAULT_RULE.name == "trust"
+    assert [ok[i] for i in range(10) if i not in BAD] == [True] * 8, ok
+    assert [ok[i] for i in BAD] == [False, False], ok
+
+
+def test_single_honest_skewed_update_is_accepted_alone(digits_split, dominant_parts, trained_global, shards):
+    u = _round("honest", digits_split, dominant_parts[:1], trained_global)[0]
+    s = scoring.score(scoring.DEFAULT_RULE, "mlp", trained_global, u.delta, shards[0])
+    assert scoring.accept(scoring.DEFAULT_RULE, s)
+
+
+def test_naive_absolute_rule_rejects_honest_skewed_updates(
+    digits_split, dominant_parts, trained_global, shards
+):
+    """acc(G + delta) >= acc(G) - 0.02 punishes honest non-IID providers: the problem the default avoids."""
+    naive = scoring.ScoringRule("damped", metric="accuracy", damping=1.0, threshold=-0.02)
+    ok = _verdicts(
+        naive, _round("honest", digits_split, dominant_parts, trained_global), trained_global, shards
+    )
+    assert sum(ok) <= 2
+
+
+def test_absolute_and_loo_scores(digits_split, dominant_parts, trained_global, shards):
+    updates = _round("sign_flip", digits_split, dominant_parts, trained_global)
+    deltas = [u.delta for u in updates]
+    absolute = scoring.score_updates(scoring.ScoringRule("absolute", metric="accuracy"), "mlp",
+                                     trained_global, deltas, shards[0])  # fmt: skip
+    assert all(0.0 <= a <= 1.0 for a in absolute)
+    loo = scoring.score_updates(scoring.ScoringRule("loo"), "mlp", trained_global, deltas, shards[0])
+    assert max(loo[i] for i in BAD) < min(loo[i] for i in range(10) if i not in BAD)
+    one = scoring.score(
+        scoring.ScoringRule("loo"), "mlp", trained_global, deltas[0], shards[0], others=deltas[1:]
+    )
+    assert one == pytest.approx(loo[0])
+
+
+def test_rule_validation():
+    with pytest.raises(ValueError):
+        scoring.ScoringRule("vibes")
+    assert scoring.ScoringRule("damped").threshold == 0.0
+    assert scoring.ScoringRule("trust", threshold=0.2).threshold == 0.2
