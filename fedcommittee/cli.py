@@ -35,6 +35,181 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------ agents
+
+
+def _experiment(args: argparse.Namespace):
+    from fedcommittee.experiment import load_experiment
+
+    return load_experiment(args.config, model_id=args.model_id)
+
+
+def _agent(args: argparse.Namespace, role: str, user: str, name: str):
+    from fedcommittee.endpoints import default_home
+    from fedcommittee.roles.common import Agent
+
+    exp = _experiment(args)
+    return Agent(exp, user=user, role=role, name=name, home=args.home or default_home())
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from fedcommittee.roles.publisher import run_publisher
+
+    exp = _experiment(args)
+    agent = _agent(args, "publisher", args.user or exp.publisher, "publisher")
+    try:
+        return run_publisher(agent)
+    finally:
+        agent.close()
+
+
+def cmd_provider(args: argparse.Namespace) -> int:
+    from fedcommittee.roles.provider import run_provider
+
+    cfg = _experiment(args).provider(args.name)
+    agent = _agent(args, "provider", args.user or cfg.user, cfg.name)
+    try:
+        return run_provider(agent, cfg.name)
+    finally:
+        agent.close()
+
+
+def cmd_committee(args: argparse.Namespace) -> int:
+    from fedcommittee.roles.committee import run_committee
+
+    cfg = _experiment(args).member(args.name)
+    agent = _agent(args, "committee", args.user or cfg.user, cfg.name)
+    try:
+        return run_committee(agent, cfg.name)
+    finally:
+        agent.close()
+
+
+# ------------------------------------------------------------------------------------------ queries
+
+
+def _client(args: argparse.Namespace):
+    from fedcommittee.ledger import FedcommitteeClient, Gateway, load_profile
+
+    endpoints = Endpoints.load(args.home)
+    if not endpoints.fabric_available:
+        raise NetworkNotRunning(f"Fabric is not available: {endpoints.fabric_reason}")
+    gw = Gateway.connect(load_profile(endpoints.connection_profile), user=args.user)
+    return endpoints, gw, FedcommitteeClient(gw.network().contract())
+
+
+def _model_ids(client, model_id: str | None) -> list[str]:
+    from fedcommittee.roles.common import paged
+
+    if model_id:
+        return [model_id]
+    return [m["id"] for m in paged(lambda b: client.list_models(200, b))]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from fedcommittee.roles.common import paged
+
+    _, gw, client = _client(args)
+    with gw:
+        out = []
+        for mid in _model_ids(client, args.model_id):
+            m = client.get_model(mid)
+            info = {"model": mid, "status": m["status"], "mode": m["mode"], "round": m.get("currentRound"),
+                    "quorum": m["quorum"], "rounds": [], "pending_verdicts": []}  # fmt: skip
+            rounds = range(1, int(m.get("currentRound") or 0) + 1) if m["mode"] == "federated" else [0]
+            for r in rounds:
+                ups = list(paged(lambda b, r=r, mid=mid: client.list_round_updates(mid, r, 200, b)))
+                counts = {
+                    s: sum(1 for u in ups if u["status"] == s) for s in ("accepted", "rejected", "pending")
+                }
+                rd = client.get_round(mid, r) if r else {"status": m["status"]}
+                info["rounds"].append({"round": r, "status": rd["status"], "updates": len(ups), **counts})
+                for u in ups:
+                    if u["status"] == "pending":
+                        info["pending_verdicts"].append(
+                            {"update": u["id"], "round": r, "verdicts": u.get("verdictCount", 0)}
+                        )
+            out.append(info)
+        if args.json:
+            print(_json.dumps(out, indent=2))
+            return EXIT_OK
+        if not out:
+            print("no models on the ledger")
+        for info in out:
+            print(f"model {info['model']}: {info['status']} ({info['mode']}), round {info['round']}, "
+                  f"quorum {info['quorum']}")  # fmt: skip
+            for r in info["rounds"]:
+                print(f"  round {r['round']:>3} {r['status']:<8} updates {r['updates']:>3}  "
+                      f"accepted {r['accepted']:>3}  rejected {r['rejected']:>3}  "
+                      f"pending {r['pending']:>3}")  # fmt: skip
+            for p in info["pending_verdicts"]:
+                print(f"  pending: update {p['update'][:16]} (round {p['round']}) "
+                      f"has {p['verdicts']} verdict(s)")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import json as _json
+
+    _, gw, client = _client(args)
+    with gw:
+        history = client.get_history(args.kind, args.id)
+    if args.json:
+        print(_json.dumps(history, indent=2))
+        return EXIT_OK
+    entries = history if isinstance(history, list) else (history or {}).get("items", [history])
+    for e in entries:
+        print(_json.dumps(e, separators=(",", ":"), sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from fedcommittee.roles.auditor import audit_model
+    from fedcommittee.roles.common import Reader
+    from fedcommittee.storage import ContentStore, IpfsClient
+
+    endpoints, gw, client = _client(args)
+    failed = False
+    with gw, IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
+        reader = Reader(client, ContentStore(ipfs, pin=False), "")
+        for mid in _model_ids(client, args.model_id):
+            rep = audit_model(reader, mid, progress=lambda m: print(f"  {m}", flush=True))
+            mark = "ok  " if rep.ok else "FAIL"
+            print(
+                f"[{mark}] {mid}: {rep.checked} objects/aggregates checked, {len(rep.findings)} discrepancies"
+            )
+            failed |= not rep.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fedcommittee.endpoints import default_home
+    from fedcommittee.report import write_report
+
+    exp = None
+    if args.config:
+        from fedcommittee.experiment import load_experiment
+
+        exp = load_experiment(args.config, model_id=args.model_id)
+    endpoints, gw, client = _client(args)
+    with gw:
+        path = write_report(client, endpoints, args.model_id, home=args.home or default_home(), exp=exp,
+                            out=args.out)  # fmt: skip
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fedcommittee.endpoints import default_home
+    from fedcommittee.run import run_experiment
+
+    exp = _experiment(args)
+    return run_experiment(exp, args.config, home=args.home or default_home(), timeout=args.timeout,
+                          report=not args.no_report, progress=not args.quiet)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedcommittee",
@@ -54,13 +229,83 @@ def build_parser() -> argparse.ArgumentParser:
         help="prove the running network end to end (IPFS round trip, Fabric submit and read back)",
     )
     smoke.set_defaults(func=cmd_smoke)
+
+    def agent_parser(name: str, help_: str, who: str | None):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("config", type=Path, help="experiment YAML (configs/*.yaml)")
+        p.add_argument("--model-id", help="model id on the ledger (default: model_id in the config)")
+        if who:
+            p.add_argument("--name", required=True, help=f"the {who}'s name in the config")
+        p.add_argument("--user", help="profile identity to act as (default: the one the config names)")
+        return p
+
+    agent_parser(
+        "publish", "publisher agent: publish the model, then close rounds and record aggregates", None
+    ).set_defaults(func=cmd_publish)
+    agent_parser(
+        "provider", "provider agent: train on private data and submit updates", "provider"
+    ).set_defaults(func=cmd_provider)
+    agent_parser(
+        "committee", "committee agent: approve the model, score updates, confirm aggregates", "member"
+    ).set_defaults(func=cmd_committee)
+
+    def query_parser(name: str, help_: str):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument(
+            "--user", default="org1-admin", help="profile identity to query as (default: org1-admin)"
+        )
+        return p
+
+    st = query_parser("status", "models, rounds, accepted/rejected counts and pending verdicts")
+    st.add_argument("--model-id", help="one model (default: every model)")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
+
+    hi = query_parser("history", "the ledger's audit trail of one record (GetHistory)")
+    hi.add_argument("kind", choices=["model", "update", "account", "round", "role"])
+    hi.add_argument("id", help="model id, update id, identity, '<model>:<round>' or '<role>:<identity>'")
+    hi.add_argument("--json", action="store_true", help="one JSON document instead of JSON lines")
+    hi.set_defaults(func=cmd_history)
+
+    ve = query_parser(
+        "verify", "audit: re-fetch every object a model references, check hashes, recompute aggregates"
+    )
+    ve.add_argument("--model-id", help="one model (default: every model)")
+    ve.set_defaults(func=cmd_verify)
+
+    rp = query_parser("report", "HTML report with PNG plots (accuracy, scores, rewards, ledger latency)")
+    rp.add_argument("--model-id", required=True)
+    rp.add_argument("--config", type=Path, help="the experiment YAML (adds test-set accuracy per round)")
+    rp.add_argument("--out", type=Path, help="output folder (default: $FC_HOME/runs/<model>/report)")
+    rp.set_defaults(func=cmd_report)
+
+    run = sub.add_parser(
+        "run",
+        help="run a whole consortium on the local network (grants roles, starts every agent, reports)",
+        description="Grant roles as org admins, start one process per agent, show progress, wait for the "
+        "model to finish, verify it and write a report. Ctrl-C stops every agent.",
+    )
+    run.add_argument("config", type=Path, help="experiment YAML, e.g. configs/default.yaml")
+    run.add_argument("--model-id", help="model id (default: config model_id, else <name>-<timestamp>)")
+    run.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fedcommittee.experiment import ConfigError
+
     try:
         return args.func(args)
+    except ConfigError as exc:
+        print(f"fedcommittee: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:  # an unknown provider/member/identity name
+        print(f"fedcommittee: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_USAGE
     except NetworkNotRunning as exc:
         print(f"fedcommittee: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -1,0 +1,528 @@
+"""Experiment configuration: one YAML file describes a whole consortium run.
+
+``load_experiment(path)`` parses and validates it; every error names the offending key (e.g.
+``providers[2].behaviour``) and unknown keys are rejected. The same file is read by every agent, so
+each one derives the same data split deterministically (a provider only ever *uses* its own partition,
+the publisher only the validation set; in a real deployment each party would point at its own data).
+
+See docs/agents.md for the reference of every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "CommitteeConfig",
+    "ConfigError",
+    "DataConfig",
+    "DPConfig",
+    "Experiment",
+    "LocalConfig",
+    "ProviderConfig",
+    "load_experiment",
+    "parse_experiment",
+]
+
+BEHAVIOURS = ("honest", "label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
+PARTITIONS = ("iid", "dirichlet", "dominant_class", "one_class_per_client", "quantity_skew")
+SCORING_RULES = ("absolute", "damped", "loo", "trust")
+ACCEPTANCE_RULES = ("threshold", "majority")
+MODES = ("federated", "gossip")
+AGGREGATORS = ("fedavg",)
+_USER = re.compile(r"^org(\d+)-(user\d+|admin)$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """The experiment file is invalid; ``key`` names where."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "digits"
+    max_samples: int = 0  # 0 = all
+    val_fraction: float = 0.2
+    test_source: str = ""  # "" = hold out test_fraction of source instead
+    test_samples: int = 1000
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    steps: int = 20
+    batch_size: int = 32
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    enabled: bool = False
+    clip: float = 1.0
+    noise_multiplier: float = 0.5
+    target_delta: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    user: str
+    behaviour: str = "honest"
+    params: dict[str, float] = field(default_factory=dict)
+    dp: DPConfig | None = None  # None = the experiment's dp
+
+
+@dataclass(frozen=True)
+class CommitteeConfig:
+    name: str
+    user: str
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    rule: str = "trust"
+    metric: str = "loss"
+    threshold: float | None = None
+    damping: float = 10.0
+    max_norm_ratio: float = 3.0
+    peer_fraction: float = 0.25
+    reference_steps: int = 20
+    reference_lr: float = 0.05
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    accept_reward: int = 10
+    reject_penalty: int = 2
+    verdict_reward: int = 1
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    updates_per_provider: int = 3
+    max_parents: int = 2
+    recency: int = 10  # only the newest N accepted updates are parent candidates
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    model: str
+    providers: tuple[ProviderConfig, ...]
+    committee: tuple[CommitteeConfig, ...]
+    publisher: str
+    model_id: str = ""
+    seed: int = 0
+    mode: str = "federated"
+    rounds: int = 3
+    min_accepted: int = 2
+    deadline_seconds: int = 300
+    quorum: int = 0  # 0 = majority of the committee
+    settle_seconds: float = 20.0
+    aggregation: str = "fedavg"
+    acceptance: str = "threshold"
+    data: DataConfig = field(default_factory=DataConfig)
+    partition: str = "iid"
+    partition_params: dict[str, float] = field(default_factory=dict)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    dp: DPConfig = field(default_factory=DPConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    max_update_bytes: int = 64 << 20
+    source: str = "<config>"
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def effective_quorum(self) -> int:
+        return self.quorum or len(self.committee) // 2 + 1
+
+    def provider(self, name: str) -> ProviderConfig:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        raise KeyError(f"no provider named {name!r} (have {[p.name for p in self.providers]})")
+
+    def provider_index(self, name: str) -> int:
+        return [p.name for p in self.providers].index(name)
+
+    def member(self, name: str) -> CommitteeConfig:
+        for m in self.committee:
+            if m.name == name:
+                return m
+        raise KeyError(f"no committee member named {name!r} (have {[m.name for m in self.committee]})")
+
+    def scoring_rule(self):
+        from fedcommittee import ml
+
+        s = self.scoring
+        return ml.ScoringRule(
+            name=s.rule,
+            metric=s.metric,
+            threshold=s.threshold,
+            damping=s.damping,
+            max_norm_ratio=s.max_norm_ratio,
+            peer_fraction=s.peer_fraction,
+            reference=ml.TrainConfig(
+                steps=s.reference_steps, lr=s.reference_lr, batch_size=self.local.batch_size, seed=self.seed
+            ),
+        )
+
+    def train_config(self, seed: int):
+        from fedcommittee import ml
+
+        c = self.local
+        return ml.TrainConfig(
+            steps=c.steps,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            optimizer=c.optimizer,
+            momentum=c.momentum,
+            seed=seed,
+        )
+
+    def with_model_id(self, model_id: str) -> Experiment:
+        return replace(self, model_id=model_id)
+
+    def digest(self) -> str:
+        """Short hash of the configuration (for logs and reports)."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        for k in value:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else str(k)
+                raise self.fail(where, f"unknown key (allowed: {sorted(allowed)})")
+        return value
+
+    def num(self, d: Mapping, k: str, key: str, default, *, kind=float, lo=None, hi=None, lo_open=False):
+        if k not in d or d[k] is None:
+            return default
+        v = d[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+            raise self.fail(key, f"must be {'an integer' if kind is int else 'a number'}, got {v!r}")
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise self.fail(key, f"must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+        if hi is not None and v > hi:
+            raise self.fail(key, f"must be <= {hi}, got {v!r}")
+        return kind(v)
+
+    def text(self, d: Mapping, k: str, key: str, default: str | None, choices=None) -> str:
+        if k not in d or d[k] is None:
+            if default is None:
+                raise self.fail(key, "is required")
+            return default
+        v = d[k]
+        if not isinstance(v, str) or not v.strip():
+            raise self.fail(key, f"must be a non-empty string, got {v!r}")
+        if choices is not None and v not in choices:
+            raise self.fail(key, f"must be one of {list(choices)}, got {v!r}")
+        return v.strip()
+
+    def flag(self, d: Mapping, k: str, key: str, default: bool) -> bool:
+        if k not in d or d[k] is None:
+            return default
+        if not isinstance(d[k], bool):
+            raise self.fail(key, f"must be true or false, got {d[k]!r}")
+        return d[k]
+
+    def params(self, value: Any, key: str) -> dict[str, float]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(key, "must be a mapping of name to number")
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise self.fail(f"{key}.{k}", f"must be a number, got {v!r}")
+            out[str(k)] = v
+        return out
+
+    def user(self, d: Mapping, k: str, key: str) -> str:
+        u = self.text(d, k, key, None)
+        if not _USER.match(u):
+            raise self.fail(key, f"must name a profile identity like 'org2-user3', got {u!r}")
+        return u
+
+    def dp(self, value: Any, key: str) -> DPConfig:
+        d = self.mapping(value, key, {"enabled", "clip", "noise_multiplier", "target_delta"})
+        base = DPConfig()
+        return DPConfig(
+            enabled=self.flag(d, "enabled", f"{key}.enabled", base.enabled),
+            clip=self.num(d, "clip", f"{key}.clip", base.clip, lo=0, lo_open=True),
+            noise_multiplier=self.num(d, "noise_multiplier", f"{key}.noise_multiplier", 0.5, lo=0),
+            target_delta=self.num(d, "target_delta", f"{key}.target_delta", 1e-5, lo=0, hi=1, lo_open=True),
+        )
+
+
+_TOP = {
+    "name", "model_id", "seed", "model", "mode", "rounds", "min_accepted", "deadline_seconds", "quorum",
+    "settle_seconds", "aggregation", "acceptance", "data", "partition", "local", "scoring", "dp", "rewards",
+    "gossip", "publisher", "committee", "providers", "max_update_bytes",
+}  # fmt: skip
+
+
+def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
+    """Validate a parsed YAML document into an :class:`Experiment`."""
+    r = _Reader(source)
+    top = r.mapping(data, "", _TOP)
+    if not top:
+        raise r.fail("<top level>", "empty configuration")
+
+    from fedcommittee.ml.models import list_models
+
+    name = r.text(top, "name", "name", None)
+    model_id = r.text(top, "model_id", "model_id", "") if top.get("model_id") is not None else ""
+    if model_id and not _MODEL_ID.match(model_id):
+        raise r.fail("model_id", f"must be 1-64 of [A-Za-z0-9._-], got {model_id!r}")
+    model = r.text(top, "model", "model", None, choices=list_models())
+
+    d = r.mapping(top.get("data"), "data", {
+        "source", "max_samples", "val_fraction", "test_source", "test_samples", "test_fraction"})  # fmt: skip
+    dflt = DataConfig()
+    data_cfg = DataConfig(
+        source=r.text(d, "source", "data.source", dflt.source),
+        max_samples=r.num(d, "max_samples", "data.max_samples", 0, kind=int, lo=0),
+        val_fraction=r.num(
+            d, "val_fraction", "data.val_fraction", dflt.val_fraction, lo=0, hi=0.9, lo_open=True
+        ),
+        test_source=r.text(d, "test_source", "data.test_source", "") if d.get("test_source") else "",
+        test_samples=r.num(d, "test_samples", "data.test_samples", dflt.test_samples, kind=int, lo=1),
+        test_fraction=r.num(d, "test_fraction", "data.test_fraction", 0.2, lo=0, hi=0.9, lo_open=True),
+    )
+
+    part = top.get("partition", "iid")
+    if isinstance(part, str):
+        part = {"name": part}
+    p = r.mapping(part, "partition", {"name", "params"})
+    partition = r.text(p, "name", "partition.name", "iid", choices=PARTITIONS)
+    partition_params = r.params(p.get("params"), "partition.params")
+
+    lc = r.mapping(top.get("local"), "local", {"steps", "batch_size", "lr", "optimizer", "momentum"})
+    local = LocalConfig(
+        steps=r.num(lc, "steps", "local.steps", 20, kind=int, lo=1),
+        batch_size=r.num(lc, "batch_size", "local.batch_size", 32, kind=int, lo=1),
+        lr=r.num(lc, "lr", "local.lr", 0.05, lo=0, lo_open=True),
+        optimizer=r.text(lc, "optimizer", "local.optimizer", "sgd", choices=("sgd", "adam")),
+        momentum=r.num(lc, "momentum", "local.momentum", 0.0, lo=0, hi=1),
+    )
+
+    sc = r.mapping(top.get("scoring"), "scoring", {
+        "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
+        "reference_lr"})  # fmt: skip
+    scoring = ScoringConfig(
+        rule=r.text(sc, "rule", "scoring.rule", "trust", choices=SCORING_RULES),
+        metric=r.text(sc, "metric", "scoring.metric", "loss", choices=("loss", "accuracy")),
+        threshold=r.num(sc, "threshold", "scoring.threshold", None),
+        damping=r.num(sc, "damping", "scoring.damping", 10.0, lo=0, lo_open=True),
+        max_norm_ratio=r.num(sc, "max_norm_ratio", "scoring.max_norm_ratio", 3.0, lo=0, lo_open=True),
+        peer_fraction=r.num(sc, "peer_fraction", "scoring.peer_fraction", 0.25, lo=0, hi=1),
+        reference_steps=r.num(sc, "reference_steps", "scoring.reference_steps", 20, kind=int, lo=1),
+        reference_lr=r.num(sc, "reference_lr", "scoring.reference_lr", 0.05, lo=0, lo_open=True),
+    )
+
+    rw = r.mapping(top.get("rewards"), "rewards", {"accept_reward", "reject_penalty", "verdict_reward"})
+    rewards = RewardsConfig(
+        accept_reward=r.num(rw, "accept_reward", "rewards.accept_reward", 10, kind=int, lo=0),
+        reject_penalty=r.num(rw, "reject_penalty", "rewards.reject_penalty", 2, kind=int, lo=0),
+        verdict_reward=r.num(rw, "verdict_reward", "rewards.verdict_reward", 1, kind=int, lo=0),
+    )
+    gs = r.mapping(top.get("gossip"), "gossip", {"updates_per_provider", "max_parents", "recency"})
+    gossip = GossipConfig(
+        updates_per_provider=r.num(
+            gs, "updates_per_provider", "gossip.updates_per_provider", 3, kind=int, lo=1
+        ),
+        max_parents=r.num(gs, "max_parents", "gossip.max_parents", 2, kind=int, lo=1, hi=16),
+        recency=r.num(gs, "recency", "gossip.recency", 10, kind=int, lo=1),
+    )
+    dp = r.dp(top.get("dp"), "dp")
+
+    publisher = r.user(top, "publisher", "publisher")
+
+    comm_raw = top.get("committee")
+    if not isinstance(comm_raw, list) or not comm_raw:
+        raise r.fail("committee", "must be a non-empty list of members")
+    committee = []
+    for i, m in enumerate(comm_raw):
+        key = f"committee[{i}]"
+        mm = r.mapping(m, key, {"name", "user"})
+        user = r.user(mm, "user", f"{key}.user")
+        committee.append(CommitteeConfig(name=r.text(mm, "name", f"{key}.name", f"member{i + 1}"), user=user))
+
+    prov_raw = top.get("providers")
+    if not isinstance(prov_raw, list) or not prov_raw:
+        raise r.fail("providers", "must be a non-empty list of providers")
+    providers = []
+    for i, pr in enumerate(prov_raw):
+        key = f"providers[{i}]"
+        pm = r.mapping(pr, key, {"name", "user", "behaviour", "params", "dp"})
+        behaviour = r.text(pm, "behaviour", f"{key}.behaviour", "honest", choices=BEHAVIOURS)
+        providers.append(
+            ProviderConfig(
+                name=r.text(pm, "name", f"{key}.name", f"provider{i + 1}"),
+                user=r.user(pm, "user", f"{key}.user"),
+                behaviour=behaviour,
+                params=r.params(pm.get("params"), f"{key}.params"),
+                dp=r.dp(pm["dp"], f"{key}.dp") if pm.get("dp") is not None else None,
+            )
+        )
+
+    exp = Experiment(
+        name=name,
+        model=model,
+        providers=tuple(providers),
+        committee=tuple(committee),
+        publisher=publisher,
+        model_id=model_id,
+        seed=r.num(top, "seed", "seed", 0, kind=int, lo=0),
+        mode=r.text(top, "mode", "mode", "federated", choices=MODES),
+        rounds=r.num(top, "rounds", "rounds", 3, kind=int, lo=1, hi=10000),
+        min_accepted=r.num(top, "min_accepted", "min_accepted", 2, kind=int, lo=1),
+        deadline_seconds=r.num(top, "deadline_seconds", "deadline_seconds", 300, kind=int, lo=1),
+        quorum=r.num(top, "quorum", "quorum", 0, kind=int, lo=0),
+        settle_seconds=r.num(top, "settle_seconds", "settle_seconds", 20.0, lo=0),
+        aggregation=r.text(top, "aggregation", "aggregation", "fedavg", choices=AGGREGATORS),
+        acceptance=r.text(top, "acceptance", "acceptance", "threshold", choices=ACCEPTANCE_RULES),
+        data=data_cfg,
+        partition=partition,
+        partition_params=partition_params,
+        local=local,
+        scoring=scoring,
+        dp=dp,
+        rewards=rewards,
+        gossip=gossip,
+        max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
+        source=source,
+    )
+    _check_consistency(exp, r)
+    return exp
+
+
+def _check_consistency(exp: Experiment, r: _Reader) -> None:
+    names = [p.name for p in exp.providers]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise r.fail(f"providers[{i}].name", f"duplicate provider name {n!r}")
+    users = [p.user for p in exp.providers]
+    for i, u in enumerate(users):
+        if users.index(u) != i:
+            raise r.fail(f"providers[{i}].user", f"identity {u!r} already used by another provider")
+    members = [m.user for m in exp.committee]
+    for i, u in enumerate(members):
+        if members.index(u) != i:
+            raise r.fail(f"committee[{i}].user", f"identity {u!r} listed twice")
+        if u in users:
+            raise r.fail(
+                f"committee[{i}].user", f"identity {u!r} is also a provider (it may not judge itself)"
+            )
+    mnames = [m.name for m in exp.committee]
+    for i, n in enumerate(mnames):
+        if mnames.index(n) != i:
+            raise r.fail(f"committee[{i}].name", f"duplicate member name {n!r}")
+    if exp.quorum > len(exp.committee):
+        raise r.fail("quorum", f"{exp.quorum} exceeds the committee size {len(exp.committee)}")
+    if exp.min_accepted > len(exp.providers):
+        raise r.fail(
+            "min_accepted", f"{exp.min_accepted} exceeds the number of providers {len(exp.providers)}"
+        )
+    if exp.gossip.max_parents > 16:
+        raise r.fail("gossip.max_parents", "at most 16")
+    for i, p in enumerate(exp.providers):
+        try:
+            from fedcommittee.ml.attacks import get_behaviour
+
+            get_behaviour(p.behaviour, **p.params)
+        except TypeError as exc:
+            raise r.fail(f"providers[{i}].params", f"not accepted by {p.behaviour}: {exc}") from None
+
+
+def load_experiment(path: str | Path, *, model_id: str | None = None) -> Experiment:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), "<file>", f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "<yaml>", f"not valid YAML: {exc}") from None
+    exp = parse_experiment(data, source=str(path))
+    if model_id:
+        if not _MODEL_ID.match(model_id):
+            raise ConfigError(str(path), "model_id", f"must be 1-64 of [A-Za-z0-9._-], got {model_id!r}")
+        exp = exp.with_model_id(model_id)
+    return exp
+
+
+# ------------------------------------------------------------------------------------ data split
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    train: Any  # ml.Dataset pooled across providers
+    val: Any  # the publisher's validation set (split into committee shards)
+    test: Any  # held-out test set for reports / audit accuracy
+    partition: list  # index arrays into train, one per provider
+
+
+_SPLITS: dict[str, DataSplit] = {}
+
+
+def _split(exp: Experiment) -> DataSplit:
+    import numpy as np
+
+    from fedcommittee import ml
+
+    d = exp.data
+    full = ml.load_dataset(d.source)
+    rng = np.random.default_rng(exp.seed)
+    if d.test_source:
+        pool = full
+        test = ml.load_dataset(d.test_source)
+    else:
+        pool, test = ml.train_val_split(full, d.test_fraction, exp.seed + 7)
+    if d.max_samples and len(pool) > d.max_samples:
+        pool = pool.subset(np.sort(rng.choice(len(pool), d.max_samples, replace=False)))
+    if len(test) > d.test_samples:
+        test = test.subset(np.sort(rng.choice(len(test), d.test_samples, replace=False)))
+    train, val = ml.train_val_split(pool, d.val_fraction, exp.seed + 1)
+    partition = ml.make_partition(
+        exp.partition, train.y.numpy(), len(exp.providers), exp.seed + 2, **exp.partition_params
+    )
+    return DataSplit(train=train, val=val, test=test, partition=partition)
+
+
+def data_split(exp: Experiment) -> DataSplit:
+    """The experiment's deterministic split: same config, same split, in every process."""
+    key = repr(replace(exp, model_id="", source=""))
+    if key not in _SPLITS:
+        _SPLITS[key] = _split(exp)
+    return _SPLITS[key]

@@ -1,0 +1,121 @@
+"""Auditor: replay a model's ledger records and re-check everything they point at.
+
+Needs only read access (any identity of the consortium). For a model it re-fetches the initial weights,
+every committee shard (hash only: shards are sealed to their members), every update of every round
+(hash, then the strict loader: shape, dtype, NaN/Inf), recomputes every round's aggregate from the
+accepted set and compares it with the recorded one, and checks that round r+1 starts from round r's
+aggregate. Each problem is one :class:`Finding`; none means the history is consistent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fedcommittee import ml
+from fedcommittee.roles.common import Reader, compute_aggregate, gossip_base, paged
+from fedcommittee.storage.errors import StorageError
+
+
+@dataclass
+class Finding:
+    where: str
+    problem: str
+
+
+@dataclass
+class AuditReport:
+    model_id: str
+    checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    rounds: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def audit_model(
+    reader: Reader, model_id: str, progress: Callable[[str], None] | None = None, max_rounds: int = 10_000
+) -> AuditReport:
+    say = progress or (lambda _m: None)
+    rep = AuditReport(model_id)
+    model = reader.client.get_model(model_id)
+    reader.model_name = model["architecture"]["name"]
+
+    def bad(where: str, problem: str) -> None:
+        rep.findings.append(Finding(where, problem))
+        say(f"DISCREPANCY {where}: {problem}")
+
+    def check_obj(where: str, cid: str, sha: str, weights: bool = True) -> None:
+        rep.checked += 1
+        try:
+            if weights:
+                reader.fetch_weights(cid, sha)
+            else:
+                reader.fetch(cid, sha)
+        except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
+            bad(where, f"{type(exc).__name__}: {exc}")
+
+    if reader.model_name not in ml.list_models():
+        bad("model.architecture", f"{reader.model_name!r} is not in the model registry")
+        return rep
+    if model["specSha256"] != ml.spec_hash(reader.model_name):
+        bad("model.specSha256", "does not match the registry's spec hash")
+    w = model["initialWeights"]
+    check_obj("model.initialWeights", w["cid"], w["sha256"])
+    for i, seat in enumerate(model.get("committee") or []):
+        check_obj(f"model.committee[{i}].shard", seat["shardCid"], seat["shardSha256"], weights=False)
+
+    if model["mode"] == "gossip":
+        updates = list(paged(lambda b: reader.client.list_round_updates(model_id, 0, 200, b)))
+        for u in updates:
+            check_obj(f"update {u['id']}", u["cid"], u["sha256"])
+            if u["status"] == "accepted":
+                try:
+                    gossip_base(reader, model, u.get("parents") or [])
+                except (StorageError, ml.WeightsError, ValueError) as exc:
+                    bad(f"update {u['id']}.parents", str(exc))
+        say(f"gossip: {len(updates)} updates checked")
+        return rep
+
+    prev_aggregate = model["initialWeights"]
+    last = min(int(model.get("currentRound") or 0), max_rounds)
+    for r in range(1, last + 1):
+        rd = reader.client.get_round(model_id, r)
+        where = f"round {r}"
+        if rd["global"]["sha256"] != prev_aggregate["sha256"]:
+            bad(f"{where}.global", "does not equal the previous round's confirmed aggregate")
+        updates = list(paged(lambda b, r=r: reader.client.list_round_updates(model_id, r, 200, b)))
+        for u in updates:
+            check_obj(f"{where} update {u['id']}", u["cid"], u["sha256"])
+        accepted = sorted(u["id"] for u in updates if u["status"] == "accepted")
+        if rd["status"] in ("closed", "done", "skipped"):
+            listed = sorted(rd.get("accepted") or [])
+            if not set(listed) <= set(accepted):
+                bad(f"{where}.accepted", "names updates that are not accepted updates of the round")
+        info = {"round": r, "status": rd["status"], "updates": len(updates), "accepted": len(accepted)}
+        if rd["status"] == "done" and rd.get("aggregate"):
+            agg = rd["aggregate"]
+            check_obj(f"{where}.aggregate", agg["cid"], agg["sha256"])
+            try:
+                blob, _ = compute_aggregate(reader, model, rd)
+                ours = ml.sha256_hex(blob)
+                rep.checked += 1
+                if ours != agg["sha256"]:
+                    bad(
+                        f"{where}.aggregate",
+                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}",
+                    )
+            except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
+                bad(f"{where}.aggregate", f"cannot recompute: {exc}")
+            prev_aggregate = agg
+        elif rd["status"] == "skipped":
+            pass
+        info["aggregate"] = (rd.get("aggregate") or {}).get("sha256")
+        rep.rounds.append(info)
+        say(f"{where}: {rd['status']}, {len(updates)} updates, {len(accepted)} accepted")
+    final = model.get("final")
+    if model["status"] == "finished" and final and final["sha256"] != prev_aggregate["sha256"]:
+        bad("model.final", "is not the last confirmed aggregate")
+    return rep

@@ -1,0 +1,347 @@
+"""Committee member agent: approves the model, judges updates on its private shard, confirms aggregates.
+
+* ``ModelProposed`` (model ``proposed``, no vote of ours): check the architecture is a registry name
+  whose spec hash matches, the initial weights load (hash, shape, dtype, finiteness), and our shard
+  opens with our Fabric key and decodes; then ``ApproveModel`` (score = what the rule gives "no
+  change": 0, or the metric of the initial weights for the ``absolute`` rule), else ``RejectModel``.
+* Updates of the open round without our verdict: once every configured provider has submitted or the
+  oldest unjudged one has waited ``settle_seconds``, score them together with the round's other
+  updates as peers (the trust rule needs them) and ``SubmitVerdict`` one at a time, each after the
+  previous committed (the contract's rule). Updates that fail their hash, base, shape or NaN checks
+  are rejected with the reason.
+* Round ``closed``: recompute the FedAvg aggregate from the ledger's accepted set and
+  ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
+  discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
+  down), the member records its own.
+* Gossip: each pending update is scored alone against the mean of its parents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from fedcommittee import ml
+from fedcommittee.ledger import ContractError
+from fedcommittee.roles.common import (
+    Agent,
+    compute_aggregate,
+    decode_dataset,
+    gossip_base,
+    paged,
+    round_updates,
+    shard_context,
+)
+from fedcommittee.roles.publisher import SCORE_MAX, SCORE_MIN
+from fedcommittee.storage import envelope
+from fedcommittee.storage.errors import StorageError
+
+
+def _clamp(x: float) -> float:
+    if x != x:  # NaN
+        return SCORE_MIN
+    return max(SCORE_MIN, min(SCORE_MAX, float(x)))
+
+
+class Member:
+    def __init__(self, agent: Agent, name: str) -> None:
+        self.agent = agent
+        self.name = name
+        self.rule = agent.exp.scoring_rule()
+        self.shard = None
+        self.judged: set[str] = set()
+        self.first_seen: dict[str, float] = {}
+        self.closed_seen: dict[int, float] = {}
+        self.aggregates: dict[int, tuple[bytes, object]] = {}
+        self.discrepancies: list[str] = []
+
+    # ------------------------------------------------------------------ shard and model checks
+    def _private_key(self):
+        from cryptography.hazmat.primitives import serialization
+
+        keys = sorted((self.agent.id_cfg.msp_dir / "keystore").glob("*"))
+        for path in keys:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            ident, _ = self.agent.id_cfg.load()
+            if key.public_key() == ident.certificate.public_key():
+                return key
+        raise RuntimeError(f"no private key for {self.agent.user} in {self.agent.id_cfg.msp_dir}/keystore")
+
+    def seat(self, model: dict) -> dict | None:
+        return next((s for s in model.get("committee") or [] if s["member"] == self.agent.me), None)
+
+    def load_shard(self, model: dict):
+        if self.shard is None:
+            seat = self.seat(model)
+            if seat is None:
+                raise RuntimeError("not a member of this model's committee")
+            blob = self.agent.fetch(seat["shardCid"], seat["shardSha256"])
+            plain = envelope.open_envelope(blob, self._private_key(), shard_context(model["id"]))
+            spec = ml.get_spec(model["architecture"]["name"])
+            self.shard = decode_dataset(plain, spec.n_classes)
+            self.agent.log("shard_opened", samples=len(self.shard))
+        return self.shard
+
+    def _value(self, state) -> float:
+        r = ml.evaluate(self.agent.exp.model, state, self.shard)
+        return -r.loss if self.rule.metric == "loss" else r.accuracy
+
+    def check_model(self, model: dict):
+        """Returns (ok, score or reason)."""
+        arch = model["architecture"]["name"]
+        if arch != self.agent.exp.model or arch not in ml.list_models():
+            return False, f"architecture {arch!r} is not the agreed registry model"
+        if model["specSha256"] != ml.spec_hash(arch):
+            return False, "specSha256 does not match the registry's spec hash"
+        try:
+            w = model["initialWeights"]
+            init = self.agent.fetch_weights(w["cid"], w["sha256"])
+            self.load_shard(model)
+        except (StorageError, ml.WeightsError, ValueError, RuntimeError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"[:400]
+        score = self._value(init) if self.rule.name == "absolute" else 0.0
+        acc = ml.evaluate(self.agent.exp.model, init, self.shard).accuracy
+        self.agent.log("model_checked", accuracy=round(acc, 4), score=score)
+        return True, _clamp(score)
+
+    def vote(self, model: dict) -> None:
+        a = self.agent
+        if self.seat(model) is None:
+            return
+
+        def voted() -> bool:
+            # Once the model left "proposed" (quorum reached without us) a vote is moot.
+            if (a.model() or {}).get("status") != "proposed":
+                return True
+            votes = a.client.get_model_votes(a.model_id) or []
+            return any(v.get("member") == a.me for v in votes)
+
+        if voted():
+            return
+        ok, value = self.check_model(model)
+        if ok:
+            a.submit("ApproveModel", a.model_id, repr(float(value)), done=voted)
+        else:
+            a.log("model_rejected_by_me", level="warning", reason=value)
+            a.submit("RejectModel", a.model_id, str(value), done=voted)
+
+    # ------------------------------------------------------------------ verdicts
+    def has_verdict(self, uid: str) -> bool:
+        verdicts = self.agent.client.get_verdicts(uid) or []
+        return any(v.get("member") == self.agent.me for v in verdicts)
+
+    def _load_update(self, u: dict, base_sha: str | None):
+        """The update's weights, or a reason string if it must be rejected unseen."""
+        a = self.agent
+        if base_sha is not None and u.get("baseSha256") != base_sha:
+            return "base is not the round's global model"
+        try:
+            return a.fetch_weights(u["cid"], u["sha256"])
+        except (StorageError, ml.WeightsError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:400]
+        except (TypeError, ValueError, RecursionError) as exc:  # untrusted bytes the loader did not expect
+            return f"malformed weights: {type(exc).__name__}: {exc}"[:400]
+
+    def _verdict(self, u: dict, score: float, reason: str = "") -> None:
+        a = self.agent
+        uid = u["id"]
+        score = _clamp(score)
+        doc = {"score": score, "accept": bool(ml.accept(self.rule, score)) and not reason}
+        if reason:
+            doc["reason"] = reason[:400]
+        try:
+            a.submit("SubmitVerdict", uid, json.dumps(doc), done=lambda: self.has_verdict(uid))
+        except ContractError as exc:
+            a.log("verdict_refused", level="warning", update=uid, reason=exc.chaincode_message)
+        self.judged.add(uid)
+        a.log(
+            "verdict",
+            update=uid,
+            provider=u["provider"][:24],
+            score=round(score, 5),
+            accept=doc["accept"],
+            reason=reason,
+        )
+
+    def _unjudged(self, updates: list[dict]) -> list[dict]:
+        out = []
+        for u in updates:
+            uid = u["id"]
+            if uid in self.judged or u["status"] != "pending" or u["provider"] == self.agent.me:
+                continue
+            if self.has_verdict(uid):  # after a restart
+                self.judged.add(uid)
+                continue
+            self.first_seen.setdefault(uid, time.time())
+            out.append(u)
+        return out
+
+    def judge_round(self, model: dict, rd: dict) -> None:
+        a = self.agent
+        r = int(rd["number"])
+        updates = round_updates(a, r)
+        todo = self._unjudged(updates)
+        if not todo:
+            return
+        everyone = len(updates) >= len(a.exp.providers)
+        waited = time.time() - min(self.first_seen[u["id"]] for u in todo)
+        if not everyone and waited < a.exp.settle_seconds:
+            return
+        self.load_shard(model)
+        g = rd["global"]
+        global_state = a.fetch_weights(g["cid"], g["sha256"])
+        valid, loaded = [], []
+        for u in updates:
+            w = self._load_update(u, g["sha256"])
+            if isinstance(w, str):
+                if u in todo:
+                    self._verdict(u, SCORE_MIN, reason=w)
+                continue
+            valid.append(u)
+            loaded.append(w)
+        if not valid:
+            return
+        started = time.perf_counter()
+        scores = ml.score_updates(
+            self.rule, a.exp.model, global_state, loaded, self.shard, [int(u["numSamples"]) for u in valid]
+        )
+        a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
+        ids = {u["id"] for u in todo}
+        for u, s in zip(valid, scores, strict=True):
+            if u["id"] in ids:
+                self._verdict(u, s)
+
+    def judge_gossip(self, model: dict) -> None:
+        a = self.agent
+        updates = list(paged(lambda b: a.client.list_round_updates(a.model_id, 0, 200, b)))
+        for u in self._unjudged(updates):
+            self.load_shard(model)
+            try:
+                base = gossip_base(a.reader, model, u.get("parents") or [])
+            except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
+                self._verdict(u, SCORE_MIN, reason=f"parents: {exc}"[:400])
+                continue
+            w = self._load_update(u, None)
+            if isinstance(w, str):
+                self._verdict(u, SCORE_MIN, reason=w)
+                continue
+            from fedcommittee.ml import state as st
+
+            delta = st.subtract(w, base)
+            self._verdict(u, ml.score(self.rule, a.exp.model, base, delta, self.shard))
+
+    # ------------------------------------------------------------------ aggregates
+    def confirm(self, model: dict, rd: dict) -> None:
+        a = self.agent
+        r = int(rd["number"])
+        self.closed_seen.setdefault(r, time.time())
+
+        def candidates() -> list[dict]:
+            return a.client.get_aggregates(a.model_id, r) or []
+
+        def confirmed() -> bool:
+            # A round the quorum already confirmed without us needs nothing more.
+            if a.client.get_round(a.model_id, r)["status"] != "closed":
+                return True
+            return any(
+                c.get("member") == a.me for cand in candidates() for c in cand.get("confirmations") or []
+            )
+
+        cands = candidates()
+        if any(c.get("member") == a.me for cand in cands for c in cand.get("confirmations") or []):
+            return
+        if r not in self.aggregates:
+            self.aggregates[r] = compute_aggregate(a.reader, model, rd)
+        blob, new_state = self.aggregates[r]
+        mine = ml.sha256_hex(blob)
+        match = next((c for c in cands if c["sha256"] == mine), None)
+        for c in cands:
+            if c["sha256"] != mine and c["sha256"] not in self.discrepancies:
+                self.discrepancies.append(c["sha256"])
+                a.log(
+                    "aggregate_mismatch",
+                    level="error",
+                    round=r,
+                    recorded_by=c.get("recordedBy", "")[:24],
+                    theirs=c["sha256"],
+                    ours=mine,
+                )
+        if match is None:
+            if time.time() - self.closed_seen[r] < a.exp.settle_seconds:
+                return
+            recorded = any(c.get("recordedBy") == a.me for c in cands)
+            if not recorded:
+                obj = a.put(blob)
+                a.log("record_own_aggregate", round=r, sha256=mine)
+                a.submit(
+                    "RecordAggregate",
+                    a.model_id,
+                    str(r),
+                    json.dumps({"cid": obj.cid, "sha256": mine}),
+                    done=lambda: any(c.get("recordedBy") == a.me for c in candidates()),
+                )
+            return
+        self.load_shard(model)
+        ev = ml.evaluate(a.exp.model, new_state, self.shard)
+        score = self._value(new_state) if self.rule.name == "absolute" else 0.0
+        a.log(
+            "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
+        )
+        a.submit(
+            "ConfirmAggregate",
+            a.model_id,
+            str(r),
+            json.dumps({"sha256": mine, "score": _clamp(score)}),
+            done=confirmed,
+        )
+
+    def close_if_overdue(self, rd: dict) -> None:
+        """Liveness without the publisher: a round past its deadline by settle_seconds is closed by
+        any member (the contract allows it; the first one wins, the others see it closed)."""
+        a = self.agent
+        r = int(rd["number"])
+        if time.time() < int(rd.get("deadline") or 0) + a.exp.settle_seconds:
+            return
+        a.log("close_overdue_round", round=r)
+        a.submit(
+            "CloseRound",
+            a.model_id,
+            str(r),
+            done=lambda: a.client.get_round(a.model_id, r)["status"] != "open",
+        )
+
+    # ------------------------------------------------------------------ loop
+    def step(self, model: dict) -> None:
+        status = model["status"]
+        if status == "proposed":
+            self.vote(model)
+        elif status == "active":
+            if model["mode"] == "gossip":
+                self.judge_gossip(model)
+                return
+            r = int(model["currentRound"])
+            rd = self.agent.client.get_round(self.agent.model_id, r)
+            if rd["status"] == "open":
+                self.judge_round(model, rd)
+                self.close_if_overdue(rd)
+            elif rd["status"] == "closed":
+                self.confirm(model, rd)
+
+
+def run_committee(agent: Agent, name: str) -> int:
+    m = Member(agent, name)
+    agent.start_events()
+    while True:
+        model = agent.model()
+        if model is not None:
+            if model["status"] in ("finished", "rejected"):
+                agent.log("model_" + model["status"], discrepancies=len(m.discrepancies))
+                return 0 if model["status"] == "finished" else 1
+            if m.seat(model) is None and model["status"] != "proposed":
+                agent.log("not_a_member", level="error")
+                return 1
+            try:
+                m.step(model)
+            except ContractError as exc:  # the ledger moved on meanwhile: reconcile on the next pass
+                agent.log("step_refused", level="warning", reason=exc.chaincode_message or str(exc))
+        agent.wait(timeout=1.0 if m.first_seen else None)

@@ -1,0 +1,363 @@
+"""What every agent shares: ledger + IPFS connections, JSON-lines logs, the event pump, careful submits,
+and the few pieces of protocol every role must compute the same way (identity keys, shard encoding,
+the aggregate of a round).
+
+Agents are *level-triggered*: a chaincode event only wakes an agent up; it then reads the ledger state
+and does whatever is still missing for it (and nothing that is already on the ledger). A restarted
+agent therefore just reconciles and carries on; an event seen twice or missed costs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedcommittee.endpoints import Endpoints
+from fedcommittee.experiment import Experiment
+from fedcommittee.ledger import (
+    Checkpoint,
+    CommitError,
+    ContractError,
+    FedcommitteeClient,
+    Gateway,
+    GatewayError,
+    load_profile,
+)
+from fedcommittee.storage import ContentStore, IpfsClient
+
+__all__ = [
+    "Agent",
+    "AgentStopped",
+    "JsonLog",
+    "identity_key",
+    "paged",
+    "run_dir",
+]
+
+RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"}
+
+
+class AgentStopped(Exception):
+    """The model reached a final state (or the agent was asked to stop)."""
+
+
+def run_dir(home: Path, model_id: str) -> Path:
+    """Where a run keeps agent state and logs: ``$FC_HOME/runs/<model id>``."""
+    return home / "runs" / model_id
+
+
+def identity_key(msp_id: str, cert) -> str:
+    """The chaincode's identity key for a certificate: ``<MSP>/base64("x509::<subject>::<issuer>")``.
+
+    Same as fabric-chaincode-go's ``cid.GetID`` (Go's pkix.Name.String() is RFC 4514 order)."""
+    raw = f"x509::{cert.subject.rfc4514_string()}::{cert.issuer.rfc4514_string()}"
+    return f"{msp_id}/{base64.b64encode(raw.encode()).decode()}"
+
+
+def paged(fetch: Callable[[str], dict], limit: int = 100_000) -> Iterator[dict]:
+    """All items of a paged query (``fetch(bookmark) -> {"items","bookmark"}``)."""
+    bookmark, seen = "", 0
+    while True:
+        page = fetch(bookmark) or {}
+        items = page.get("items") or []
+        yield from items
+        seen += len(items)
+        bookmark = page.get("bookmark") or ""
+        if not bookmark or not items or seen >= limit:
+            return
+
+
+class JsonLog:
+    """One JSON object per line: ``{"ts", "agent", "role", "event", ...}``; also a short line on stderr."""
+
+    def __init__(self, path: Path | None, agent: str, role: str, echo: bool = True) -> None:
+        self.agent, self.role, self.echo = agent, role, echo
+        self._fh = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(path, "a", buffering=1)  # noqa: SIM115 (lives as long as the agent)
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        rec = {"ts": round(time.time(), 3), "agent": self.agent, "role": self.role, "event": event}
+        if level != "info":
+            rec["level"] = level
+        rec.update(fields)
+        line = json.dumps(rec, default=str, separators=(",", ":"))
+        with self._lock:
+            if self._fh is not None:
+                self._fh.write(line + "\n")
+            if self.echo:
+                detail = " ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (dict, list)))
+                print(f"[{self.agent}] {event} {detail}"[:300], file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+@dataclass
+class Agent:
+    """Connections and helpers one agent process needs. ``role`` is for logs only."""
+
+    exp: Experiment
+    user: str
+    role: str
+    name: str
+    home: Path
+    endpoints: Endpoints | None = None
+    poll_seconds: float = 3.0
+    log: JsonLog = field(init=False)
+    client: FedcommitteeClient = field(init=False)
+    store: ContentStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        if not self.exp.model_id:
+            raise ValueError("the experiment has no model id (give --model-id or set model_id in the config)")
+        self.endpoints = self.endpoints or Endpoints.load(self.home)
+        if not self.endpoints.fabric_available:
+            from fedcommittee.endpoints import NetworkNotRunning
+
+            raise NetworkNotRunning(f"Fabric is not available: {self.endpoints.fabric_reason}")
+        self.dir = run_dir(self.home, self.exp.model_id)
+        self.state_dir = self.dir / "agents" / self.name
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log = JsonLog(self.dir / "logs" / f"{self.name}.jsonl", self.name, self.role)
+        self.profile = load_profile(self.endpoints.connection_profile)
+        self.id_cfg = self.profile.identity(self.user)
+        ident, _ = self.id_cfg.load()
+        self.me = identity_key(ident.msp_id, ident.certificate)
+        peer = self.profile.peer(msp_id=ident.msp_id)
+        self.gateway = Gateway.connect(self.profile, user=self.user, peer=peer.name)
+        self.client = FedcommitteeClient(self.gateway.network().contract())
+        self._ipfs = IpfsClient(self.endpoints.ipfs_api, timeout=60)
+        self.store = ContentStore(self._ipfs)
+        self._events: queue.Queue = queue.Queue()
+        self._stream = None
+        self._stop = threading.Event()
+        self.log("start", user=self.user, identity=self.me[:24], model=self.exp.model_id, pid=os.getpid())
+
+    @property
+    def model_id(self) -> str:
+        return self.exp.model_id
+
+    # ------------------------------------------------------------------ events
+    def start_events(self) -> None:
+        """Pump chaincode events into a queue from a thread (checkpointed under the state dir)."""
+        cp = Checkpoint(self.state_dir / "events.json")
+        self._stream = self.gateway.network().chaincode_events(start_block=0, checkpoint=cp)
+
+        def pump() -> None:
+            try:
+                for ev in self._stream:
+                    self._events.put(ev)
+            except Exception as exc:  # noqa: BLE001 (reported, and the main loop keeps polling)
+                if not self._stop.is_set():
+                    self.log("events_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+
+        threading.Thread(target=pump, name=f"{self.name}-events", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> list[dict]:
+        """Block until an event for our model arrives (or ``timeout``); return all queued ones."""
+        out = []
+        try:
+            ev = self._events.get(timeout=self.poll_seconds if timeout is None else timeout)
+            out.append(ev)
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        payloads = []
+        for ev in out:
+            try:
+                p = json.loads(ev.payload) if ev.payload else {}
+            except ValueError:
+                continue
+            if p.get("modelId") in (None, self.model_id):
+                payloads.append(p)
+        return payloads
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._stream is not None:
+            self._stream.close()
+        self.gateway.close()
+        self._ipfs.close()
+        self.log("stop")
+        self.log.close()
+
+    # ------------------------------------------------------------------ ledger
+    def model(self) -> dict | None:
+        try:
+            return self.client.get_model(self.model_id)
+        except ContractError as exc:
+            if "not found" in str(exc.chaincode_message or exc):
+                return None
+            raise
+
+    def submit(self, fn: str, *args: str, done: Callable[[], bool] | None = None, attempts: int = 8) -> Any:
+        """Submit ``fn`` unless ``done()`` says the ledger already has its effect; retry MVCC conflicts.
+
+        Returns the SubmitResult, or None when it was already done. A ContractError after a conflict or
+        a restart is re-checked against ``done()`` before it is raised.
+        """
+        for attempt in range(attempts):
+            if done is not None and done():
+                self.log("skip_submit", tx=fn, reason="already on the ledger")
+                return None
+            started = time.perf_counter()
+            try:
+                result = self.client.contract.submit_transaction(fn, *args)
+            except CommitError as exc:
+                code = getattr(exc, "validation_code", "")
+                self.log("conflict", level="warning", tx=fn, code=code, attempt=attempt)
+                if code in RETRY_CODES:
+                    time.sleep(0.3 + 0.4 * attempt)
+                    continue
+                raise
+            except ContractError as exc:
+                if done is not None and done():
+                    self.log("skip_submit", tx=fn, reason=f"already done ({exc.chaincode_message})")
+                    return None
+                raise
+            except GatewayError as exc:
+                self.log("submit_retry", level="warning", tx=fn, error=str(exc)[:200], attempt=attempt)
+                time.sleep(1.0 + attempt)
+                continue
+            self.log(
+                "submitted",
+                tx=fn,
+                txid=result.txid,
+                block=result.block_number,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            return result
+        raise RuntimeError(f"{fn}: gave up after {attempts} attempts")
+
+    # ------------------------------------------------------------------ objects
+    @property
+    def reader(self) -> Reader:
+        return Reader(
+            self.client, self.store, self.exp.model, self.exp.aggregation, self.exp.max_update_bytes
+        )
+
+    def fetch(self, cid: str, sha256: str, max_bytes: int | None = None) -> bytes:
+        return self.store.get(cid, sha256, max_bytes=max_bytes or self.exp.max_update_bytes)
+
+    def fetch_weights(self, cid: str, sha256: str):
+        return self.reader.fetch_weights(cid, sha256)
+
+    def put(self, data: bytes):
+        return self.store.put(data)
+
+
+@dataclass
+class Reader:
+    """Read-only access to what a model's records point at: enough for auditing and aggregation."""
+
+    client: FedcommitteeClient
+    store: ContentStore
+    model_name: str
+    aggregation: str = "fedavg"
+    max_bytes: int = 64 << 20
+
+    def fetch(self, cid: str, sha256: str) -> bytes:
+        return self.store.get(cid, sha256, max_bytes=self.max_bytes)
+
+    def fetch_weights(self, cid: str, sha256: str):
+        from fedcommittee import ml
+
+        return ml.loads(self.fetch(cid, sha256), self.model_name, max_bytes=self.max_bytes)
+
+
+# ------------------------------------------------------------------------------- shared protocol
+
+
+def encode_dataset(ds) -> bytes:
+    """A Dataset as an .npz (x float32, y int64): no pickle."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=ds.x.numpy().astype(np.float32), y=ds.y.numpy().astype(np.int64))
+    return buf.getvalue()
+
+
+def decode_dataset(data: bytes, n_classes: int):
+    import numpy as np
+    import torch
+
+    from fedcommittee.ml.data import Dataset
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        x, y = f["x"], f["y"]
+    if x.dtype != np.float32 or y.dtype != np.int64 or x.ndim != 4 or len(x) != len(y):
+        raise ValueError("validation shard: expected x float32 NCHW and y int64 of equal length")
+    if not np.isfinite(x).all() or (y < 0).any() or (y >= n_classes).any():
+        raise ValueError("validation shard: non-finite inputs or labels out of range")
+    return Dataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), n_classes)
+
+
+def shard_context(model_id: str) -> str:
+    return f"fedcommittee/shard/{model_id}"
+
+
+def round_updates(agent: Agent, round_no: int) -> list[dict]:
+    return list(paged(lambda b: agent.client.list_round_updates(agent.model_id, round_no, 200, b)))
+
+
+def compute_aggregate(reader: Reader, model: dict, round_doc: dict) -> tuple[bytes, Any]:
+    """The round's aggregate from the ledger: FedAvg over ``round.accepted`` (hash-verified) from
+    ``round.global``. Deterministic: every honest party gets the same bytes."""
+    from fedcommittee import ml
+
+    g = round_doc["global"]
+    global_state = reader.fetch_weights(g["cid"], g["sha256"])
+    pairs = []
+    for uid in round_doc.get("accepted") or []:
+        u = reader.client.get_update(uid)
+        if u.get("status") != "accepted" or u.get("modelId") != model["id"]:
+            raise ValueError(f"update {uid} in the accepted set is {u.get('status')} for {u.get('modelId')}")
+        delta = reader.fetch_weights(u["cid"], u["sha256"])
+        pairs.append((delta, int(u["numSamples"])))
+    new_state = ml.get_strategy(reader.aggregation).aggregate(global_state, pairs) if pairs else global_state
+    return ml.dumps(new_state), new_state
+
+
+def mean_state(states: list) -> dict:
+    """Element-wise mean in float64 over states given in a canonical order (cast back once)."""
+    import torch
+
+    out = {}
+    for k in sorted(states[0]):
+        acc = torch.zeros_like(states[0][k], dtype=torch.float64)
+        for s in states:
+            acc += s[k].double()
+        out[k] = (acc / len(states)).to(states[0][k].dtype).contiguous()
+    return out
+
+
+def gossip_base(reader: Reader, model: dict, parent_ids: list[str]):
+    """What a gossip update starts from: the mean of its parents (sorted by id), else the initial weights."""
+    if not parent_ids:
+        m = model["initialWeights"]
+        return reader.fetch_weights(m["cid"], m["sha256"])
+    states = []
+    for pid in sorted(parent_ids):
+        u = reader.client.get_update(pid)
+        if u.get("status") != "accepted" or u.get("modelId") != model["id"]:
+            raise ValueError(f"parent {pid} is {u.get('status')} for {u.get('modelId')}")
+        states.append(reader.fetch_weights(u["cid"], u["sha256"]))
+    return mean_state(states)

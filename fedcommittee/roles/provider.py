@@ -1,0 +1,148 @@
+"""Provider agent: trains on its private partition and submits updates.
+
+Federated: when round r is open and the ledger holds no update of ours for r, fetch the round's global
+weights (hash-checked), train with the configured behaviour (and DP if enabled), upload the delta
+(canonical safetensors) and ``SubmitUpdate``. Training is seeded by (experiment seed, provider, round),
+so a provider restarted between upload and submit produces the same bytes again.
+
+Gossip: up to ``gossip.updates_per_provider`` updates; each starts from the mean of the best accepted
+updates among the newest ``gossip.recency`` ones (by committee median score), names them as parents,
+trains and submits the *full weights* (a gossip update is a model, not a delta).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fedcommittee import ml
+from fedcommittee.ledger import ContractError
+from fedcommittee.roles.common import Agent, gossip_base, paged
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "big")
+
+
+class Provider:
+    def __init__(self, agent: Agent, name: str) -> None:
+        from fedcommittee.experiment import data_split
+
+        self.agent = agent
+        self.cfg = agent.exp.provider(name)
+        self.index = agent.exp.provider_index(name)
+        split = data_split(agent.exp)
+        self.data = split.train.subset(split.partition[self.index])
+        self.behaviour = ml.get_behaviour(self.cfg.behaviour, **self.cfg.params)
+        dp = self.cfg.dp or agent.exp.dp
+        self.dp = (
+            ml.DPProvider(dp.clip, dp.noise_multiplier, target_delta=dp.target_delta) if dp.enabled else None
+        )
+        self.refused: set[int] = set()
+        agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp))
+
+    # ------------------------------------------------------------------ ledger view
+    def my_updates(self) -> list[dict]:
+        a = self.agent
+        return list(paged(lambda b: a.client.list_provider_updates(a.model_id, a.me, 200, b)))
+
+    def has_update(self, round_no: int) -> bool:
+        return any(int(u.get("round") or 0) == round_no for u in self.my_updates())
+
+    def train(self, global_state, seed: int):
+        exp = self.agent.exp
+        upd = ml.run_behaviour(self.behaviour, exp.model, global_state, self.data, exp.train_config(seed))
+        metrics = {k: float(v) for k, v in upd.metrics.items()}
+        if self.dp is not None:
+            # Releases so far are known from the ledger, so the budget survives restarts.
+            self.dp.releases = len(self.my_updates())
+            upd.delta = self.dp.privatize(upd.delta, seed)
+            metrics["epsilon"] = float(self.dp.epsilon())
+        return upd, metrics
+
+    def submit(self, doc: dict, round_no: int, done) -> None:
+        try:
+            self.agent.submit("SubmitUpdate", self.agent.model_id, json.dumps(doc), done=done)
+        except ContractError as exc:
+            # e.g. the same bytes as an earlier update (a replaying free rider): refused for good.
+            self.agent.log("update_refused", level="warning", round=round_no, reason=exc.chaincode_message)
+            self.refused.add(round_no)
+
+    # ------------------------------------------------------------------ federated
+    def federated_step(self, model: dict) -> None:
+        a = self.agent
+        r = int(model["currentRound"])
+        if r < 1 or r in self.refused:
+            return
+        rd = a.client.get_round(a.model_id, r)
+        if rd["status"] != "open" or self.has_update(r):
+            return
+        g = rd["global"]
+        global_state = a.fetch_weights(g["cid"], g["sha256"])
+        upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
+        obj = a.put(ml.dumps(upd.delta))
+        a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, **metrics)
+        doc = {
+            "round": r,
+            "baseCid": g["cid"],
+            "baseSha256": g["sha256"],
+            "cid": obj.cid,
+            "sha256": obj.sha256_hex,
+            "numSamples": int(upd.num_samples),
+            "metrics": metrics,
+        }
+        self.submit(doc, r, done=lambda: self.has_update(r))
+
+    # ------------------------------------------------------------------ gossip
+    def gossip_step(self, model: dict) -> bool:
+        """One gossip update if any is still due; returns False when this provider is done."""
+        a = self.agent
+        mine = self.my_updates()
+        n = len(mine) + len(self.refused)
+        if n >= a.exp.gossip.updates_per_provider:
+            return False
+        if any(u["status"] == "pending" for u in mine):
+            return True  # wait for the verdict on our last one before building on the DAG again
+        accepted = list(paged(lambda b: a.client.list_accepted_updates(a.model_id, 0, 200, b)))
+        accepted.sort(key=lambda u: (u.get("submittedAt") or 0, u["id"]))
+        recent = accepted[-a.exp.gossip.recency :]
+        best = sorted(recent, key=lambda u: (-(u.get("medianScore") or 0.0), u["id"]))
+        parents = sorted(u["id"] for u in best[: a.exp.gossip.max_parents])
+        base = gossip_base(a.reader, model, parents)
+        upd, metrics = self.train(base, _seed(a.exp.seed, self.cfg.name, "gossip", n))
+        from fedcommittee.ml import state as st
+
+        weights = st.add_scaled(base, upd.delta)
+        obj = a.put(ml.dumps(weights))
+        a.log("trained", step=n, parents=parents, sha256=obj.sha256_hex, **metrics)
+        doc = {
+            "parents": parents,
+            "cid": obj.cid,
+            "sha256": obj.sha256_hex,
+            "numSamples": int(upd.num_samples),
+            "metrics": metrics,
+        }
+        self.submit(doc, -(n + 1), done=lambda: len(self.my_updates()) > len(mine))
+        return True
+
+
+def run_provider(agent: Agent, name: str) -> int:
+    p = Provider(agent, name)
+    agent.start_events()
+    while True:
+        model = agent.model()
+        if model is not None:
+            status = model["status"]
+            if status in ("finished", "rejected"):
+                agent.log("model_" + status)
+                return 0 if status == "finished" else 1
+            if status == "active":
+                try:
+                    if model["mode"] == "federated":
+                        p.federated_step(model)
+                    elif not p.gossip_step(model):
+                        agent.log("gossip_done")
+                        return 0
+                except ContractError as exc:  # e.g. the round closed while we trained
+                    agent.log("step_refused", level="warning", reason=exc.chaincode_message or str(exc))
+        agent.wait()

@@ -1,0 +1,266 @@
+"""`fedcommittee run CONFIG`: a whole consortium on the local network, one command.
+
+1. Org admins grant the roles the config names (``GrantRole``; skipped where the ledger has them).
+2. One process per agent (``fedcommittee committee|provider|publish CONFIG --model-id ID ...``), each
+   with its own Fabric identity; stdout/stderr to ``$FC_HOME/runs/<model>/logs/<agent>.out``, JSON
+   logs to ``<agent>.jsonl``. An agent that dies before the model is final is restarted (agents are
+   idempotent: they reconcile from the ledger), at most ``MAX_RESTARTS`` times.
+3. Progress lines from the ledger (round, accepted / rejected / pending) until the model is finished
+   or rejected, then the children are stopped, the model audited (``verify``) and a report written.
+Ctrl-C stops every child (SIGTERM, then SIGKILL) before returning 130.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedcommittee.endpoints import Endpoints, NetworkNotRunning
+from fedcommittee.experiment import Experiment
+from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, load_profile
+from fedcommittee.roles.common import identity_key, paged, run_dir
+
+MAX_RESTARTS = 3
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log, "ab")  # noqa: SIM115 (handed to the child)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        out.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def grant_roles(exp: Experiment, profile, say=print) -> list[tuple[str, str]]:
+    """Org admins grant what the config needs; returns the (user, role) pairs actually granted."""
+    wanted = [(exp.publisher, "publisher")]
+    wanted += [(m.user, "committee") for m in exp.committee]
+    wanted += [(p.user, "provider") for p in exp.providers]
+    granted = []
+    admins: dict[str, tuple[Gateway, FedcommitteeClient]] = {}
+    try:
+        for user, role in wanted:
+            ident, _ = profile.identity(user).load()
+            key = identity_key(ident.msp_id, ident.certificate)
+            admin = user.split("-")[0] + "-admin"
+            if admin not in admins:
+                gw = Gateway.connect(profile, user=admin)
+                admins[admin] = (gw, FedcommitteeClient(gw.network().contract()))
+            client = admins[admin][1]
+            try:
+                roles = client.get_account(key).get("roles") or []
+            except ContractError:
+                roles = []
+            if role in roles:
+                continue
+            client.grant_role(key, role)
+            granted.append((user, role))
+            say(f"granted {role:<9} to {user} (by {admin})")
+    finally:
+        for gw, _ in admins.values():
+            gw.close()
+    return granted
+
+
+def _agent_argv(home: Path, config: Path, model_id: str, role: str, name: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "fedcommittee.cli", "--home", str(home), role, str(config)]
+    argv += ["--model-id", model_id]
+    if name:
+        argv += ["--name", name]
+    return argv
+
+
+def progress_line(client: FedcommitteeClient, model: dict) -> str:
+    mid = model["id"]
+    if model["mode"] == "gossip":
+        ups = list(paged(lambda b: client.list_round_updates(mid, 0, 200, b)))
+        r_desc = "gossip"
+    else:
+        r = int(model.get("currentRound") or 0)
+        if r < 1:
+            return f"model {model['status']}: approvals {model.get('approvals', 0)}/{model['quorum']}"
+        ups = list(paged(lambda b: client.list_round_updates(mid, r, 200, b)))
+        rd = client.get_round(mid, r)
+        r_desc = f"round {r}/{model['roundRules']['maxRounds']} {rd['status']}"
+    c = {s: sum(1 for u in ups if u["status"] == s) for s in ("accepted", "rejected", "pending")}
+    return (
+        f"model {model['status']}, {r_desc}: {len(ups)} updates, "
+        f"{c['accepted']} accepted, {c['rejected']} rejected, {c['pending']} pending"
+    )
+
+
+def run_experiment(
+    exp: Experiment,
+    config_path: Path,
+    *,
+    home: Path,
+    timeout: float = 1800,
+    report: bool = True,
+    progress: bool = True,
+    kill_after: dict[str, float] | None = None,
+) -> int:
+    """Run the consortium; returns 0 when the model finished and the audit found nothing.
+
+    ``kill_after`` maps an agent name to seconds after the model became active at which it is killed
+    once (SIGKILL) and restarted: a crash-recovery drill used by the integration test.
+    """
+    say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
+    endpoints = Endpoints.load(home)
+    if not endpoints.fabric_available:
+        raise NetworkNotRunning(f"Fabric is not available: {endpoints.fabric_reason}")
+    model_id = exp.model_id or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp = exp.with_model_id(model_id)
+    rdir = run_dir(home, model_id)
+    (rdir / "logs").mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    say(f"run {model_id}: {len(exp.providers)} providers, {len(exp.committee)} committee members, {exp.mode}")
+    profile = load_profile(endpoints.connection_profile)
+    grant_roles(exp, profile, say)
+
+    config_path = Path(config_path).resolve()
+    children = [
+        Child(
+            m.name,
+            _agent_argv(home, config_path, model_id, "committee", m.name),
+            rdir / "logs" / f"{m.name}.out",
+        )
+        for m in exp.committee
+    ]
+    children += [
+        Child(
+            p.name,
+            _agent_argv(home, config_path, model_id, "provider", p.name),
+            rdir / "logs" / f"{p.name}.out",
+        )
+        for p in exp.providers
+    ]
+    children.append(
+        Child(
+            "publisher",
+            _agent_argv(home, config_path, model_id, "publish", None),
+            rdir / "logs" / "publisher.out",
+        )
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    kills = dict(kill_after or {})
+    final_status = None
+    gw = Gateway.connect(profile, user=exp.publisher)
+    client = FedcommitteeClient(gw.network().contract())
+    try:
+        for c in children:
+            c.start(env)
+        say(f"started {len(children)} agents; logs in {rdir / 'logs'}")
+        last = ""
+        active_since = None
+        while True:
+            now = time.time()
+            if now - started > timeout:
+                say(f"timed out after {timeout:.0f} s")
+                break
+            for c in children:
+                if active_since is None or c.name not in kills:
+                    continue
+                if now - active_since >= kills[c.name] and c.alive():
+                    kills.pop(c.name)
+                    assert c.proc is not None
+                    os.killpg(c.proc.pid, signal.SIGKILL)
+                    c.proc.wait()
+                    say(f"drill: killed {c.name}; restarting it")
+                    c.start(env)
+            try:
+                model = client.get_model(model_id)
+            except ContractError:
+                model = None
+            if model is not None:
+                if active_since is None and model["status"] != "proposed":
+                    active_since = time.time()
+                line = progress_line(client, model)
+                if line != last:
+                    say(f"[{time.time() - started:6.1f} s] {line}")
+                    last = line
+                if model["status"] in ("finished", "rejected"):
+                    final_status = model["status"]
+                    break
+            for c in children:
+                if c.proc is not None and not c.alive():
+                    code = c.proc.returncode
+                    if code == 0 and model is not None and model["status"] != "active":
+                        continue
+                    if code == 0 and exp.mode == "gossip" and c.name != "publisher":
+                        continue  # a gossip provider that made all its updates
+                    c.exit_codes.append(code)
+                    c.proc = None
+                    if c.restarts < MAX_RESTARTS:
+                        c.restarts += 1
+                        say(f"{c.name} exited with {code}; restart {c.restarts}/{MAX_RESTARTS} (see {c.log})")
+                        c.start(env)
+                    else:
+                        say(f"{c.name} exited with {code}; no restarts left (see {c.log})")
+            time.sleep(2.0)
+        # Give the agents a moment to see the final state and exit on their own.
+        deadline = time.time() + 20
+        while any(c.alive() for c in children) and time.time() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("interrupted: stopping agents")
+        for c in children:
+            c.stop()
+        gw.close()
+        raise
+    finally:
+        for c in children:
+            c.stop()
+    wall = time.time() - started
+    say(f"model {final_status or 'unfinished'} after {wall:.1f} s")
+    code = EXIT_OK if final_status == "finished" else EXIT_FAILED
+    try:
+        from fedcommittee.roles.auditor import audit_model
+        from fedcommittee.roles.common import Reader
+        from fedcommittee.storage import ContentStore, IpfsClient
+
+        if final_status is not None:
+            with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
+                rep = audit_model(Reader(client, ContentStore(ipfs, pin=False), exp.model), model_id)
+            say(f"verify: {rep.checked} checks, {len(rep.findings)} discrepancies")
+            for f in rep.findings:
+                say(f"  {f.where}: {f.problem}")
+            if not rep.ok:
+                code = EXIT_FAILED
+        if report and final_status is not None:
+            from fedcommittee.report import write_report
+
+            path = write_report(client, endpoints, model_id, home=home, exp=exp, wall_seconds=wall)
+            say(f"report: {path}")
+    finally:
+        gw.close()
+    return code

@@ -1,0 +1,193 @@
+"""The role agents on the real network: a small federated consortium, run as users run it.
+
+1. ``fedcommittee run configs/small.yaml`` (digits + MLP, 4 providers incl. a sign-flipper and a free
+   rider, 3 committee members, 2 rounds): the attacker's and the free rider's updates are rejected,
+   the honest ones accepted, the global model improves, and ``fedcommittee verify`` finds nothing.
+2. The same experiment with a provider and a committee member SIGKILLed mid-run and restarted: the
+   model still finishes with every honest update accepted once, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.network import ROOT
+
+FEDCOMMITTEE = str(Path(sys.executable).parent / "fedcommittee")
+CONFIG = ROOT / "configs" / "small.yaml"
+
+
+def cli(net, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [FEDCOMMITTEE, "--home", str(net.home), *args],
+        env=net.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def ledger(net):
+    from fedcommittee.endpoints import Endpoints
+    from fedcommittee.ledger import FedcommitteeClient, Gateway, load_profile
+
+    endpoints = Endpoints.load(net.home)
+    gw = Gateway.connect(load_profile(endpoints.connection_profile), user="org1-admin")
+    return gw, FedcommitteeClient(gw.network().contract())
+
+
+def provider_names(net) -> dict[str, str]:
+    from fedcommittee.endpoints import Endpoints
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.ledger import load_profile
+    from fedcommittee.report import identity_names
+
+    profile = load_profile(Endpoints.load(net.home).connection_profile)
+    return identity_names(load_experiment(CONFIG), profile)
+
+
+def updates_by_provider(client, model_id: str, rounds: int, names: dict[str, str]) -> dict[str, list[dict]]:
+    from fedcommittee.roles.common import paged
+
+    out: dict[str, list[dict]] = {}
+    for r in range(1, rounds + 1):
+        for u in paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)):
+            out.setdefault(names[u["provider"]], []).append(u)
+    return out
+
+
+def check_outcome(net, model_id: str) -> None:
+    gw, client = ledger(net)
+    with gw:
+        model = client.get_model(model_id)
+        assert model["status"] == "finished", model
+        rounds = int(model["currentRound"])
+        ups = updates_by_provider(client, model_id, rounds, provider_names(net))
+        # Honest providers: one accepted update per round, never two.
+        for name in ("honest1", "honest2"):
+            assert [u["status"] for u in ups[name]] == ["accepted"] * rounds, (name, ups[name])
+        # The sign-flipper is rejected every round; the free rider's zero delta is rejected, and its
+        # byte-identical replay in later rounds is refused by the contract (no duplicate objects).
+        assert [u["status"] for u in ups["flipper"]] == ["rejected"] * rounds
+        assert [u["status"] for u in ups["freerider"]] == ["rejected"]
+        # Nothing counted twice: each update has exactly `quorum`..committee verdicts, one per member.
+        for lst in ups.values():
+            for u in lst:
+                verdicts = client.get_verdicts(u["id"])
+                members = [v["member"] for v in verdicts]
+                assert len(members) == len(set(members)), u["id"]
+                assert model["quorum"] <= len(members) <= len(model["committee"])
+        # Rewards agree with the outcomes.
+        board = {e["identity"]: e for e in client.get_leaderboard(model_id)}
+        for lst in ups.values():
+            prov = lst[0]["provider"]
+            assert board[prov]["accepted"] == sum(u["status"] == "accepted" for u in lst)
+            assert board[prov]["rejected"] == sum(u["status"] == "rejected" for u in lst)
+
+
+@pytest.fixture(scope="module")
+def federated_run(local_network, fabric):
+    net = local_network["network"]
+    model_id = f"small-{int(time.time())}"
+    started = time.time()
+    proc = cli(net, "run", str(CONFIG), "--model-id", model_id, timeout=420)
+    return net, model_id, proc, time.time() - started
+
+
+def test_federated_run_rejects_attackers_and_improves(federated_run):
+    net, model_id, proc, wall = federated_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "verify: " in proc.stdout and " 0 discrepancies" in proc.stdout
+    check_outcome(net, model_id)
+    report = json.loads((net.home / "runs" / model_id / "report" / "report.json").read_text())
+    acc = report["summary"]
+    assert acc["test_accuracy_final"] > acc["test_accuracy_initial"] + 0.2, acc
+    assert (net.home / "runs" / model_id / "report" / "accuracy.png").stat().st_size > 0
+    # One JSON-lines log per agent, every line a JSON object.
+    logs = sorted((net.home / "runs" / model_id / "logs").glob("*.jsonl"))
+    assert len(logs) == 8
+    for path in logs:
+        for line in path.read_text().splitlines():
+            assert json.loads(line)["agent"] == path.stem
+
+
+def test_verify_status_and_history_commands(federated_run):
+    net, model_id, proc, _ = federated_run
+    assert proc.returncode == 0
+    verify = cli(net, "verify", "--model-id", model_id)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "[ok  ]" in verify.stdout and "0 discrepancies" in verify.stdout
+    status = cli(net, "status", "--model-id", model_id, "--json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)[0]
+    assert info["status"] == "finished" and not info["pending_verdicts"]
+    history = cli(net, "history", "model", model_id)
+    assert history.returncode == 0, history.stderr
+    assert len(history.stdout.splitlines()) >= 3  # proposed, active, rounds..., finished
+
+
+def test_bad_config_is_a_usage_error(local_network, tmp_path):
+    net = local_network["network"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.read_text().replace("rounds: 2", "roundz: 2"))
+    proc = cli(net, "run", str(bad))
+    assert proc.returncode == 2
+    assert "roundz" in proc.stderr
+
+
+def test_agents_survive_a_kill_and_restart(local_network, fabric):
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.run import run_experiment
+
+    net = local_network["network"]
+    model_id = f"small-drill-{int(time.time())}"
+    exp = load_experiment(CONFIG, model_id=model_id)
+    env = net.env()
+    import os
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        code = run_experiment(
+            exp, CONFIG, home=net.home, timeout=400, report=False, kill_after={"honest1": 3, "member2": 12}
+        )
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert code == 0
+    check_outcome(net, model_id)
+    logs = net.home / "runs" / model_id / "logs"
+    for name in ("honest1", "member2"):
+        starts = [ln for ln in (logs / f"{name}.jsonl").read_text().splitlines() if '"event":"start"' in ln]
+        assert len(starts) >= 2, f"{name} was not restarted"
+
+
+def test_gossip_run(local_network, fabric):
+    """Gossip mode: no rounds; the noise attacker never becomes a parent; the audit is clean."""
+    net = local_network["network"]
+    model_id = f"gossip-{int(time.time())}"
+    proc = cli(net, "run", str(ROOT / "configs" / "gossip.yaml"), "--model-id", model_id, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = json.loads((net.home / "runs" / model_id / "report" / "report.json").read_text())
+    per = report["summary"]["per_provider"]
+    assert per["attacker"]["accepted"] == 0 and per["attacker"]["rejected"] >= 1
+    for name in ("honest1", "honest2", "honest3"):
+        assert per[name]["accepted"] >= 2, per
+    gw, client = ledger(net)
+    with gw:
+        model = client.get_model(model_id)
+        assert model["status"] == "finished" and model["finalUpdate"]
+        attacker_ids = {u["id"] for u in report["updates"] if u["provider"] == "attacker"}
+        for u in report["updates"]:
+            parents = client.get_update(u["id"]).get("parents") or []
+            assert not attacker_ids & set(parents), "a rejected update became a parent"
+    assert report["summary"]["test_accuracy_final"] > report["summary"]["test_accuracy_initial"] + 0.15

@@ -1,0 +1,324 @@
+"""Pure agent logic against in-memory stand-ins for the ledger and the store (unit tests only: the
+product path always runs on real Fabric and IPFS, see tests/integration/test_agents.py)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from fedcommittee import ml
+from fedcommittee.ledger import CommitError, ContractError
+from fedcommittee.roles import common
+from fedcommittee.roles.auditor import audit_model
+from fedcommittee.roles.common import (
+    Reader,
+    compute_aggregate,
+    decode_dataset,
+    encode_dataset,
+    identity_key,
+    mean_state,
+    paged,
+)
+from fedcommittee.storage.errors import IntegrityError
+
+MODEL = "mlp"
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, data: bytes):
+        sha = hashlib.sha256(data).hexdigest()
+        cid = "bafk" + sha[:20]
+        self.objects[cid] = data
+        return type("Obj", (), {"cid": cid, "sha256_hex": sha, "size": len(data)})()
+
+    def get(self, cid: str, sha256_hex: str, max_bytes=None, size=None) -> bytes:
+        data = self.objects[cid]
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256_hex:
+            raise IntegrityError(cid, sha256_hex, actual, len(data))
+        return data
+
+
+class FakeLedger:
+    """Just the queries the auditor and aggregation use, over dicts shaped like the chaincode's JSON."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, dict] = {}
+        self.rounds: dict[tuple[str, int], dict] = {}
+        self.updates: dict[str, dict] = {}
+
+    def get_model(self, mid):
+        return self.models[mid]
+
+    def get_round(self, mid, r):
+        return self.rounds[(mid, int(r))]
+
+    def get_update(self, uid):
+        return self.updates[uid]
+
+    def list_round_updates(self, mid, r, page_size=None, bookmark=""):
+        items = [u for u in self.updates.values() if u["modelId"] == mid and u.get("round", 0) == int(r)]
+        return {"items": items, "bookmark": "", "count": len(items)}
+
+
+def federated_history(rounds: int = 2):
+    """A finished two-round model whose aggregates were computed honestly."""
+    store, ledger = FakeStore(), FakeLedger()
+    init = ml.initial_state(MODEL, 0)
+    g = store.put(ml.dumps(init))
+    model = {
+        "id": "m", "architecture": {"name": MODEL, "version": "1"}, "specSha256": ml.spec_hash(MODEL),
+        "initialWeights": {"cid": g.cid, "sha256": g.sha256_hex}, "committee": [], "mode": "federated",
+        "status": "finished", "currentRound": rounds,
+    }  # fmt: skip
+    ledger.models["m"] = model
+    reader = Reader(ledger, store, MODEL)
+    glob = {"cid": g.cid, "sha256": g.sha256_hex}
+    for r in range(1, rounds + 1):
+        accepted = []
+        for i in range(3):
+            gen = torch.Generator().manual_seed(100 * r + i)
+            delta = {k: torch.randn(v.shape, generator=gen) * 0.01 for k, v in init.items()}
+            obj = store.put(ml.dumps(delta))
+            uid = f"u{r}{i}"
+            status = "accepted" if i < 2 else "rejected"
+            ledger.updates[uid] = {
+                "id": uid, "modelId": "m", "round": r, "cid": obj.cid, "sha256": obj.sha256_hex,
+                "numSamples": 10 + i, "status": status,
+            }  # fmt: skip
+            if status == "accepted":
+                accepted.append(uid)
+        rd = {"number": r, "status": "closed", "global": dict(glob), "accepted": sorted(accepted)}
+        ledger.rounds[("m", r)] = rd
+        blob, _ = compute_aggregate(reader, model, rd)
+        agg = store.put(blob)
+        rd.update(status="done", aggregate={"cid": agg.cid, "sha256": agg.sha256_hex})
+        glob = {"cid": agg.cid, "sha256": agg.sha256_hex}
+    model["final"] = dict(glob)
+    return store, ledger, reader
+
+
+def test_aggregate_is_deterministic_and_order_free():
+    store, ledger, reader = federated_history()
+    rd = dict(ledger.get_round("m", 1))
+    a, _ = compute_aggregate(reader, ledger.get_model("m"), rd)
+    rd["accepted"] = list(reversed(rd["accepted"]))
+    b, _ = compute_aggregate(reader, ledger.get_model("m"), rd)
+    assert a == b
+    assert ml.sha256_hex(a) == ledger.get_round("m", 1)["aggregate"]["sha256"]
+
+
+def test_aggregate_refuses_an_update_that_is_not_accepted():
+    store, ledger, reader = federated_history()
+    rd = dict(ledger.get_round("m", 1))
+    rd["accepted"] = ["u12"]  # rejected on the ledger
+    with pytest.raises(ValueError, match="rejected"):
+        compute_aggregate(reader, ledger.get_model("m"), rd)
+
+
+def test_audit_of_an_honest_history_finds_nothing():
+    _, ledger, reader = federated_history()
+    rep = audit_model(reader, "m")
+    assert rep.ok, rep.findings
+    assert rep.checked >= 1 + 2 * 3 + 2 * 2
+    assert [r["status"] for r in rep.rounds] == ["done", "done"]
+
+
+def test_audit_finds_a_tampered_object_and_a_wrong_aggregate():
+    store, ledger, reader = federated_history()
+    u = ledger.updates["u21"]
+    store.objects[u["cid"]] = b"not the bytes that were recorded"
+    rd = ledger.rounds[("m", 1)]
+    fake = store.put(ml.dumps(ml.initial_state(MODEL, 9)))
+    rd["aggregate"] = {"cid": fake.cid, "sha256": fake.sha256_hex}
+    rep = audit_model(reader, "m")
+    wheres = " | ".join(f.where for f in rep.findings)
+    assert "round 2 update u21" in wheres
+    assert "round 1.aggregate" in wheres
+    assert "round 2.global" in wheres  # round 2 did not start from the recorded round-1 aggregate
+
+
+def test_audit_flags_an_unknown_architecture():
+    _, ledger, reader = federated_history()
+    ledger.models["m"]["architecture"]["name"] = "resnet-9000"
+    rep = audit_model(reader, "m")
+    assert not rep.ok and rep.findings[0].where == "model.architecture"
+
+
+def test_mean_state_is_order_free():
+    a, b = ml.initial_state(MODEL, 1), ml.initial_state(MODEL, 2)
+    m1, m2 = mean_state([a, b]), mean_state([b, a])
+    assert ml.dumps(m1) == ml.dumps(m2)
+
+
+def test_shard_encoding_round_trip_and_checks():
+    ds = ml.load_digits().subset(list(range(50)))
+    back = decode_dataset(encode_dataset(ds), 10)
+    assert torch.equal(back.x, ds.x) and torch.equal(back.y, ds.y)
+    with pytest.raises(ValueError, match="out of range"):
+        decode_dataset(encode_dataset(ds), 3)
+
+
+def test_identity_key_matches_the_chaincode_format():
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "User1@org1.fc.local")])  # fmt: skip
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca.org1.fc.local")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    got = identity_key("Org1MSP", cert)
+    msp, b64 = got.split("/", 1)
+    assert msp == "Org1MSP"
+    # Go's pkix.Name.String(): most specific RDN first.
+    assert (
+        base64.b64decode(b64).decode() == "x509::CN=User1@org1.fc.local,OU=client,C=US::CN=ca.org1.fc.local"
+    )
+
+
+def test_paged_follows_bookmarks():
+    pages = {"": {"items": [1, 2], "bookmark": "b1"}, "b1": {"items": [3], "bookmark": ""}}
+    assert list(paged(lambda b: pages[b])) == [1, 2, 3]
+
+
+# ------------------------------------------------------------------ Agent.submit: check before, retry
+
+
+class FakeContract:
+    def __init__(self, outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def submit_transaction(self, fn, *args):
+        self.calls += 1
+        out = self.outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+
+def bare_agent(contract):
+    agent = object.__new__(common.Agent)
+    agent.client = type("C", (), {"contract": contract})()
+    agent.log = lambda *a, **k: None
+    return agent
+
+
+def test_submit_skips_what_the_ledger_already_has(monkeypatch):
+    contract = FakeContract([])
+    assert bare_agent(contract).submit("SubmitVerdict", "u", "{}", done=lambda: True) is None
+    assert contract.calls == 0
+
+
+def test_submit_retries_mvcc_conflicts(monkeypatch):
+    monkeypatch.setattr(common.time, "sleep", lambda s: None)
+    ok = type("R", (), {"txid": "t2", "block_number": 5})()
+    conflict = CommitError("t1", "MVCC_READ_CONFLICT", code_value=11, block_number=4)
+    contract = FakeContract([conflict, ok])
+    assert bare_agent(contract).submit("SubmitVerdict", "u", "{}", done=lambda: False) is ok
+    assert contract.calls == 2
+
+
+def test_submit_treats_a_refusal_explained_by_the_ledger_as_done(monkeypatch):
+    state = {"done": False}
+    msg = "round 1 of model m is done, not closed"
+    err = ContractError(msg, chaincode_message=msg, stage="endorse", status=500)
+
+    class Refuse(FakeContract):
+        def submit_transaction(self, fn, *args):
+            state["done"] = True  # someone else completed it meanwhile
+            raise err
+
+    assert (
+        bare_agent(Refuse([])).submit("ConfirmAggregate", "m", "1", "{}", done=lambda: state["done"]) is None
+    )
+
+
+def test_json_log_lines(tmp_path):
+    log = common.JsonLog(tmp_path / "a.jsonl", "a", "provider", echo=False)
+    log("trained", round=1, loss=0.5)
+    log("conflict", level="warning", tx="X")
+    log.close()
+    recs = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert recs[0]["event"] == "trained" and recs[0]["round"] == 1 and recs[0]["agent"] == "a"
+    assert recs[1]["level"] == "warning"
+
+
+def test_member_rejects_unloadable_updates_without_crashing():
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.roles.committee import Member
+
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    store = FakeStore()
+    good = store.put(ml.dumps(ml.initial_state(MODEL, 0)))
+    junk = store.put(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    agent = type("A", (), {})()
+    agent.exp = exp
+    agent.fetch_weights = Reader(None, store, MODEL).fetch_weights
+    member = Member(agent, "member1")
+    assert isinstance(
+        member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "b"}, "b"), dict
+    )
+    reason = member._load_update({"cid": junk.cid, "sha256": junk.sha256_hex, "baseSha256": "b"}, "b")
+    assert isinstance(reason, str) and reason
+    assert member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "x"}, "b") == (
+        "base is not the round's global model"
+    )
+    tampered = {"cid": good.cid, "sha256": "0" * 64, "baseSha256": "b"}
+    assert "IntegrityError" in member._load_update(tampered, "b")
+
+
+def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.roles import committee as committee_mod
+    from fedcommittee.roles.committee import Member
+
+    store, ledger, reader = federated_history(rounds=1)
+    rd = dict(ledger.rounds[("m", 1)], status="closed")
+    bogus = store.put(ml.dumps(ml.initial_state(MODEL, 7)))
+    cands = [
+        {"sha256": bogus.sha256_hex, "cid": bogus.cid, "recordedBy": "Org1MSP/evil", "confirmations": []}
+    ]
+    ledger.get_aggregates = lambda mid, r: cands
+    ledger.get_round = lambda mid, r: rd
+    submitted = []
+
+    agent = type("A", (), {})()
+    agent.exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent.model_id, agent.me, agent.client, agent.reader = "m", "Org2MSP/me", ledger, reader
+    agent.log = lambda *a, **k: None
+    agent.put = store.put
+    agent.submit = lambda fn, *args, done=None: submitted.append((fn, args))
+    member = Member(agent, "member1")
+    member.shard = ml.load_digits().subset(list(range(40)))
+    clock = [1000.0]
+    monkeypatch.setattr(committee_mod.time, "time", lambda: clock[0])
+
+    member.confirm(ledger.models["m"], rd)
+    assert submitted == [] and member.discrepancies == [bogus.sha256_hex]
+    clock[0] += agent.exp.settle_seconds + 1  # nobody recorded the right one: record our own
+    member.confirm(ledger.models["m"], rd)
+    assert [fn for fn, _ in submitted] == ["RecordAggregate"]
+    ours = json.loads(submitted[0][1][2])["sha256"]
+    assert ours == ledger.rounds[("m", 1)]["aggregate"]["sha256"]
+    cands.append({"sha256": ours, "cid": "x", "recordedBy": agent.me, "confirmations": []})
+    member.confirm(ledger.models["m"], rd)
+    assert [fn for fn, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
+    assert json.loads(submitted[1][1][2])["sha256"] == ours
