@@ -140,10 +140,24 @@ cmd_up() {
   step "network ready in $(elapsed "$started")"
 }
 
+# Reports are the user's, not network state: keep them when the state goes.
+keep_reports() {
+  local report model
+  for report in "$FC_HOME"/runs/*/report; do
+    [ -d "$report" ] || continue
+    model=$(basename "$(dirname "$report")")
+    mkdir -p "$FC_ROOT/reports"
+    rm -rf "$FC_ROOT/reports/$model"
+    mv "$report" "$FC_ROOT/reports/$model"
+    ok "kept the report of $model in reports/$model"
+  done
+}
+
 cmd_down() {
   step "network down"
   fabric_down
   stop ipfs
+  keep_reports
   rm -rf "$FC_HOME"
   ok "state removed ($FC_HOME)"
 }
