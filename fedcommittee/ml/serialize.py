@@ -18,6 +18,7 @@ from safetensors.torch import load as _st_load
 from fedcommittee.ml.models import State, state_layout
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024  # our headers are a few KB; bounds JSON parsing work on hostile input
 _METADATA = {"format": "pt", "producer": "fedcommittee"}
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
@@ -73,10 +74,12 @@ def _parse_header(data: bytes) -> dict:
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len == 0 or 8 + header_len > len(data):
         raise WeightsError(f"not safetensors: header length {header_len} does not fit in {len(data)} bytes")
+    if header_len > MAX_HEADER_BYTES:
+        raise WeightsError(f"header too large: {header_len} bytes > {MAX_HEADER_BYTES}")
     try:
         header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"not safetensors: header is not JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise WeightsError(f"not safetensors: header is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise WeightsError("not safetensors: header is not a JSON object")
     return header
@@ -100,13 +103,12 @@ def loads(data: bytes, model_name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> S
         info = header[name]
         if not isinstance(info, dict):
             raise WeightsError(f"{name}: malformed header entry")
-        got_dtype = _DTYPES.get(info.get("dtype"))
-        if got_dtype != dtype:
-            raise WeightsError(f"{name}: dtype {info.get('dtype')} but {model_name} expects {dtype}")
-        if tuple(info.get("shape", ())) != shape:
-            raise WeightsError(
-                f"{name}: shape {tuple(info.get('shape', ()))} but {model_name} expects {shape}"
-            )
+        got_dtype = info.get("dtype")
+        if not isinstance(got_dtype, str) or _DTYPES.get(got_dtype) != dtype:
+            raise WeightsError(f"{name}: dtype {got_dtype!r} but {model_name} expects {dtype}")
+        got_shape = info.get("shape")
+        if not isinstance(got_shape, list) or tuple(got_shape) != shape:
+            raise WeightsError(f"{name}: shape {got_shape!r} but {model_name} expects {shape}")
     try:
         tensors = _st_load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt payloads

@@ -4,9 +4,9 @@
 * random valid states round-trip bit for bit, with a stable sha256;
 * a single-byte change of a valid file either fails with WeightsError or gives another sha256, and a
   change in the tensor data is never silently dropped;
-* arbitrary JSON headers (names right, entries anything): WeightsError or a state of the right layout.
-  This one currently fails (see KNOWN_LOADER_BUGS), so it is marked xfail(strict=True): when the
-  loader is fixed it passes, the strict marker turns that into a failure, and the marker must go.
+* arbitrary JSON headers (names right, entries anything): WeightsError or a state of the right layout
+  (these once raised TypeError / RecursionError; the loader now type-checks entries, bounds the
+  header size and catches RecursionError).
 """
 
 from __future__ import annotations
@@ -27,12 +27,6 @@ MODEL = "mlp"
 LAYOUT = models.state_layout(MODEL)
 GOOD = dumps(models.initial_state(MODEL, 0))
 HEADER_END = 8 + struct.unpack("<Q", GOOD[:8])[0]
-
-KNOWN_LOADER_BUGS = (
-    "serialize.loads raises TypeError (not WeightsError) for a header entry whose 'shape' is not a list "
-    "(e.g. 5 or null: tuple() of it) or whose 'dtype' is unhashable (a list or an object: dict lookup), "
-    "and RecursionError for a deeply nested JSON header (json.loads; only JSONDecodeError is caught)"
-)
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -148,7 +142,6 @@ entries = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, RecursionError), reason=KNOWN_LOADER_BUGS)
 @settings(PROPS, report_multiple_bugs=False)
 @given(st.fixed_dictionaries({name: entries | json_value for name in LAYOUT}), st.binary(max_size=512))
 @example({name: {"dtype": "F32", "shape": 5, "data_offsets": [0, 4]} for name in LAYOUT}, b"\x00" * 64)
@@ -160,7 +153,6 @@ def test_arbitrary_headers_give_weights_error_or_a_valid_state(header, payload):
     assert_layout(state)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, RecursionError), reason=KNOWN_LOADER_BUGS)
 @pytest.mark.parametrize(
     "entry",
     [{"dtype": ["F32"], "shape": [10]}, {"dtype": {}, "shape": [10]}, {"dtype": "F32", "shape": None}],
@@ -171,7 +163,6 @@ def test_malformed_header_entries_give_weights_error(entry):
         loads(file_with_header(dict.fromkeys(LAYOUT, entry), b"\x00" * 64), MODEL)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=KNOWN_LOADER_BUGS)
 def test_deeply_nested_header_gives_weights_error():
     body = b"[" * 100_000
     with pytest.raises(WeightsError):
