@@ -37,6 +37,7 @@ def local_network(tmp_path_factory, request):
         endpoints = net.up()
     except Exception:
         sys.stderr.write(net.log_tails())
+        net.run("down", check=False)  # stop whatever did start before the failure
         raise
     yield {"network": net, **endpoints}
     if getattr(request.config, "_fc_failed", False):
