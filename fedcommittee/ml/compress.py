@@ -47,7 +47,7 @@ from safetensors.torch import load as _st_load
 
 from fedcommittee.ml import serialize
 from fedcommittee.ml.models import State, state_layout
-from fedcommittee.ml.serialize import DEFAULT_MAX_BYTES, WeightsError
+from fedcommittee.ml.serialize import DEFAULT_MAX_BYTES, WeightsError, parse_header
 
 ENCODING = "fedcommittee-delta/1"
 QUANTS = ("float32", "float16", "int8", "int8-affine")
@@ -279,26 +279,9 @@ def compress(delta: State, scheme: str | Scheme) -> bytes:
 # ---------------------------------------------------------------------------------------------- decode
 
 
-def _parse_header(data: bytes) -> dict:
-    if len(data) < 8:
-        raise WeightsError(f"not safetensors: only {len(data)} bytes")
-    if data[:1] == b"\x80" or data[:2] in (b"PK", b"\x1f\x8b"):
-        raise WeightsError("not safetensors: looks like a pickle / zip / gzip payload (refused)")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len == 0 or 8 + header_len > len(data):
-        raise WeightsError(f"not safetensors: header length {header_len} does not fit in {len(data)} bytes")
-    try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"not safetensors: header is not JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise WeightsError("not safetensors: header is not a JSON object")
-    return header
-
-
 def scheme_of(data: bytes) -> Scheme:
     """The scheme a file declares (header only; nothing validated beyond parsing)."""
-    meta = _parse_header(bytes(data)).get("__metadata__")
+    meta = parse_header(bytes(data)).get("__metadata__")
     if not isinstance(meta, dict):
         raise WeightsError("no __metadata__: not a fedcommittee weights file")
     if "encoding" not in meta:
@@ -360,7 +343,7 @@ def decompress(
             raise WeightsError("not canonical: bytes differ from the canonical encoding of their tensors")
         return state
 
-    header = _parse_header(data)
+    header = parse_header(data)
     meta = header.pop("__metadata__")
     want_meta = _metadata(sch, layout)
     if not all(isinstance(v, str) for v in meta.values()):

@@ -66,7 +66,8 @@ def state_hash(state: State) -> str:
     return sha256_hex(dumps(state))
 
 
-def _parse_header(data: bytes) -> dict:
+def parse_header(data: bytes) -> dict:
+    """The JSON header of a safetensors file, refusing anything else (pickle, zip, oversize, garbage)."""
     if len(data) < 8:
         raise WeightsError(f"not safetensors: only {len(data)} bytes")
     if data[:1] == b"\x80" or data[:2] in (b"PK", b"\x1f\x8b"):
@@ -92,7 +93,7 @@ def loads(data: bytes, model_name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> S
     data = bytes(data)
     if len(data) > max_bytes:
         raise WeightsError(f"oversize: {len(data)} bytes > limit {max_bytes}")
-    header = _parse_header(data)
+    header = parse_header(data)
     header.pop("__metadata__", None)
     expected = state_layout(model_name)
     missing = sorted(set(expected) - set(header))

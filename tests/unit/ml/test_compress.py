@@ -213,7 +213,7 @@ def test_garbage_pickle_zip_and_truncation(delta):
         (buf.getvalue(), "pickle / zip"),
         (b"\x1f\x8b" + b"\x00" * 20, "gzip"),
         (struct.pack("<Q", 10**12) + b"{}", "does not fit"),
-        (struct.pack("<Q", 4) + b"\xff\xfe{}", "not JSON"),
+        (struct.pack("<Q", 4) + b"\xff\xfe{}", "not valid JSON"),
         (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
         (data[: len(data) - 7], "corrupt|canonical"),
         (data + b"\x00", "corrupt|canonical"),
