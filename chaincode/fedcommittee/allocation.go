@@ -156,17 +156,10 @@ func (c *Contract) GetAllocation(ctx contractapi.TransactionContextInterface, mo
 		return toJSON(&Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: AllocAll,
 			Providers: []string{}, Ranking: []AllocationRank{}, TxID: r.OpenedTx, Timestamp: r.OpenedAt})
 	}
-	k, err := t.key(keyAllocation, m.ID, roundAttr(n))
+	al, err := mustLoad[Allocation](t, fmt.Sprintf("allocation of round %d of model %s", n, m.ID),
+		keyAllocation, m.ID, roundAttr(n))
 	if err != nil {
 		return "", err
 	}
-	var al Allocation
-	found, err := t.getJSON(k, &al)
-	if err != nil {
-		return "", err
-	}
-	if !found {
-		return "", fmt.Errorf("allocation of round %d of model %s not found", n, m.ID)
-	}
-	return toJSON(&al)
+	return toJSON(al)
 }

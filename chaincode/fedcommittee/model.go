@@ -384,19 +384,7 @@ func (t *txCtx) loadModel(modelID string) (*Model, error) {
 	if err := checkModelID(modelID); err != nil {
 		return nil, err
 	}
-	k, err := t.key(keyModel, modelID)
-	if err != nil {
-		return nil, err
-	}
-	var m Model
-	found, err := t.getJSON(k, &m)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("model %s not found", modelID)
-	}
-	return &m, nil
+	return mustLoad[Model](t, "model "+modelID, keyModel, modelID)
 }
 
 func (t *txCtx) saveModel(m *Model) error {

@@ -33,19 +33,7 @@ func (t *txCtx) openRound(m *Model, n int64, g ObjectRef) (*Round, error) {
 }
 
 func (t *txCtx) loadRound(modelID string, n int64) (*Round, error) {
-	k, err := t.key(keyRound, modelID, roundAttr(n))
-	if err != nil {
-		return nil, err
-	}
-	var r Round
-	found, err := t.getJSON(k, &r)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("round %d of model %s not found", n, modelID)
-	}
-	return &r, nil
+	return mustLoad[Round](t, fmt.Sprintf("round %d of model %s", n, modelID), keyRound, modelID, roundAttr(n))
 }
 
 func (t *txCtx) saveRound(r *Round) error {

@@ -306,19 +306,7 @@ func (t *txCtx) applyChange(m *Model, ch *RuleChangeInput) (*Model, error) {
 }
 
 func (t *txCtx) loadRuleChange(id string) (*RuleChange, error) {
-	k, err := t.key(keyRuleChange, id)
-	if err != nil {
-		return nil, err
-	}
-	var rc RuleChange
-	found, err := t.getJSON(k, &rc)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("rule change %s not found", id)
-	}
-	return &rc, nil
+	return mustLoad[RuleChange](t, "rule change "+id, keyRuleChange, id)
 }
 
 // GetRuleChange returns one rule change proposal with its votes.

@@ -52,6 +52,24 @@ func (t *txCtx) getJSON(key string, out any) (bool, error) {
 	return true, nil
 }
 
+// mustLoad reads the record under objectType~attrs; an absent one is an error
+// saying "<what> not found", as every transaction reports it.
+func mustLoad[T any](t *txCtx, what, objectType string, attrs ...string) (*T, error) {
+	k, err := t.key(objectType, attrs...)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	found, err := t.getJSON(k, &v)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%s not found", what)
+	}
+	return &v, nil
+}
+
 func (t *txCtx) exists(key string) (bool, error) {
 	b, err := t.stub.GetState(key)
 	if err != nil {

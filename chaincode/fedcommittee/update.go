@@ -217,19 +217,7 @@ func better(m *Model, a, b float64) bool {
 }
 
 func (t *txCtx) loadUpdate(updateID string) (*Update, error) {
-	k, err := t.key(keyUpdate, updateID)
-	if err != nil {
-		return nil, err
-	}
-	var u Update
-	found, err := t.getJSON(k, &u)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("update %s not found", updateID)
-	}
-	return &u, nil
+	return mustLoad[Update](t, "update "+updateID, keyUpdate, updateID)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
