@@ -176,8 +176,15 @@ class Experiment:
             damping=s.damping,
             max_norm_ratio=s.max_norm_ratio,
             peer_fraction=s.peer_fraction,
+            # The member's own reference update is trained like the providers' (optimizer, momentum,
+            # batch), so that its length and direction are comparable with theirs.
             reference=ml.TrainConfig(
-                steps=s.reference_steps, lr=s.reference_lr, batch_size=self.local.batch_size, seed=self.seed
+                steps=s.reference_steps,
+                lr=s.reference_lr,
+                batch_size=self.local.batch_size,
+                optimizer=self.local.optimizer,
+                momentum=self.local.momentum,
+                seed=self.seed,
             ),
         )
 
