@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from fedcommittee.storage import ContentStore, IpfsClient
 from tests.integration.network import ROOT, LocalNetwork
 
 
@@ -53,6 +54,13 @@ def local_network(tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def ipfs_api_url(local_network) -> str:
     return local_network["ipfs_api"]
+
+
+@pytest.fixture(scope="session")
+def store(ipfs_api_url):
+    """A hash-verified content store on the session's IPFS node."""
+    with IpfsClient(ipfs_api_url) as client:
+        yield ContentStore(client)
 
 
 @pytest.fixture(scope="session")

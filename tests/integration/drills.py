@@ -298,6 +298,9 @@ def ref(obj) -> dict:
     return {"cid": obj.cid, "sha256": obj.sha256_hex}
 
 
+GOSSIP_RULES = {"minAccepted": 0, "deadlineSeconds": 0, "maxRounds": 0, "maxParents": 2}
+
+
 def model_spec(
     ledger: DrillLedger,
     store,
@@ -306,24 +309,33 @@ def model_spec(
     mode: str = "federated",
     quorum: int = 2,
     governance: list[str] | None = None,
+    committee_users: list[str] = COMMITTEE,
+    threshold: float = 0.5,
+    federated_rules: dict | None = None,
 ) -> dict:
+    """A PublishModel spec whose weights and shards are real (small) objects in IPFS."""
     arch = {"name": "mnist_cnn", "version": "1.0.0"}
     init = store.put(f"{model_id}: initial weights".encode())
     committee = []
-    for i, user in enumerate(COMMITTEE):
+    for i, user in enumerate(committee_users):
         shard = store.put(f"{model_id}: validation shard {i}".encode())
         committee.append({"member": ledger.key(user), "shardCid": shard.cid, "shardSha256": shard.sha256_hex})
     if mode == "federated":
-        rules = {"minAccepted": 1, "deadlineSeconds": 3600, "maxRounds": 5, "maxParents": 0}
+        rules = federated_rules or {
+            "minAccepted": 1,
+            "deadlineSeconds": 3600,
+            "maxRounds": 5,
+            "maxParents": 0,
+        }
     else:
-        rules = {"minAccepted": 0, "deadlineSeconds": 0, "maxRounds": 0, "maxParents": 2}
+        rules = GOSSIP_RULES
     spec = {
         "modelId": model_id,
         "architecture": arch,
         "specSha256": hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest(),
         "initialWeights": ref(init),
         "metric": {"name": "accuracy", "higherIsBetter": True},
-        "acceptance": {"rule": "threshold", "threshold": 0.5, "scoreMin": 0, "scoreMax": 1},
+        "acceptance": {"rule": "threshold", "threshold": threshold, "scoreMin": 0, "scoreMax": 1},
         "quorum": quorum,
         "committee": committee,
         "mode": mode,

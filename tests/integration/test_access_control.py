@@ -23,7 +23,6 @@ import json
 import pytest
 
 from fedcommittee.ledger import Gateway
-from fedcommittee.storage import ContentStore, IpfsClient
 from tests.integration.drills import (
     ALL_USERS,
     COMMITTEE,
@@ -102,12 +101,6 @@ def ledger(fabric):
         yield led
     finally:
         led.close()
-
-
-@pytest.fixture(scope="module")
-def store(local_network, fabric):
-    with IpfsClient(local_network["ipfs_api"]) as client:
-        yield ContentStore(client)
 
 
 def test_access_control_matrix(ledger, store, capsys):

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from fedcommittee.storage import ContentStore, IntegrityError, InvalidCid, IpfsClient, ObjectTooLarge
+from fedcommittee.storage import IntegrityError, InvalidCid, ObjectTooLarge
 from tests.integration.drills import (
     ALL_USERS,
     COMMITTEE,
@@ -61,12 +61,6 @@ def tally(request):
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print(f"\n\n{t.summary()}\n(details in reports/bad-input-summary.txt)\n")
-
-
-@pytest.fixture(scope="module")
-def store(local_network):
-    with IpfsClient(local_network["ipfs_api"]) as client:
-        yield ContentStore(client)
 
 
 @pytest.fixture(scope="module")

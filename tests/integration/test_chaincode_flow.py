@@ -11,16 +11,14 @@ gateway may be another org's peer) never endorses against a state one block behi
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
-import uuid
 
 import pytest
-from fabric_protos.common import ledger_pb2
 
-from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway
-from fedcommittee.storage import ContentStore, IpfsClient
+from fedcommittee.ledger import ContractError
+from fedcommittee.storage import ContentStore
+from tests.integration import drills
+from tests.integration.drills import DrillLedger, ref, unique_id
 
 PUBLISHER = "org1-user1"
 PROVIDERS = ["org1-user2", "org2-user2", "org3-user2"]
@@ -34,63 +32,9 @@ ROLES = {
 }
 
 
-class Ledger:
-    """One Gateway connection per user (opened on first use), plus peer synchronisation."""
-
-    def __init__(self, fabric: dict) -> None:
-        self.profile = fabric["connection_profile"]
-        self.channel = fabric["channel"]
-        self._gateways: dict[str, Gateway] = {}
-        self._keys: dict[str, str] = {}
-
-    def gateway(self, user: str) -> Gateway:
-        if user not in self._gateways:
-            self._gateways[user] = Gateway.connect(self.profile, user=user)
-        return self._gateways[user]
-
-    def client(self, user: str) -> FedcommitteeClient:
-        return FedcommitteeClient(self.gateway(user).network().contract())
-
-    def key(self, user: str) -> str:
-        if user not in self._keys:
-            self._keys[user] = self.client(user).who_am_i()["identity"]
-        return self._keys[user]
-
-    def height(self, org: int) -> int:
-        qscc = self.gateway(f"org{org}-admin").network().contract("qscc")
-        return ledger_pb2.BlockchainInfo.FromString(qscc.evaluate("GetChainInfo", self.channel)).height
-
-    def sync(self, block_number: int, timeout: float = 20.0) -> None:
-        """Wait until every org's peer has committed ``block_number``."""
-        deadline = time.monotonic() + timeout
-        for org in (1, 2, 3):
-            while self.height(org) <= block_number:
-                assert time.monotonic() < deadline, f"peer of org{org} did not reach block {block_number}"
-                time.sleep(0.02)
-
-    def submit(self, user: str, fn: str, *args) -> str:
-        """Submit as ``user`` (dict arguments are sent as JSON); return the result once all peers have it."""
-        wire = [a if isinstance(a, str) else json.dumps(a, separators=(",", ":")) for a in args]
-        res = self.gateway(user).network().contract().submit_transaction(fn, *wire)
-        self.sync(res.block_number)
-        return res.result.decode()
-
-    def query(self, fn: str, *args: str, user: str = "org1-admin"):
-        raw = self.gateway(user).network().contract().evaluate(fn, *args)
-        return json.loads(raw) if raw else None
-
-    def ensure_role(self, user: str, role: str) -> None:
-        if role not in self.client(user).who_am_i()["account"]["roles"]:
-            self.submit(f"{user.split('-')[0]}-admin", "GrantRole", self.key(user), role)
-
-    def close(self) -> None:
-        for gw in self._gateways.values():
-            gw.close()
-
-
 @pytest.fixture(scope="module")
 def ledger(fabric):
-    led = Ledger(fabric)
+    led = DrillLedger(fabric)
     try:
         for user, role in ROLES.items():
             led.ensure_role(user, role)
@@ -99,48 +43,23 @@ def ledger(fabric):
         led.close()
 
 
-@pytest.fixture(scope="module")
-def store(local_network, fabric):
-    with IpfsClient(local_network["ipfs_api"]) as client:
-        yield ContentStore(client)
+def model_spec(ledger: DrillLedger, store: ContentStore, model_id: str, *, mode: str, quorum: int) -> dict:
+    return drills.model_spec(
+        ledger,
+        store,
+        model_id,
+        mode=mode,
+        quorum=quorum,
+        committee_users=COMMITTEE,
+        threshold=0.8,
+        federated_rules={"minAccepted": 2, "deadlineSeconds": 600, "maxRounds": 3, "maxParents": 0},
+    )
 
 
-def ref(obj) -> dict:
-    return {"cid": obj.cid, "sha256": obj.sha256_hex}
-
-
-def unique_model_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def model_spec(ledger: Ledger, store: ContentStore, model_id: str, *, mode: str, quorum: int) -> dict:
-    arch = {"name": "mnist_cnn", "version": "1.0.0"}
-    init = store.put(f"{model_id}: initial weights".encode())
-    committee = []
-    for i, user in enumerate(COMMITTEE):
-        shard = store.put(f"{model_id}: validation shard {i}".encode())
-        committee.append({"member": ledger.key(user), "shardCid": shard.cid, "shardSha256": shard.sha256_hex})
-    if mode == "federated":
-        rules = {"minAccepted": 2, "deadlineSeconds": 600, "maxRounds": 3, "maxParents": 0}
-    else:
-        rules = {"minAccepted": 0, "deadlineSeconds": 0, "maxRounds": 0, "maxParents": 2}
-    return {
-        "modelId": model_id,
-        "architecture": arch,
-        "specSha256": hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest(),
-        "initialWeights": ref(init),
-        "metric": {"name": "accuracy", "higherIsBetter": True},
-        "acceptance": {"rule": "threshold", "threshold": 0.8, "scoreMin": 0, "scoreMax": 1},
-        "quorum": quorum,
-        "committee": committee,
-        "mode": mode,
-        "roundRules": rules,
-        "rewardRules": {"acceptReward": 10, "rejectPenalty": 2, "verdictReward": 1},
-    }
-
-
-def publish_and_activate(ledger: Ledger, store: ContentStore, prefix: str, *, mode: str, quorum: int) -> dict:
-    model_id = unique_model_id(prefix)
+def publish_and_activate(
+    ledger: DrillLedger, store: ContentStore, prefix: str, *, mode: str, quorum: int
+) -> dict:
+    model_id = unique_id(prefix)
     spec = model_spec(ledger, store, model_id, mode=mode, quorum=quorum)
     published = json.loads(ledger.submit(PUBLISHER, "PublishModel", spec))
     assert published["status"] == "proposed"
@@ -154,7 +73,7 @@ def publish_and_activate(ledger: Ledger, store: ContentStore, prefix: str, *, mo
     return model
 
 
-def verdicts(ledger: Ledger, update_id: str, scores: list[float], accept: bool) -> None:
+def verdicts(ledger: DrillLedger, update_id: str, scores: list[float], accept: bool) -> None:
     # Each member's verdicts are sent one at a time, waiting for commit (chaincode README, MVCC).
     for member, score in zip(COMMITTEE, scores, strict=False):
         ledger.submit(member, "SubmitVerdict", update_id, {"score": score, "accept": accept})
@@ -302,7 +221,7 @@ def pending_update(ledger, store):
     return model_id, uid
 
 
-def state_of(ledger: Ledger, model_id: str, uid: str) -> dict:
+def state_of(ledger: DrillLedger, model_id: str, uid: str) -> dict:
     return {
         "update": ledger.query("GetUpdate", uid),
         "verdicts": ledger.query("GetVerdicts", uid),

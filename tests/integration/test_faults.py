@@ -1,0 +1,206 @@
+"""Fault drills: a running federated experiment keeps working, and loses nothing, under node faults.
+
+On a network of its own (stopping nodes of the session network would disturb the other modules),
+``fedcommittee run`` runs ``configs/small.yaml`` with 4 rounds instead of 2 (so that each drill
+falls inside a round) as a subprocess while the drills, one per round, use ``scripts/network.sh
+stop NAME`` / ``start NAME``:
+
+a. round 1: one of the three Raft orderers is stopped (the other two keep a quorum), started again;
+b. round 2: one org's peer (the gateway of that org's agents) is stopped mid-round and brought back;
+c. round 3: the IPFS node is restarted.
+
+Then: the experiment finished and its audit found nothing; ``fedcommittee verify`` agrees; every
+update seen accepted during the drills is still accepted on the ledger, and every accepted update
+and aggregate is fetchable from IPFS with its recorded sha256; one verdict per member per update and
+a leaderboard that matches the outcomes (``test_agents.check_outcome``). A summary is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.network import LocalNetwork
+from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, cli, ledger
+
+ROUNDS = 4
+ORDERER = "orderer2"
+PEER = "peer0.org2"  # the gateway of member2 and honest2 (org2 users)
+MAX_BYTES = 64 << 20
+
+
+class Experiment:
+    """``fedcommittee run`` in the background, its stdout lines collected as they come."""
+
+    def __init__(self, net: LocalNetwork, config: Path, model_id: str) -> None:
+        self.started = time.time()
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [FEDCOMMITTEE, "--home", str(net.home), "run", str(config), "--model-id", model_id],
+            env=net.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(text in ln for ln in self.lines):
+                return True
+            if not self.running():
+                return False
+            time.sleep(0.5)
+        return False
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def accepted_updates(net: LocalNetwork, model_id: str) -> dict[str, dict]:
+    """Accepted updates of every round so far, by id (read through org1's peer, never stopped)."""
+    from fedcommittee.ledger import ContractError
+    from fedcommittee.roles.common import paged
+
+    gw, client = ledger(net)
+    with gw:
+        try:
+            model = client.get_model(model_id)
+        except ContractError:
+            return {}
+        out = {}
+        for r in range(1, int(model.get("currentRound") or 0) + 1):
+            for u in paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)):
+                if u["status"] == "accepted":
+                    out[u["id"]] = u
+        return out
+
+
+@pytest.fixture(scope="module")
+def fault_network(fabric, tmp_path_factory, request):
+    net = LocalNetwork(home=tmp_path_factory.mktemp("fc-faults"))
+    try:
+        net.up()
+        yield net
+    except Exception:
+        print(net.log_tails())
+        raise
+    finally:
+        net.run("down", check=False)
+
+
+@pytest.fixture(scope="module")
+def drilled_run(fault_network, tmp_path_factory):
+    """The experiment with the three drills; returns what the checks need."""
+    net = fault_network
+    config = tmp_path_factory.mktemp("faults-config") / "small.yaml"
+    text = CONFIG.read_text()
+    assert "\nrounds: 2\n" in text
+    config.write_text(text.replace("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n"))
+    model_id = f"small-faults-{int(time.time())}"
+    exp = Experiment(net, config, model_id)
+    drills: list[str] = []
+    seen: dict[str, dict] = {}
+
+    def drill(name: str, node: str, down_for: float) -> None:
+        if not exp.running():
+            return
+        t0 = time.time()
+        net.run("stop", node)
+        assert node not in net.pids()
+        time.sleep(down_for)
+        net.run("start", node)
+        assert node in net.pids()
+        drills.append(f"{name}: {node} down {down_for:.0f} s, back after {time.time() - t0:.1f} s")
+        seen.update(accepted_updates(net, model_id))
+
+    try:
+        # Each drill starts as its round opens: the providers are training and submitting.
+        for rnd, (name, node, down_for) in enumerate(
+            [("orderer", ORDERER, 10), ("peer", PEER, 10), ("ipfs", "ipfs", 5)], start=1
+        ):
+            if exp.wait_for(f"round {rnd}/{ROUNDS} open", 300):
+                drill(f"{name} (round {rnd})", node, down_for)
+        exp.proc.wait(timeout=600)
+    finally:
+        if exp.running():
+            exp.proc.kill()
+        exp.reader.join(10)
+    return net, model_id, exp, drills, seen
+
+
+def test_experiment_survives_node_faults(drilled_run):
+    net, model_id, exp, drills, seen = drilled_run
+    out = exp.output()
+    wall = time.time() - exp.started
+    assert len(drills) == 3, f"the experiment ended before every drill ran: {drills}\n{out}"
+    assert exp.proc.returncode == 0, out[-6000:]
+    assert " 0 discrepancies" in out, out[-4000:]
+    check_outcome(net, model_id)
+
+    verify = cli(net, "verify", "--model-id", model_id)
+    assert verify.returncode == 0 and "0 discrepancies" in verify.stdout, verify.stdout + verify.stderr
+
+    # Nothing lost: every update accepted during the drills is still accepted, and every accepted
+    # update and every round aggregate is on IPFS with the recorded hash.
+    from fedcommittee.storage import ContentStore, IpfsClient
+
+    final = accepted_updates(net, model_id)
+    lost = [uid for uid in seen if uid not in final]
+    assert not lost, lost
+    objects = [(f"update {u['id']}", u["cid"], u["sha256"]) for u in final.values()]
+    gw, client = ledger(net)
+    with gw:
+        model = client.get_model(model_id)
+        for r in range(1, int(model["currentRound"]) + 1):
+            agg = client.get_round(model_id, r).get("aggregate")
+            if agg:
+                objects.append((f"round {r} aggregate", agg["cid"], agg["sha256"]))
+    endpoints = net.home / "endpoints.json"
+    import json
+
+    with IpfsClient(json.loads(endpoints.read_text())["ipfs_api"], timeout=60) as ipfs:
+        store = ContentStore(ipfs, pin=False)
+        for where, cid, sha in objects:
+            data = store.get(cid, sha, MAX_BYTES)
+            assert hashlib.sha256(data).hexdigest() == sha, where
+
+    # The orchestrator's restart budget (run.MAX_RESTARTS) was enough: no agent gave up.
+    assert "no restarts left" not in out, out[-4000:]
+    logs = net.home / "runs" / model_id / "logs"
+    crashes = []
+    for ln in out.splitlines():
+        if "exited with" in ln:
+            agent = ln.split()[0]
+            tail = [t for t in (logs / f"{agent}.out").read_text(errors="replace").splitlines() if t.strip()]
+            crashes.append(f"{ln.split(' (see ')[0]}: {tail[-1][:300] if tail else '(no output)'}")
+    stream_failures = {
+        p.stem: n for p in sorted(logs.glob("*.jsonl")) if (n := p.read_text().count('"events_failed"'))
+    }
+
+    summary = [
+        "fault drills summary",
+        *(f"  drill {d}" for d in drills),
+        f"  experiment {model_id}: finished, exit {exp.proc.returncode}, {wall:.0f} s",
+        f"  accepted updates seen during drills: {len(seen)}; accepted at the end: {len(final)}",
+        f"  objects re-verified from IPFS (sha256): {len(objects)}",
+        f"  lost: {len(lost)}",
+        *(f"  agent crash (restarted by fedcommittee run): {c}" for c in crashes),
+        f"  event streams that failed (agents fell back to polling): {stream_failures or 'none'}",
+    ]
+    print("\n".join(summary))
