@@ -244,6 +244,50 @@ fabric_start_chaincode() { # ORG PACKAGE_ID
   )
 }
 
+# The package ID an org's chaincode server runs as: computed from the package file, as deploy did.
+chaincode_package_id() { # ORG
+  local pkg=$FAB/package/org$1/$CC_NAME.tgz
+  [ -f "$pkg" ] || die "no chaincode package for org$1 ($pkg): run scripts/network.sh up"
+  as_org_admin "$1" "$(fabric_bin)/peer" lifecycle chaincode calculatepackageid "$pkg"
+}
+
+# fabric_start_node NAME: (re)start one node of a network that was up, with the environment `up`
+# gave it; its ledger and data directories are kept, so it catches up from the others.
+fabric_start_node() {
+  local name=$1 n
+  if is_ours "$name"; then
+    ok "$name already running (pid $(pid_of "$name"))"
+    return
+  fi
+  case "$name" in
+    orderer[0-9])
+      n=${name#orderer}
+      require_free_port "$(orderer_port "$n")" "FC_FABRIC_PORT_BASE=$FC_FABRIC_PORT_BASE"
+      fabric_start_orderer "$n"
+      wait_healthy "$name" $(($(orderer_port "$n") + 2)) "$(orderer_tls_ca)"
+      ;;
+    peer0.org[0-9])
+      n=${name#peer0.org}
+      require_free_port "$(peer_port "$n")" "FC_FABRIC_PORT_BASE=$FC_FABRIC_PORT_BASE"
+      fabric_start_peer "$n"
+      wait_healthy "$name" $(($(peer_port "$n") + 2)) "$(org_tls_ca "$n")"
+      ;;
+    chaincode.org[0-9])
+      n=${name#chaincode.org}
+      require_free_port $(($(peer_port "$n") + 3)) "FC_FABRIC_PORT_BASE=$FC_FABRIC_PORT_BASE"
+      fabric_start_chaincode "$n" "$(chaincode_package_id "$n")"
+      local i
+      for i in $(seq 1 50); do
+        port_busy $(($(peer_port "$n") + 3)) && break
+        is_ours "$name" || die "$name exited at start (log: $LOGS/$name.log)"
+        sleep 0.2
+      done
+      ;;
+    *) die "not a Fabric node: $name" ;;
+  esac
+  ok "$name started (pid $(pid_of "$name"))"
+}
+
 fabric_deploy_chaincode() {
   local n pkg pkgid out
   for n in "${ORGS[@]}"; do

@@ -4,6 +4,8 @@
 #   scripts/network.sh up       start every component (safe to run twice)
 #   scripts/network.sh down     stop only the processes we started (PID files) and remove their state
 #   scripts/network.sh status   one line per process
+#   scripts/network.sh stop NAME    stop one node we started (its data stays), e.g. for a fault drill
+#   scripts/network.sh start NAME   start it again with the environment it had; it catches up
 #   scripts/network.sh logs [COMPONENT] [-f]
 #
 # Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline) and, where
@@ -171,6 +173,43 @@ cmd_status() {
   fi
 }
 
+# Every node name, in start order.
+node_names() {
+  echo ipfs
+  if fabric_ready; then
+    local n
+    for n in "${ORDERERS[@]}"; do echo "orderer$n"; done
+    for n in "${ORGS[@]}"; do echo "peer0.org$n"; done
+    for n in "${ORGS[@]}"; do echo "chaincode.org$n"; done
+  fi
+}
+
+check_node_name() { # NAME
+  [ -n "${1:-}" ] || die "name a node: $(node_names | xargs)"
+  local names
+  names=$(node_names)
+  grep -qxF -- "$1" <<<"$names" || die "unknown node '$1' (valid: $(xargs <<<"$names"))"
+  [ -d "$PIDS" ] || die "the network has not been started (scripts/network.sh up)"
+}
+
+cmd_stop_node() { # NAME
+  check_node_name "${1:-}"
+  if ! is_ours "$1"; then
+    ok "$1 is not running"
+    return
+  fi
+  stop "$1"
+}
+
+cmd_start_node() { # NAME
+  check_node_name "${1:-}"
+  if [ "$1" = ipfs ]; then
+    ipfs_up
+  else
+    fabric_start_node "$1"
+  fi
+}
+
 cmd_logs() {
   local name="" follow=() arg
   for arg in "$@"; do
@@ -190,5 +229,7 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 up|down|status|logs [COMPONENT] [-f]" >&2; exit 2 ;;
+  stop) shift; cmd_stop_node "$@" ;;
+  start) shift; cmd_start_node "$@" ;;
+  *) echo "usage: $0 up|down|status|logs [COMPONENT] [-f]|stop NAME|start NAME" >&2; exit 2 ;;
 esac

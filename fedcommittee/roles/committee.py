@@ -24,6 +24,7 @@ import time
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
 from fedcommittee.roles.common import (
+    STEP_RETRYABLE,
     Agent,
     compute_aggregate,
     decode_dataset,
@@ -342,6 +343,6 @@ def run_committee(agent: Agent, name: str) -> int:
                 return 1
             try:
                 m.step(model)
-            except ContractError as exc:  # the ledger moved on meanwhile: reconcile on the next pass
-                agent.log("step_refused", level="warning", reason=exc.chaincode_message or str(exc))
+            except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
+                agent.step_failed(exc)
         agent.wait(timeout=1.0 if m.first_seen else None)

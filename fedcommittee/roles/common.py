@@ -33,7 +33,7 @@ from fedcommittee.ledger import (
     GatewayError,
     load_profile,
 )
-from fedcommittee.storage import ContentStore, IpfsClient
+from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable
 
 __all__ = [
     "Agent",
@@ -45,6 +45,12 @@ __all__ = [
 ]
 
 RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"}
+
+
+# What a role's step may fail on and still be retried by the next pass: any ledger error (the
+# ledger moved on, or the gateway peer is unreachable) and an unreachable IPFS API. Integrity
+# errors are not here: a wrong hash is never retried into acceptance.
+STEP_RETRYABLE = (GatewayError, IpfsUnavailable)
 
 
 class AgentStopped(Exception):
@@ -200,13 +206,32 @@ class Agent:
         self.log.close()
 
     # ------------------------------------------------------------------ ledger
-    def model(self) -> dict | None:
-        try:
-            return self.client.get_model(self.model_id)
-        except ContractError as exc:
-            if "not found" in str(exc.chaincode_message or exc):
-                return None
-            raise
+    def model(self, outage_seconds: float = 300.0) -> dict | None:
+        """The model record, or None before it is published.
+
+        Waits out a gateway peer that is unreachable (restarting, briefly down) for up to
+        ``outage_seconds``: an agent should outlive its peer's outage, not exit on it.
+        """
+        deadline = time.monotonic() + outage_seconds
+        while True:
+            try:
+                return self.client.get_model(self.model_id)
+            except ContractError as exc:
+                if "not found" in str(exc.chaincode_message or exc):
+                    return None
+                raise
+            except GatewayError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                self.log("ledger_unreachable", level="warning", error=str(exc)[:200])
+                time.sleep(2.0)
+
+    def step_failed(self, exc: Exception) -> None:
+        """A step stopped on a ledger error (the ledger moved on, or the peer is briefly unreachable)
+        or on an unreachable IPFS API. Agents are idempotent: the next pass reads the ledger again
+        and reconciles."""
+        reason = exc.chaincode_message if isinstance(exc, ContractError) else None
+        self.log("step_refused", level="warning", reason=reason or str(exc)[:200])
 
     def submit(self, fn: str, *args: str, done: Callable[[], bool] | None = None, attempts: int = 8) -> Any:
         """Submit ``fn`` unless ``done()`` says the ledger already has its effect; retry MVCC conflicts.

@@ -17,7 +17,7 @@ import json
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
-from fedcommittee.roles.common import Agent, gossip_base, paged
+from fedcommittee.roles.common import STEP_RETRYABLE, Agent, gossip_base, paged
 
 
 def _seed(*parts: object) -> int:
@@ -143,6 +143,6 @@ def run_provider(agent: Agent, name: str) -> int:
                     elif not p.gossip_step(model):
                         agent.log("gossip_done")
                         return 0
-                except ContractError as exc:  # e.g. the round closed while we trained
-                    agent.log("step_refused", level="warning", reason=exc.chaincode_message or str(exc))
+                except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
+                    agent.step_failed(exc)
         agent.wait()

@@ -19,8 +19,8 @@ import json
 import time
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError
 from fedcommittee.roles.common import (
+    STEP_RETRYABLE,
     Agent,
     encode_dataset,
     identity_key,
@@ -205,6 +205,6 @@ def run_publisher(agent: Agent) -> int:
                     drive_round(agent, model)
                 else:
                     drive_gossip(agent, model)
-            except ContractError as exc:  # the ledger moved on meanwhile: reconcile on the next pass
-                agent.log("step_refused", level="warning", reason=exc.chaincode_message or str(exc))
+            except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
+                agent.step_failed(exc)
         agent.wait()
