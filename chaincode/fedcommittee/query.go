@@ -438,6 +438,13 @@ func (t *txCtx) pageOf(objectType string, attrs []string, pageSize, bookmark str
 // pageOfUpdates pages through an index whose last key attribute is an
 // update id, and resolves each id to the current update record.
 func (t *txCtx) pageOfUpdates(objectType string, attrs []string, pageSize, bookmark string) (string, error) {
+	return pageOfIndex(t, objectType, attrs, pageSize, bookmark, t.loadUpdate)
+}
+
+// pageOfIndex pages through an index whose last key attribute is a record id
+// and resolves each id with load, so a page always shows current records.
+func pageOfIndex[T any](t *txCtx, objectType string, attrs []string, pageSize, bookmark string,
+	load func(id string) (*T, error)) (string, error) {
 	entries, next, err := t.page(objectType, attrs, pageSize, bookmark)
 	if err != nil {
 		return "", err
@@ -448,11 +455,11 @@ func (t *txCtx) pageOfUpdates(objectType string, attrs []string, pageSize, bookm
 		if err != nil {
 			return "", err
 		}
-		u, err := t.loadUpdate(id)
+		record, err := load(id)
 		if err != nil {
 			return "", err
 		}
-		p.Items = append(p.Items, u)
+		p.Items = append(p.Items, record)
 	}
 	p.Count = len(p.Items)
 	return toJSON(p)

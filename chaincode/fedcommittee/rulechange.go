@@ -335,24 +335,7 @@ func (c *Contract) ListRuleChanges(ctx contractapi.TransactionContextInterface, 
 	if err := checkModelID(modelID); err != nil {
 		return "", err
 	}
-	entries, next, err := t.page(keyRuleModel, []string{modelID}, pageSize, bookmark)
-	if err != nil {
-		return "", err
-	}
-	p := Page{Items: make([]any, 0, len(entries)), Bookmark: next}
-	for _, e := range entries {
-		id, err := t.lastAttr(e.Key)
-		if err != nil {
-			return "", err
-		}
-		rc, err := t.loadRuleChange(id)
-		if err != nil {
-			return "", err
-		}
-		p.Items = append(p.Items, rc)
-	}
-	p.Count = len(p.Items)
-	return toJSON(p)
+	return pageOfIndex(t, keyRuleModel, []string{modelID}, pageSize, bookmark, t.loadRuleChange)
 }
 
 // ledgerError marks a failed ledger call inside applyChange, so that a vote
