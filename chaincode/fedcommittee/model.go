@@ -53,14 +53,9 @@ func (c *Contract) PublishModel(ctx contractapi.TransactionContextInterface, inp
 			}
 		}
 	}
-	mk, err := t.key(keyModel, spec.ModelID)
+	mk, err := t.absentKey(fmt.Errorf("modelId: model %s already exists", spec.ModelID), keyModel, spec.ModelID)
 	if err != nil {
 		return "", err
-	}
-	if ok, err := t.exists(mk); err != nil {
-		return "", err
-	} else if ok {
-		return "", fmt.Errorf("modelId: model %s already exists", spec.ModelID)
 	}
 	m := Model{
 		DocType: "model", ID: spec.ModelID, Publisher: who.Key,
@@ -259,14 +254,11 @@ func voteOnModel(ctx contractapi.TransactionContextInterface, modelID string, ap
 		}
 		v.Reason = reason
 	}
-	vk, err := t.key(keyModelVote, m.ID, who.Key)
+	vk, err := t.absentKey(
+		fmt.Errorf("member %s has already voted on model %s", who.Key, m.ID),
+		keyModelVote, m.ID, who.Key)
 	if err != nil {
 		return err
-	}
-	if ok, err := t.exists(vk); err != nil {
-		return err
-	} else if ok {
-		return fmt.Errorf("member %s has already voted on model %s", who.Key, m.ID)
 	}
 	if err := t.putJSON(vk, &v); err != nil {
 		return err

@@ -251,25 +251,19 @@ func (c *Contract) RecordAggregate(ctx contractapi.TransactionContextInterface, 
 	if r.Status != RoundClosed {
 		return fmt.Errorf("round %d of model %s is %s, not closed: no aggregate can be recorded", r.Number, m.ID, r.Status)
 	}
-	ak, err := t.key(keyAggregate, m.ID, roundAttr(r.Number), in.SHA256)
+	ak, err := t.absentKey(
+		fmt.Errorf("aggregate %s is already recorded for round %d of model %s", in.SHA256, r.Number, m.ID),
+		keyAggregate, m.ID, roundAttr(r.Number), in.SHA256)
 	if err != nil {
 		return err
-	}
-	if ok, err := t.exists(ak); err != nil {
-		return err
-	} else if ok {
-		return fmt.Errorf("aggregate %s is already recorded for round %d of model %s", in.SHA256, r.Number, m.ID)
 	}
 	// One candidate per recorder per round, and a cap on candidates from
 	// non-members, so spam cannot crowd out the committee's own aggregates.
-	byKey, err := t.key(keyAggBy, m.ID, roundAttr(r.Number), who.Key)
+	byKey, err := t.absentKey(
+		fmt.Errorf("%s has already recorded an aggregate for round %d of model %s", who.Key, r.Number, m.ID),
+		keyAggBy, m.ID, roundAttr(r.Number), who.Key)
 	if err != nil {
 		return err
-	}
-	if ok, err := t.exists(byKey); err != nil {
-		return err
-	} else if ok {
-		return fmt.Errorf("%s has already recorded an aggregate for round %d of model %s", who.Key, r.Number, m.ID)
 	}
 	if !isMember(m, who.Key) && r.Candidates >= MaxAggregateCandidate {
 		return fmt.Errorf("round %d of model %s already has %d aggregate candidates from non-members (limit)", r.Number, m.ID, r.Candidates)
@@ -329,14 +323,11 @@ func (c *Contract) ConfirmAggregate(ctx contractapi.TransactionContextInterface,
 	if r.Status != RoundClosed {
 		return fmt.Errorf("round %d of model %s is %s, not closed: nothing to confirm", r.Number, m.ID, r.Status)
 	}
-	vk, err := t.key(keyAggVote, m.ID, roundAttr(r.Number), who.Key)
+	vk, err := t.absentKey(
+		fmt.Errorf("member %s has already confirmed an aggregate for round %d of model %s", who.Key, r.Number, m.ID),
+		keyAggVote, m.ID, roundAttr(r.Number), who.Key)
 	if err != nil {
 		return err
-	}
-	if ok, err := t.exists(vk); err != nil {
-		return err
-	} else if ok {
-		return fmt.Errorf("member %s has already confirmed an aggregate for round %d of model %s", who.Key, r.Number, m.ID)
 	}
 	ak, err := t.key(keyAggregate, m.ID, roundAttr(r.Number), in.SHA256)
 	if err != nil {

@@ -101,14 +101,9 @@ func (c *Contract) ProposeRuleChange(ctx contractapi.TransactionContextInterface
 	if err := checkUpdateID("txId", t.txID); err != nil {
 		return "", err
 	}
-	k, err := t.key(keyRuleChange, t.txID)
+	k, err := t.absentKey(fmt.Errorf("rule change %s already exists", t.txID), keyRuleChange, t.txID)
 	if err != nil {
 		return "", err
-	}
-	if ok, err := t.exists(k); err != nil {
-		return "", err
-	} else if ok {
-		return "", fmt.Errorf("rule change %s already exists", t.txID)
 	}
 	rc := RuleChange{DocType: "rulechange", ID: t.txID, ModelID: m.ID, ProposedBy: who.Key, Change: in,
 		Policy: g.Policy, Orgs: slices.Clone(g.Orgs), Required: required(g), Votes: []RuleVote{},

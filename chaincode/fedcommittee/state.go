@@ -70,6 +70,21 @@ func mustLoad[T any](t *txCtx, what, objectType string, attrs ...string) (*T, er
 	return &v, nil
 }
 
+// absentKey builds the key objectType~attrs and returns it only when nothing is
+// stored there yet; otherwise it returns refusal (a duplicate vote, object, id…).
+func (t *txCtx) absentKey(refusal error, objectType string, attrs ...string) (string, error) {
+	k, err := t.key(objectType, attrs...)
+	if err != nil {
+		return "", err
+	}
+	if ok, err := t.exists(k); err != nil {
+		return "", err
+	} else if ok {
+		return "", refusal
+	}
+	return k, nil
+}
+
 func (t *txCtx) exists(key string) (bool, error) {
 	b, err := t.stub.GetState(key)
 	if err != nil {

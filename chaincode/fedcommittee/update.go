@@ -68,14 +68,11 @@ func (c *Contract) SubmitUpdate(ctx contractapi.TransactionContextInterface, mod
 	}
 	// A sha256 may be submitted once per model, so nobody can claim credit
 	// for another provider's update by resubmitting its object.
-	shaKey, err := t.key(keyUpdSha, m.ID, in.SHA256)
+	shaKey, err := t.absentKey(
+		fmt.Errorf("sha256: an update with sha256 %s was already submitted to model %s", in.SHA256, m.ID),
+		keyUpdSha, m.ID, in.SHA256)
 	if err != nil {
 		return "", err
-	}
-	if ok, err := t.exists(shaKey); err != nil {
-		return "", err
-	} else if ok {
-		return "", fmt.Errorf("sha256: an update with sha256 %s was already submitted to model %s", in.SHA256, m.ID)
 	}
 	var indexKeys []string // written after every check has passed
 	if m.Mode == ModeFederated {
@@ -91,14 +88,9 @@ func (c *Contract) SubmitUpdate(ctx contractapi.TransactionContextInterface, mod
 		}
 		indexKeys = append(indexKeys, ks...)
 	}
-	uk, err := t.key(keyUpdate, u.ID)
+	uk, err := t.absentKey(fmt.Errorf("update %s already exists", u.ID), keyUpdate, u.ID)
 	if err != nil {
 		return "", err
-	}
-	if ok, err := t.exists(uk); err != nil {
-		return "", err
-	} else if ok {
-		return "", fmt.Errorf("update %s already exists", u.ID)
 	}
 	rk, err := t.key(keyRoundUpd, m.ID, roundAttr(u.Round), u.ID)
 	if err != nil {
@@ -150,14 +142,11 @@ func (t *txCtx) checkFederatedUpdate(m *Model, in *UpdateInput, u *Update, who *
 		return "", fmt.Errorf("baseCid/baseSha256: the update must start from the global model of round %d (%s, %s)",
 			r.Number, r.Global.CID, r.Global.SHA256)
 	}
-	k, err := t.key(keyProvRound, m.ID, roundAttr(r.Number), who.Key)
+	k, err := t.absentKey(
+		fmt.Errorf("provider %s already submitted an update to round %d of model %s", who.Key, r.Number, m.ID),
+		keyProvRound, m.ID, roundAttr(r.Number), who.Key)
 	if err != nil {
 		return "", err
-	}
-	if ok, err := t.exists(k); err != nil {
-		return "", err
-	} else if ok {
-		return "", fmt.Errorf("provider %s already submitted an update to round %d of model %s", who.Key, r.Number, m.ID)
 	}
 	u.Round, u.BaseCID, u.BaseSHA256, u.Baseline = r.Number, r.Global.CID, r.Global.SHA256, m.Baseline
 	return k, nil

@@ -55,14 +55,11 @@ func (c *Contract) SubmitVerdict(ctx contractapi.TransactionContextInterface, up
 	if u.Status != UpdatePending {
 		return fmt.Errorf("update %s is %s, not pending: verdicts are closed", u.ID, u.Status)
 	}
-	vk, err := t.key(keyVerdict, u.ID, who.Key)
+	vk, err := t.absentKey(
+		fmt.Errorf("member %s has already submitted a verdict on update %s", who.Key, u.ID),
+		keyVerdict, u.ID, who.Key)
 	if err != nil {
 		return err
-	}
-	if ok, err := t.exists(vk); err != nil {
-		return err
-	} else if ok {
-		return fmt.Errorf("member %s has already submitted a verdict on update %s", who.Key, u.ID)
 	}
 	// Read the earlier verdicts now: reads see committed state only.
 	prior, err := t.verdicts(u.ID)
