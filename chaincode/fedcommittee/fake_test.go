@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -231,7 +232,10 @@ func (s *fakeStub) GetHistoryForKey(key string) (shim.HistoryQueryIteratorInterf
 	if err := s.fail("GetHistoryForKey"); err != nil {
 		return nil, err
 	}
-	return &fakeHistIter{mods: s.l.history[key], l: s.l}, nil
+	// Newest first, as the peer's history database returns it.
+	mods := slices.Clone(s.l.history[key])
+	slices.Reverse(mods)
+	return &fakeHistIter{mods: mods, l: s.l}, nil
 }
 
 func (s *fakeStub) GetFunctionAndParameters() (string, []string) {

@@ -65,6 +65,7 @@ func (c *Contract) PublishModel(ctx contractapi.TransactionContextInterface, inp
 		Mode: spec.Mode, RoundRules: spec.RoundRules, RewardRules: spec.RewardRules,
 		Status: ModelProposed, CreatedTx: t.txID, CreatedAt: t.now, UpdatedAt: t.now,
 		Allocation: spec.Allocation, Stopping: spec.Stopping, Governance: spec.Governance, Rotation: spec.Rotation,
+		Profile: spec.Profile,
 	}
 	if m.Allocation != nil && m.Allocation.Rule == AllocRandom {
 		m.AllocationSeed = t.txID

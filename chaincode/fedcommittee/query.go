@@ -351,6 +351,8 @@ func (c *Contract) GetHistory(ctx contractapi.TransactionContextInterface, kind,
 		}
 		out = append(out, e)
 	}
+	// The peer's history database yields newest first; the audit trail reads oldest first.
+	slices.Reverse(out)
 	return toJSON(out)
 }
 

@@ -1,6 +1,7 @@
 package fedcommittee
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -195,6 +196,12 @@ func federatedFullFlow(t *testing.T, e *env) {
 	var hist []HistoryEntry
 	require.NoError(t, e.query(nobody, &hist, func(ctx ctxT) (string, error) { return e.cc.GetHistory(ctx, "round", "m:1") }))
 	require.Len(t, hist, 5) // opened, closed, two candidates, confirmed
+	// Oldest first: the round as opened, then as it ended.
+	var first, last Round
+	require.NoError(t, json.Unmarshal(hist[0].Value, &first))
+	require.NoError(t, json.Unmarshal(hist[4].Value, &last))
+	require.Equal(t, RoundOpen, first.Status)
+	require.Equal(t, RoundDone, last.Status)
 	require.NoError(t, e.query(nobody, &hist, func(ctx ctxT) (string, error) { return e.cc.GetHistory(ctx, "update", u1.ID) }))
 	require.Len(t, hist, 3)
 }

@@ -3,6 +3,7 @@ package fedcommittee
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Optional protocol rules fixed at publication. Each is a pointer in the
@@ -70,6 +71,22 @@ type RotationRule struct {
 	Candidates []CommitteeSeat `json:"candidates"`
 }
 
+// ModelProfile is what a publisher declares about a model so that the
+// committee can judge it before approving it: what it is for, the kind of
+// data it needs, how much training data it expects and how large the
+// architecture is. Members compare it with the registry and with the data
+// providers registered (RegisterData); the contract only bounds it.
+type ModelProfile struct {
+	Purpose         string `json:"purpose"`
+	DataType        string `json:"dataType"`
+	DataFormat      string `json:"dataFormat,omitempty"`
+	TrainingSamples int64  `json:"trainingSamples"`
+	Parameters      int64  `json:"parameters"`
+}
+
+// MaxParameters bounds a declared architecture size.
+const MaxParameters = 1_000_000_000_000
+
 // BestModel is the best committee-confirmed global model of a model.
 type BestModel struct {
 	Round  int64   `json:"round"`
@@ -81,6 +98,11 @@ type BestModel struct {
 // validateRules checks the optional rule objects of a spec.
 func validateRules(s *ModelSpec) error {
 	fed := s.Mode == ModeFederated
+	if p := s.Profile; p != nil {
+		if err := validateProfile(p); err != nil {
+			return err
+		}
+	}
 	if a := s.Allocation; a != nil {
 		if !fed {
 			return fmt.Errorf("allocation: only federated models have rounds to allocate")
@@ -154,6 +176,27 @@ func validateRules(s *ModelSpec) error {
 		}
 	}
 	return nil
+}
+
+func validateProfile(p *ModelProfile) error {
+	if strings.TrimSpace(p.Purpose) == "" {
+		return fmt.Errorf("profile.purpose: must say what the model is for")
+	}
+	if err := checkText("profile.purpose", p.Purpose); err != nil {
+		return err
+	}
+	if err := checkName("profile.dataType", p.DataType); err != nil {
+		return err
+	}
+	if p.DataFormat != "" {
+		if err := checkName("profile.dataFormat", p.DataFormat); err != nil {
+			return err
+		}
+	}
+	if err := checkRange("profile.trainingSamples", p.TrainingSamples, 1, MaxSamples); err != nil {
+		return err
+	}
+	return checkRange("profile.parameters", p.Parameters, 1, MaxParameters)
 }
 
 // checkSeats validates a list of committee seats (identity keys, no

@@ -393,6 +393,14 @@ func TestRuleValidation(t *testing.T) {
 		{"gov dup org", func(s *ModelSpec) {
 			s.Governance = &GovernanceRule{Policy: PolicyAll, Orgs: []string{"Org1MSP", "Org1MSP"}}
 		}, "listed twice"},
+		{"profile purpose", func(s *ModelSpec) { s.Profile = profileWith(func(p *ModelProfile) { p.Purpose = " " }) }, "profile.purpose: must say"},
+		{"profile purpose ctl", func(s *ModelSpec) { s.Profile = profileWith(func(p *ModelProfile) { p.Purpose = "a\x00b" }) }, "profile.purpose: contains a control"},
+		{"profile data type", func(s *ModelSpec) { s.Profile = profileWith(func(p *ModelProfile) { p.DataType = "im age" }) }, "profile.dataType"},
+		{"profile format", func(s *ModelSpec) { s.Profile = profileWith(func(p *ModelProfile) { p.DataFormat = "/x" }) }, "profile.dataFormat"},
+		{"profile samples", func(s *ModelSpec) { s.Profile = profileWith(func(p *ModelProfile) { p.TrainingSamples = 0 }) }, "profile.trainingSamples: 0 is out of range"},
+		{"profile params", func(s *ModelSpec) {
+			s.Profile = profileWith(func(p *ModelProfile) { p.Parameters = MaxParameters + 1 })
+		}, "profile.parameters"},
 		{"rot gossip", func(s *ModelSpec) {
 			*s = gossipSpec("m")
 			s.Rotation = &RotationRule{Size: 2, Candidates: []CommitteeSeat{seatOf(com1)}}
@@ -435,6 +443,31 @@ func TestRuleValidation(t *testing.T) {
 	require.True(t, reached(&Model{}, 0.1, 0.2))
 	require.False(t, improves(&Model{}, 0.15, 0.2, 0.1))
 	require.True(t, improves(&Model{}, 0.05, 0.2, 0.1))
+}
+
+func profileWith(mut func(p *ModelProfile)) *ModelProfile {
+	p := &ModelProfile{Purpose: "digit recognition", DataType: "image", DataFormat: "float32-1x8x8",
+		TrainingSamples: 1000, Parameters: 4810}
+	mut(p)
+	return p
+}
+
+func TestProfileIsStoredAsDeclared(t *testing.T) {
+	e := newEnv(t)
+	e.setupRoles()
+	s := spec("m")
+	s.Profile = profileWith(func(*ModelProfile) {})
+	out, err := e.publish(s)
+	require.NoError(t, err)
+	require.Contains(t, out, `"profile":{"purpose":"digit recognition","dataType":"image"`)
+	stored := e.model("m")
+	require.NotNil(t, stored.Profile)
+	require.Equal(t, *s.Profile, *stored.Profile)
+	// Without a profile nothing is stored under the name.
+	out2, err := e.publish(spec("m2"))
+	require.NoError(t, err)
+	require.Nil(t, e.model("m2").Profile)
+	require.NotContains(t, out2, `"profile"`)
 }
 
 func TestStoppingTarget(t *testing.T) { bothModes(t, stoppingTarget) }

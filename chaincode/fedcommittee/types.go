@@ -189,6 +189,8 @@ type ModelSpec struct {
 	Stopping   *StoppingRule   `json:"stopping,omitempty"`
 	Governance *GovernanceRule `json:"governance,omitempty"`
 	Rotation   *RotationRule   `json:"rotation,omitempty"`
+	// Optional declaration for the committee's approval check.
+	Profile *ModelProfile `json:"profile,omitempty"`
 }
 
 // Model is the on-ledger model record.
@@ -222,6 +224,8 @@ type Model struct {
 	Stopping   *StoppingRule   `json:"stopping,omitempty"`
 	Governance *GovernanceRule `json:"governance,omitempty"`
 	Rotation   *RotationRule   `json:"rotation,omitempty"`
+	// Profile is the publisher's declaration the committee approved against.
+	Profile *ModelProfile `json:"profile,omitempty"`
 	// AllocationSeed is the seed of the "random" allocation rule: the
 	// PublishModel transaction id.
 	AllocationSeed string `json:"allocationSeed,omitempty"`
