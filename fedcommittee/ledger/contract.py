@@ -83,6 +83,18 @@ class FedcommitteeClient:
     def confirm_aggregate(self, model_id: str, round: int | str, aggregate: Doc) -> SubmitResult:
         return self._submit("ConfirmAggregate", model_id, _num(round), _doc(aggregate))
 
+    # ------------------------------------------------------------ protocol rules
+    def register_data(self, model_id: str, data: Doc) -> dict:
+        """Record (or replace) this provider's data metadata for a model; returns the stored record."""
+        return json.loads(self._submit("RegisterData", model_id, _doc(data)).result)
+
+    def propose_rule_change(self, model_id: str, change: Doc) -> str:
+        """Propose a run-time rule change; returns the proposal id (the transaction id)."""
+        return self._submit("ProposeRuleChange", model_id, _doc(change)).txid
+
+    def vote_rule_change(self, proposal_id: str, approve: bool) -> SubmitResult:
+        return self._submit("VoteRuleChange", proposal_id, "true" if approve else "false")
+
     # ------------------------------------------------------------ queries (evaluate, nothing ordered)
     def who_am_i(self) -> dict[str, Any]:
         return self._query("WhoAmI")
@@ -144,3 +156,25 @@ class FedcommitteeClient:
 
     def get_history(self, kind: str, id: str) -> Any:
         return self._query("GetHistory", kind, id)
+
+    def get_data_registration(self, model_id: str, provider: str) -> dict[str, Any]:
+        return self._query("GetDataRegistration", model_id, provider)
+
+    def list_data_registrations(
+        self, model_id: str, page_size: int | None = None, bookmark: str = ""
+    ) -> dict[str, Any]:
+        return self._query("ListDataRegistrations", model_id, _num(page_size), bookmark)
+
+    def get_allocation(self, model_id: str, round: int | str) -> dict[str, Any]:
+        return self._query("GetAllocation", model_id, _num(round))
+
+    def get_rotation(self, model_id: str, round: int | str) -> dict[str, Any]:
+        return self._query("GetRotation", model_id, _num(round))
+
+    def get_rule_change(self, proposal_id: str) -> dict[str, Any]:
+        return self._query("GetRuleChange", proposal_id)
+
+    def list_rule_changes(
+        self, model_id: str, page_size: int | None = None, bookmark: str = ""
+    ) -> dict[str, Any]:
+        return self._query("ListRuleChanges", model_id, _num(page_size), bookmark)

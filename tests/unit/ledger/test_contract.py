@@ -21,7 +21,7 @@ def client(gateway, fake):
 
     def record(inv, state):
         calls.append((inv.fn, [a.decode() for a in inv.args]))
-        if inv.fn in ("PublishModel", "SubmitUpdate"):
+        if inv.fn in ("PublishModel", "SubmitUpdate", "RegisterData"):
             # As the chaincode does: the stored record, whose id for an update is the txid.
             return Outcome(payload=json.dumps({"id": inv.txid, "fn": inv.fn}).encode())
         if inv.fn.startswith(("Get", "List", "WhoAmI")):
@@ -54,6 +54,23 @@ def test_transactions_are_submitted_with_string_args(client):
         ("SubmitVerdict", ["u1", '{"score":0.9,"accept":true}']),
         ("CloseRound", ["m1", "3"]),
         ("RecordAggregate", ["m1", "3", '{"cid":"x"}']),
+    ]
+
+
+def test_protocol_rule_transactions(client):
+    c, calls, fake = client
+    assert c.register_data("m1", {"numSamples": 5, "dataType": "image"})["fn"] == "RegisterData"
+    pid = c.propose_rule_change("m1", {"quorum": 2})
+    assert pid in fake.tx_status, "propose_rule_change must return the proposal id, i.e. its txid"
+    c.vote_rule_change(pid, True)
+    c.vote_rule_change(pid, False)
+    assert c.get_allocation("m1", 4) == {"fn": "GetAllocation"}
+    assert calls == [
+        ("RegisterData", ["m1", '{"numSamples":5,"dataType":"image"}']),
+        ("ProposeRuleChange", ["m1", '{"quorum":2}']),
+        ("VoteRuleChange", [pid, "true"]),
+        ("VoteRuleChange", [pid, "false"]),
+        ("GetAllocation", ["m1", "4"]),
     ]
 
 
