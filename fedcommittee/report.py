@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from fedcommittee.logs import latency_by_tx, read_logs
 from fedcommittee.roles.common import paged, run_dir
 
 
@@ -78,20 +79,12 @@ def collect(client, model_id: str, *, home: Path, exp=None, store=None, profile=
         for e in lb
     ]
     # Timings from the agents' logs.
-    lat: dict[str, list[float]] = defaultdict(list)
+    records = read_logs(run_dir(home, model_id) / "logs")
     shard_acc: dict[int, list[float]] = defaultdict(list)
-    logs = run_dir(home, model_id) / "logs"
-    for path in sorted(logs.glob("*.jsonl")) if logs.is_dir() else []:
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == "submitted" and "seconds" in rec:
-                lat[rec["tx"]].append(float(rec["seconds"]))
-            if rec.get("event") == "aggregate_checked":
-                shard_acc[int(rec["round"])].append(float(rec["accuracy"]))
-    data["latency"] = dict(lat)
+    for rec in records:
+        if rec.get("event") == "aggregate_checked":
+            shard_acc[int(rec["round"])].append(float(rec["accuracy"]))
+    data["latency"] = latency_by_tx(records)
     data["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
     # Test accuracy of each round's global model (and the final one).
     data["test_accuracy"] = {}

@@ -1,0 +1,132 @@
+"""Reading the agents' JSON-lines logs (``$FC_HOME/runs/<model>/logs/<agent>.jsonl``, written by
+``roles.common.JsonLog``): one incremental reader shared by ``report`` (one pass over a finished run)
+and ``dashboard`` (follows a running one), and the latency statistics both show.
+
+The reader never trusts a line: a half-written last line is held back until its newline arrives, and
+a line that is not a JSON object is counted in ``bad_lines`` and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LogTail", "latency_by_tx", "latency_stats", "percentile", "read_logs"]
+
+
+@dataclass
+class _FileState:
+    inode: int
+    offset: int = 0  # bytes consumed: always just after a newline
+
+
+class LogTail:
+    """Incremental reader of every ``pattern`` file in ``folder``.
+
+    Each ``poll()`` returns the records appended since the previous one (files in name order, lines in
+    file order), picks up files that appeared meanwhile, and starts a file again from its beginning
+    only when it was replaced or truncated. The folder need not exist yet.
+    """
+
+    def __init__(self, folder: Path, pattern: str = "*.jsonl") -> None:
+        self.folder = Path(folder)
+        self.pattern = pattern
+        self._files: dict[Path, _FileState] = {}
+        self.bad_lines = 0
+        self.records_read = 0
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(self._files)
+
+    def poll(self, final: bool = False) -> list[dict]:
+        """New complete records. ``final=True`` also takes a last line that has no newline (a one-off
+        read of a finished run, where no more bytes will come)."""
+        out: list[dict] = []
+        if not self.folder.is_dir():
+            return out
+        for path in sorted(self.folder.glob(self.pattern)):
+            out.extend(self._read(path, final))
+        return out
+
+    def _read(self, path: Path, final: bool) -> list[dict]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:  # removed between glob and stat
+            self._files.pop(path, None)
+            return []
+        state = self._files.get(path)
+        if state is None or state.inode != st.st_ino or st.st_size < state.offset:
+            state = self._files[path] = _FileState(inode=st.st_ino)
+        if st.st_size == state.offset:
+            return []
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(state.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # 0 when no complete line yet
+        body, rest = chunk[:end], chunk[end:]
+        state.offset += end
+        lines = body.split(b"\n")[:-1] if end else []
+        if final and rest:
+            lines.append(rest)
+            state.offset += len(rest)
+        return [rec for rec in (self._parse(line) for line in lines) if rec is not None]
+
+    def _parse(self, line: bytes) -> dict | None:
+        if not line.strip():
+            return None
+        try:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self.bad_lines += 1
+            return None
+        if not isinstance(rec, dict):
+            self.bad_lines += 1
+            return None
+        self.records_read += 1
+        return rec
+
+
+def read_logs(folder: Path) -> list[dict]:
+    """Every record in ``folder``'s ``*.jsonl`` files, in one pass."""
+    return LogTail(folder).poll(final=True)
+
+
+def latency_by_tx(records: Iterable[dict]) -> dict[str, list[float]]:
+    """Submit-to-commit seconds per transaction type, from the agents' ``submitted`` records."""
+    lat: dict[str, list[float]] = defaultdict(list)
+    for rec in records:
+        if rec.get("event") != "submitted" or "seconds" not in rec:
+            continue
+        try:
+            lat[str(rec.get("tx", "?"))].append(float(rec["seconds"]))
+        except (TypeError, ValueError):
+            continue
+    return dict(lat)
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile (0..1) with linear interpolation between closest ranks (numpy's default)."""
+    xs = sorted(values)
+    if not xs:
+        raise ValueError("percentile of no values")
+    pos = q * (len(xs) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def latency_stats(lat: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per transaction type: ``n``, ``median``, ``p95`` and ``max`` seconds."""
+    return {
+        tx: {"n": len(v), "median": percentile(v, 0.5), "p95": percentile(v, 0.95), "max": max(v)}
+        for tx, v in sorted(lat.items())
+        if v
+    }
