@@ -18,6 +18,10 @@ from fedcommittee.storage.errors import StorageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
+class UsageError(ValueError):
+    """The command line asks for something that cannot be done as given."""
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from fedcommittee.smoke import run_smoke
 
@@ -201,6 +205,97 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from fedcommittee.dashboard import LedgerView, latest_run, run_dashboard
+    from fedcommittee.endpoints import default_home
+    from fedcommittee.roles.common import run_dir
+
+    home = args.home or default_home()
+    if args.interval <= 0 or args.late_seconds <= 0:
+        print("fedcommittee: --interval and --late-seconds must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    model_id = args.model_id or latest_run(home)
+    if model_id is None:
+        print(f"fedcommittee: no run folder under {home / 'runs'}: start a run with "
+              "`fedcommittee run CONFIG` (e.g. configs/default.yaml), or point --home/FC_HOME at the "
+              "state directory it used", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    folder = run_dir(home, model_id)
+    if not folder.is_dir():
+        print(f"fedcommittee: no run folder {folder}: start the run with `fedcommittee run CONFIG "
+              f"--model-id {model_id}`, or give --model-id of a run under {home / 'runs'}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    ledger = None if args.no_ledger else LedgerView(lambda: _client(args)[1:], model_id)
+    return run_dashboard(folder / "logs", model_id, interval=args.interval, once=args.once,
+                         late_seconds=args.late_seconds, ledger=ledger,
+                         ledger_off_reason="not queried (--no-ledger)")  # fmt: skip
+
+
+def rule_change_of(args: argparse.Namespace) -> dict:
+    """The ProposeRuleChange document from the command line (only what was given)."""
+    change: dict = {}
+    if args.threshold is not None:
+        change["acceptanceThreshold"] = args.threshold
+    if args.quorum is not None:
+        change["quorum"] = args.quorum
+    if args.deadline is not None:
+        change["deadlineSeconds"] = args.deadline
+    if args.remove_member:
+        change["removeMember"] = args.remove_member
+    if not change:
+        raise UsageError("give at least one change: --threshold, --quorum, --deadline or --remove-member")
+    if args.reason:
+        change["reason"] = args.reason
+    return change
+
+
+def _print_rule_change(rc: dict) -> None:
+    votes = ", ".join(f"{v['org']} {'yes' if v['approve'] else 'no'}" for v in rc.get("votes") or [])
+    change = {k: v for k, v in (rc.get("change") or {}).items() if k != "reason"}
+    line = (
+        f"{rc['id']}  {rc['status']:<8} {rc.get('approvals', 0)}/{rc.get('required')} approvals "
+        f"({rc.get('policy')} of {', '.join(rc.get('orgs') or [])})  change {change}"
+    )
+    if votes:
+        line += f"  votes: {votes}"
+    if rc.get("outcome"):
+        line += f"  outcome: {rc['outcome']}"
+    print(line)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from fedcommittee.ledger import ContractError
+    from fedcommittee.roles.common import paged
+
+    change = rule_change_of(args) if args.action == "propose" else None
+    _, gw, client = _client(args)
+    with gw:
+        try:
+            if args.action == "propose":
+                pid = client.propose_rule_change(args.model_id, change)
+                print(f"proposed {pid}: org admins vote with `fedcommittee rules vote {pid} --approve`")
+                _print_rule_change(client.get_rule_change(pid))
+            elif args.action == "vote":
+                client.vote_rule_change(args.proposal_id, args.approve)
+                _print_rule_change(client.get_rule_change(args.proposal_id))
+            else:
+                items = list(paged(lambda b: client.list_rule_changes(args.model_id, 200, b)))
+                if args.json:
+                    print(_json.dumps(items, indent=2))
+                elif not items:
+                    print(f"no rule changes proposed for {args.model_id}")
+                for rc in [] if args.json else items:
+                    _print_rule_change(rc)
+        except ContractError as exc:
+            # The contract says who may do what; its message is the useful part.
+            print(f"fedcommittee: refused by the contract: {exc.chaincode_message or exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from fedcommittee.endpoints import default_home
     from fedcommittee.run import run_experiment
@@ -279,6 +374,66 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, help="output folder (default: $FC_HOME/runs/<model>/report)")
     rp.set_defaults(func=cmd_report)
 
+    da = query_parser(
+        "dashboard", "live terminal view of a run from its agents' logs (and the ledger, where reachable)"
+    )
+    da.description = (
+        "Follow the JSON-lines logs of one run ($FC_HOME/runs/<model>/logs/*.jsonl) and redraw a "
+        "terminal view every --interval seconds: each agent's role, last event and counts (flagged "
+        "LATE when it has been quiet longer than --late-seconds while the model is not finished), "
+        "each provider's update in the latest round with the committee's scores and accept flags, "
+        "submit-to-commit latency per transaction type (median, p95), and the last notable events. "
+        "Where Fabric is reachable it also shows the ledger's status of the model. Works on a "
+        "finished run too. Ctrl-C quits."
+    )
+    da.add_argument(
+        "--model-id", metavar="M", help="the run to show (default: the most recently modified run)"
+    )
+    da.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between redraws (default: 2)"
+    )
+    da.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
+    da.add_argument(
+        "--late-seconds",
+        type=float,
+        default=60.0,
+        metavar="N",
+        help="flag an agent LATE after this many seconds without a log line (default: 60)",
+    )
+    da.add_argument("--no-ledger", action="store_true", help="logs only: do not query the ledger")
+    da.set_defaults(func=cmd_dashboard)
+
+    ru = sub.add_parser(
+        "rules",
+        help="governance: propose, vote on and list run-time rule changes of a model",
+        description="Run-time rules (acceptance threshold, quorum, round deadline, committee membership) "
+        "change only by a recorded vote of the org admins named at publication (the model's governance "
+        "policy). Proposals come from the publisher or an org admin; each org votes once, as any of its "
+        "admins. Adding a member needs a sealed validation shard and is left to the publisher's tools.",
+    )
+    ru_sub = ru.add_subparsers(dest="action", metavar="ACTION")
+    ru_sub.required = True
+    pr = ru_sub.add_parser("propose", help="propose a change (applied once the policy's votes approve it)")
+    pr.add_argument("--model-id", required=True)
+    pr.add_argument("--threshold", type=float, help="new acceptance threshold (rule threshold only)")
+    pr.add_argument("--quorum", type=int, help="new committee quorum")
+    pr.add_argument("--deadline", type=int, help="round deadline in seconds for rounds opened later")
+    pr.add_argument("--remove-member", metavar="IDENTITY", help="identity key of a member to remove")
+    pr.add_argument("--reason", help="why (kept in the audit trail)")
+    vo = ru_sub.add_parser("vote", help="vote on a proposal as an org admin (one vote per org)")
+    vo.add_argument("proposal_id")
+    side = vo.add_mutually_exclusive_group(required=True)
+    side.add_argument("--approve", dest="approve", action="store_true")
+    side.add_argument("--reject", dest="approve", action="store_false")
+    li = ru_sub.add_parser("list", help="every proposal of a model with its votes and outcome")
+    li.add_argument("--model-id", required=True)
+    li.add_argument("--json", action="store_true", help="machine-readable output")
+    for p in (pr, vo, li):
+        p.add_argument(
+            "--user", default="org1-admin", help="profile identity to act as (default: org1-admin)"
+        )
+    ru.set_defaults(func=cmd_rules)
+
     run = sub.add_parser(
         "run",
         help="run a whole consortium on the local network (grants roles, starts every agent, reports)",
@@ -300,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"fedcommittee: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyError as exc:  # an unknown provider/member/identity name

@@ -38,7 +38,15 @@ ACCEPTANCE_RULES = ("threshold", "majority")
 MODES = ("federated", "gossip")
 AGGREGATORS = ("fedavg",)
 _USER = re.compile(r"^org(\d+)-(user\d+|admin)$")
+_MSP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+ALLOCATION_RULES = ("all", "random", "reputation")
+GOVERNANCE_POLICIES = ("majority", "all")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def msp_of(user: str) -> str:
+    """The MSP id of a profile identity name (``org2-user3`` -> ``Org2MSP``)."""
+    return f"Org{_USER.match(user).group(1)}MSP"
 
 
 class ConfigError(ValueError):
@@ -57,6 +65,8 @@ class DataConfig:
     test_source: str = ""  # "" = hold out test_fraction of source instead
     test_samples: int = 1000
     test_fraction: float = 0.2
+    # Providers register their data's metadata on chain; the label histogram only with this consent.
+    share_histogram: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class ProviderConfig:
     behaviour: str = "honest"
     params: dict[str, float] = field(default_factory=dict)
     dp: DPConfig | None = None  # None = the experiment's dp
+    compression: str | None = None  # None = the experiment's compression
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,35 @@ class GossipConfig:
 
 
 @dataclass(frozen=True)
+class AllocationConfig:
+    rule: str = "all"  # all | random (verifiable draw from an on-chain seed) | reputation
+    k: int = 0  # providers per round (random, reputation)
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """Stop on the committee's median shard accuracy of the confirmed aggregate."""
+
+    target: float | None = None
+    patience: int = 0
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class GovernanceConfig:
+    policy: str = "majority"  # majority | all of the orgs' admins
+    orgs: tuple[str, ...] = ()  # MSP ids; () = every org of the publisher, committee and providers
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What the publisher declares for the committee's approval check (purpose, data, sizes)."""
+
+    purpose: str = ""
+    training_samples: int = 0  # 0 = what the providers hold under this config
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     model: str
@@ -142,6 +182,11 @@ class Experiment:
     dp: DPConfig = field(default_factory=DPConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    stopping: StoppingConfig | None = None
+    governance: GovernanceConfig | None = None
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    compression: str = "float32"
     max_update_bytes: int = 64 << 20
     source: str = "<config>"
 
@@ -155,6 +200,18 @@ class Experiment:
             if p.name == name:
                 return p
         raise KeyError(f"no provider named {name!r} (have {[p.name for p in self.providers]})")
+
+    def provider_compression(self, name: str) -> str:
+        return self.provider(name).compression or self.compression
+
+    def governance_orgs(self) -> tuple[str, ...]:
+        """MSP ids whose admins vote on rule changes (config, else every participating org)."""
+        if self.governance is None:
+            return ()
+        if self.governance.orgs:
+            return self.governance.orgs
+        users = [self.publisher] + [m.user for m in self.committee] + [p.user for p in self.providers]
+        return tuple(sorted({msp_of(u) for u in users}))
 
     def provider_index(self, name: str) -> int:
         return [p.name for p in self.providers].index(name)
@@ -282,18 +339,25 @@ class _Reader:
     def dp(self, value: Any, key: str) -> DPConfig:
         d = self.mapping(value, key, {"enabled", "clip", "noise_multiplier", "target_delta"})
         base = DPConfig()
-        return DPConfig(
+        cfg = DPConfig(
             enabled=self.flag(d, "enabled", f"{key}.enabled", base.enabled),
             clip=self.num(d, "clip", f"{key}.clip", base.clip, lo=0, lo_open=True),
             noise_multiplier=self.num(d, "noise_multiplier", f"{key}.noise_multiplier", 0.5, lo=0),
             target_delta=self.num(d, "target_delta", f"{key}.target_delta", 1e-5, lo=0, hi=1, lo_open=True),
         )
+        if cfg.enabled and cfg.noise_multiplier == 0:
+            # Clipping alone is no differential privacy: epsilon would be infinite.
+            raise self.fail(
+                f"{key}.noise_multiplier", "must be > 0 when dp is enabled (0 gives epsilon = inf)"
+            )
+        return cfg
 
 
 _TOP = {
     "name", "model_id", "seed", "model", "mode", "rounds", "min_accepted", "deadline_seconds", "quorum",
     "settle_seconds", "aggregation", "acceptance", "data", "partition", "local", "scoring", "dp", "rewards",
-    "gossip", "publisher", "committee", "providers", "max_update_bytes",
+    "gossip", "publisher", "committee", "providers", "max_update_bytes", "allocation", "stopping",
+    "governance", "profile", "compression",
 }  # fmt: skip
 
 
@@ -313,7 +377,8 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
     model = r.text(top, "model", "model", None, choices=list_models())
 
     d = r.mapping(top.get("data"), "data", {
-        "source", "max_samples", "val_fraction", "test_source", "test_samples", "test_fraction"})  # fmt: skip
+        "source", "max_samples", "val_fraction", "test_source", "test_samples", "test_fraction",
+        "share_histogram"})  # fmt: skip
     dflt = DataConfig()
     data_cfg = DataConfig(
         source=r.text(d, "source", "data.source", dflt.source),
@@ -324,6 +389,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         test_source=r.text(d, "test_source", "data.test_source", "") if d.get("test_source") else "",
         test_samples=r.num(d, "test_samples", "data.test_samples", dflt.test_samples, kind=int, lo=1),
         test_fraction=r.num(d, "test_fraction", "data.test_fraction", 0.2, lo=0, hi=0.9, lo_open=True),
+        share_histogram=r.flag(d, "share_histogram", "data.share_histogram", False),
     )
 
     part = top.get("partition", "iid")
@@ -371,6 +437,37 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         recency=r.num(gs, "recency", "gossip.recency", 10, kind=int, lo=1),
     )
     dp = r.dp(top.get("dp"), "dp")
+    al = r.mapping(top.get("allocation"), "allocation", {"rule", "k"})
+    allocation = AllocationConfig(
+        rule=r.text(al, "rule", "allocation.rule", "all", choices=ALLOCATION_RULES),
+        k=r.num(al, "k", "allocation.k", 0, kind=int, lo=0),
+    )
+    stopping = None
+    if top.get("stopping") is not None:
+        st = r.mapping(top["stopping"], "stopping", {"target", "patience", "min_delta"})
+        stopping = StoppingConfig(
+            target=r.num(st, "target", "stopping.target", None, lo=0, hi=1),
+            patience=r.num(st, "patience", "stopping.patience", 0, kind=int, lo=0),
+            min_delta=r.num(st, "min_delta", "stopping.min_delta", 0.0, lo=0, hi=1),
+        )
+        if stopping.target is None and not stopping.patience:
+            raise r.fail("stopping", "give a target (shard accuracy in (0, 1]), a patience (rounds), or both")
+    governance = None
+    if top.get("governance") is not None:
+        gv = r.mapping(top["governance"], "governance", {"policy", "orgs"})
+        orgs = gv.get("orgs") or []
+        if not isinstance(orgs, list) or not all(isinstance(o, str) and _MSP.match(o) for o in orgs):
+            raise r.fail("governance.orgs", f"must be a list of MSP ids like 'Org1MSP', got {orgs!r}")
+        governance = GovernanceConfig(
+            policy=r.text(gv, "policy", "governance.policy", "majority", choices=GOVERNANCE_POLICIES),
+            orgs=tuple(orgs),
+        )
+    pf = r.mapping(top.get("profile"), "profile", {"purpose", "training_samples"})
+    profile = ProfileConfig(
+        purpose=r.text(pf, "purpose", "profile.purpose", ""),
+        training_samples=r.num(pf, "training_samples", "profile.training_samples", 0, kind=int, lo=0),
+    )
+    compression = _scheme(r, top.get("compression"), "compression") or "float32"
 
     publisher = r.user(top, "publisher", "publisher")
 
@@ -390,7 +487,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
     providers = []
     for i, pr in enumerate(prov_raw):
         key = f"providers[{i}]"
-        pm = r.mapping(pr, key, {"name", "user", "behaviour", "params", "dp"})
+        pm = r.mapping(pr, key, {"name", "user", "behaviour", "params", "dp", "compression"})
         behaviour = r.text(pm, "behaviour", f"{key}.behaviour", "honest", choices=BEHAVIOURS)
         providers.append(
             ProviderConfig(
@@ -399,6 +496,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
                 behaviour=behaviour,
                 params=r.params(pm.get("params"), f"{key}.params"),
                 dp=r.dp(pm["dp"], f"{key}.dp") if pm.get("dp") is not None else None,
+                compression=_scheme(r, pm.get("compression"), f"{key}.compression"),
             )
         )
 
@@ -426,11 +524,30 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         dp=dp,
         rewards=rewards,
         gossip=gossip,
+        allocation=allocation,
+        stopping=stopping,
+        governance=governance,
+        profile=profile,
+        compression=compression,
         max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
         source=source,
     )
     _check_consistency(exp, r)
     return exp
+
+
+def _scheme(r: _Reader, value: Any, key: str) -> str | None:
+    """A compression scheme name (``float16``, ``int8+topk:0.1``, ...) in canonical form, or None."""
+    if value is None:
+        return None
+    from fedcommittee.ml.compress import get_scheme
+
+    if not isinstance(value, str):
+        raise r.fail(key, f"must be a scheme name like 'float16' or 'int8+topk:0.1', got {value!r}")
+    try:
+        return get_scheme(value).name
+    except ValueError as exc:
+        raise r.fail(key, str(exc)) from None
 
 
 def _check_consistency(exp: Experiment, r: _Reader) -> None:
@@ -462,6 +579,26 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
         )
     if exp.gossip.max_parents > 16:
         raise r.fail("gossip.max_parents", "at most 16")
+    compressed = exp.compression != "float32" or any(
+        p.compression not in (None, "float32") for p in exp.providers
+    )
+    federated_only = {"allocation": exp.allocation.rule != "all", "stopping": exp.stopping is not None,
+                      "compression": compressed}  # fmt: skip
+    for key, used in federated_only.items():
+        if used and exp.mode != "federated":
+            raise r.fail(key, "only federated models have rounds (remove it for gossip mode)")
+    a = exp.allocation
+    if a.rule == "all" and a.k:
+        raise r.fail("allocation.k", "not used by rule 'all' (every provider trains)")
+    if a.rule != "all":
+        if not a.k:
+            raise r.fail("allocation.k", f"rule {a.rule!r} needs k >= 1 providers per round")
+        if a.k < exp.min_accepted:
+            raise r.fail(
+                "allocation.k", f"{a.k} is below min_accepted {exp.min_accepted}: no round could close early"
+            )
+    if exp.stopping is not None and exp.stopping.patience > exp.rounds:
+        raise r.fail("stopping.patience", f"{exp.stopping.patience} exceeds rounds {exp.rounds}")
     for i, p in enumerate(exp.providers):
         try:
             from fedcommittee.ml.attacks import get_behaviour

@@ -47,11 +47,13 @@ def audit_model(
         rep.findings.append(Finding(where, problem))
         say(f"DISCREPANCY {where}: {problem}")
 
-    def check_obj(where: str, cid: str, sha: str, weights: bool = True) -> None:
+    def check_obj(where: str, cid: str, sha: str, kind: str = "weights") -> None:
         rep.checked += 1
         try:
-            if weights:
+            if kind == "weights":
                 reader.fetch_weights(cid, sha)
+            elif kind == "delta":
+                reader.fetch_delta(cid, sha)
             else:
                 reader.fetch(cid, sha)
         except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
@@ -65,7 +67,7 @@ def audit_model(
     w = model["initialWeights"]
     check_obj("model.initialWeights", w["cid"], w["sha256"])
     for i, seat in enumerate(model.get("committee") or []):
-        check_obj(f"model.committee[{i}].shard", seat["shardCid"], seat["shardSha256"], weights=False)
+        check_obj(f"model.committee[{i}].shard", seat["shardCid"], seat["shardSha256"], kind="blob")
 
     if model["mode"] == "gossip":
         updates = list(paged(lambda b: reader.client.list_round_updates(model_id, 0, 200, b)))
@@ -80,6 +82,7 @@ def audit_model(
         return rep
 
     prev_aggregate = model["initialWeights"]
+    confirmed = {prev_aggregate["sha256"]}
     last = min(int(model.get("currentRound") or 0), max_rounds)
     for r in range(1, last + 1):
         rd = reader.client.get_round(model_id, r)
@@ -88,7 +91,14 @@ def audit_model(
             bad(f"{where}.global", "does not equal the previous round's confirmed aggregate")
         updates = list(paged(lambda b, r=r: reader.client.list_round_updates(model_id, r, 200, b)))
         for u in updates:
-            check_obj(f"{where} update {u['id']}", u["cid"], u["sha256"])
+            check_obj(f"{where} update {u['id']}", u["cid"], u["sha256"], kind="delta")
+        if rd.get("allocated") is not None:
+            rep.checked += 1
+            alloc = reader.client.get_allocation(model_id, r)
+            for problem in allocation_problems(
+                model, r, alloc, updates, allocation_pool(reader, model, alloc)
+            ):
+                bad(f"{where}.allocation", problem)
         accepted = sorted(u["id"] for u in updates if u["status"] == "accepted")
         if rd["status"] in ("closed", "done", "skipped"):
             listed = sorted(rd.get("accepted") or [])
@@ -110,12 +120,70 @@ def audit_model(
             except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
                 bad(f"{where}.aggregate", f"cannot recompute: {exc}")
             prev_aggregate = agg
-        elif rd["status"] == "skipped":
-            pass
+            confirmed.add(agg["sha256"])
         info["aggregate"] = (rd.get("aggregate") or {}).get("sha256")
         rep.rounds.append(info)
         say(f"{where}: {rd['status']}, {len(updates)} updates, {len(accepted)} accepted")
     final = model.get("final")
-    if model["status"] == "finished" and final and final["sha256"] != prev_aggregate["sha256"]:
-        bad("model.final", "is not the last confirmed aggregate")
+    if model["status"] == "finished" and final:
+        if model.get("stopReason") == "patience":
+            # Stopped for lack of progress: the final model is the best confirmed one, not the last.
+            best = model.get("best") or {}
+            if final["sha256"] != best.get("sha256") or final["sha256"] not in confirmed:
+                bad("model.final", "stopped on patience but is not the best confirmed aggregate")
+        elif final["sha256"] != prev_aggregate["sha256"]:
+            bad("model.final", "is not the last confirmed aggregate")
     return rep
+
+
+def _hex_sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def allocation_pool(reader: Reader, model: dict, alloc: dict) -> list[str]:
+    """Who could be drawn for a round: providers registered for the model when the round opened that
+    hold the provider role (now: a role revoked since then would show up as a discrepancy)."""
+    mid = model["id"]
+    regs = list(paged(lambda b: reader.client.list_data_registrations(mid, 200, b)))
+    holders = {
+        h.get("identity") for h in paged(lambda b: reader.client.list_role_holders("provider", 200, b))
+    }
+    at = int(alloc.get("timestamp") or 0)
+    return sorted(
+        g["provider"] for g in regs if int(g.get("registeredAt") or 0) <= at and g["provider"] in holders
+    )
+
+
+def allocation_problems(
+    model: dict, round_no: int, alloc: dict, updates: list[dict], pool: list[str]
+) -> list[str]:
+    """What is wrong with a round's allocation record, recomputed from public data (chaincode/README.md,
+    "Task allocation"): for rule random, every draw from the on-chain seed and the k smallest draws of
+    the pool allocated; for reputation, the k first of the ranking; and every update of the round from
+    an allocated provider."""
+    problems = []
+    rule = (model.get("allocation") or {}).get("rule", "all")
+    k = int((model.get("allocation") or {}).get("k") or 0)
+    ranking = alloc.get("ranking") or []
+    chosen = alloc.get("providers") or []
+    if alloc.get("rule") != rule:
+        problems.append(f"rule {alloc.get('rule')!r} differs from the model's {rule!r}")
+    if rule == "random":
+        seed = model.get("allocationSeed") or ""
+        round_seed = _hex_sha256(f"{model['id']}|{round_no}|{seed}")
+        if alloc.get("roundSeed") != round_seed:
+            problems.append("roundSeed is not sha256(modelId|round|allocationSeed)")
+        for e in ranking:
+            if e.get("draw") != _hex_sha256(f"{round_seed}|{e.get('provider')}"):
+                problems.append(f"draw of {str(e.get('provider'))[:24]} is not sha256(roundSeed|identity)")
+        draws = sorted((_hex_sha256(f"{round_seed}|{p}"), p) for p in pool)
+        if chosen != [p for _, p in draws[:k]]:
+            problems.append("allocated providers are not the k smallest draws of the registered providers")
+    elif rule == "reputation" and chosen != [e.get("provider") for e in ranking][:k]:
+        problems.append("allocated providers are not the first k of the reputation ranking")
+    for u in updates:
+        if u["provider"] not in chosen:
+            problems.append(f"update {u['id']} comes from a provider not allocated to the round")
+    return problems

@@ -1,9 +1,13 @@
 """Committee member agent: approves the model, judges updates on its private shard, confirms aggregates.
 
 * ``ModelProposed`` (model ``proposed``, no vote of ours): check the architecture is a registry name
-  whose spec hash matches, the initial weights load (hash, shape, dtype, finiteness), and our shard
-  opens with our Fabric key and decodes; then ``ApproveModel`` (score = what the rule gives "no
-  change": 0, or the metric of the initial weights for the ``absolute`` rule), else ``RejectModel``.
+  whose spec hash matches, the initial weights load (hash, shape, dtype, finiteness), our shard opens
+  with our Fabric key and decodes, and the publisher's ``profile`` holds: a stated purpose, the
+  registry's parameter count, the data kind the architecture consumes, and a declared training size
+  that the providers' data registrations cover (waiting up to ``settle_seconds`` for them). Then
+  ``ApproveModel`` with the initial weights' accuracy on our shard, else ``RejectModel`` with the
+  reason. Aggregates are confirmed with their shard accuracy too, so the contract's ``best`` model
+  and stopping target are on one scale: accuracy on the committee's shards.
 * Updates of the open round without our verdict: once every configured provider has submitted or the
   oldest unjudged one has waited ``settle_seconds``, score them together with the round's other
   updates as peers (the trust rule needs them) and ``SubmitVerdict`` one at a time, each after the
@@ -27,7 +31,9 @@ from fedcommittee.roles.common import (
     STEP_RETRYABLE,
     Agent,
     compute_aggregate,
+    data_kind,
     decode_dataset,
+    expected_providers,
     gossip_base,
     paged,
     round_updates,
@@ -55,6 +61,8 @@ class Member:
         self.closed_seen: dict[int, float] = {}
         self.aggregates: dict[int, tuple[bytes, object]] = {}
         self.discrepancies: list[str] = []
+        self.proposal_seen: float | None = None
+        self.idle_logged = False  # "not_seated" said once per spell off the committee
 
     # ------------------------------------------------------------------ shard and model checks
     def _private_key(self):
@@ -83,12 +91,51 @@ class Member:
             self.agent.log("shard_opened", samples=len(self.shard))
         return self.shard
 
-    def _value(self, state) -> float:
-        r = ml.evaluate(self.agent.exp.model, state, self.shard)
-        return -r.loss if self.rule.metric == "loss" else r.accuracy
+    def model_score(self, state) -> float:
+        """The score of a whole model (approval, aggregate confirmation): its accuracy on our shard.
+        The contract tracks the best one and applies the stopping target to the committee's median."""
+        return ml.evaluate(self.agent.exp.model, state, self.shard).accuracy
+
+    def rule_for(self, model: dict):
+        """Our scoring rule with the threshold the ledger holds now (governance may have changed it)."""
+        from dataclasses import replace
+
+        threshold = (model.get("acceptance") or {}).get("threshold")
+        return self.rule if threshold is None else replace(self.rule, threshold=float(threshold))
+
+    def check_profile(self, model: dict) -> str | None:
+        """The publisher's declaration against the registry and the registered data. Returns a reason
+        to reject, "" to wait for more data registrations, or None when it is sound."""
+        from fedcommittee.ml.models import num_parameters
+
+        prof = model.get("profile")
+        arch = model["architecture"]["name"]
+        if prof is None:
+            return "no profile: the model declares no purpose, data kind or training size"
+        if not str(prof.get("purpose") or "").strip():
+            return "profile.purpose is empty"
+        if int(prof.get("parameters") or 0) != num_parameters(arch):
+            return f"profile.parameters {prof.get('parameters')} is not {arch}'s {num_parameters(arch)}"
+        data_type, fmt = data_kind(arch)
+        declared = f"{prof.get('dataType')}/{prof.get('dataFormat')}"
+        if declared != f"{data_type}/{fmt}":
+            return f"profile data {declared} does not fit {arch} ({data_type}/{fmt})"
+        a = self.agent
+        regs = list(paged(lambda b: a.client.list_data_registrations(a.model_id, 200, b)))
+        held = sum(
+            int(g["numSamples"]) for g in regs if (g.get("dataType"), g.get("format")) == (data_type, fmt)
+        )
+        want = int(prof.get("trainingSamples") or 0)
+        if held >= want:
+            a.log("profile_checked", registered=len(regs), samples=held, declared=want)
+            return None
+        seen = time.time() if self.proposal_seen is None else self.proposal_seen
+        if time.time() - seen < a.exp.settle_seconds:
+            return ""
+        return f"declared {want} training samples but the {len(regs)} registered providers hold {held}"
 
     def check_model(self, model: dict):
-        """Returns (ok, score or reason)."""
+        """Returns (ok, score or reason); (False, "") means: not decided yet."""
         arch = model["architecture"]["name"]
         if arch != self.agent.exp.model or arch not in ml.list_models():
             return False, f"architecture {arch!r} is not the agreed registry model"
@@ -100,9 +147,11 @@ class Member:
             self.load_shard(model)
         except (StorageError, ml.WeightsError, ValueError, RuntimeError) as exc:
             return False, f"{type(exc).__name__}: {exc}"[:400]
-        score = self._value(init) if self.rule.name == "absolute" else 0.0
-        acc = ml.evaluate(self.agent.exp.model, init, self.shard).accuracy
-        self.agent.log("model_checked", accuracy=round(acc, 4), score=score)
+        problem = self.check_profile(model)
+        if problem is not None:
+            return False, problem
+        score = self.model_score(init)
+        self.agent.log("model_checked", accuracy=round(score, 4), score=score)
         return True, _clamp(score)
 
     def vote(self, model: dict) -> None:
@@ -119,7 +168,11 @@ class Member:
 
         if voted():
             return
+        if self.proposal_seen is None:
+            self.proposal_seen = time.time()
         ok, value = self.check_model(model)
+        if not ok and value == "":
+            return  # waiting for the providers' data registrations
         if ok:
             a.submit("ApproveModel", a.model_id, repr(float(value)), done=voted)
         else:
@@ -132,22 +185,25 @@ class Member:
         return any(v.get("member") == self.agent.me for v in verdicts)
 
     def _load_update(self, u: dict, base_sha: str | None):
-        """The update's weights, or a reason string if it must be rejected unseen."""
+        """A federated update's delta as sent (``base_sha``: the round's global) or a gossip update's
+        weights; or a reason string if it must be rejected unseen."""
         a = self.agent
         if base_sha is not None and u.get("baseSha256") != base_sha:
             return "base is not the round's global model"
         try:
-            return a.fetch_weights(u["cid"], u["sha256"])
+            if base_sha is None:
+                return a.fetch_weights(u["cid"], u["sha256"])
+            return a.fetch_delta(u["cid"], u["sha256"])
         except (StorageError, ml.WeightsError) as exc:
             return f"{type(exc).__name__}: {exc}"[:400]
         except (TypeError, ValueError, RecursionError) as exc:  # untrusted bytes the loader did not expect
             return f"malformed weights: {type(exc).__name__}: {exc}"[:400]
 
-    def _verdict(self, u: dict, score: float, reason: str = "") -> None:
+    def _verdict(self, u: dict, score: float, reason: str = "", rule=None) -> None:
         a = self.agent
         uid = u["id"]
         score = _clamp(score)
-        doc = {"score": score, "accept": bool(ml.accept(self.rule, score)) and not reason}
+        doc = {"score": score, "accept": bool(ml.accept(rule or self.rule, score)) and not reason}
         if reason:
             doc["reason"] = reason[:400]
         try:
@@ -184,7 +240,7 @@ class Member:
         todo = self._unjudged(updates)
         if not todo:
             return
-        everyone = len(updates) >= len(a.exp.providers)
+        everyone = len(updates) >= expected_providers(a.exp, rd)
         waited = time.time() - min(self.first_seen[u["id"]] for u in todo)
         if not everyone and waited < a.exp.settle_seconds:
             return
@@ -208,9 +264,10 @@ class Member:
         )
         a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
         ids = {u["id"] for u in todo}
+        rule = self.rule_for(model)
         for u, s in zip(valid, scores, strict=True):
             if u["id"] in ids:
-                self._verdict(u, s)
+                self._verdict(u, s, rule=rule)
 
     def judge_gossip(self, model: dict) -> None:
         a = self.agent
@@ -229,7 +286,8 @@ class Member:
             from fedcommittee.ml import state as st
 
             delta = st.subtract(w, base)
-            self._verdict(u, ml.score(self.rule, a.exp.model, base, delta, self.shard))
+            rule = self.rule_for(model)
+            self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule)
 
     # ------------------------------------------------------------------ aggregates
     def confirm(self, model: dict, rd: dict) -> None:
@@ -284,7 +342,7 @@ class Member:
             return
         self.load_shard(model)
         ev = ml.evaluate(a.exp.model, new_state, self.shard)
-        score = self._value(new_state) if self.rule.name == "absolute" else 0.0
+        score = ev.accuracy
         a.log(
             "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
         )
@@ -338,9 +396,18 @@ def run_committee(agent: Agent, name: str) -> int:
             if model["status"] in ("finished", "rejected"):
                 agent.log("model_" + model["status"], discrepancies=len(m.discrepancies))
                 return 0 if model["status"] == "finished" else 1
-            if m.seat(model) is None and model["status"] != "proposed":
-                agent.log("not_a_member", level="error")
-                return 1
+            seated = m.seat(model) is not None
+            if not seated and model["status"] != "proposed":
+                if model.get("governance") is None:
+                    agent.log("not_a_member", level="error")
+                    return 1
+                # Governance can add or remove members during the run: stand by while off the seat.
+                if not m.idle_logged:
+                    agent.log("not_seated", round=model.get("currentRound"))
+                    m.idle_logged = True
+                agent.wait()
+                continue
+            m.idle_logged = False
             try:
                 m.step(model)
             except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting

@@ -285,6 +285,9 @@ class Agent:
     def fetch_weights(self, cid: str, sha256: str):
         return self.reader.fetch_weights(cid, sha256)
 
+    def fetch_delta(self, cid: str, sha256: str):
+        return self.reader.fetch_delta(cid, sha256)
+
     def put(self, data: bytes):
         return self.store.put(data)
 
@@ -306,6 +309,13 @@ class Reader:
         from fedcommittee import ml
 
         return ml.loads(self.fetch(cid, sha256), self.model_name, max_bytes=self.max_bytes)
+
+    def fetch_delta(self, cid: str, sha256: str):
+        """A federated update's delta as sent: plain float32 weights or any compressed encoding
+        (``ml.compress``), validated as strictly as weights; what it decodes to is what counts."""
+        from fedcommittee.ml.compress import decompress
+
+        return decompress(self.fetch(cid, sha256), self.model_name, max_bytes=self.max_bytes)
 
 
 # ------------------------------------------------------------------------------- shared protocol
@@ -335,6 +345,50 @@ def decode_dataset(data: bytes, n_classes: int):
     return Dataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), n_classes)
 
 
+def data_kind(model_name: str) -> tuple[str, str]:
+    """(dataType, format) of the data an architecture consumes, as declared and registered on chain."""
+    from fedcommittee import ml
+
+    c, h, w = ml.get_spec(model_name).input_shape
+    return "image", f"float32-{c}x{h}x{w}"
+
+
+def declared_profile(exp: Experiment) -> dict:
+    """The publisher's declaration (``profile`` in PublishModel) that the committee approves against."""
+    from fedcommittee.experiment import data_split
+    from fedcommittee.ml.models import num_parameters
+
+    data_type, fmt = data_kind(exp.model)
+    samples = exp.profile.training_samples or sum(len(p) for p in data_split(exp).partition)
+    purpose = exp.profile.purpose or f"{exp.name}: {exp.model} trained on {exp.data.source}"
+    return {
+        "purpose": purpose,
+        "dataType": data_type,
+        "dataFormat": fmt,
+        "trainingSamples": int(samples),
+        "parameters": int(num_parameters(exp.model)),
+    }
+
+
+def data_registration(exp: Experiment, labels, n_classes: int) -> dict:
+    """A provider's RegisterData document: counts and kind only; the label histogram only with consent."""
+    import numpy as np
+
+    data_type, fmt = data_kind(exp.model)
+    doc = {"numSamples": int(len(labels)), "dataType": data_type, "format": fmt,
+           "shareHistogram": exp.data.share_histogram}  # fmt: skip
+    if exp.data.share_histogram:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
+        doc["labelHistogram"] = {str(i): int(c) for i, c in enumerate(counts) if c}
+    return doc
+
+
+def expected_providers(exp: Experiment, round_doc: dict) -> int:
+    """How many updates a round can get: its allocated providers, or every configured one."""
+    allocated = round_doc.get("allocated")
+    return len(exp.providers) if allocated is None else len(allocated)
+
+
 def shard_context(model_id: str) -> str:
     return f"fedcommittee/shard/{model_id}"
 
@@ -355,7 +409,7 @@ def compute_aggregate(reader: Reader, model: dict, round_doc: dict) -> tuple[byt
         u = reader.client.get_update(uid)
         if u.get("status") != "accepted" or u.get("modelId") != model["id"]:
             raise ValueError(f"update {uid} in the accepted set is {u.get('status')} for {u.get('modelId')}")
-        delta = reader.fetch_weights(u["cid"], u["sha256"])
+        delta = reader.fetch_delta(u["cid"], u["sha256"])
         pairs.append((delta, int(u["numSamples"])))
     new_state = ml.get_strategy(reader.aggregation).aggregate(global_state, pairs) if pairs else global_state
     return ml.dumps(new_state), new_state

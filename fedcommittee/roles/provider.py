@@ -17,7 +17,7 @@ import json
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
-from fedcommittee.roles.common import STEP_RETRYABLE, Agent, gossip_base, paged
+from fedcommittee.roles.common import STEP_RETRYABLE, Agent, data_registration, gossip_base, paged
 
 
 def _seed(*parts: object) -> int:
@@ -38,8 +38,32 @@ class Provider:
         self.dp = (
             ml.DPProvider(dp.clip, dp.noise_multiplier, target_delta=dp.target_delta) if dp.enabled else None
         )
+        self.scheme = agent.exp.provider_compression(name)
         self.refused: set[int] = set()
-        agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp))
+        self.registered = False
+        self.not_allocated: set[int] = set()
+        agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp),
+                  compression=self.scheme)  # fmt: skip
+
+    # ------------------------------------------------------------------ data metadata
+    def register(self) -> None:
+        """RegisterData once per model (metadata only: counts, kind, the histogram only with consent).
+        Done while the model is proposed, so that the committee and the allocation see it."""
+        a = self.agent
+        if self.registered:
+            return
+        doc = data_registration(a.exp, self.data.y.numpy(), self.data.n_classes)
+
+        def done() -> bool:
+            try:
+                reg = a.client.get_data_registration(a.model_id, a.me)
+            except ContractError:
+                return False
+            return int(reg.get("numSamples") or 0) == doc["numSamples"]
+
+        a.submit("RegisterData", a.model_id, json.dumps(doc), done=done)
+        a.log("data_registered", samples=doc["numSamples"], histogram=doc["shareHistogram"])
+        self.registered = True
 
     # ------------------------------------------------------------------ ledger view
     def my_updates(self) -> list[dict]:
@@ -75,13 +99,22 @@ class Provider:
         if r < 1 or r in self.refused:
             return
         rd = a.client.get_round(a.model_id, r)
-        if rd["status"] != "open" or self.has_update(r):
+        if rd["status"] != "open" or r in self.not_allocated or self.has_update(r):
+            return
+        if rd.get("allocated") is not None and a.me not in rd["allocated"]:
+            # The contract's allocation rule picked others for this round (partial participation).
+            a.log("not_allocated", round=r, allocated=len(rd["allocated"]))
+            self.not_allocated.add(r)
             return
         g = rd["global"]
         global_state = a.fetch_weights(g["cid"], g["sha256"])
         upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
-        obj = a.put(ml.dumps(upd.delta))
-        a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, **metrics)
+        # The committee scores exactly these bytes, decoded: compression's loss counts against us.
+        from fedcommittee.ml.compress import compress
+
+        obj = a.put(compress(upd.delta, self.scheme))
+        a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, bytes=obj.size,
+              scheme=self.scheme, **metrics)  # fmt: skip
         doc = {
             "round": r,
             "baseCid": g["cid"],
@@ -136,6 +169,11 @@ def run_provider(agent: Agent, name: str) -> int:
             if status in ("finished", "rejected"):
                 agent.log("model_" + status)
                 return 0 if status == "finished" else 1
+            if status in ("proposed", "active") and not p.registered:
+                try:
+                    p.register()
+                except STEP_RETRYABLE as exc:
+                    agent.step_failed(exc)
             if status == "active":
                 try:
                     if model["mode"] == "federated":

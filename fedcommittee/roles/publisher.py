@@ -22,7 +22,9 @@ from fedcommittee import ml
 from fedcommittee.roles.common import (
     STEP_RETRYABLE,
     Agent,
+    declared_profile,
     encode_dataset,
+    expected_providers,
     identity_key,
     paged,
     round_updates,
@@ -64,7 +66,7 @@ def build_spec(agent: Agent) -> dict:
     if exp.acceptance == "threshold":
         acceptance["threshold"] = float(rule.threshold)
     federated = exp.mode == "federated"
-    return {
+    spec = {
         "modelId": exp.model_id,
         "architecture": {"name": exp.model, "version": str(ml.get_spec(exp.model).version)},
         "specSha256": ml.spec_hash(exp.model),
@@ -85,7 +87,25 @@ def build_spec(agent: Agent) -> dict:
             "rejectPenalty": exp.rewards.reject_penalty,
             "verdictReward": exp.rewards.verdict_reward,
         },
+        "profile": declared_profile(exp),
     }
+    spec.update(protocol_rules(exp))
+    return spec
+
+
+def protocol_rules(exp) -> dict:
+    """The optional rule objects of PublishModel the config asks for (chaincode/README.md)."""
+    rules: dict = {}
+    if exp.allocation.rule != "all":
+        rules["allocation"] = {"rule": exp.allocation.rule, "k": exp.allocation.k}
+    if exp.stopping is not None:
+        st = exp.stopping
+        rules["stopping"] = {"patience": st.patience, "minDelta": st.min_delta}
+        if st.target is not None:
+            rules["stopping"]["target"] = st.target
+    if exp.governance is not None:
+        rules["governance"] = {"policy": exp.governance.policy, "orgs": list(exp.governance_orgs())}
+    return rules
 
 
 def publish(agent: Agent) -> None:
@@ -132,7 +152,7 @@ def drive_round(agent: Agent, model: dict) -> None:
         close, why = should_close(
             rd,
             updates,
-            len(agent.exp.providers),
+            expected_providers(agent.exp, rd),
             agent.exp.min_accepted,
             agent.exp.settle_seconds,
             time.time(),

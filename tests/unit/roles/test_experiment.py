@@ -65,6 +65,22 @@ def error_for(doc) -> ConfigError:
         (lambda d: d.pop("publisher"), "publisher"),
         (lambda d: d.update(providers=[]), "providers"),
         (lambda d: d["providers"][0].update(behaviour="honest", params={"factor": 2}), "providers[0].params"),
+        (lambda d: d.update(allocation={"rule": "lottery", "k": 2}), "allocation.rule"),
+        (lambda d: d.update(allocation={"rule": "random"}), "allocation.k"),
+        (lambda d: d.update(allocation={"rule": "random", "k": 1}), "allocation.k"),  # below min_accepted
+        (lambda d: d.update(allocation={"rule": "all", "k": 3}), "allocation.k"),
+        (lambda d: d.update(allocation={"rule": "random", "k": 2}, mode="gossip"), "allocation"),
+        (lambda d: d.update(stopping={}), "stopping"),
+        (lambda d: d.update(stopping={"target": 1.5}), "stopping.target"),
+        (lambda d: d.update(stopping={"patience": 9}), "stopping.patience"),
+        (lambda d: d.update(stopping={"target": 0.9, "when": 1}), "stopping.when"),
+        (lambda d: d.update(governance={"policy": "some"}), "governance.policy"),
+        (lambda d: d.update(governance={"orgs": ["Org 1"]}), "governance.orgs"),
+        (lambda d: d.update(compression="zip"), "compression"),
+        (lambda d: d["providers"][1].update(compression="int8+topk:2"), "providers[1].compression"),
+        (lambda d: d.update(compression="float16", mode="gossip"), "compression"),
+        (lambda d: d.update(profile={"purpose": ""}), "profile.purpose"),
+        (lambda d: d["data"].update(share_histogram="yes"), "data.share_histogram"),
     ],
 )
 def test_bad_keys_are_named(mutate, key):
@@ -103,3 +119,28 @@ def test_scoring_rule_and_train_config_follow_the_config():
     assert rule.reference.steps == exp.scoring.reference_steps
     cfg = exp.train_config(seed=5)
     assert cfg.seed == 5 and cfg.steps == exp.local.steps
+
+
+def test_protocol_rules_parse_and_reach_the_spec():
+    from fedcommittee.roles.publisher import protocol_rules
+
+    doc = small()
+    doc.update(
+        allocation={"rule": "random", "k": 3},
+        stopping={"target": 0.9, "patience": 2},
+        governance={"policy": "all"},
+        compression="INT8+topk:0.1",
+    )
+    doc["providers"][0]["compression"] = "float16"
+    exp = parse_experiment(doc)
+    assert exp.compression == "int8+topk:0.1"  # canonical name
+    assert exp.provider_compression("honest1") == "float16"
+    assert exp.provider_compression("honest2") == "int8+topk:0.1"
+    # Governance orgs default to every org taking part (publisher, committee, providers).
+    assert exp.governance_orgs() == ("Org1MSP", "Org2MSP", "Org3MSP")
+    assert protocol_rules(exp) == {
+        "allocation": {"rule": "random", "k": 3},
+        "stopping": {"patience": 2, "minDelta": 0.0, "target": 0.9},
+        "governance": {"policy": "all", "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"]},
+    }
+    assert protocol_rules(parse_experiment(small())) == {}  # nothing asked, nothing sent

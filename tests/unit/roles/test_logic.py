@@ -272,10 +272,20 @@ def test_member_rejects_unloadable_updates_without_crashing():
     agent = type("A", (), {})()
     agent.exp = exp
     agent.fetch_weights = Reader(None, store, MODEL).fetch_weights
+    agent.fetch_delta = Reader(None, store, MODEL).fetch_delta
     member = Member(agent, "member1")
     assert isinstance(
         member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "b"}, "b"), dict
     )
+    # A compressed delta is scored as what it decodes to.
+    from fedcommittee.ml.compress import compress, roundtrip
+
+    delta = ml.initial_state(MODEL, 1)
+    sent = store.put(compress(delta, "int8+topk:0.1"))
+    got = member._load_update({"cid": sent.cid, "sha256": sent.sha256_hex, "baseSha256": "b"}, "b")
+    want = roundtrip(delta, "int8+topk:0.1", MODEL)
+    assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert not all(torch.equal(got[k], delta[k]) for k in delta)  # lossy: not the original
     reason = member._load_update({"cid": junk.cid, "sha256": junk.sha256_hex, "baseSha256": "b"}, "b")
     assert isinstance(reason, str) and reason
     assert member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "x"}, "b") == (

@@ -1,0 +1,170 @@
+"""Protocol rules as the agents apply them (pure): the publisher's profile, the providers' data
+registrations, the committee's approval check, and the auditor's recomputation of an allocation."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedcommittee.experiment import load_experiment
+from fedcommittee.ml.models import num_parameters
+from fedcommittee.roles.auditor import allocation_problems
+from fedcommittee.roles.common import data_kind, data_registration, declared_profile, expected_providers
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return load_experiment(ROOT / "configs" / "small.yaml", model_id="m")
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------ profile, registrations
+
+
+def test_declared_profile_matches_the_registry_and_the_split(exp):
+    from fedcommittee import ml
+    from fedcommittee.experiment import data_split
+
+    prof = declared_profile(exp)
+    layout = ml.state_layout("mlp")
+    assert prof["parameters"] == num_parameters("mlp") == sum(int(np.prod(s)) for s, _ in layout.values())
+    assert (prof["dataType"], prof["dataFormat"]) == ("image", "float32-1x8x8")
+    assert prof["trainingSamples"] == sum(len(p) for p in data_split(exp).partition)
+    assert prof["purpose"]
+
+
+def test_registration_shares_the_histogram_only_with_consent(exp):
+    from dataclasses import replace
+
+    labels = np.array([0, 0, 3, 3, 3, 9])
+    doc = data_registration(exp, labels, 10)
+    assert doc == {"numSamples": 6, "dataType": "image", "format": "float32-1x8x8", "shareHistogram": False}
+    consenting = replace(exp, data=replace(exp.data, share_histogram=True))
+    doc = data_registration(consenting, labels, 10)
+    assert doc["labelHistogram"] == {"0": 2, "3": 3, "9": 1}  # empty bins left out
+    assert doc["shareHistogram"] is True
+
+
+def test_expected_providers_follows_the_allocation(exp):
+    assert expected_providers(exp, {"allocated": None}) == len(exp.providers)
+    assert expected_providers(exp, {}) == len(exp.providers)
+    assert expected_providers(exp, {"allocated": ["a", "b"]}) == 2
+    assert expected_providers(exp, {"allocated": []}) == 0
+
+
+# ------------------------------------------------------------------------------ committee approval
+
+
+class Registrations:
+    def __init__(self, regs):
+        self.regs = regs
+
+    def list_data_registrations(self, model_id, page_size=None, bookmark=""):
+        return {"items": self.regs, "bookmark": ""}
+
+
+def member_with(exp, regs):
+    from fedcommittee.roles.committee import Member
+
+    agent = type("A", (), {})()
+    agent.exp, agent.model_id = exp, "m"
+    agent.client = Registrations(regs)
+    agent.log = lambda *a, **k: None
+    return Member(agent, "member1")
+
+
+def model_with(exp, **changes):
+    prof = dict(declared_profile(exp), **changes)
+    return {"id": "m", "architecture": {"name": "mlp"}, "profile": prof}
+
+
+def test_member_approves_a_sound_profile_once_the_data_is_registered(exp):
+    want = declared_profile(exp)["trainingSamples"]
+    kind = dict(zip(("dataType", "format"), data_kind("mlp"), strict=True))
+    half = [{"numSamples": want // 2, **kind}]
+    m = member_with(exp, half)
+    m.proposal_seen = 1e18  # just seen: still inside settle_seconds
+    assert m.check_profile(model_with(exp)) == ""  # wait for more registrations
+    m.proposal_seen = 0.0  # long ago: the shortfall is final
+    reason = m.check_profile(model_with(exp))
+    assert f"declared {want} training samples" in reason and f"hold {want // 2}" in reason
+    # Registrations of another kind of data do not count.
+    other = member_with(exp, [{"numSamples": want, "dataType": "tabular", "format": "csv"}])
+    other.proposal_seen = 0.0
+    assert "hold 0" in other.check_profile(model_with(exp))
+    full = member_with(exp, half + [{"numSamples": want - want // 2, **kind}])
+    assert full.check_profile(model_with(exp)) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"purpose": " "}, "purpose is empty"),
+        ({"parameters": 12}, "profile.parameters 12"),
+        ({"dataFormat": "float32-3x32x32"}, "does not fit mlp"),
+    ],
+)
+def test_member_rejects_an_unsound_profile(exp, changes, needle):
+    assert needle in member_with(exp, []).check_profile(model_with(exp, **changes))
+
+
+def test_member_rejects_a_model_without_profile(exp):
+    assert "no profile" in member_with(exp, []).check_profile({"architecture": {"name": "mlp"}})
+
+
+# ------------------------------------------------------------------------------ auditor: allocation
+
+POOL = [f"Org{i % 3 + 1}MSP/p{i}" for i in range(5)]
+
+
+def random_allocation(model, round_no, k):
+    round_seed = sha(f"{model['id']}|{round_no}|{model['allocationSeed']}")
+    draws = sorted((sha(f"{round_seed}|{p}"), p) for p in POOL)[:k]
+    return {
+        "rule": "random",
+        "roundSeed": round_seed,
+        "providers": [p for _, p in draws],
+        "ranking": [{"provider": p, "draw": d} for d, p in draws],
+    }
+
+
+def test_a_correct_random_allocation_has_no_problems():
+    model = {"id": "m", "allocation": {"rule": "random", "k": 2}, "allocationSeed": "tx123"}
+    alloc = random_allocation(model, 3, 2)
+    ups = [{"id": "u1", "provider": alloc["providers"][0]}]
+    assert allocation_problems(model, 3, alloc, ups, POOL) == []
+
+
+def test_allocation_tampering_is_found():
+    model = {"id": "m", "allocation": {"rule": "random", "k": 2}, "allocationSeed": "tx123"}
+    alloc = random_allocation(model, 3, 2)
+    outsider = next(p for p in POOL if p not in alloc["providers"])
+    # A provider not drawn submitted anyway.
+    problems = allocation_problems(model, 3, alloc, [{"id": "u9", "provider": outsider}], POOL)
+    assert problems == ["update u9 comes from a provider not allocated to the round"]
+    # The record names someone other than the k smallest draws.
+    swapped = dict(alloc, providers=[alloc["providers"][0], outsider])
+    assert any("k smallest draws" in p for p in allocation_problems(model, 3, swapped, [], POOL))
+    # A draw that is not sha256(roundSeed|identity), and a seed from another round.
+    forged = dict(alloc, ranking=[dict(alloc["ranking"][0], draw="0" * 64), alloc["ranking"][1]])
+    assert any("draw of" in p for p in allocation_problems(model, 3, forged, [], POOL))
+    assert any("roundSeed" in p for p in allocation_problems(model, 4, alloc, [], POOL))
+
+
+def test_reputation_allocation_takes_the_first_k_of_the_ranking():
+    model = {"id": "m", "allocation": {"rule": "reputation", "k": 1}}
+    ranking = [{"provider": "Org1MSP/a", "reputation": 0.9}, {"provider": "Org2MSP/b", "reputation": 0.5}]
+    ok = {"rule": "reputation", "providers": ["Org1MSP/a"], "ranking": ranking[:1]}
+    assert allocation_problems(model, 1, ok, [], POOL) == []
+    bad = dict(ok, providers=["Org2MSP/b"])
+    assert allocation_problems(model, 1, bad, [], POOL) == [
+        "allocated providers are not the first k of the reputation ranking"
+    ]
