@@ -132,7 +132,8 @@ def run_experiment(
     """Run the consortium; returns 0 when the model finished and the audit found nothing.
 
     ``kill_after`` maps an agent name to seconds after the model became active at which it is killed
-    once (SIGKILL) and restarted: a crash-recovery drill used by the integration test.
+    once (SIGKILL) and restarted: a crash-recovery drill used by the integration tests. Agents due at
+    the same time are all killed before any is restarted.
     """
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
     endpoints = Endpoints.load(home)
@@ -187,16 +188,25 @@ def run_experiment(
             if now - started > timeout:
                 say(f"timed out after {timeout:.0f} s")
                 break
-            for c in children:
-                if active_since is None or c.name not in kills:
-                    continue
-                if now - active_since >= kills[c.name] and c.alive():
-                    kills.pop(c.name)
-                    assert c.proc is not None
-                    os.killpg(c.proc.pid, signal.SIGKILL)
-                    c.proc.wait()
-                    say(f"drill: killed {c.name}; restarting it")
-                    c.start(env)
+            due = [
+                c
+                for c in children
+                if active_since is not None
+                and c.name in kills
+                and now - active_since >= kills[c.name]
+                and c.alive()
+            ]
+            # Every agent due now dies before any of them restarts: same-time kills are simultaneous.
+            for c in due:
+                kills.pop(c.name)
+                assert c.proc is not None
+                os.killpg(c.proc.pid, signal.SIGKILL)
+            for c in due:
+                assert c.proc is not None
+                c.proc.wait()
+                say(f"drill: killed {c.name}; restarting it")
+            for c in due:
+                c.start(env)
             try:
                 model = client.get_model(model_id)
             except ContractError:

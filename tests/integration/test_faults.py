@@ -93,6 +93,44 @@ def accepted_updates(net: LocalNetwork, model_id: str) -> dict[str, dict]:
         return out
 
 
+def reverify_objects(
+    net: LocalNetwork, model_id: str, accepted: dict[str, dict]
+) -> list[tuple[str, str, str]]:
+    """Fetch every accepted update and every round aggregate of the model again from IPFS, with its
+    recorded sha256 checked; returns (what, cid, sha256) of each object verified."""
+    from fedcommittee.storage import ContentStore, IpfsClient
+
+    objects = [(f"update {u['id']}", u["cid"], u["sha256"]) for u in accepted.values()]
+    gw, client = ledger(net)
+    with gw:
+        model = client.get_model(model_id)
+        for r in range(1, int(model["currentRound"]) + 1):
+            agg = client.get_round(model_id, r).get("aggregate")
+            if agg:
+                objects.append((f"round {r} aggregate", agg["cid"], agg["sha256"]))
+    endpoints = json.loads((net.home / "endpoints.json").read_text())
+    with IpfsClient(endpoints["ipfs_api"], timeout=60) as ipfs:
+        store = ContentStore(ipfs, pin=False)
+        for where, cid, sha in objects:
+            data = store.get(cid, sha, MAX_BYTES)
+            assert hashlib.sha256(data).hexdigest() == sha, where
+    return objects
+
+
+def agent_crashes(net: LocalNetwork, model_id: str, output: str) -> list[str]:
+    """Each agent exit that ``fedcommittee run`` reported (and restarted), with the agent's last error."""
+    logs = net.home / "runs" / model_id / "logs"
+    crashes = []
+    for ln in output.splitlines():
+        if "exited with" in ln:
+            agent = ln.split()[0]
+            text = (logs / f"{agent}.out").read_text(errors="replace").splitlines()
+            # The CLI's last word on a fatal error is "fedcommittee: <ErrorType>: ...".
+            errors = [t for t in text if t.startswith("fedcommittee: ")] or ["(no error line)"]
+            crashes.append(f"{ln.split(' (see ')[0]}: {errors[-1][:300]}")
+    return crashes
+
+
 @pytest.fixture(scope="module")
 def fault_network(fabric, tmp_path_factory, request):
     net = LocalNetwork(home=tmp_path_factory.mktemp("fc-faults"))
@@ -166,37 +204,15 @@ def test_experiment_survives_node_faults(drilled_run):
 
     # Nothing lost: every update accepted during the drills is still accepted, and every accepted
     # update and every round aggregate is on IPFS with the recorded hash.
-    from fedcommittee.storage import ContentStore, IpfsClient
-
     final = accepted_updates(net, model_id)
     lost = [uid for uid in seen if uid not in final]
     assert not lost, lost
-    objects = [(f"update {u['id']}", u["cid"], u["sha256"]) for u in final.values()]
-    gw, client = ledger(net)
-    with gw:
-        model = client.get_model(model_id)
-        for r in range(1, int(model["currentRound"]) + 1):
-            agg = client.get_round(model_id, r).get("aggregate")
-            if agg:
-                objects.append((f"round {r} aggregate", agg["cid"], agg["sha256"]))
-    endpoints = json.loads((net.home / "endpoints.json").read_text())
-    with IpfsClient(endpoints["ipfs_api"], timeout=60) as ipfs:
-        store = ContentStore(ipfs, pin=False)
-        for where, cid, sha in objects:
-            data = store.get(cid, sha, MAX_BYTES)
-            assert hashlib.sha256(data).hexdigest() == sha, where
+    objects = reverify_objects(net, model_id, final)
 
     # The orchestrator's restart budget (run.MAX_RESTARTS) was enough: no agent gave up.
     assert "no restarts left" not in out, out[-4000:]
     logs = net.home / "runs" / model_id / "logs"
-    crashes = []
-    for ln in out.splitlines():
-        if "exited with" in ln:
-            agent = ln.split()[0]
-            text = (logs / f"{agent}.out").read_text(errors="replace").splitlines()
-            # The CLI's last word on a fatal error is "fedcommittee: <ErrorType>: ...".
-            errors = [t for t in text if t.startswith("fedcommittee: ")] or ["(no error line)"]
-            crashes.append(f"{ln.split(' (see ')[0]}: {errors[-1][:300]}")
+    crashes = agent_crashes(net, model_id, out)
     stream_failures = {
         p.stem: n for p in sorted(logs.glob("*.jsonl")) if (n := p.read_text().count('"events_failed"'))
     }

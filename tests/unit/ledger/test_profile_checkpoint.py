@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,8 +74,9 @@ def test_profile_written_by_network_scripts_loads(tmp_path):
     if script is None:
         pytest.skip("scripts/fabric.sh has no fabric_write_profile heredoc")
     fab = tmp_path / "fabric"
+    crypto_config = REPO / "network" / "fabric" / "crypto-config.yaml"
     out = subprocess.run(
-        [sys.executable, "-c", script, str(fab), "fedchannel", "fedcommittee", "7000"],
+        [sys.executable, "-c", script, str(fab), "fedchannel", "fedcommittee", "7000", str(crypto_config)],
         capture_output=True,
         text=True,
         check=True,
@@ -85,6 +87,12 @@ def test_profile_written_by_network_scripts_loads(tmp_path):
     assert p.channel == "fedchannel"
     assert p.peer(msp_id="Org3MSP").endpoint == "127.0.0.1:7600"
     assert p.identity("org2-user1").msp_dir.is_relative_to(fab.resolve())
+    # every client user cryptogen is asked for (`Users: {Count: N}` per org) is in the profile
+    counts = [int(n) for n in re.findall(r"Users: \{Count: (\d+)\}", crypto_config.read_text())]
+    assert len(counts) == 3
+    for org, count in enumerate(counts, start=1):
+        users = {k for k in p.identities if k.startswith(f"org{org}-user")}
+        assert users == {f"org{org}-user{i}" for i in range(1, count + 1)}
     # the checked-in example names the same peers and identities as the generated profile
     example = load_profile(EXAMPLE, state_dir=fab)
     assert {k: (v.msp_id, v.endpoint, v.tls_ca_file) for k, v in example.peers.items()} == {
