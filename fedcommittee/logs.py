@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LogTail", "latency_by_tx", "latency_stats", "percentile", "read_logs"]
+__all__ = ["LogTail", "latency_by_tx", "latency_stats", "percentile", "read_logs", "round_overhead"]
 
 
 @dataclass
@@ -130,3 +130,40 @@ def latency_stats(lat: dict[str, list[float]]) -> dict[str, dict[str, float]]:
         for tx, v in sorted(lat.items())
         if v
     }
+
+
+def round_overhead(records: Iterable[dict], walls: dict[int, float]) -> dict[int, dict[str, float]]:
+    """Where each federated round's wall time went, along its critical path.
+
+    A round's phases run one after another: providers train, upload and submit; members fetch, score
+    and vote; the publisher closes and records the aggregate; members recompute and confirm. So the
+    round's cost in each kind of work is the slowest provider's plus the slowest member's plus the
+    publisher's, from the records tagged with the round (``trained.seconds``, ``scored.seconds``,
+    ``submitted.seconds`` = submit to commit, ``ipfs.seconds`` = one put or hash-checked get).
+    ``other`` is what remains of ``walls[round]``: polling, settle windows, event delivery, decoding
+    and aggregation compute, process start. ``overhead`` = (ledger + ipfs) / wall.
+    """
+    # per round -> role -> agent -> kind -> seconds
+    spent: dict[int, dict[str, dict[str, dict[str, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    )
+    kinds = {"trained": "compute", "scored": "compute", "submitted": "ledger", "ipfs": "ipfs"}
+    for rec in records:
+        kind = kinds.get(str(rec.get("event")))
+        r, secs = rec.get("round"), rec.get("seconds")
+        numeric = isinstance(secs, int | float) and not isinstance(secs, bool)
+        if kind is None or not isinstance(r, int) or not numeric:
+            continue
+        spent[r][str(rec.get("role"))][str(rec.get("agent"))][kind] += float(secs)
+    out = {}
+    for r, wall in sorted(walls.items()):
+        row = {"wall": float(wall)}
+        for kind in ("compute", "ledger", "ipfs"):
+            row[kind] = sum(
+                max((a[kind] for a in spent[r][role].values()), default=0.0)
+                for role in ("provider", "committee", "publisher")
+            )
+        row["other"] = max(0.0, row["wall"] - row["compute"] - row["ledger"] - row["ipfs"])
+        row["overhead"] = (row["ledger"] + row["ipfs"]) / row["wall"] if row["wall"] > 0 else float("nan")
+        out[r] = row
+    return out

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fedcommittee.logs import latency_by_tx, read_logs
+from fedcommittee.logs import latency_by_tx, read_logs, round_overhead
 from fedcommittee.roles.common import paged, run_dir
 
 
@@ -41,6 +41,17 @@ def identity_names(exp, profile) -> dict[str, str]:
         except (KeyError, FileNotFoundError, ValueError):
             continue
         out[identity_key(ident.msp_id, ident.certificate)] = name
+    return out
+
+
+def round_walls(rounds: list[dict]) -> dict[int, float]:
+    """Seconds from a round's opening to its end (aggregate confirmed, or closed when skipped), from
+    the ledger's block timestamps (whole seconds)."""
+    out = {}
+    for rd in rounds:
+        end = rd.get("confirmedAt") or (rd.get("closedAt") if rd.get("status") == "skipped" else None)
+        if rd.get("openedAt") and end:
+            out[int(rd["number"])] = float(int(end) - int(rd["openedAt"]))
     return out
 
 
@@ -85,6 +96,9 @@ def collect(client, model_id: str, *, home: Path, exp=None, store=None, profile=
         if rec.get("event") == "aggregate_checked":
             shard_acc[int(rec["round"])].append(float(rec["accuracy"]))
     data["latency"] = latency_by_tx(records)
+    data["overhead"] = (
+        round_overhead(records, round_walls(data["rounds"])) if model["mode"] == "federated" else {}
+    )
     data["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
     # Test accuracy of each round's global model (and the final one).
     data["test_accuracy"] = {}
@@ -180,6 +194,20 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
     ax.tick_params(axis="x", rotation=45, labelsize=7)
     save(fig, "rewards.png", "Rewards (leaderboard, net credits)")
 
+    # where each round's time went
+    if data.get("overhead"):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        rs = sorted(data["overhead"])
+        bottom = [0.0] * len(rs)
+        for kind, colour in (("compute", "C0"), ("ledger", "C1"), ("ipfs", "C2"), ("other", "C7")):
+            vals = [data["overhead"][r][kind] for r in rs]
+            ax.bar(rs, vals, bottom=bottom, color=colour, label=kind)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_xlabel("round")
+        ax.set_ylabel("seconds (critical path)")
+        ax.legend(fontsize=7, ncol=4)
+        save(fig, "overhead.png", "Round time: training and scoring, ledger, IPFS, other (waiting, decoding)")
+
     # latency
     fig, ax = plt.subplots(figsize=(7, 3.5))
     lat = data["latency"]
@@ -219,6 +247,11 @@ def write_report(
         f"<tr><td>{e(k)}</td><td>{len(v)}</td><td>{statistics.median(v):.3f}</td><td>{max(v):.3f}</td></tr>"
         for k, v in sorted(data["latency"].items())
     )
+    kinds = ("wall", "compute", "ledger", "ipfs", "other")
+    ov_rows = "".join(
+        f"<tr><td>{r}</td>{''.join(f'<td>{v[k]:.2f}</td>' for k in kinds)}<td>{v['overhead']:.1%}</td></tr>"
+        for r, v in sorted((data.get("overhead") or {}).items())
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>fedcommittee report {e(model_id)}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
@@ -229,6 +262,9 @@ td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}</style></head><bod
 <h2>Updates</h2><table>
 <tr><th>round</th><th>provider</th><th>status</th><th>median score</th><th>samples</th></tr>
 {rows}</table>
+<h2>Round time on the critical path (s)</h2><table>
+<tr><th>round</th><th>wall</th><th>train + score</th><th>ledger</th><th>IPFS</th><th>other</th>
+<th>ledger + IPFS share</th></tr>{ov_rows}</table>
 <h2>Ledger latency (s)</h2><table>
 <tr><th>transaction</th><th>n</th><th>median</th><th>max</th></tr>{lat_rows}</table>
 </body></html>"""
@@ -260,4 +296,21 @@ def summarize(data: dict) -> dict:
         "test_accuracy_initial": acc.get(min(acc)) if acc else None,
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
         "wall_seconds": data.get("wall_seconds"),
+        **overhead_summary(data.get("overhead") or {}),
+    }
+
+
+def overhead_summary(overhead: dict[int, dict[str, float]]) -> dict:
+    """Medians over the rounds of the critical-path breakdown (``logs.round_overhead``)."""
+    if not overhead:
+        return {}
+    rows = list(overhead.values())
+    med = {k: statistics.median(r[k] for r in rows) for k in ("wall", "compute", "ledger", "ipfs", "other")}
+    total = sum(r["wall"] for r in rows)
+    return {
+        "round_seconds_median": med["wall"],
+        "round_breakdown_median_seconds": {k: round(v, 3) for k, v in med.items() if k != "wall"},
+        "ledger_ipfs_share_of_round_time": (
+            round(sum(r["ledger"] + r["ipfs"] for r in rows) / total, 4) if total else None
+        ),
     }
