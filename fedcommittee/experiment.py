@@ -280,7 +280,7 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+            raise self.fail(key or "<top level>", f"must be a mapping, got {type(value).__name__}")
         for k in value:
             if k not in allowed:
                 where = f"{key}.{k}" if key else str(k)
