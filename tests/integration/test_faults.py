@@ -117,6 +117,18 @@ def reverify_objects(
     return objects
 
 
+def audit_nothing_lost(net: LocalNetwork, model_id: str, seen: dict) -> tuple[dict, list, list]:
+    """`fedcommittee verify` is clean, every update accepted during a drill (``seen``) is still
+    accepted, and every accepted update and round aggregate is on IPFS with the recorded hash.
+    Returns (accepted at the end, lost, objects re-verified)."""
+    verify = cli(net, "verify", "--model-id", model_id)
+    assert verify.returncode == 0 and "0 discrepancies" in verify.stdout, verify.stdout + verify.stderr
+    final = accepted_updates(net, model_id)
+    lost = [uid for uid in seen if uid not in final]
+    assert not lost, lost
+    return final, lost, reverify_objects(net, model_id, final)
+
+
 def agent_crashes(net: LocalNetwork, model_id: str, output: str) -> list[str]:
     """Each agent exit that ``fedcommittee run`` reported (and restarted), with the agent's last error."""
     logs = net.home / "runs" / model_id / "logs"
@@ -198,16 +210,7 @@ def test_experiment_survives_node_faults(drilled_run):
     assert exp.proc.returncode == 0, out[-6000:]
     assert " 0 discrepancies" in out, out[-4000:]
     check_outcome(net, model_id)
-
-    verify = cli(net, "verify", "--model-id", model_id)
-    assert verify.returncode == 0 and "0 discrepancies" in verify.stdout, verify.stdout + verify.stderr
-
-    # Nothing lost: every update accepted during the drills is still accepted, and every accepted
-    # update and every round aggregate is on IPFS with the recorded hash.
-    final = accepted_updates(net, model_id)
-    lost = [uid for uid in seen if uid not in final]
-    assert not lost, lost
-    objects = reverify_objects(net, model_id, final)
+    final, lost, objects = audit_nothing_lost(net, model_id, seen)
 
     # The orchestrator's restart budget (run.MAX_RESTARTS) was enough: no agent gave up.
     assert "no restarts left" not in out, out[-4000:]

@@ -29,8 +29,8 @@ import time
 import pytest
 
 from fedcommittee.ledger import ContractError
-from tests.integration.test_agents import CONFIG, check_outcome, cli, ledger
-from tests.integration.test_faults import accepted_updates, agent_crashes, reverify_objects
+from tests.integration.test_agents import CONFIG, check_outcome, ledger
+from tests.integration.test_faults import accepted_updates, agent_crashes, audit_nothing_lost
 
 ROUNDS = 3
 KILL_AT = 20.0  # seconds after activation: inside round 1 or 2 of the small experiment
@@ -148,15 +148,8 @@ def test_experiment_survives_restarting_every_agent_at_once(restarted_run):
         assert starts >= 2, f"{name}: {starts} start(s): it was not restarted"
 
     check_outcome(net, model_id)
-    verify = cli(net, "verify", "--model-id", model_id)
-    assert verify.returncode == 0 and "0 discrepancies" in verify.stdout, verify.stdout + verify.stderr
-
-    # Nothing lost: what was accepted before the kill still is; every object is in IPFS.
-    final = accepted_updates(net, model_id)
-    lost = [uid for uid in seen if uid not in final]
-    assert not lost, lost
+    final, lost, objects = audit_nothing_lost(net, model_id, seen)
     assert len(final) > len(seen), "no update was accepted after the kill: it was not mid-run"
-    objects = reverify_objects(net, model_id, final)
 
     # Nothing counted twice: one aggregate confirmation per member per round (check_outcome did
     # the verdicts and the leaderboard), and every round done with an aggregate.
