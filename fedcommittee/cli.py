@@ -170,19 +170,23 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from fedcommittee.ledger import load_profile
     from fedcommittee.roles.auditor import audit_model
-    from fedcommittee.roles.common import Reader
+    from fedcommittee.roles.common import Reader, load_private_key
     from fedcommittee.storage import ContentStore, IpfsClient
 
     endpoints, gw, client = _client(args)
+    # Our key opens sealed updates where --user is one of their recipients (a member, the publisher).
+    key = load_private_key(load_profile(endpoints.connection_profile).identity(args.user))
     failed = False
     with gw, IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
-        reader = Reader(client, ContentStore(ipfs, pin=False), "")
+        reader = Reader(client, ContentStore(ipfs, pin=False), "", private_key=key)
         for mid in _model_ids(client, args.model_id):
             rep = audit_model(reader, mid, progress=lambda m: print(f"  {m}", flush=True))
             mark = "ok  " if rep.ok else "FAIL"
             print(
                 f"[{mark}] {mid}: {rep.checked} objects/aggregates checked, {len(rep.findings)} discrepancies"
+                f"{rep.sealed_note()}"
             )
             failed |= not rep.ok
     return EXIT_FAILED if failed else EXIT_OK
@@ -198,9 +202,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         exp = load_experiment(args.config, model_id=args.model_id)
     endpoints, gw, client = _client(args)
+    from fedcommittee.ledger import load_profile
+    from fedcommittee.roles.common import load_private_key
+
+    key = load_private_key(load_profile(endpoints.connection_profile).identity(args.user))
     with gw:
         path = write_report(client, endpoints, args.model_id, home=args.home or default_home(), exp=exp,
-                            out=args.out)  # fmt: skip
+                            out=args.out, private_key=key)  # fmt: skip
     print(f"report: {path}")
     return EXIT_OK
 
@@ -363,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     hi.set_defaults(func=cmd_history)
 
     ve = query_parser(
-        "verify", "audit: re-fetch every object a model references, check hashes, recompute aggregates"
+        "verify",
+        "audit: re-fetch every object a model references, check hashes, recompute aggregates (sealed "
+        "updates are opened with --user's key where it is a recipient, else counted as not opened)",
     )
     ve.add_argument("--model-id", help="one model (default: every model)")
     ve.set_defaults(func=cmd_verify)

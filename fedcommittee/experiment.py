@@ -11,6 +11,7 @@ See docs/agents.md for the reference of every key.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -187,6 +188,8 @@ class Experiment:
     governance: GovernanceConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     compression: str = "float32"
+    # Providers seal each update to the model's committee and publisher (roles.common.update_recipients).
+    encrypt_updates: bool = False
     max_update_bytes: int = 64 << 20
     source: str = "<config>"
 
@@ -293,6 +296,8 @@ class _Reader:
         v = d[k]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
             raise self.fail(key, f"must be {'an integer' if kind is int else 'a number'}, got {v!r}")
+        if not math.isfinite(v):
+            raise self.fail(key, f"must be a finite number, got {v!r}")
         if lo is not None and (v <= lo if lo_open else v < lo):
             raise self.fail(key, f"must be {'>' if lo_open else '>='} {lo}, got {v!r}")
         if hi is not None and v > hi:
@@ -357,7 +362,7 @@ _TOP = {
     "name", "model_id", "seed", "model", "mode", "rounds", "min_accepted", "deadline_seconds", "quorum",
     "settle_seconds", "aggregation", "acceptance", "data", "partition", "local", "scoring", "dp", "rewards",
     "gossip", "publisher", "committee", "providers", "max_update_bytes", "allocation", "stopping",
-    "governance", "profile", "compression",
+    "governance", "profile", "compression", "encrypt_updates",
 }  # fmt: skip
 
 
@@ -529,6 +534,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         governance=governance,
         profile=profile,
         compression=compression,
+        encrypt_updates=r.flag(top, "encrypt_updates", "encrypt_updates", False),
         max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
         source=source,
     )

@@ -55,7 +55,9 @@ def round_walls(rounds: list[dict]) -> dict[int, float]:
     return out
 
 
-def collect(client, model_id: str, *, home: Path, exp=None, store=None, profile=None) -> dict[str, Any]:
+def collect(
+    client, model_id: str, *, home: Path, exp=None, store=None, profile=None, private_key=None
+) -> dict[str, Any]:
     model = client.get_model(model_id)
     names = identity_names(exp, profile)
     data: dict[str, Any] = {"model": model, "rounds": [], "updates": [], "leaderboard": [], "latency": {}}
@@ -105,10 +107,26 @@ def collect(client, model_id: str, *, home: Path, exp=None, store=None, profile=
     if exp is not None and store is not None:
         from fedcommittee import ml
         from fedcommittee.experiment import data_split
+        from fedcommittee.roles.common import Reader
+        from fedcommittee.storage.errors import EncryptedObject
 
         test = data_split(exp).test
         name = model["architecture"]["name"]
-        if model["mode"] == "gossip":
+        # Gossip points are updates, which may be sealed: opened with our key where we are a recipient.
+        reader = Reader(client, store, name, max_bytes=exp.max_update_bytes, private_key=private_key,
+                        model_id=model_id)  # fmt: skip
+        gossip = model["mode"] == "gossip"
+        data["sealed_not_opened"] = 0
+
+        def accuracy(ref: dict, update: bool) -> float | None:
+            try:
+                state = reader.fetch_weights(ref["cid"], ref["sha256"], update=update)
+            except EncryptedObject:
+                data["sealed_not_opened"] += 1
+                return None
+            return ml.evaluate(name, state, test).accuracy
+
+        if gossip:
             # Initial weights (0), then every accepted update in submission order: the DAG's progress.
             acc_ups = sorted(
                 (u for u in data["updates"] if u["status"] == "accepted"),
@@ -123,12 +141,13 @@ def collect(client, model_id: str, *, home: Path, exp=None, store=None, profile=
             if model.get("final"):
                 refs.append((len(refs) + 1, model["final"]))
         for r, ref in refs:
-            blob = store.get(ref["cid"], ref["sha256"], max_bytes=exp.max_update_bytes)
-            acc = ml.evaluate(name, ml.loads(blob, name), test).accuracy
-            data["test_accuracy"][r] = acc
+            acc = accuracy(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
+            if acc is not None:
+                data["test_accuracy"][r] = acc
         if model.get("final"):
-            blob = store.get(model["final"]["cid"], model["final"]["sha256"], max_bytes=exp.max_update_bytes)
-            data["final_test_accuracy"] = ml.evaluate(name, ml.loads(blob, name), test).accuracy
+            acc = accuracy(model["final"], update=gossip)  # gossip: the final model is an update
+            if acc is not None:
+                data["final_test_accuracy"] = acc
     return data
 
 
@@ -221,8 +240,18 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
 
 
 def write_report(
-    client, endpoints, model_id: str, *, home: Path, exp=None, out: Path | None = None, wall_seconds=None
+    client,
+    endpoints,
+    model_id: str,
+    *,
+    home: Path,
+    exp=None,
+    out: Path | None = None,
+    wall_seconds=None,
+    private_key=None,
 ) -> Path:
+    """``private_key``: ours, to open sealed gossip updates we are a recipient of (else those points
+    are left out of the accuracy plot and counted in ``sealed_not_opened``)."""
     from fedcommittee.ledger import load_profile
     from fedcommittee.storage import ContentStore, IpfsClient
 
@@ -230,8 +259,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     profile = load_profile(endpoints.connection_profile) if endpoints.connection_profile else None
     with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
+        store = ContentStore(ipfs, pin=False)
         data = collect(
-            client, model_id, home=home, exp=exp, store=ContentStore(ipfs, pin=False), profile=profile
+            client, model_id, home=home, exp=exp, store=store, profile=profile, private_key=private_key
         )
     data["wall_seconds"] = wall_seconds
     figs = _plots(data, out)

@@ -255,13 +255,16 @@ def run_experiment(
     code = EXIT_OK if final_status == "finished" else EXIT_FAILED
     try:
         from fedcommittee.roles.auditor import audit_model
-        from fedcommittee.roles.common import Reader
+        from fedcommittee.roles.common import Reader, load_private_key
         from fedcommittee.storage import ContentStore, IpfsClient
 
+        # As the publisher, a recipient of every sealed update: the audit opens them all.
+        key = load_private_key(profile.identity(exp.publisher))
         if final_status is not None:
             with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
-                rep = audit_model(Reader(client, ContentStore(ipfs, pin=False), exp.model), model_id)
-            say(f"verify: {rep.checked} checks, {len(rep.findings)} discrepancies")
+                reader = Reader(client, ContentStore(ipfs, pin=False), exp.model, private_key=key)
+                rep = audit_model(reader, model_id)
+            say(f"verify: {rep.checked} checks, {len(rep.findings)} discrepancies{rep.sealed_note()}")
             for f in rep.findings:
                 say(f"  {f.where}: {f.problem}")
             if not rep.ok:
@@ -269,7 +272,8 @@ def run_experiment(
         if report and final_status is not None:
             from fedcommittee.report import write_report
 
-            path = write_report(client, endpoints, model_id, home=home, exp=exp, wall_seconds=wall)
+            path = write_report(client, endpoints, model_id, home=home, exp=exp, wall_seconds=wall,
+                                private_key=key)  # fmt: skip
             say(f"report: {path}")
     finally:
         gw.close()

@@ -300,11 +300,18 @@ class MemoryLedger:
     def get_update(self, uid: str) -> dict:
         return self.updates[uid]
 
+    def list_round_updates(self, model_id: str, r: int, page_size=200, bookmark=""):
+        return {"items": [u for u in self.updates.values() if u["round"] == int(r)], "bookmark": ""}
+
     def get_account(self, key: str) -> dict:
         return self.accounts.get(key, {"roles": []})
 
     def get_data_registration(self, model_id: str, who: str) -> dict:
         return self.registrations.get(who, {})
+
+    def list_data_registrations(self, model_id: str, page_size=200, bookmark=""):
+        items = [dict(doc, provider=who) for who, doc in sorted(self.registrations.items())]
+        return {"items": items, "bookmark": ""}
 
     # the contract
     def submit_transaction(self, fn: str, *args: str) -> SubmitResult:
@@ -351,13 +358,15 @@ class CapturingAgent(Agent):
         return self.client.submitted
 
 
-def open_round(agent: CapturingAgent, round_no: int, global_obj) -> dict:
-    """Make round ``round_no`` open with ``global_obj`` as its global weights; return the model record."""
+def open_round(agent: CapturingAgent, round_no: int, global_obj, fields: dict | None = None) -> dict:
+    """Make round ``round_no`` open with ``global_obj`` as its global weights; return the model record
+    (with ``fields`` added: e.g. the committee seats and publisher of :class:`Recipients`)."""
     agent.client.rounds[round_no] = {
         "status": "open",
         "global": {"cid": global_obj.cid, "sha256": global_obj.sha256_hex},
     }
-    return {"id": agent.model_id, "mode": "federated", "status": "active", "currentRound": round_no}
+    model = {"id": agent.model_id, "mode": "federated", "status": "active", "currentRound": round_no}
+    return {**model, **(fields or {})}
 
 
 # ----------------------------------------------------------------------------- Fabric-like keys
@@ -411,6 +420,51 @@ def enrolled_identity(user: str):
         .sign(key, hashes.SHA256())
     )
     return key, FakeIdentity(f"{org.capitalize()}MSP", cert)
+
+
+@dataclass
+class Recipients:
+    """Fabric-like identities of a model's publisher and committee (and any extra users), and the ledger
+    fields naming them: who a provider seals its update to under ``encrypt_updates``."""
+
+    exp: Any
+    keys: dict[str, tuple[Any, FakeIdentity]]  # profile user -> (private key, identity)
+
+    @property
+    def profile(self) -> FakeProfile:
+        return FakeProfile({u: ident for u, (_, ident) in self.keys.items()})
+
+    def identity(self, user: str) -> str:
+        ident = self.keys[user][1]
+        return identity_key(ident.msp_id, ident.certificate)
+
+    @property
+    def users(self) -> list[str]:
+        """The update recipients: the publisher and every committee member."""
+        return [self.exp.publisher, *(m.user for m in self.exp.committee)]
+
+    def key_ids(self) -> list[str]:
+        from fedcommittee.storage import envelope
+
+        return sorted(envelope.key_id(self.keys[u][1].certificate.public_key()) for u in self.users)
+
+    def model_fields(self) -> dict:
+        seats = [
+            {"member": self.identity(m.user), "shardCid": "", "shardSha256": ""} for m in self.exp.committee
+        ]
+        return {"publisher": self.identity(self.exp.publisher), "committee": seats}
+
+    def open(self, blob: bytes, user: str | None = None) -> bytes:
+        from fedcommittee.roles.common import update_context
+        from fedcommittee.storage import envelope
+
+        key = self.keys[user or self.exp.publisher][0]
+        return envelope.open_envelope(blob, key, update_context(self.exp.model_id))
+
+
+def model_recipients(exp, extra_users: tuple[str, ...] = ()) -> Recipients:
+    users = [exp.publisher, *(m.user for m in exp.committee), *extra_users]
+    return Recipients(exp, {u: enrolled_identity(u) for u in dict.fromkeys(users)})
 
 
 def grant_committee(agent: CapturingAgent, ident: FakeIdentity) -> str:
@@ -492,17 +546,22 @@ def provider_agent(exp, name: str, store) -> CapturingAgent:
     return CapturingAgent(exp=exp, user=name, role="provider", name=name, home=Path("."), backing_store=store)
 
 
-def run_federated(exp, name: str, store, rounds: int = 2, prior_updates: int = 0):
+def run_federated(exp, name: str, store, rounds: int = 2, prior_updates: int = 0, recipients=None):
     """The real ``Provider.federated_step`` for rounds 1..``rounds``; the next round's global is the
     previous one plus this provider's delta (stored directly, not as the provider's upload).
     ``prior_updates`` pretends the ledger already holds that many updates of this provider.
+    ``recipients`` (:class:`Recipients`): the model's publisher and committee on the ledger and in
+    the profile, for ``encrypt_updates`` (a sealed upload is opened with the publisher's key).
     Returns (agent, provider, [update record JSON per round])."""
     from fedcommittee import ml
     from fedcommittee.ml import compress
     from fedcommittee.ml import state as st
     from fedcommittee.roles.provider import Provider
+    from fedcommittee.storage import envelope
 
     agent = provider_agent(exp, name, store)
+    if recipients is not None:
+        agent.profile = recipients.profile
     for i in range(prior_updates):
         uid = hashlib.sha256(f"{name}/prior/{i}".encode()).hexdigest()
         agent.client.updates[uid] = {"id": uid, "provider": agent.me, "round": 0, "status": "accepted"}
@@ -510,14 +569,18 @@ def run_federated(exp, name: str, store, rounds: int = 2, prior_updates: int = 0
     global_state = ml.initial_state(exp.model, exp.seed)
     records = []
     for r in range(1, rounds + 1):
-        model = open_round(agent, r, store.put(ml.dumps(global_state)))
+        fields = recipients.model_fields() if recipients is not None else None
+        model = open_round(agent, r, store.put(ml.dumps(global_state)), fields)
         before = len(agent.uploads)
         provider.federated_step(model)
         assert len(agent.uploads) == before + 1, f"{name} round {r}: {len(agent.uploads) - before} uploads"
         fn, args = agent.submitted[-1]
         assert fn == "SubmitUpdate" and args[0] == exp.model_id
         records.append(args[1])
-        global_state = st.add_scaled(global_state, compress.decompress(agent.uploads[-1][1], exp.model))
+        sent = agent.uploads[-1][1]
+        if envelope.is_envelope(sent):
+            sent = recipients.open(sent)
+        global_state = st.add_scaled(global_state, compress.decompress(sent, exp.model))
     assert len(agent.submitted) == rounds
     return agent, provider, records
 
@@ -562,6 +625,11 @@ class PrivacyTally:
     leaks: int = 0
     epsilons: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    sealed_updates: int = 0
+    update_keys_tried: int = 0
+    update_opens_refused: int = 0
+    update_opens_ok: int = 0
+    sealed_sizes: list[tuple[int, int]] = field(default_factory=list)  # (plain, sealed) bytes
 
     def add_samples(self, kind: str, n: int) -> None:
         self.samples.update((kind, i) for i in range(n))
@@ -575,6 +643,13 @@ class PrivacyTally:
 
     def summary(self) -> str:
         eps = f" DP epsilons reported: {', '.join(self.epsilons)}." if self.epsilons else ""
+        if self.sealed_updates:
+            sizes = sorted({f"{p} -> {c}" for p, c in self.sealed_sizes})
+            eps += (
+                f" Sealed updates: {self.sealed_updates} fetched raw, {self.update_keys_tried} opens tried, "
+                f"{self.update_opens_refused} opens refused, {self.update_opens_ok} opened by their "
+                f"recipients (plain -> sealed bytes: {', '.join(sizes)})."
+            )
         return (
             f"privacy drills: {len(self.samples)} samples checked (every form, whole and by every "
             f"{WINDOW}-byte window) in {self.payloads} payloads ({self.bytes_scanned} bytes fetched back "

@@ -5,6 +5,11 @@ every committee shard (hash only: shards are sealed to their members), every upd
 (hash, then the strict loader: shape, dtype, NaN/Inf), recomputes every round's aggregate from the
 accepted set and compares it with the recorded one, and checks that round r+1 starts from round r's
 aggregate. Each problem is one :class:`Finding`; none means the history is consistent.
+
+Sealed updates (``encrypt_updates``) are opened with the reader's private key (run as a committee
+member or the publisher). Without a recipient key their hash is still checked, but they cannot be
+decoded and an aggregate over them cannot be recomputed: those are counted as *not opened* and *not
+recomputed*, not as discrepancies.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass, field
 
 from fedcommittee import ml
 from fedcommittee.roles.common import Reader, compute_aggregate, gossip_base, paged
-from fedcommittee.storage.errors import StorageError
+from fedcommittee.storage import envelope
+from fedcommittee.storage.errors import EncryptedObject, StorageError
 
 
 @dataclass
@@ -29,10 +35,22 @@ class AuditReport:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     rounds: list[dict] = field(default_factory=list)
+    sealed: int = 0  # update objects stored as envelopes
+    not_opened: int = 0  # ... of which the reader holds no recipient key (hash checked only)
+    not_recomputed: int = 0  # aggregates (gossip: parent bases) that need an update we cannot open
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def sealed_note(self) -> str:
+        """``", 8 sealed updates: 8 not opened, 2 aggregates not recomputed (no recipient key)"``, or ""
+        when no update was sealed: for the printed audit lines."""
+        if not self.sealed:
+            return ""
+        note = f", {self.sealed} sealed updates: {self.not_opened} not opened, {self.not_recomputed} "
+        note += "aggregates not recomputed"
+        return note + (" (no recipient key)" if self.not_opened or self.not_recomputed else "")
 
 
 def audit_model(
@@ -42,20 +60,27 @@ def audit_model(
     rep = AuditReport(model_id)
     model = reader.client.get_model(model_id)
     reader.model_name = model["architecture"]["name"]
+    reader.model_id = model_id
 
     def bad(where: str, problem: str) -> None:
         rep.findings.append(Finding(where, problem))
         say(f"DISCREPANCY {where}: {problem}")
 
     def check_obj(where: str, cid: str, sha: str, kind: str = "weights") -> None:
+        """kind: weights (never sealed), blob (hash only), or an update's delta / gossip weights."""
         rep.checked += 1
         try:
-            if kind == "weights":
-                reader.fetch_weights(cid, sha)
+            data = reader.fetch(cid, sha)
+            if kind in ("delta", "update weights"):
+                if envelope.is_envelope(data):
+                    rep.sealed += 1
+                data = reader.open_update(data, what=where)
+            if kind in ("weights", "update weights"):
+                reader.decode_weights(data)
             elif kind == "delta":
-                reader.fetch_delta(cid, sha)
-            else:
-                reader.fetch(cid, sha)
+                reader.decode_delta(data)
+        except EncryptedObject:
+            rep.not_opened += 1
         except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
             bad(where, f"{type(exc).__name__}: {exc}")
 
@@ -72,13 +97,15 @@ def audit_model(
     if model["mode"] == "gossip":
         updates = list(paged(lambda b: reader.client.list_round_updates(model_id, 0, 200, b)))
         for u in updates:
-            check_obj(f"update {u['id']}", u["cid"], u["sha256"])
+            check_obj(f"update {u['id']}", u["cid"], u["sha256"], kind="update weights")
             if u["status"] == "accepted":
                 try:
                     gossip_base(reader, model, u.get("parents") or [])
+                except EncryptedObject:
+                    rep.not_recomputed += 1
                 except (StorageError, ml.WeightsError, ValueError) as exc:
                     bad(f"update {u['id']}.parents", str(exc))
-        say(f"gossip: {len(updates)} updates checked")
+        say(f"gossip: {len(updates)} updates checked{rep.sealed_note()}")
         return rep
 
     prev_aggregate = model["initialWeights"]
@@ -117,6 +144,8 @@ def audit_model(
                         f"{where}.aggregate",
                         f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}",
                     )
+            except EncryptedObject:
+                rep.not_recomputed += 1
             except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
                 bad(f"{where}.aggregate", f"cannot recompute: {exc}")
             prev_aggregate = agg

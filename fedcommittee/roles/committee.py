@@ -18,10 +18,15 @@
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
   down), the member records its own.
 * Gossip: each pending update is scored alone against the mean of its parents.
+* Sealed updates (``encrypt_updates``) are opened with our Fabric key. One sealed to fewer than all of
+  the model's update recipients (``common.update_recipients``: whoever aggregates must be able to open
+  it) is rejected, and so is one whose content repeats an earlier update of the model: the contract's
+  "sha256 once per model" rule sees only ciphertexts, which differ every time a delta is sealed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -36,6 +41,7 @@ from fedcommittee.roles.common import (
     expected_providers,
     gossip_base,
     paged,
+    recipient_key_ids,
     round_updates,
     shard_context,
 )
@@ -63,19 +69,11 @@ class Member:
         self.discrepancies: list[str] = []
         self.proposal_seen: float | None = None
         self.idle_logged = False  # "not_seated" said once per spell off the committee
+        # update id -> (sha256 of its content, opened if sealed, or None; whether it was sealed)
+        self.contents: dict[str, tuple[str | None, bool]] = {}
+        self.round_lists: dict[int, list[dict]] = {}  # updates of rounds that are over (final lists)
 
     # ------------------------------------------------------------------ shard and model checks
-    def _private_key(self):
-        from cryptography.hazmat.primitives import serialization
-
-        keys = sorted((self.agent.id_cfg.msp_dir / "keystore").glob("*"))
-        for path in keys:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            ident, _ = self.agent.id_cfg.load()
-            if key.public_key() == ident.certificate.public_key():
-                return key
-        raise RuntimeError(f"no private key for {self.agent.user} in {self.agent.id_cfg.msp_dir}/keystore")
-
     def seat(self, model: dict) -> dict | None:
         return next((s for s in model.get("committee") or [] if s["member"] == self.agent.me), None)
 
@@ -85,7 +83,7 @@ class Member:
             if seat is None:
                 raise RuntimeError("not a member of this model's committee")
             blob = self.agent.fetch(seat["shardCid"], seat["shardSha256"])
-            plain = envelope.open_envelope(blob, self._private_key(), shard_context(model["id"]))
+            plain = envelope.open_envelope(blob, self.agent.private_key, shard_context(model["id"]))
             spec = ml.get_spec(model["architecture"]["name"])
             self.shard = decode_dataset(plain, spec.n_classes)
             self.agent.log("shard_opened", samples=len(self.shard))
@@ -184,20 +182,72 @@ class Member:
         verdicts = self.agent.client.get_verdicts(uid) or []
         return any(v.get("member") == self.agent.me for v in verdicts)
 
-    def _load_update(self, u: dict, base_sha: str | None):
+    def _required_recipients(self, model: dict) -> set[str]:
+        """Key ids a sealed update of ``model`` must be sealed to (everyone who aggregates it)."""
+        try:
+            return recipient_key_ids(self.agent, model)
+        except RuntimeError as exc:  # our profile lacks a recipient: not the provider's fault
+            self.agent.log("recipients_unknown", level="warning", reason=str(exc)[:300])
+            return set()
+
+    def _load_update(self, model: dict, u: dict, base_sha: str | None):
         """A federated update's delta as sent (``base_sha``: the round's global) or a gossip update's
-        weights; or a reason string if it must be rejected unseen."""
+        weights; or a reason string if it must be rejected unseen. A sealed update is opened with our
+        key, and must be sealed to all of the model's update recipients."""
         a = self.agent
         if base_sha is not None and u.get("baseSha256") != base_sha:
             return "base is not the round's global model"
         try:
-            if base_sha is None:
-                return a.fetch_weights(u["cid"], u["sha256"])
-            return a.fetch_delta(u["cid"], u["sha256"])
+            reader = a.reader
+            raw = reader.fetch(u["cid"], u["sha256"])
+            sealed = envelope.is_envelope(raw)
+            require = self._required_recipients(model) if sealed else ()
+            plain = reader.open_update(raw, require, what=f"update {str(u.get('id'))[:16]}")
+            if u.get("id"):
+                self.contents[u["id"]] = (hashlib.sha256(plain).hexdigest(), sealed)
+            return reader.decode_weights(plain) if base_sha is None else reader.decode_delta(plain)
         except (StorageError, ml.WeightsError) as exc:
             return f"{type(exc).__name__}: {exc}"[:400]
         except (TypeError, ValueError, RecursionError) as exc:  # untrusted bytes the loader did not expect
             return f"malformed weights: {type(exc).__name__}: {exc}"[:400]
+
+    def _content(self, u: dict) -> str | None:
+        """sha256 of an update's content (opened if sealed); None if we cannot read it."""
+        if u["id"] not in self.contents:
+            try:
+                plain = self.agent.reader.fetch_update(u["cid"], u["sha256"])
+                self.contents[u["id"]] = (hashlib.sha256(plain).hexdigest(), False)
+            except StorageError:
+                self.contents[u["id"]] = (None, False)
+        return self.contents[u["id"]][0]
+
+    def _updates_until(self, model: dict, round_no: int) -> list[dict]:
+        """Every update of the model in rounds 1..round_no (gossip: all of them)."""
+        a = self.agent
+        rounds = [0] if model["mode"] == "gossip" else range(1, round_no + 1)
+        out: list[dict] = []
+        for k in rounds:
+            if k not in self.round_lists:
+                lst = list(paged(lambda b, k=k: a.client.list_round_updates(a.model_id, k, 200, b)))
+                if k < round_no:  # a round that is over: its list is final
+                    self.round_lists[k] = lst
+                out += lst
+            else:
+                out += self.round_lists[k]
+        return out
+
+    def replay_of(self, model: dict, u: dict) -> str | None:
+        """The id of an earlier update of the model (by submission time, then id) with the same
+        content as ``u``, when updates are sealed (config, or ``u`` itself); else None. For clear
+        updates the contract already refuses a repeated sha256."""
+        mine = self.contents.get(u["id"])
+        if mine is None or mine[0] is None or not (self.agent.exp.encrypt_updates or mine[1]):
+            return None
+        order = (int(u.get("submittedAt") or 0), u["id"])
+        for v in self._updates_until(model, int(u.get("round") or 0)):
+            if (int(v.get("submittedAt") or 0), v["id"]) < order and self._content(v) == mine[0]:
+                return v["id"]
+        return None
 
     def _verdict(self, u: dict, score: float, reason: str = "", rule=None) -> None:
         a = self.agent
@@ -249,7 +299,10 @@ class Member:
         global_state = a.fetch_weights(g["cid"], g["sha256"])
         valid, loaded = [], []
         for u in updates:
-            w = self._load_update(u, g["sha256"])
+            w = self._load_update(model, u, g["sha256"])
+            replay = None if isinstance(w, str) else self.replay_of(model, u)
+            if replay is not None:
+                w = f"repeats the content of update {replay} (sealed again: new bytes, same update)"
             if isinstance(w, str):
                 if u in todo:
                     self._verdict(u, SCORE_MIN, reason=w)
@@ -279,7 +332,10 @@ class Member:
             except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
                 self._verdict(u, SCORE_MIN, reason=f"parents: {exc}"[:400])
                 continue
-            w = self._load_update(u, None)
+            w = self._load_update(model, u, None)
+            replay = None if isinstance(w, str) else self.replay_of(model, u)
+            if replay is not None:
+                w = f"repeats the content of update {replay} (sealed again: new bytes, same update)"
             if isinstance(w, str):
                 self._verdict(u, SCORE_MIN, reason=w)
                 continue

@@ -33,15 +33,20 @@ from fedcommittee.ledger import (
     GatewayError,
     load_profile,
 )
-from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable
+from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable, envelope
+from fedcommittee.storage.errors import EncryptedObject, EnvelopeError, KeyFormatError
 
 __all__ = [
     "Agent",
     "AgentStopped",
     "JsonLog",
+    "Reader",
     "identity_key",
+    "load_private_key",
     "paged",
     "run_dir",
+    "update_context",
+    "update_recipients",
 ]
 
 RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"}
@@ -68,6 +73,25 @@ def identity_key(msp_id: str, cert) -> str:
     Same as fabric-chaincode-go's ``cid.GetID`` (Go's pkix.Name.String() is RFC 4514 order)."""
     raw = f"x509::{cert.subject.rfc4514_string()}::{cert.issuer.rfc4514_string()}"
     return f"{msp_id}/{base64.b64encode(raw.encode()).decode()}"
+
+
+def profile_certificate(profile, user: str) -> tuple[str, Any]:
+    """(identity key, certificate) of a connection-profile user: to be checked against the ledger."""
+    ident, _ = profile.identity(user).load()
+    return identity_key(ident.msp_id, ident.certificate), ident.certificate
+
+
+def load_private_key(id_cfg):
+    """The private key of a profile identity: the key in its MSP keystore that matches its certificate.
+    Members open their shards with it, and every update recipient its sealed updates."""
+    from cryptography.hazmat.primitives import serialization
+
+    ident, _ = id_cfg.load()
+    for path in sorted((id_cfg.msp_dir / "keystore").glob("*")):
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if key.public_key() == ident.certificate.public_key():
+            return key
+    raise RuntimeError(f"no private key for {id_cfg.name} in {id_cfg.msp_dir}/keystore")
 
 
 def paged(fetch: Callable[[str], dict], limit: int = 100_000) -> Iterator[dict]:
@@ -123,9 +147,12 @@ class Agent:
     home: Path
     endpoints: Endpoints | None = None
     poll_seconds: float = 3.0
+    current_round: int = 0  # the model's round at the last model() read; tags ledger and IPFS records
     log: JsonLog = field(init=False)
     client: FedcommitteeClient = field(init=False)
     store: ContentStore = field(init=False)
+    # This identity's private key (from its MSP keystore): opens our shard and updates sealed to us.
+    private_key: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -146,6 +173,7 @@ class Agent:
         self.id_cfg = self.profile.identity(self.user)
         ident, _ = self.id_cfg.load()
         self.me = identity_key(ident.msp_id, ident.certificate)
+        self.private_key = load_private_key(self.id_cfg)
         peer = self.profile.peer(msp_id=ident.msp_id)
         self.gateway = Gateway.connect(self.profile, user=self.user, peer=peer.name)
         self.client = FedcommitteeClient(self.gateway.network().contract())
@@ -215,7 +243,10 @@ class Agent:
         deadline = time.monotonic() + outage_seconds
         while True:
             try:
-                return self.client.get_model(self.model_id)
+                model = self.client.get_model(self.model_id)
+                # What this pass works on: its ledger and IPFS records are tagged with it (report).
+                self.current_round = int(model.get("currentRound") or 0)
+                return model
             except ContractError as exc:
                 if "not found" in str(exc.chaincode_message or exc):
                     return None
@@ -268,6 +299,7 @@ class Agent:
                 txid=result.txid,
                 block=result.block_number,
                 seconds=round(time.perf_counter() - started, 3),
+                round=self.current_round,
             )
             return result
         raise RuntimeError(f"{fn}: gave up after {attempts} attempts")
@@ -275,47 +307,108 @@ class Agent:
     # ------------------------------------------------------------------ objects
     @property
     def reader(self) -> Reader:
-        return Reader(
-            self.client, self.store, self.exp.model, self.exp.aggregation, self.exp.max_update_bytes
-        )
+        exp = self.exp
+        return Reader(self.client, self.store, exp.model, exp.aggregation, exp.max_update_bytes,
+                      private_key=self.private_key, model_id=self.model_id, on_io=self.log_io)  # fmt: skip
+
+    def log_io(self, op: str, size: int, seconds: float) -> None:
+        """One IPFS put or hash-checked get, for the report's per-round breakdown."""
+        self.log("ipfs", op=op, bytes=size, seconds=round(seconds, 4), round=self.current_round)
 
     def fetch(self, cid: str, sha256: str, max_bytes: int | None = None) -> bytes:
-        return self.store.get(cid, sha256, max_bytes=max_bytes or self.exp.max_update_bytes)
+        started = time.perf_counter()
+        data = self.store.get(cid, sha256, max_bytes=max_bytes or self.exp.max_update_bytes)
+        self.log_io("get", len(data), time.perf_counter() - started)
+        return data
 
-    def fetch_weights(self, cid: str, sha256: str):
-        return self.reader.fetch_weights(cid, sha256)
+    def fetch_weights(self, cid: str, sha256: str, update: bool = False):
+        return self.reader.fetch_weights(cid, sha256, update=update)
 
     def fetch_delta(self, cid: str, sha256: str):
         return self.reader.fetch_delta(cid, sha256)
 
     def put(self, data: bytes):
-        return self.store.put(data)
+        started = time.perf_counter()
+        obj = self.store.put(data)
+        self.log_io("put", len(data), time.perf_counter() - started)
+        return obj
+
+
+UPDATE_HOLDERS = "the model's committee members and its publisher; in gossip mode its providers too"
 
 
 @dataclass
 class Reader:
-    """Read-only access to what a model's records point at: enough for auditing and aggregation."""
+    """Read-only access to what a model's records point at: enough for auditing and aggregation.
+
+    With ``private_key`` (and the ``model_id`` the update context names) it opens updates sealed to
+    that key; without one, a sealed update is hash-checked and then refused with ``EncryptedObject``.
+    """
 
     client: FedcommitteeClient
     store: ContentStore
     model_name: str
     aggregation: str = "fedavg"
     max_bytes: int = 64 << 20
+    private_key: Any = field(default=None, repr=False)
+    model_id: str = ""
+    on_io: Callable[[str, int, float], None] | None = field(default=None, repr=False)
 
     def fetch(self, cid: str, sha256: str) -> bytes:
-        return self.store.get(cid, sha256, max_bytes=self.max_bytes)
+        """The object's bytes as stored (hash-checked): for a sealed update, the envelope."""
+        started = time.perf_counter()
+        data = self.store.get(cid, sha256, max_bytes=self.max_bytes)
+        if self.on_io is not None:
+            self.on_io("get", len(data), time.perf_counter() - started)
+        return data
 
-    def fetch_weights(self, cid: str, sha256: str):
+    def open_update(self, blob: bytes, require=(), what: str = "update object") -> bytes:
+        """An update's content: ``blob`` itself when it is not sealed, else the envelope opened with
+        our key under the model's update context. ``require``: key ids the envelope must be sealed to
+        (every party that aggregates the model), else ``EnvelopeError``."""
+        if not envelope.is_envelope(blob):
+            return blob
+        recipients = envelope.envelope_recipients(blob)
+        missing = sorted(set(require) - set(recipients))
+        if missing:
+            raise EnvelopeError(
+                f"{what} is not sealed to {len(missing)} of the model's update recipients (key ids "
+                f"{', '.join(k[:16] for k in missing)}): not everyone who aggregates could open it"
+            )
+        ctx = update_context(self.model_id)
+        try:
+            mine = None if self.private_key is None else envelope.key_id(self.private_key.public_key())
+        except KeyFormatError:  # a key type envelopes do not use (e.g. Ed25519): no recipient key
+            mine = None
+        if mine not in recipients:
+            raise EncryptedObject(what, recipients, ctx, key_id=mine, holders=UPDATE_HOLDERS)
+        return envelope.open_envelope(blob, self.private_key, ctx)
+
+    def fetch_update(self, cid: str, sha256: str) -> bytes:
+        """An update's content (hash-checked as stored, then opened if sealed)."""
+        return self.open_update(self.fetch(cid, sha256), what=f"update object {cid}")
+
+    def decode_weights(self, data: bytes):
         from fedcommittee import ml
 
-        return ml.loads(self.fetch(cid, sha256), self.model_name, max_bytes=self.max_bytes)
+        return ml.loads(data, self.model_name, max_bytes=self.max_bytes)
 
-    def fetch_delta(self, cid: str, sha256: str):
+    def decode_delta(self, data: bytes):
         """A federated update's delta as sent: plain float32 weights or any compressed encoding
         (``ml.compress``), validated as strictly as weights; what it decodes to is what counts."""
         from fedcommittee.ml.compress import decompress
 
-        return decompress(self.fetch(cid, sha256), self.model_name, max_bytes=self.max_bytes)
+        return decompress(data, self.model_name, max_bytes=self.max_bytes)
+
+    def fetch_weights(self, cid: str, sha256: str, update: bool = False):
+        """Weights: the initial ones, a global/aggregate, or (``update``) a gossip update, which may be
+        sealed. Only update objects are ever opened: a sealed aggregate is refused as malformed."""
+        data = self.fetch_update(cid, sha256) if update else self.fetch(cid, sha256)
+        return self.decode_weights(data)
+
+    def fetch_delta(self, cid: str, sha256: str):
+        """A federated update's delta (opened first if sealed)."""
+        return self.decode_delta(self.fetch_update(cid, sha256))
 
 
 # ------------------------------------------------------------------------------- shared protocol
@@ -393,6 +486,47 @@ def shard_context(model_id: str) -> str:
     return f"fedcommittee/shard/{model_id}"
 
 
+def update_context(model_id: str) -> str:
+    """The envelope context of a sealed update: binds it to its model (another model's context fails)."""
+    return f"fedcommittee/update/{model_id}"
+
+
+def update_recipients(agent: Agent, model: dict) -> list[tuple[str, Any]]:
+    """Who an update of ``model`` is sealed to, as (identity key, certificate) sorted by identity key:
+    every committee seat on the ledger and the model's publisher (it aggregates); in gossip mode also
+    the providers registered for the model (each builds on the others' accepted updates).
+
+    The certificates come from the connection profile (the config's publisher, committee and, in
+    gossip mode, provider users) and each is accepted only if its identity key is one the ledger
+    record names, as ``publisher.member_certificate`` does for shards: a recipient key never comes
+    from anybody's say-so. A ledger recipient without a certificate there is an error (an update is
+    never sealed to fewer than all of them)."""
+    exp = agent.exp
+    wanted = {s["member"] for s in model.get("committee") or []} | {model["publisher"]}
+    users = [exp.publisher, *(m.user for m in exp.committee)]
+    if model.get("mode") == "gossip":
+        regs = paged(lambda b: agent.client.list_data_registrations(model["id"], 200, b))
+        wanted |= {g["provider"] for g in regs}
+        users += [p.user for p in exp.providers]
+    found: dict[str, Any] = {}
+    for user in dict.fromkeys(users):
+        key, cert = profile_certificate(agent.profile, user)
+        if key in wanted:
+            found[key] = cert
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise RuntimeError(
+            f"no certificate in the connection profile for {len(missing)} update recipient(s) the ledger "
+            f"names ({', '.join(k[:24] + '...' for k in missing)}); tried the config's users {users}"
+        )
+    return sorted(found.items())
+
+
+def recipient_key_ids(agent: Agent, model: dict) -> set[str]:
+    """Envelope key ids (sha256 of the raw public key) of :func:`update_recipients`."""
+    return {envelope.key_id(cert.public_key()) for _, cert in update_recipients(agent, model)}
+
+
 def round_updates(agent: Agent, round_no: int) -> list[dict]:
     return list(paged(lambda b: agent.client.list_round_updates(agent.model_id, round_no, 200, b)))
 
@@ -438,5 +572,5 @@ def gossip_base(reader: Reader, model: dict, parent_ids: list[str]):
         u = reader.client.get_update(pid)
         if u.get("status") != "accepted" or u.get("modelId") != model["id"]:
             raise ValueError(f"parent {pid} is {u.get('status')} for {u.get('modelId')}")
-        states.append(reader.fetch_weights(u["cid"], u["sha256"]))
+        states.append(reader.fetch_weights(u["cid"], u["sha256"], update=True))
     return mean_state(states)

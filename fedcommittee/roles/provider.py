@@ -3,21 +3,37 @@
 Federated: when round r is open and the ledger holds no update of ours for r, fetch the round's global
 weights (hash-checked), train with the configured behaviour (and DP if enabled), upload the delta
 (canonical safetensors) and ``SubmitUpdate``. Training is seeded by (experiment seed, provider, round),
-so a provider restarted between upload and submit produces the same bytes again.
+so a provider restarted between upload and submit produces the same bytes again (sealed: the same
+plaintext, in a fresh envelope).
 
 Gossip: up to ``gossip.updates_per_provider`` updates; each starts from the mean of the best accepted
 updates among the newest ``gossip.recency`` ones (by committee median score), names them as parents,
 trains and submits the *full weights* (a gossip update is a model, not a delta).
+
+With ``encrypt_updates`` the encoded update is sealed (storage ``envelope``) to the model's update
+recipients (``common.update_recipients``: the committee seats and the publisher on the ledger, and in
+gossip mode the registered providers) under ``common.update_context``; IPFS and the ledger's
+cid/sha256 hold the sealed bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
-from fedcommittee.roles.common import STEP_RETRYABLE, Agent, data_registration, gossip_base, paged
+from fedcommittee.roles.common import (
+    STEP_RETRYABLE,
+    Agent,
+    data_registration,
+    gossip_base,
+    paged,
+    update_context,
+    update_recipients,
+)
+from fedcommittee.storage import envelope
 
 
 def _seed(*parts: object) -> int:
@@ -84,6 +100,21 @@ class Provider:
             metrics["epsilon"] = float(self.dp.epsilon())
         return upd, metrics
 
+    def upload(self, model: dict, plain: bytes) -> tuple[object, dict]:
+        """Put the encoded update on IPFS, sealed to the model's update recipients when the config says
+        so; returns the stored object (what the ledger records) and fields for the ``trained`` log."""
+        a = self.agent
+        if not a.exp.encrypt_updates:
+            return a.put(plain), {"encrypted": False}
+        started = time.perf_counter()
+        recipients = update_recipients(a, model)
+        keys = [cert.public_key() for _, cert in recipients]
+        sealed = envelope.seal(plain, keys, update_context(a.model_id))
+        seconds = time.perf_counter() - started
+        obj = a.put(sealed)
+        return obj, {"encrypted": True, "plain_bytes": len(plain), "recipients": len(keys),
+                     "seal_seconds": round(seconds, 4)}  # fmt: skip
+
     def submit(self, doc: dict, round_no: int, done) -> None:
         try:
             self.agent.submit("SubmitUpdate", self.agent.model_id, json.dumps(doc), done=done)
@@ -112,9 +143,9 @@ class Provider:
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
         from fedcommittee.ml.compress import compress
 
-        obj = a.put(compress(upd.delta, self.scheme))
+        obj, sealing = self.upload(model, compress(upd.delta, self.scheme))
         a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, bytes=obj.size,
-              scheme=self.scheme, **metrics)  # fmt: skip
+              scheme=self.scheme, **sealing, **metrics)  # fmt: skip
         doc = {
             "round": r,
             "baseCid": g["cid"],
@@ -146,8 +177,8 @@ class Provider:
         from fedcommittee.ml import state as st
 
         weights = st.add_scaled(base, upd.delta)
-        obj = a.put(ml.dumps(weights))
-        a.log("trained", step=n, parents=parents, sha256=obj.sha256_hex, **metrics)
+        obj, sealing = self.upload(model, ml.dumps(weights))
+        a.log("trained", step=n, parents=parents, sha256=obj.sha256_hex, bytes=obj.size, **sealing, **metrics)
         doc = {
             "parents": parents,
             "cid": obj.cid,

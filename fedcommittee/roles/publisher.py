@@ -25,8 +25,8 @@ from fedcommittee.roles.common import (
     declared_profile,
     encode_dataset,
     expected_providers,
-    identity_key,
     paged,
+    profile_certificate,
     round_updates,
     shard_context,
 )
@@ -37,9 +37,7 @@ SCORE_MIN, SCORE_MAX = -1000.0, 1000.0
 
 def member_certificate(agent: Agent, user: str):
     """A committee member's certificate, checked against the ledger (identity key + committee role)."""
-    ident, _ = agent.profile.identity(user).load()
-    cert = ident.certificate
-    key = identity_key(ident.msp_id, cert)
+    key, cert = profile_certificate(agent.profile, user)
     account = agent.client.get_account(key)
     if "committee" not in (account.get("roles") or []):
         raise RuntimeError(f"{user} ({key[:24]}...) does not hold the committee role on the ledger")

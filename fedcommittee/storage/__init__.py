@@ -8,9 +8,10 @@
 * :mod:`.errors` -- the exception types (all derive from :class:`StorageError`).
 """
 
-from .envelope import generate_keypair, key_id, open_envelope, seal, seal_for_registered
+from .envelope import generate_keypair, is_envelope, key_id, open_envelope, seal, seal_for_registered
 from .errors import (
     DecryptionError,
+    EncryptedObject,
     EnvelopeError,
     EnvelopeFormatError,
     IntegrityError,
@@ -28,6 +29,7 @@ from .store import ContentStore, StoredObject, sha256_hex
 __all__ = [
     "ContentStore",
     "DecryptionError",
+    "EncryptedObject",
     "EnvelopeError",
     "EnvelopeFormatError",
     "IntegrityError",
@@ -41,6 +43,7 @@ __all__ = [
     "StorageError",
     "StoredObject",
     "generate_keypair",
+    "is_envelope",
     "is_valid_cid",
     "key_id",
     "open_envelope",

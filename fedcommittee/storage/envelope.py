@@ -71,6 +71,7 @@ __all__ = [
     "seal",
     "open",
     "open_envelope",
+    "is_envelope",
     "seal_for_registered",
     "load_public_keys",
     "envelope_recipients",
@@ -456,6 +457,13 @@ def _parse(blob: bytes) -> tuple[dict, bytes, memoryview]:
             raise EnvelopeFormatError("recipient key id listed twice")
         kids.add(kid)
     return header, blob[:end], memoryview(blob)[end:]
+
+
+def is_envelope(data: bytes) -> bool:
+    """Whether ``data`` starts like an envelope (magic and version). Says nothing of its validity:
+    :func:`open` still checks everything. Weights files (safetensors) never start this way."""
+    head = bytes(data[: len(MAGIC) + 1]) if isinstance(data, (bytes, bytearray, memoryview)) else b""
+    return head == MAGIC + bytes([VERSION])
 
 
 def envelope_recipients(blob: bytes) -> list[str]:

@@ -116,6 +116,35 @@ class NotARecipient(EnvelopeError):
         )
 
 
+class EncryptedObject(EnvelopeError):
+    """An object is a sealed envelope and the reader holds no private key it is sealed to, so it was
+    not opened (its sha256 was checked). ``recipients`` are the envelope's key ids (sha256 of each
+    recipient's raw public key), ``key_id`` the reader's key id (None: the reader has no key), and
+    ``holders`` says in words which identities hold the recipient keys."""
+
+    def __init__(
+        self, what: str, recipients: list[str], context: str, *, key_id: str | None = None, holders: str = ""
+    ) -> None:
+        self.what = what
+        self.recipients = list(recipients)
+        self.context = context
+        self.key_id = key_id
+        self.holders = holders
+        shown = ", ".join(r[:16] for r in self.recipients[:8])
+        if len(self.recipients) > 8:
+            shown += f", ... ({len(self.recipients)} in all)"
+        mine = (
+            "this reader has no private key"
+            if key_id is None
+            else f"this reader's key {key_id[:16]} is not one of them"
+        )
+        who = f" ({holders})" if holders else ""
+        super().__init__(
+            f"{what} is sealed ({context!r}) to {len(self.recipients)} recipient key(s) [{shown}]{who}; "
+            f"{mine}: only the private key of one of those identities opens it"
+        )
+
+
 class DecryptionError(EnvelopeError):
     """Authentication failed: wrong context, wrong key, or the envelope was modified."""
 

@@ -62,7 +62,9 @@ def updates_by_provider(client, model_id: str, rounds: int, names: dict[str, str
     return out
 
 
-def check_outcome(net, model_id: str) -> None:
+def check_outcome(net, model_id: str, *, sealed: bool = False) -> None:
+    """``sealed``: the run had ``encrypt_updates``, so the free rider's replays are distinct objects
+    that the committee rejects for repeating its first update's content (the contract cannot see it)."""
     gw, client = ledger(net)
     with gw:
         model = client.get_model(model_id)
@@ -75,7 +77,12 @@ def check_outcome(net, model_id: str) -> None:
         # The sign-flipper is rejected every round; the free rider's zero delta is rejected, and its
         # byte-identical replay in later rounds is refused by the contract (no duplicate objects).
         assert [u["status"] for u in ups["flipper"]] == ["rejected"] * rounds
-        assert [u["status"] for u in ups["freerider"]] == ["rejected"]
+        assert [u["status"] for u in ups["freerider"]] == ["rejected"] * (rounds if sealed else 1)
+        for u in ups["freerider"][1:]:
+            reasons = {v.get("reason", "") for v in client.get_verdicts(u["id"])}
+            assert all(
+                r.startswith(f"repeats the content of update {ups['freerider'][0]['id']}") for r in reasons
+            )
         # Nothing counted twice: each update has exactly `quorum`..committee verdicts, one per member.
         for lst in ups.values():
             for u in lst:

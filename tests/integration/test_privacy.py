@@ -14,15 +14,17 @@
    publisher's, a provider's and an outsider's keys are refused with ``NotARecipient``, a wrong context
    and a forged recipient entry with ``DecryptionError``; the member's own key opens it to exactly
    the shard.
-3. Encrypted updates: the module checks whether the configuration offers them (it does not today:
-   the test skips with the reason).
+3. Encrypted updates (``encrypt_updates: true``): the real ``Provider`` seals each update to the
+   committee and the publisher named on the ledger; fetched raw from the node it is an envelope with
+   exactly those recipients, holding no training sample and no 32-byte window of the plaintext delta;
+   providers' and outsiders' keys, a reader without a key and another model's context are refused;
+   each member and the publisher opens it to exactly the delta the provider encoded.
 
 The module prints a summary at the end and writes it to reports/privacy-summary.txt.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -30,7 +32,8 @@ import pytest
 import torch
 
 from fedcommittee import ml
-from fedcommittee.experiment import DPConfig, Experiment, ProviderConfig, data_split
+from fedcommittee.experiment import data_split
+from fedcommittee.ml import compress
 from fedcommittee.roles.common import decode_dataset, encode_dataset, identity_key, shard_context
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import DecryptionError, IntegrityError, NotARecipient
@@ -216,24 +219,96 @@ def test_validation_shards_on_ipfs_are_unreadable_without_the_members_key(exp, s
     assert tally.planted_caught == tally.planted
 
 
-def test_encrypted_updates_to_the_committee(exp):
-    """Providers cannot (yet) seal their updates to the committee: say so precisely, or fail once they can."""
-    import inspect
+def test_encrypted_updates_to_the_committee(split, store, tally):
+    """``encrypt_updates``: what the node serves is an envelope sealed to the committee and the
+    publisher on the ledger; it holds no training sample and no window of the plaintext delta; every
+    other key is refused; each member and the publisher opens it to the delta the provider encoded."""
+    import time
 
-    from fedcommittee.roles import committee, provider
+    from fedcommittee.roles.common import Reader, update_context
+    from fedcommittee.storage.errors import EncryptedObject
+    from tests.privacy import model_recipients
 
-    fields = {f.name for c in (Experiment, ProviderConfig, DPConfig) for f in dataclasses.fields(c)}
-    option = sorted(f for f in fields if any(w in f.lower() for w in ("encrypt", "seal", "envelope")))
-    provider_seals = "envelope" in inspect.getsource(provider)
-    committee_opens_updates = inspect.getsource(committee).count("envelope.open") > 1  # shards: 1
-    if not option and not provider_seals:
-        pytest.skip(
-            "no encrypted-update option: no experiment/provider config key for it; provider.py uploads its "
-            "delta (safetensors, or an ml.compress encoding) in the clear and committee.py fetches updates "
-            "without any envelope, so whoever reads the IPFS node and the ledger's CIDs reads every update"
+    sealed_exp = privacy_experiment(encrypt_updates=True)
+    assert sealed_exp.encrypt_updates
+    names = ["honest1", "flipper", "dp-low"] + [p["name"] for p in PROVIDERS if "compression" in p]
+    recipients = model_recipients(sealed_exp, extra_users=tuple(sealed_exp.provider(n).user for n in names))
+    checker = LeakChecker(sample_forms(split.train.x))
+    ctx = update_context(sealed_exp.model_id)
+    outsider_x25519, _ = envelope.generate_keypair("x25519")
+    outsider_p256, _ = envelope.generate_keypair("p256")
+    seal_s, open_s = [], []
+
+    def fetch_delta(doc: dict, key=None):
+        reader = Reader(None, store, sealed_exp.model, private_key=key, model_id=sealed_exp.model_id)
+        return reader.fetch_delta(doc["cid"], doc["sha256"])
+
+    for name in names:
+        agent, provider, records = run_federated(
+            sealed_exp, name, store, rounds=ROUNDS, recipients=recipients
         )
-    pytest.fail(
-        f"an encrypted-update option exists now (config fields {option}, provider uses envelope: "
-        f"{provider_seals}, committee opens more than shards: {committee_opens_updates}): extend this "
-        "drill to encrypted updates"
+        assert len(agent.uploads) == ROUNDS
+        for r, ((obj, sent), text) in enumerate(zip(agent.uploads, records, strict=True), start=1):
+            doc = json.loads(text)
+            assert (doc["cid"], doc["sha256"]) == (obj.cid, obj.sha256_hex)
+            raw = store.ipfs.cat(doc["cid"], obj.size + 1)  # unverified: what the node serves anyone
+            assert raw == sent and ml.sha256_hex(raw) == doc["sha256"] and envelope.is_envelope(raw)
+            assert sorted(envelope.envelope_recipients(raw)) == recipients.key_ids()
+            tally.sealed_updates += 1
+
+            # Each recipient opens it, to the same bytes: the provider's encoded delta.
+            opened = {}
+            for user in recipients.users:
+                started = time.perf_counter()
+                opened[user] = envelope.open_envelope(raw, recipients.keys[user][0], ctx)
+                open_s.append(time.perf_counter() - started)
+                tally.update_keys_tried += 1
+                tally.update_opens_ok += 1
+            plain = opened[sealed_exp.publisher]
+            assert all(p == plain for p in opened.values())
+            assert len(plain) == upload_size(sealed_exp, provider)
+            delta = compress.decompress(plain, sealed_exp.model, scheme=upload_scheme(provider))
+            verified = fetch_delta(doc, recipients.keys[sealed_exp.committee[0].user][0])
+            assert all(torch.equal(verified[k], delta[k]) for k in delta)
+            tally.sealed_sizes.append((len(plain), len(raw)))
+
+            # No training sample, and no 32-byte window of the plaintext delta, in the stored bytes.
+            findings = checker.scan(raw, f"{name} round {r} sealed upload")
+            tally.scanned(f"{name} round {r} sealed upload ({len(plain)} -> {len(raw)} bytes) {doc['cid']}",
+                          raw, findings)  # fmt: skip
+            assert findings == [], findings[:3]
+            plain_checker = LeakChecker({"plaintext delta": np.frombuffer(plain, np.uint8)[None, :]})
+            assert plain_checker.windows_indexed > 0
+            assert plain_checker.scan(raw, "sealed update vs its plaintext") == []
+            assert record_problems(text) == [], text
+            tally.records += 1
+
+            # Every other key is refused: the providers' (this one's included), outsiders'.
+            others = {f"provider {n}": recipients.keys[sealed_exp.provider(n).user][0] for n in names}
+            others.update(
+                {"an outsider's P-256 key": outsider_p256, "an outsider's X25519 key": outsider_x25519}
+            )
+            tally.lines.append(f"  {name} round {r} sealed update: refused to {', '.join(others)}")
+            for key in others.values():
+                tally.update_keys_tried += 1
+                with pytest.raises(NotARecipient):
+                    envelope.open_envelope(raw, key, ctx)
+                with pytest.raises(EncryptedObject, match="is not one of them"):
+                    fetch_delta(doc, key)
+                tally.update_opens_refused += 1
+            with pytest.raises(EncryptedObject, match="has no private key"):
+                fetch_delta(doc)
+            tally.update_keys_tried += 2  # no key at all, then a recipient's key under another context
+            tally.update_opens_refused += 1
+            with pytest.raises(DecryptionError, match="different context"):
+                envelope.open_envelope(
+                    raw, recipients.keys[sealed_exp.publisher][0], update_context("another-model")
+                )
+            tally.update_opens_refused += 1
+        started = time.perf_counter()
+        envelope.seal(plain, [recipients.keys[u][1].certificate.public_key() for u in recipients.users], ctx)
+        seal_s.append(time.perf_counter() - started)
+    tally.lines.append(
+        f"  sealed updates: seal {1000 * sum(seal_s) / len(seal_s):.2f} ms (4 P-256 recipients), open "
+        f"{1000 * sum(open_s) / len(open_s):.2f} ms per recipient (mean)"
     )

@@ -78,7 +78,10 @@ def rules_run(local_network, fabric):
                 )
                 for n in (1, 2):
                     admins[n][1].vote_rule_change(pid, True)
-                change = client.get_rule_change(pid)
+                # Read through org1's peer, which may be a block behind org2's that committed the vote.
+                change = wait_for(
+                    lambda: (rc := client.get_rule_change(pid))["status"] != "open" and rc, 30, "the change"
+                )
             finally:
                 for g, _ in admins.values():
                     g.close()

@@ -271,28 +271,28 @@ def test_member_rejects_unloadable_updates_without_crashing():
     junk = store.put(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     agent = type("A", (), {})()
     agent.exp = exp
-    agent.fetch_weights = Reader(None, store, MODEL).fetch_weights
-    agent.fetch_delta = Reader(None, store, MODEL).fetch_delta
+    agent.reader = Reader(None, store, MODEL)
     member = Member(agent, "member1")
+    model = {"id": "m", "mode": "federated", "committee": [], "publisher": "p"}
     assert isinstance(
-        member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "b"}, "b"), dict
+        member._load_update(model, {"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "b"}, "b"), dict
     )
     # A compressed delta is scored as what it decodes to.
     from fedcommittee.ml.compress import compress, roundtrip
 
     delta = ml.initial_state(MODEL, 1)
     sent = store.put(compress(delta, "int8+topk:0.1"))
-    got = member._load_update({"cid": sent.cid, "sha256": sent.sha256_hex, "baseSha256": "b"}, "b")
+    got = member._load_update(model, {"cid": sent.cid, "sha256": sent.sha256_hex, "baseSha256": "b"}, "b")
     want = roundtrip(delta, "int8+topk:0.1", MODEL)
     assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
     assert not all(torch.equal(got[k], delta[k]) for k in delta)  # lossy: not the original
-    reason = member._load_update({"cid": junk.cid, "sha256": junk.sha256_hex, "baseSha256": "b"}, "b")
+    reason = member._load_update(model, {"cid": junk.cid, "sha256": junk.sha256_hex, "baseSha256": "b"}, "b")
     assert isinstance(reason, str) and reason
-    assert member._load_update({"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "x"}, "b") == (
-        "base is not the round's global model"
-    )
+    assert member._load_update(
+        model, {"cid": good.cid, "sha256": good.sha256_hex, "baseSha256": "x"}, "b"
+    ) == ("base is not the round's global model")
     tampered = {"cid": good.cid, "sha256": "0" * 64, "baseSha256": "b"}
-    assert "IntegrityError" in member._load_update(tampered, "b")
+    assert "IntegrityError" in member._load_update(model, tampered, "b")
 
 
 def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):

@@ -289,3 +289,36 @@ def test_no_pickle_in_format():
     import inspect
 
     assert "pickle" not in inspect.getsource(env).replace("Nothing is ever pickled", "")
+
+
+# ------------------------------------------------------------------------- sealed objects in storage
+
+
+def test_is_envelope_tells_sealed_blobs_from_weights_files():
+    from fedcommittee import ml
+    from fedcommittee.ml.compress import compress
+
+    (_, pub) = env.generate_keypair("p256")
+    state = ml.initial_state("mlp", 0)
+    for plain in (ml.dumps(state), compress(state, "int8+topk:0.1"), b"", b"FCENV"):
+        assert not env.is_envelope(plain)
+        sealed = env.seal(plain, [pub], CTX)
+        assert env.is_envelope(sealed) and env.is_envelope(memoryview(sealed))
+    assert not env.is_envelope(b"FCENV\x02" + bytes(20))  # another version is not this format
+    assert not env.is_envelope("FCENV\x01")  # not bytes
+
+
+def test_encrypted_object_says_what_is_sealed_and_who_can_open_it():
+    from fedcommittee.storage import EncryptedObject, StorageError
+
+    kids = [hashlib.sha256(bytes([i])).hexdigest() for i in range(3)]
+    err = EncryptedObject("update object bafkx", kids, "fedcommittee/update/m", holders="the committee")
+    assert isinstance(err, StorageError) and isinstance(err, EnvelopeError)
+    assert str(err) == (
+        f"update object bafkx is sealed ('fedcommittee/update/m') to 3 recipient key(s) "
+        f"[{kids[0][:16]}, {kids[1][:16]}, {kids[2][:16]}] (the committee); this reader has no private key: "
+        "only the private key of one of those identities opens it"
+    )
+    mine = "ab" * 32
+    err = EncryptedObject("x", kids, "c", key_id=mine)
+    assert err.key_id == mine and f"this reader's key {mine[:16]} is not one of them" in str(err)
