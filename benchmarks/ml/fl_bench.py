@@ -4,6 +4,7 @@ Simulates 10 providers on Fashion-MNIST with a committee of members holding vali
 from the training set, and prints per-round test accuracy and final tables. Scenarios:
 
   dominant   dominant-class 80% partition, FedAvg (target >= 0.88 within 30 rounds) + centralized
+  centralized  the same budget trained centrally, alone (e.g. after `dominant --no-centralized`)
   onecls     one class per client: FedAvg / FedProx / FedAvgM / small local steps
   attacks    30% attackers of each kind under dominant-class and Dirichlet(0.1): acceptance
              precision/recall of each scoring rule; committee-filtered FedAvg vs FedAvg, median,
@@ -230,6 +231,18 @@ def scenario_dominant(args: argparse.Namespace, env: Env) -> None:
     plot_curves(name, [h])
 
 
+def scenario_centralized(args: argparse.Namespace, env: Env) -> None:
+    """The centralized baseline of `dominant` alone (same CNN, optimizer and steps x batch budget)."""
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, momentum=args.momentum)
+    budget = args.rounds * args.clients * args.steps
+    cen = centralized(env, args.model, cfg, budget, args.seed)
+    text = (f"# centralized baseline, model {args.model}, command: {cmd_line()}\n"
+            f"centralized same budget ({budget} steps x {args.batch}): {cen['accuracy']:.4f}"
+            f" (macro F1 {cen.get('macro_f1', float('nan')):.4f}); {cen['seconds']:.0f} s,"
+            f" {cen['samples_per_s']:.0f} samples/s")  # fmt: skip
+    save(f"centralized_{args.model}_{args.out_tag}", {"centralized": cen}, text)
+
+
 def scenario_onecls(args: argparse.Namespace, env: Env) -> None:
     parts = make_parts(env, "onecls", args.clients, args.seed)
     base = dict(batch_size=args.batch, lr=args.lr, momentum=args.momentum)
@@ -322,7 +335,7 @@ def scenario_throughput(args: argparse.Namespace, env: Env) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenario", choices=["dominant", "onecls", "attacks", "throughput"])
+    ap.add_argument("scenario", choices=["dominant", "centralized", "onecls", "attacks", "throughput"])
     ap.add_argument("--model", default="cnn-fmnist")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--clients", type=int, default=10)
@@ -346,8 +359,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     env = Env(args.members, args.val_fraction, args.eval_n, args.seed)
-    {"dominant": scenario_dominant, "onecls": scenario_onecls, "attacks": scenario_attacks,
-     "throughput": scenario_throughput}[args.scenario](args, env)  # fmt: skip
+    {"dominant": scenario_dominant, "centralized": scenario_centralized, "onecls": scenario_onecls,
+     "attacks": scenario_attacks, "throughput": scenario_throughput}[args.scenario](args, env)  # fmt: skip
 
 
 if __name__ == "__main__":

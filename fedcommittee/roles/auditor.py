@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fedcommittee import ml
 from fedcommittee.roles.common import Reader, compute_aggregate, gossip_base, paged
@@ -171,27 +172,38 @@ def _hex_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def allocation_pool(reader: Reader, model: dict, alloc: dict) -> list[str]:
-    """Who could be drawn for a round: providers registered for the model when the round opened that
-    hold the provider role (now: a role revoked since then would show up as a discrepancy)."""
+class Pool(NamedTuple):
+    """Who could be drawn for a round, from the registrations: ``sure`` registered in an earlier
+    second than the round opened, ``maybe`` in the same second (before or after the draw: block
+    timestamps have whole seconds)."""
+
+    sure: list[str]
+    maybe: list[str]
+
+
+def allocation_pool(reader: Reader, model: dict, alloc: dict) -> Pool:
+    """The round's possible pool: registered providers holding the provider role (now: a role
+    revoked since the round opened would show up as a discrepancy)."""
     mid = model["id"]
     regs = list(paged(lambda b: reader.client.list_data_registrations(mid, 200, b)))
     holders = {
         h.get("identity") for h in paged(lambda b: reader.client.list_role_holders("provider", 200, b))
     }
     at = int(alloc.get("timestamp") or 0)
-    return sorted(
-        g["provider"] for g in regs if int(g.get("registeredAt") or 0) <= at and g["provider"] in holders
+    held = [g for g in regs if g["provider"] in holders]
+    return Pool(
+        sure=sorted(g["provider"] for g in held if int(g.get("registeredAt") or 0) < at),
+        maybe=sorted(g["provider"] for g in held if int(g.get("registeredAt") or 0) == at),
     )
 
 
 def allocation_problems(
-    model: dict, round_no: int, alloc: dict, updates: list[dict], pool: list[str]
+    model: dict, round_no: int, alloc: dict, updates: list[dict], pool: Pool
 ) -> list[str]:
     """What is wrong with a round's allocation record, recomputed from public data (chaincode/README.md,
-    "Task allocation"): for rule random, every draw from the on-chain seed and the k smallest draws of
-    the pool allocated; for reputation, the k first of the ranking; and every update of the round from
-    an allocated provider."""
+    "Task allocation"): for rule random, every draw from the on-chain seed, the pool's size, and that no
+    provider surely in the pool was passed over for a larger draw; for reputation, the k first of the
+    ranking; and every update of the round from an allocated provider."""
     problems = []
     rule = (model.get("allocation") or {}).get("rule", "all")
     k = int((model.get("allocation") or {}).get("k") or 0)
@@ -207,8 +219,16 @@ def allocation_problems(
         for e in ranking:
             if e.get("draw") != _hex_sha256(f"{round_seed}|{e.get('provider')}"):
                 problems.append(f"draw of {str(e.get('provider'))[:24]} is not sha256(roundSeed|identity)")
-        draws = sorted((_hex_sha256(f"{round_seed}|{p}"), p) for p in pool)
-        if chosen != [p for _, p in draws[:k]]:
+        draw = {p: _hex_sha256(f"{round_seed}|{p}") for p in pool.sure + pool.maybe + chosen}
+        eligible = int(alloc.get("eligible") or 0)
+        lo, hi = len(pool.sure), len(pool.sure) + len(pool.maybe)
+        if not lo <= eligible <= hi:
+            problems.append(f"eligible {eligible} does not fit the {lo}..{hi} registered providers")
+        if not set(chosen) <= set(pool.sure + pool.maybe) or len(chosen) != min(k, eligible):
+            problems.append("allocated providers are not k registered providers")
+        cutoff = max((draw[p] for p in chosen), default="")
+        passed_over = [p for p in pool.sure if p not in chosen and (len(chosen) < k or draw[p] < cutoff)]
+        if passed_over or [draw[p] for p in chosen] != sorted(draw[p] for p in chosen):
             problems.append("allocated providers are not the k smallest draws of the registered providers")
     elif rule == "reputation" and chosen != [e.get("provider") for e in ranking][:k]:
         problems.append("allocated providers are not the first k of the reputation ranking")

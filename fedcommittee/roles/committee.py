@@ -4,7 +4,7 @@
   whose spec hash matches, the initial weights load (hash, shape, dtype, finiteness), our shard opens
   with our Fabric key and decodes, and the publisher's ``profile`` holds: a stated purpose, the
   registry's parameter count, the data kind the architecture consumes, and a declared training size
-  that the providers' data registrations cover (waiting up to ``settle_seconds`` for them). Then
+  that the providers' data registrations cover (waiting up to ``deadline_seconds`` for them). Then
   ``ApproveModel`` with the initial weights' accuracy on our shard, else ``RejectModel`` with the
   reason. Aggregates are confirmed with their shard accuracy too, so the contract's ``best`` model
   and stopping target are on one scale: accuracy on the committee's shards.
@@ -128,7 +128,8 @@ class Member:
             a.log("profile_checked", registered=len(regs), samples=held, declared=want)
             return None
         seen = time.time() if self.proposal_seen is None else self.proposal_seen
-        if time.time() - seen < a.exp.settle_seconds:
+        # Providers get a round deadline's time to come up and register before the shortfall counts.
+        if time.time() - seen < a.exp.deadline_seconds:
             return ""
         return f"declared {want} training samples but the {len(regs)} registered providers hold {held}"
 

@@ -452,7 +452,10 @@ def declared_profile(exp: Experiment) -> dict:
     from fedcommittee.ml.models import num_parameters
 
     data_type, fmt = data_kind(exp.model)
-    samples = exp.profile.training_samples or sum(len(p) for p in data_split(exp).partition)
+    # By default the least data a round can close with: the min_accepted smallest providers' data.
+    # Declaring everyone's would make one slow-starting provider block the model's approval.
+    sizes = sorted(len(p) for p in data_split(exp).partition)
+    samples = exp.profile.training_samples or sum(sizes[: exp.min_accepted])
     purpose = exp.profile.purpose or f"{exp.name}: {exp.model} trained on {exp.data.source}"
     return {
         "purpose": purpose,

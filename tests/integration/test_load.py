@@ -198,7 +198,10 @@ class _CountingContract:
 
 class Submitter:
     """One identity with its own Gateway connection, and what ``Agent.submit`` uses of an agent:
-    ``client`` (it submits through ``client.contract``) and ``log`` (it reports skips and retries)."""
+    ``client`` (it submits through ``client.contract``), ``log`` (it reports skips and retries) and
+    ``current_round`` (it tags the ``submitted`` record)."""
+
+    current_round = 0
 
     def __init__(self, profile, user: str, tally: Tally) -> None:
         self.user, self.tally = user, tally

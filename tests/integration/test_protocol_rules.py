@@ -117,14 +117,15 @@ def test_approval_followed_the_profile_and_the_registrations(rules_run):
         regs = list(paged(lambda b: client.list_data_registrations(model_id, 200, b)))
     prof = model["profile"]
     assert prof["purpose"].startswith("handwritten digit recognition")
-    assert len(regs) == 5 and sum(g["numSamples"] for g in regs) == prof["trainingSamples"]
+    assert len(regs) == 5
     for g in regs:  # consent given in the config: the histogram is there and adds up
         assert g["shareHistogram"] and sum(g["labelHistogram"].values()) == g["numSamples"]
         assert (g["dataType"], g["format"]) == (prof["dataType"], prof["dataFormat"])
-    # Every approval was cast after the registrations covered the declared size.
+    # Every approval was cast once the registrations made by then covered the declared size.
     first_vote = min(v["timestamp"] for v in votes)
     assert all(v["approve"] for v in votes) and len(votes) >= model["quorum"]
-    assert max(g["registeredAt"] for g in regs) <= first_vote
+    early = [g for g in regs if g["registeredAt"] <= first_vote]
+    assert sum(g["numSamples"] for g in early) >= prof["trainingSamples"]
     # Approval scores are the initial weights' shard accuracy (an untrained MLP: about chance).
     assert all(0.0 <= v["score"] < 0.3 for v in votes)
 
@@ -148,7 +149,9 @@ def test_only_allocated_providers_trained(rules_run):
         for r in range(1, rounds + 1):
             alloc = client.get_allocation(model_id, r)
             ups = list(paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)))
-            assert alloc["rule"] == "random" and len(alloc["providers"]) == 3 and alloc["eligible"] == 5
+            # Round 1's pool is whoever registered before activation; by round 2 everyone has.
+            assert alloc["rule"] == "random" and len(alloc["providers"]) == min(3, alloc["eligible"])
+            assert alloc["eligible"] == 5 or (r == 1 and alloc["eligible"] >= 2), alloc
             assert {u["provider"] for u in ups} <= set(alloc["providers"]), f"round {r}"
             for u in ups:
                 who = names[u["provider"]]
@@ -241,10 +244,12 @@ def test_an_oversold_profile_is_rejected_with_its_reason(local_network, fabric, 
     model_id = f"oversold-{int(time.time())}"
     cfg = tmp_path / "oversold.yaml"
     cfg.write_text(
-        CONFIG.read_text().replace(
+        CONFIG.read_text()
+        .replace(
             'profile: {purpose: "handwritten digit recognition across three organizations"}',
             'profile: {purpose: "needs far more data than anyone has", training_samples: 1000000000}',
         )
+        .replace("deadline_seconds: 120", "deadline_seconds: 20")  # members wait this long for data
     )
     proc = cli(net, "run", str(cfg), "--model-id", model_id, "--no-report", timeout=300)
     assert proc.returncode == 1, proc.stdout[-3000:]

@@ -11,7 +11,7 @@ import pytest
 
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ml.models import num_parameters
-from fedcommittee.roles.auditor import allocation_problems
+from fedcommittee.roles.auditor import Pool, allocation_problems
 from fedcommittee.roles.common import data_kind, data_registration, declared_profile, expected_providers
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +37,8 @@ def test_declared_profile_matches_the_registry_and_the_split(exp):
     layout = ml.state_layout("mlp")
     assert prof["parameters"] == num_parameters("mlp") == sum(int(np.prod(s)) for s, _ in layout.values())
     assert (prof["dataType"], prof["dataFormat"]) == ("image", "float32-1x8x8")
-    assert prof["trainingSamples"] == sum(len(p) for p in data_split(exp).partition)
+    sizes = sorted(len(p) for p in data_split(exp).partition)
+    assert prof["trainingSamples"] == sum(sizes[: exp.min_accepted]) < sum(sizes)
     assert prof["purpose"]
 
 
@@ -91,7 +92,7 @@ def test_member_approves_a_sound_profile_once_the_data_is_registered(exp):
     kind = dict(zip(("dataType", "format"), data_kind("mlp"), strict=True))
     half = [{"numSamples": want // 2, **kind}]
     m = member_with(exp, half)
-    m.proposal_seen = 1e18  # just seen: still inside settle_seconds
+    m.proposal_seen = 1e18  # just seen: still inside the wait (deadline_seconds)
     assert m.check_profile(model_with(exp)) == ""  # wait for more registrations
     m.proposal_seen = 0.0  # long ago: the shortfall is final
     reason = m.check_profile(model_with(exp))
@@ -122,14 +123,16 @@ def test_member_rejects_a_model_without_profile(exp):
 
 # ------------------------------------------------------------------------------ auditor: allocation
 
-POOL = [f"Org{i % 3 + 1}MSP/p{i}" for i in range(5)]
+IDS = [f"Org{i % 3 + 1}MSP/p{i}" for i in range(5)]
+POOL = Pool(sure=IDS, maybe=[])
 
 
 def random_allocation(model, round_no, k):
     round_seed = sha(f"{model['id']}|{round_no}|{model['allocationSeed']}")
-    draws = sorted((sha(f"{round_seed}|{p}"), p) for p in POOL)[:k]
+    draws = sorted((sha(f"{round_seed}|{p}"), p) for p in IDS)[:k]
     return {
         "rule": "random",
+        "eligible": len(IDS),
         "roundSeed": round_seed,
         "providers": [p for _, p in draws],
         "ranking": [{"provider": p, "draw": d} for d, p in draws],
@@ -146,7 +149,7 @@ def test_a_correct_random_allocation_has_no_problems():
 def test_allocation_tampering_is_found():
     model = {"id": "m", "allocation": {"rule": "random", "k": 2}, "allocationSeed": "tx123"}
     alloc = random_allocation(model, 3, 2)
-    outsider = next(p for p in POOL if p not in alloc["providers"])
+    outsider = next(p for p in IDS if p not in alloc["providers"])
     # A provider not drawn submitted anyway.
     problems = allocation_problems(model, 3, alloc, [{"id": "u9", "provider": outsider}], POOL)
     assert problems == ["update u9 comes from a provider not allocated to the round"]
@@ -157,6 +160,22 @@ def test_allocation_tampering_is_found():
     forged = dict(alloc, ranking=[dict(alloc["ranking"][0], draw="0" * 64), alloc["ranking"][1]])
     assert any("draw of" in p for p in allocation_problems(model, 3, forged, [], POOL))
     assert any("roundSeed" in p for p in allocation_problems(model, 4, alloc, [], POOL))
+
+
+def test_a_same_second_registration_may_or_may_not_have_been_drawn():
+    """Block timestamps have whole seconds: a provider registered in the second the round opened may
+    have come after the draw. Leaving it out is fine; leaving out one registered earlier is not."""
+    model = {"id": "m", "allocation": {"rule": "random", "k": 2}, "allocationSeed": "tx123"}
+    round_seed = sha("m|1|tx123")
+    ranked = [p for _, p in sorted((sha(f"{round_seed}|{p}"), p) for p in IDS)]
+    late, rest = ranked[0], [p for p in IDS if p != ranked[0]]
+    alloc = {"rule": "random", "roundSeed": round_seed, "eligible": 4, "providers": ranked[1:3],
+             "ranking": [{"provider": p, "draw": sha(f"{round_seed}|{p}")} for p in ranked[1:3]]}  # fmt: skip
+    assert allocation_problems(model, 1, alloc, [], Pool(sure=rest, maybe=[late])) == []
+    # Had it registered a second earlier, it had the smallest draw and was passed over.
+    problems = allocation_problems(model, 1, alloc, [], Pool(sure=IDS, maybe=[]))
+    assert any("eligible 4 does not fit" in p for p in problems)
+    assert any("k smallest draws" in p for p in problems)
 
 
 def test_reputation_allocation_takes_the_first_k_of_the_ranking():
