@@ -20,7 +20,6 @@ from fedcommittee.ml import compress
 from fedcommittee.roles.auditor import audit_model
 from fedcommittee.roles.common import (
     Reader,
-    compute_aggregate,
     gossip_base,
     update_context,
     update_recipients,
@@ -38,7 +37,7 @@ from tests.privacy import (
     run_federated,
     upload_size,
 )
-from tests.unit.roles.test_logic import FakeLedger, FakeStore
+from tests.unit.roles.test_logic import federated_history
 
 MODEL = "mlp"
 
@@ -266,35 +265,12 @@ def test_member_opens_sealed_updates_and_refuses_replays_and_missing_recipients(
 
 def _sealed_history(recipients, exp, rounds=2):
     """A finished federated model whose updates are sealed to the recipients; aggregates honest."""
-    store, ledger = FakeStore(), FakeLedger()
-    init = ml.initial_state(MODEL, 0)
-    g = store.put(ml.dumps(init))
     mid = exp.model_id
-    model = {"id": mid, "architecture": {"name": MODEL, "version": "1"}, "specSha256": ml.spec_hash(MODEL),
-             "initialWeights": {"cid": g.cid, "sha256": g.sha256_hex}, "committee": [], "mode": "federated",
-             "status": "finished", "currentRound": rounds}  # fmt: skip
-    ledger.models[mid] = model
     keys = [recipients.keys[u][1].certificate.public_key() for u in recipients.users]
-    publisher = Reader(ledger, store, MODEL, private_key=recipients.keys[exp.publisher][0], model_id=mid)
-    glob = {"cid": g.cid, "sha256": g.sha256_hex}
-    for r in range(1, rounds + 1):
-        accepted = []
-        for i in range(3):
-            gen = torch.Generator().manual_seed(100 * r + i)
-            delta = {k: torch.randn(v.shape, generator=gen) * 0.01 for k, v in init.items()}
-            obj = store.put(envelope.seal(ml.dumps(delta), keys, update_context(mid)))
-            uid = f"u{r}{i}"
-            status = "accepted" if i < 2 else "rejected"
-            ledger.updates[uid] = {"id": uid, "modelId": mid, "round": r, "cid": obj.cid, "status": status,
-                                   "sha256": obj.sha256_hex, "numSamples": 10 + i}  # fmt: skip
-            accepted += [uid] if status == "accepted" else []
-        rd = {"number": r, "status": "closed", "global": dict(glob), "accepted": sorted(accepted)}
-        ledger.rounds[(mid, r)] = rd
-        blob, _ = compute_aggregate(publisher, model, rd)
-        agg = store.put(blob)
-        rd.update(status="done", aggregate={"cid": agg.cid, "sha256": agg.sha256_hex})
-        glob = {"cid": agg.cid, "sha256": agg.sha256_hex}
-    model["final"] = dict(glob)
+    publisher = Reader(None, None, MODEL, private_key=recipients.keys[exp.publisher][0], model_id=mid)
+    store, ledger, _ = federated_history(
+        rounds, mid, seal=lambda b: envelope.seal(b, keys, update_context(mid)), reader=publisher
+    )
     return store, ledger
 
 
@@ -330,8 +306,6 @@ def test_auditor_without_a_recipient_key_counts_what_it_could_not_open(exp, reci
 
 
 def test_clear_updates_are_audited_as_before():
-    from tests.unit.roles.test_logic import federated_history
-
     _, ledger, reader = federated_history()
     rep = audit_model(reader, "m")
     assert rep.ok and rep.sealed == 0 and rep.sealed_note() == ""

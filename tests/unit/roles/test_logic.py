@@ -7,6 +7,7 @@ import base64
 import datetime
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,35 +75,38 @@ class FakeLedger:
         return {"items": items, "bookmark": "", "count": len(items)}
 
 
-def federated_history(rounds: int = 2):
-    """A finished two-round model whose aggregates were computed honestly."""
+def federated_history(rounds: int = 2, model_id: str = "m", seal=None, reader: Reader | None = None):
+    """A finished federated model whose aggregates were computed honestly: 3 updates a round, 2
+    accepted. ``seal`` (bytes -> bytes) is applied to every update as uploaded; ``reader`` (one that
+    can open them) computes the aggregates."""
     store, ledger = FakeStore(), FakeLedger()
     init = ml.initial_state(MODEL, 0)
     g = store.put(ml.dumps(init))
     model = {
-        "id": "m", "architecture": {"name": MODEL, "version": "1"}, "specSha256": ml.spec_hash(MODEL),
+        "id": model_id, "architecture": {"name": MODEL, "version": "1"}, "specSha256": ml.spec_hash(MODEL),
         "initialWeights": {"cid": g.cid, "sha256": g.sha256_hex}, "committee": [], "mode": "federated",
         "status": "finished", "currentRound": rounds,
     }  # fmt: skip
-    ledger.models["m"] = model
-    reader = Reader(ledger, store, MODEL)
+    ledger.models[model_id] = model
+    reader = Reader(ledger, store, MODEL) if reader is None else replace(reader, client=ledger, store=store)
     glob = {"cid": g.cid, "sha256": g.sha256_hex}
     for r in range(1, rounds + 1):
         accepted = []
         for i in range(3):
             gen = torch.Generator().manual_seed(100 * r + i)
             delta = {k: torch.randn(v.shape, generator=gen) * 0.01 for k, v in init.items()}
-            obj = store.put(ml.dumps(delta))
+            blob = ml.dumps(delta)
+            obj = store.put(seal(blob) if seal else blob)
             uid = f"u{r}{i}"
             status = "accepted" if i < 2 else "rejected"
             ledger.updates[uid] = {
-                "id": uid, "modelId": "m", "round": r, "cid": obj.cid, "sha256": obj.sha256_hex,
+                "id": uid, "modelId": model_id, "round": r, "cid": obj.cid, "sha256": obj.sha256_hex,
                 "numSamples": 10 + i, "status": status,
             }  # fmt: skip
             if status == "accepted":
                 accepted.append(uid)
         rd = {"number": r, "status": "closed", "global": dict(glob), "accepted": sorted(accepted)}
-        ledger.rounds[("m", r)] = rd
+        ledger.rounds[(model_id, r)] = rd
         blob, _ = compute_aggregate(reader, model, rd)
         agg = store.put(blob)
         rd.update(status="done", aggregate={"cid": agg.cid, "sha256": agg.sha256_hex})
