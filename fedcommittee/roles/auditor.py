@@ -111,6 +111,7 @@ def audit_model(
 
     prev_aggregate = model["initialWeights"]
     confirmed = {prev_aggregate["sha256"]}
+    registered = None  # data registrations, read at the first allocated round
     last = min(int(model.get("currentRound") or 0), max_rounds)
     for r in range(1, last + 1):
         rd = reader.client.get_round(model_id, r)
@@ -123,9 +124,9 @@ def audit_model(
         if rd.get("allocated") is not None:
             rep.checked += 1
             alloc = reader.client.get_allocation(model_id, r)
-            for problem in allocation_problems(
-                model, r, alloc, updates, allocation_pool(reader, model, alloc)
-            ):
+            if registered is None:
+                registered = registered_providers(reader, model)
+            for problem in allocation_problems(model, r, alloc, updates, allocation_pool(registered, alloc)):
                 bad(f"{where}.allocation", problem)
         accepted = sorted(u["id"] for u in updates if u["status"] == "accepted")
         if rd["status"] in ("closed", "done", "skipped"):
@@ -181,19 +182,23 @@ class Pool(NamedTuple):
     maybe: list[str]
 
 
-def allocation_pool(reader: Reader, model: dict, alloc: dict) -> Pool:
-    """The round's possible pool: registered providers holding the provider role (now: a role
-    revoked since the round opened would show up as a discrepancy)."""
+def registered_providers(reader: Reader, model: dict) -> list[dict]:
+    """The model's data registrations whose provider holds the provider role (now: a role revoked
+    since a round opened would show up as a discrepancy). Read once per audit."""
     mid = model["id"]
     regs = list(paged(lambda b: reader.client.list_data_registrations(mid, 200, b)))
     holders = {
         h.get("identity") for h in paged(lambda b: reader.client.list_role_holders("provider", 200, b))
     }
+    return [g for g in regs if g["provider"] in holders]
+
+
+def allocation_pool(registered: list[dict], alloc: dict) -> Pool:
+    """A round's possible pool, from ``registered_providers`` and the allocation's timestamp."""
     at = int(alloc.get("timestamp") or 0)
-    held = [g for g in regs if g["provider"] in holders]
     return Pool(
-        sure=sorted(g["provider"] for g in held if int(g.get("registeredAt") or 0) < at),
-        maybe=sorted(g["provider"] for g in held if int(g.get("registeredAt") or 0) == at),
+        sure=sorted(g["provider"] for g in registered if int(g.get("registeredAt") or 0) < at),
+        maybe=sorted(g["provider"] for g in registered if int(g.get("registeredAt") or 0) == at),
     )
 
 

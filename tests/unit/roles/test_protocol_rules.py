@@ -11,7 +11,7 @@ import pytest
 
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ml.models import num_parameters
-from fedcommittee.roles.auditor import Pool, allocation_problems
+from fedcommittee.roles.auditor import Pool, allocation_pool, allocation_problems
 from fedcommittee.roles.common import data_kind, data_registration, declared_profile, expected_providers
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -160,6 +160,12 @@ def test_allocation_tampering_is_found():
     forged = dict(alloc, ranking=[dict(alloc["ranking"][0], draw="0" * 64), alloc["ranking"][1]])
     assert any("draw of" in p for p in allocation_problems(model, 3, forged, [], POOL))
     assert any("roundSeed" in p for p in allocation_problems(model, 4, alloc, [], POOL))
+
+
+def test_the_pool_splits_registrations_by_the_second_the_round_opened():
+    regs = [{"provider": "b", "registeredAt": 99}, {"provider": "a", "registeredAt": 100},
+            {"provider": "c", "registeredAt": 101}, {"provider": "d", "registeredAt": 50}]  # fmt: skip
+    assert allocation_pool(regs, {"timestamp": 100}) == Pool(sure=["b", "d"], maybe=["a"])
 
 
 def test_a_same_second_registration_may_or_may_not_have_been_drawn():
