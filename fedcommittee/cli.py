@@ -220,20 +220,18 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     home = args.home or default_home()
     if args.interval <= 0 or args.late_seconds <= 0:
-        print("fedcommittee: --interval and --late-seconds must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--interval and --late-seconds must be positive")
     model_id = args.model_id or latest_run(home)
     if model_id is None:
-        print(f"fedcommittee: no run folder under {home / 'runs'}: start a run with "
-              "`fedcommittee run CONFIG` (e.g. configs/default.yaml), or point --home/FC_HOME at the "
-              "state directory it used", file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
+        raise UsageError(f"no run folder under {home / 'runs'}: start a run with `fedcommittee run CONFIG` "
+                         "(e.g. configs/default.yaml), or point --home/FC_HOME at the state directory "
+                         "it used")  # fmt: skip
     folder = run_dir(home, model_id)
     if not folder.is_dir():
-        print(f"fedcommittee: no run folder {folder}: start the run with `fedcommittee run CONFIG "
-              f"--model-id {model_id}`, or give --model-id of a run under {home / 'runs'}",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
+        raise UsageError(
+            f"no run folder {folder}: start the run with `fedcommittee run CONFIG --model-id {model_id}`, "
+            f"or give --model-id of a run under {home / 'runs'}"
+        )
     ledger = None if args.no_ledger else LedgerView(lambda: _client(args)[1:], model_id)
     return run_dashboard(folder / "logs", model_id, interval=args.interval, once=args.once,
                          late_seconds=args.late_seconds, ledger=ledger,
