@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,10 @@ func TestChaincodeInvoke(t *testing.T) {
 	status, out = invoke(userCreator, "ProposeRuleChange", "nope", `{"quorum":2}`)
 	require.Equal(t, int32(500), status)
 	require.Contains(t, out, "model nope not found")
+	// The batch of verdicts is routed too (its result is a JSON object; here the update is unknown).
+	status, out = invoke(userCreator, "SubmitVerdicts", `{"verdicts":[{"updateId":"`+strings.Repeat("0", 64)+`","score":0.5,"accept":true}]}`)
+	require.Equal(t, int32(500), status)
+	require.Contains(t, out, "verdicts[0]: update 0000")
 	for _, q := range [][]string{{"ListDataRegistrations", "m", "", ""}, {"ListRuleChanges", "m", "", ""}} {
 		status, out = invoke(userCreator, q...)
 		require.Equal(t, int32(200), status, out)

@@ -160,9 +160,9 @@ func (t *txCtx) dataCount(modelID string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := t.stub.GetState(ck)
+	b, err := t.getState(ck)
 	if err != nil {
-		return 0, fmt.Errorf("reading state: %v", err)
+		return 0, err
 	}
 	if b == nil {
 		return 0, nil

@@ -16,10 +16,11 @@ const (
 	EvModelRejected      = "ModelRejected"
 	EvModelFinished      = "ModelFinished"
 	EvUpdateSubmitted    = "UpdateSubmitted"
-	EvVerdictSubmitted   = "VerdictSubmitted" // verdict recorded, quorum not reached
-	EvUpdateFinalized    = "UpdateFinalized"  // quorum reached: accepted or rejected
-	EvRoundClosed        = "RoundClosed"      // accepted set fixed: aggregate it
-	EvRoundOpened        = "RoundOpened"      // new round with a new (or carried) global model
+	EvVerdictSubmitted   = "VerdictSubmitted"  // verdict recorded, quorum not reached
+	EvUpdateFinalized    = "UpdateFinalized"   // quorum reached: accepted or rejected
+	EvVerdictsSubmitted  = "VerdictsSubmitted" // a batch of verdicts recorded
+	EvRoundClosed        = "RoundClosed"       // accepted set fixed: aggregate it
+	EvRoundOpened        = "RoundOpened"       // new round with a new (or carried) global model
 	EvAggregateRecorded  = "AggregateRecorded"
 	EvAggregateConfirmed = "AggregateConfirmed" // one confirmation recorded, no quorum yet
 	EvDataRegistered     = "DataRegistered"
@@ -48,6 +49,7 @@ type Event struct {
 	Provider      string   `json:"provider,omitempty"`
 	Parents       []string `json:"parents,omitempty"`
 	Accepted      []string `json:"accepted,omitempty"`
+	Finalized     []string `json:"finalized,omitempty"` // VerdictsSubmitted: the updates the batch finalized
 	Committee     []string `json:"committee,omitempty"`
 	Score         *float64 `json:"score,omitempty"`
 	Count         int64    `json:"count,omitempty"`

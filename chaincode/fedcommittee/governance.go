@@ -58,6 +58,7 @@ func (c *Contract) RevokeRole(ctx contractapi.TransactionContextInterface, ident
 	if err := t.stub.DelState(rk); err != nil {
 		return fmt.Errorf("deleting role index: %v", err)
 	}
+	t.written[rk] = nil // deleted: later reads in this transaction see it absent
 	return t.emit(Event{Type: EvRoleRevoked, Identity: identity, Role: role}, adm.Key)
 }
 

@@ -61,9 +61,9 @@ func (t *txCtx) rotate(m *Model, r *Round) error {
 		if err != nil {
 			return err
 		}
-		b, err := t.stub.GetState(pk)
+		b, err := t.getState(pk)
 		if err != nil {
-			return fmt.Errorf("reading state: %v", err)
+			return err
 		}
 		uid := string(b)
 		if b == nil || !slices.Contains(r.Accepted, uid) {

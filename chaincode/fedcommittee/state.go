@@ -13,6 +13,10 @@ type txCtx struct {
 	stub shim.ChaincodeStubInterface
 	txID string
 	now  int64 // transaction timestamp (seconds): the only clock the contract uses
+	// This transaction's own writes by key. Fabric's GetState returns committed state only, so a
+	// transaction that updates one record twice (SubmitVerdicts crediting the member once per
+	// verdict) reads its earlier writes from here instead of losing them.
+	written map[string][]byte
 }
 
 func newTx(ctx contractapi.TransactionContextInterface) (*txCtx, error) {
@@ -24,7 +28,7 @@ func newTx(ctx contractapi.TransactionContextInterface) (*txCtx, error) {
 	if ts == nil {
 		return nil, fmt.Errorf("reading transaction timestamp: missing")
 	}
-	return &txCtx{stub: stub, txID: stub.GetTxID(), now: ts.GetSeconds()}, nil
+	return &txCtx{stub: stub, txID: stub.GetTxID(), now: ts.GetSeconds(), written: map[string][]byte{}}, nil
 }
 
 func roundAttr(r int64) string { return fmt.Sprintf("%0*d", roundKeyWidth, r) }
@@ -39,9 +43,9 @@ func (t *txCtx) key(objectType string, attrs ...string) (string, error) {
 
 // getJSON loads key into out; found is false when the key is absent.
 func (t *txCtx) getJSON(key string, out any) (bool, error) {
-	b, err := t.stub.GetState(key)
+	b, err := t.getState(key)
 	if err != nil {
-		return false, fmt.Errorf("reading state: %v", err)
+		return false, err
 	}
 	if b == nil {
 		return false, nil
@@ -86,11 +90,23 @@ func (t *txCtx) absentKey(refusal error, objectType string, attrs ...string) (st
 }
 
 func (t *txCtx) exists(key string) (bool, error) {
-	b, err := t.stub.GetState(key)
+	b, err := t.getState(key)
 	if err != nil {
-		return false, fmt.Errorf("reading state: %v", err)
+		return false, err
 	}
 	return b != nil, nil
+}
+
+// getState reads key as this transaction sees it: its own earlier write, else committed state.
+func (t *txCtx) getState(key string) ([]byte, error) {
+	if b, ok := t.written[key]; ok {
+		return b, nil
+	}
+	b, err := t.stub.GetState(key)
+	if err != nil {
+		return nil, fmt.Errorf("reading state: %v", err)
+	}
+	return b, nil
 }
 
 func (t *txCtx) putJSON(key string, v any) error {
@@ -100,6 +116,9 @@ func (t *txCtx) putJSON(key string, v any) error {
 	}
 	if err := t.stub.PutState(key, b); err != nil {
 		return fmt.Errorf("writing state: %v", err)
+	}
+	if t.written != nil {
+		t.written[key] = b
 	}
 	return nil
 }
