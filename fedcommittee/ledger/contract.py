@@ -74,6 +74,11 @@ class FedcommitteeClient:
     def submit_verdict(self, update_id: str, verdict: Doc) -> SubmitResult:
         return self._submit("SubmitVerdict", update_id, _doc(verdict))
 
+    def submit_verdicts(self, verdicts: list[dict]) -> SubmitResult:
+        """Several verdicts of ours (each ``{"updateId", "score", "accept", "reason"}``) in one
+        transaction; its result says which were recorded and which skipped (already final)."""
+        return self._submit("SubmitVerdicts", _doc({"verdicts": verdicts}))
+
     def close_round(self, model_id: str, round: int | str) -> SubmitResult:
         return self._submit("CloseRound", model_id, _num(round))
 

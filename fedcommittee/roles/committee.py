@@ -10,9 +10,10 @@
   and stopping target are on one scale: accuracy on the committee's shards.
 * Updates of the open round without our verdict: once every configured provider has submitted or the
   oldest unjudged one has waited ``settle_seconds``, score them together with the round's other
-  updates as peers (the trust rule needs them) and ``SubmitVerdict`` one at a time, each after the
-  previous committed (the contract's rule). Updates that fail their hash, base, shape or NaN checks
-  are rejected with the reason.
+  updates as peers (the trust rule needs them) and send all the verdicts in one ``SubmitVerdicts``
+  transaction (one commit per member and round; verdicts the contract skips because the others'
+  quorum finalized the update first are logged as refused). Updates that fail their hash, base,
+  shape or NaN checks are rejected with the reason, in the same batch.
 * Round ``closed``: recompute the FedAvg aggregate from the ledger's accepted set and
   ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import Any
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
@@ -250,26 +252,57 @@ class Member:
                 return v["id"]
         return None
 
-    def _verdict(self, u: dict, score: float, reason: str = "", rule=None) -> None:
-        a = self.agent
-        uid = u["id"]
+    def _verdict_doc(self, u: dict, score: float, reason: str, rule) -> dict:
         score = _clamp(score)
         doc = {"score": score, "accept": bool(ml.accept(rule or self.rule, score)) and not reason}
         if reason:
             doc["reason"] = reason[:400]
+        return doc
+
+    def _logged(self, u: dict, doc: dict) -> None:
+        self.judged.add(u["id"])
+        a = self.agent
+        a.log("verdict", update=u["id"], provider=u["provider"][:24], score=round(doc["score"], 5),
+              accept=doc["accept"], reason=doc.get("reason", ""))  # fmt: skip
+
+    def _verdict(self, u: dict, score: float, reason: str = "", rule=None) -> None:
+        a = self.agent
+        uid = u["id"]
+        doc = self._verdict_doc(u, score, reason, rule)
         try:
             a.submit("SubmitVerdict", uid, json.dumps(doc), done=lambda: self.has_verdict(uid))
         except ContractError as exc:
             a.log("verdict_refused", level="warning", update=uid, reason=exc.chaincode_message)
-        self.judged.add(uid)
-        a.log(
-            "verdict",
-            update=uid,
-            provider=u["provider"][:24],
-            score=round(score, 5),
-            accept=doc["accept"],
-            reason=reason,
-        )
+        self._logged(u, doc)
+
+    def _verdicts(self, items: list[tuple[dict, float, str, Any]]) -> None:
+        """All of a round's verdicts in one ``SubmitVerdicts`` transaction: one commit per member and
+        round instead of one per candidate. Verdicts the contract skips (the update was finalized by
+        the others meanwhile) are logged as refused, as a late single verdict is."""
+        if len(items) == 1:
+            self._verdict(*items[0])
+            return
+        a = self.agent
+        docs = [(u, self._verdict_doc(u, score, reason, rule)) for u, score, reason, rule in items]
+        batch = [{"updateId": u["id"], **doc} for u, doc in docs]
+        try:
+            result = a.submit("SubmitVerdicts", json.dumps({"verdicts": batch}),
+                              done=lambda: all(self.has_verdict(u["id"]) for u, _ in docs))  # fmt: skip
+        except ContractError as exc:
+            # A refused batch (e.g. an update whose verdicts closed in a way the batch cannot skip):
+            # fall back to one transaction each, so one bad item cannot hold back the others.
+            a.log("verdicts_refused", level="warning", count=len(docs), reason=exc.chaincode_message)
+            for u, score, reason, rule in items:
+                if not self.has_verdict(u["id"]):
+                    self._verdict(u, score, reason, rule)
+            return
+        skipped = {}
+        if result is not None and result.result:
+            skipped = {s["updateId"]: s["reason"] for s in json.loads(result.result).get("skipped") or []}
+        for u, doc in docs:
+            if u["id"] in skipped:
+                a.log("verdict_refused", level="warning", update=u["id"], reason=skipped[u["id"]])
+            self._logged(u, doc)
 
     def _unjudged(self, updates: list[dict]) -> list[dict]:
         out = []
@@ -299,29 +332,28 @@ class Member:
         g = rd["global"]
         global_state = a.fetch_weights(g["cid"], g["sha256"])
         valid, loaded = [], []
+        rule = self.rule_for(model)
+        verdicts: list[tuple[dict, float, str, Any]] = []  # (update, score, reason, rule), sent at once
+        ids = {u["id"] for u in todo}
         for u in updates:
             w = self._load_update(model, u, g["sha256"])
             replay = None if isinstance(w, str) else self.replay_of(model, u)
             if replay is not None:
                 w = f"repeats the content of update {replay} (sealed again: new bytes, same update)"
             if isinstance(w, str):
-                if u in todo:
-                    self._verdict(u, SCORE_MIN, reason=w)
+                if u["id"] in ids:
+                    verdicts.append((u, SCORE_MIN, w, None))
                 continue
             valid.append(u)
             loaded.append(w)
-        if not valid:
-            return
-        started = time.perf_counter()
-        scores = ml.score_updates(
-            self.rule, a.exp.model, global_state, loaded, self.shard, [int(u["numSamples"]) for u in valid]
-        )
-        a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
-        ids = {u["id"] for u in todo}
-        rule = self.rule_for(model)
-        for u, s in zip(valid, scores, strict=True):
-            if u["id"] in ids:
-                self._verdict(u, s, rule=rule)
+        if valid:
+            started = time.perf_counter()
+            sizes = [int(u["numSamples"]) for u in valid]
+            scores = ml.score_updates(self.rule, a.exp.model, global_state, loaded, self.shard, sizes)
+            a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
+            verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
+        if verdicts:
+            self._verdicts(verdicts)
 
     def judge_gossip(self, model: dict) -> None:
         a = self.agent

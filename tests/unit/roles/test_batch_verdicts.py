@@ -1,0 +1,90 @@
+"""A member sends a round's verdicts in one SubmitVerdicts transaction, and handles what it skips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedcommittee.experiment import load_experiment
+from fedcommittee.ledger import ContractError
+from fedcommittee.ledger.gateway import SubmitResult
+from fedcommittee.roles.committee import Member
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class StubAgent:
+    """What Member's verdict path uses: exp, me, submit, log, and the ledger's verdicts."""
+
+    exp: object
+    me: str = "Org1MSP/member"
+    calls: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    on_ledger: set = field(default_factory=set)
+    refuse_batch: bool = False
+    skip: tuple = ()
+
+    def submit(self, fn, *args, done=None):
+        self.calls.append((fn, args))
+        if fn == "SubmitVerdicts":
+            if self.refuse_batch:
+                raise ContractError(
+                    "refused", chaincode_message="verdicts[1]: boom", stage="endorse", status=500
+                )
+            items = json.loads(args[0])["verdicts"]
+            recorded = [v["updateId"] for v in items if v["updateId"] not in self.skip]
+            skipped = [{"updateId": u, "reason": "update is accepted, not pending"} for u in self.skip]
+            self.on_ledger |= set(recorded)
+            body = json.dumps({"recorded": recorded, "skipped": skipped}).encode()
+            return SubmitResult(result=body, txid="t", block_number=1)
+        self.on_ledger.add(args[0])
+        return SubmitResult(result=b"", txid="t", block_number=1)
+
+    def log(self, event, **fields):
+        self.records.append((event, fields))
+
+
+def _member(**kw):
+    exp = load_experiment(ROOT / "configs" / "small.yaml", model_id="m1")
+    agent = StubAgent(exp=exp, **kw)
+    m = Member(agent, "member1")
+    m.has_verdict = lambda uid: uid in agent.on_ledger
+    return m, agent
+
+
+def _u(uid):
+    return {"id": uid, "provider": f"Org2MSP/{uid}"}
+
+
+def test_a_round_of_verdicts_is_one_transaction_and_skips_are_logged():
+    m, agent = _member(skip=("b",))
+    m._verdicts([(_u("a"), 0.3, "", None), (_u("b"), -0.2, "", None), (_u("c"), -1.0, "bad hash", None)])
+    assert [fn for fn, _ in agent.calls] == ["SubmitVerdicts"]
+    sent = json.loads(agent.calls[0][1][0])["verdicts"]
+    assert [v["updateId"] for v in sent] == ["a", "b", "c"]
+    assert sent[2]["accept"] is False and sent[2]["reason"] == "bad hash"
+    assert sent[0]["accept"] is True and sent[1]["accept"] is False  # trust rule: score >= 0 accepts
+    assert m.judged == {"a", "b", "c"}
+    refused = [f["update"] for e, f in agent.records if e == "verdict_refused"]
+    assert refused == ["b"]
+    assert [f["update"] for e, f in agent.records if e == "verdict"] == ["a", "b", "c"]
+
+
+def test_one_verdict_goes_alone_and_a_refused_batch_falls_back_to_singles():
+    m, agent = _member()
+    m._verdicts([(_u("a"), 0.3, "", None)])
+    assert [fn for fn, _ in agent.calls] == ["SubmitVerdict"]
+    m, agent = _member(refuse_batch=True)
+    agent.on_ledger.add("b")  # b made it meanwhile: not sent again
+    m._verdicts([(_u("a"), 0.3, "", None), (_u("b"), 0.1, "", None), (_u("c"), 0.2, "", None)])
+    assert [(fn, args[0]) for fn, args in agent.calls] == [
+        ("SubmitVerdicts", agent.calls[0][1][0]),
+        ("SubmitVerdict", "a"),
+        ("SubmitVerdict", "c"),
+    ]
+    assert (
+        "verdicts_refused",
+        {"level": "warning", "count": 3, "reason": "verdicts[1]: boom"},
+    ) in agent.records
