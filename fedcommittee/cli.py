@@ -68,14 +68,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_provider(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.provider import run_provider
+    from fedcommittee.roles.provider import run_provider, run_providers
 
-    cfg = _experiment(args).provider(args.name)
-    agent = _agent(args, "provider", args.user or cfg.user, cfg.name)
+    exp = _experiment(args)
+    names = list(dict.fromkeys(args.name))
+    if args.user and len(names) > 1:
+        raise UsageError("--user names one identity: give it with a single --name")
+    cfgs = [exp.provider(n) for n in names]  # KeyError (unknown name): exit 2 with the names we have
+    agents = []
     try:
-        return run_provider(agent, cfg.name)
+        for cfg in cfgs:
+            agents.append((_agent(args, "provider", args.user or cfg.user, cfg.name), cfg.name))
+        if len(agents) == 1:
+            return run_provider(*agents[0])
+        return run_providers(agents)
     finally:
-        agent.close()
+        for agent, _ in agents:
+            agent.close()
 
 
 def cmd_committee(args: argparse.Namespace) -> int:
@@ -335,7 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("config", type=Path, help="experiment YAML (configs/*.yaml)")
         p.add_argument("--model-id", help="model id on the ledger (default: model_id in the config)")
-        if who:
+        if who == "provider":
+            p.add_argument(
+                "--name",
+                required=True,
+                action="append",
+                help="the provider's name in the config; repeat it to host several in one process",
+            )
+        elif who:
             p.add_argument("--name", required=True, help=f"the {who}'s name in the config")
         p.add_argument("--user", help="profile identity to act as (default: the one the config names)")
         return p

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -191,6 +192,9 @@ class Experiment:
     # Providers seal each update to the model's committee and publisher (roles.common.update_recipients).
     encrypt_updates: bool = False
     max_update_bytes: int = 64 << 20
+    # `fedcommittee run` hosts this many providers per process (threads): each process imports torch
+    # once (~0.3 GB here), so 100 providers fit on a small machine. 1 = one process per provider.
+    providers_per_process: int = 1
     source: str = "<config>"
 
     # ------------------------------------------------------------------ derived
@@ -362,7 +366,7 @@ _TOP = {
     "name", "model_id", "seed", "model", "mode", "rounds", "min_accepted", "deadline_seconds", "quorum",
     "settle_seconds", "aggregation", "acceptance", "data", "partition", "local", "scoring", "dp", "rewards",
     "gossip", "publisher", "committee", "providers", "max_update_bytes", "allocation", "stopping",
-    "governance", "profile", "compression", "encrypt_updates",
+    "governance", "profile", "compression", "encrypt_updates", "providers_per_process",
 }  # fmt: skip
 
 
@@ -536,6 +540,9 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         compression=compression,
         encrypt_updates=r.flag(top, "encrypt_updates", "encrypt_updates", False),
         max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
+        providers_per_process=r.num(
+            top, "providers_per_process", "providers_per_process", 1, kind=int, lo=1, hi=1000
+        ),
         source=source,
     )
     _check_consistency(exp, r)
@@ -644,6 +651,7 @@ class DataSplit:
 
 
 _SPLITS: dict[str, DataSplit] = {}
+_SPLITS_LOCK = threading.Lock()  # providers hosted in one process share one split
 
 
 def _split(exp: Experiment) -> DataSplit:
@@ -673,6 +681,7 @@ def _split(exp: Experiment) -> DataSplit:
 def data_split(exp: Experiment) -> DataSplit:
     """The experiment's deterministic split: same config, same split, in every process."""
     key = repr(replace(exp, model_id="", source=""))
-    if key not in _SPLITS:
-        _SPLITS[key] = _split(exp)
-    return _SPLITS[key]
+    with _SPLITS_LOCK:
+        if key not in _SPLITS:
+            _SPLITS[key] = _split(exp)
+        return _SPLITS[key]

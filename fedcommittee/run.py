@@ -92,12 +92,21 @@ def grant_roles(exp: Experiment, profile, say=print) -> list[tuple[str, str]]:
     return granted
 
 
-def _agent_argv(home: Path, config: Path, model_id: str, role: str, name: str | None) -> list[str]:
+def _agent_argv(home: Path, config: Path, model_id: str, role: str, *names: str) -> list[str]:
     argv = [sys.executable, "-m", "fedcommittee.cli", "--home", str(home), role, str(config)]
     argv += ["--model-id", model_id]
-    if name:
+    for name in names:
         argv += ["--name", name]
     return argv
+
+
+def provider_groups(exp: Experiment) -> list[tuple[str, list[str]]]:
+    """(child name, provider names) per provider process: ``providers_per_process`` in each, in
+    config order. A child hosting one provider is named after it, a group after its first and last."""
+    names = [p.name for p in exp.providers]
+    k = exp.providers_per_process
+    groups = [names[i : i + k] for i in range(0, len(names), k)]
+    return [(g[0] if len(g) == 1 else f"providers-{g[0]}..{g[-1]}", g) for g in groups]
 
 
 def progress_line(client: FedcommitteeClient, model: dict) -> str:
@@ -159,16 +168,16 @@ def run_experiment(
     ]
     children += [
         Child(
-            p.name,
-            _agent_argv(home, config_path, model_id, "provider", p.name),
-            rdir / "logs" / f"{p.name}.out",
+            child,
+            _agent_argv(home, config_path, model_id, "provider", *names),
+            rdir / "logs" / f"{child}.out",
         )
-        for p in exp.providers
+        for child, names in provider_groups(exp)
     ]
     children.append(
         Child(
             "publisher",
-            _agent_argv(home, config_path, model_id, "publish", None),
+            _agent_argv(home, config_path, model_id, "publish"),
             rdir / "logs" / "publisher.out",
         )
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 
 from fedcommittee import ml
@@ -215,3 +216,30 @@ def run_provider(agent: Agent, name: str) -> int:
                 except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
                     agent.step_failed(exc)
         agent.wait()
+
+
+def run_providers(agents: list[tuple[Agent, str]]) -> int:
+    """Several providers in one process, one thread each (``providers_per_process``): they share one
+    torch and one data split. Exit code: the worst of theirs. If one of them raises, the whole group
+    exits at once with an error, so the orchestrator restarts it like any dead agent (providers are
+    idempotent: each reconciles from the ledger, so restarting its healthy neighbours is harmless)."""
+    codes: dict[str, int] = {}
+    failed = threading.Event()
+
+    def one(agent: Agent, name: str) -> None:
+        try:
+            codes[name] = run_provider(agent, name)
+        except BaseException as exc:  # noqa: BLE001 (logged, then the group exits non-zero)
+            agent.log("crashed", level="error", error=f"{type(exc).__name__}: {exc}")
+            codes[name] = 1
+            failed.set()
+
+    threads = [threading.Thread(target=one, args=pair, name=f"provider-{pair[1]}", daemon=True)
+               for pair in agents]  # fmt: skip
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) and not failed.is_set():
+        failed.wait(1.0)
+    if failed.is_set():
+        return 1
+    return max(codes.values(), default=0)

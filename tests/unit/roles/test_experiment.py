@@ -144,3 +144,20 @@ def test_protocol_rules_parse_and_reach_the_spec():
         "governance": {"policy": "all", "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"]},
     }
     assert protocol_rules(parse_experiment(small())) == {}  # nothing asked, nothing sent
+
+
+def test_providers_per_process_groups_providers_in_config_order():
+    from fedcommittee.run import provider_groups
+
+    doc = small()
+    names = [p["name"] for p in doc["providers"]]
+    assert provider_groups(parse_experiment(doc)) == [(n, [n]) for n in names]  # default: one each
+    doc["providers_per_process"] = 2
+    groups = provider_groups(parse_experiment(doc))
+    assert [g for _, g in groups] == [names[i : i + 2] for i in range(0, len(names), 2)]
+    assert all(child == (g[0] if len(g) == 1 else f"providers-{g[0]}..{g[-1]}") for child, g in groups)
+    for bad in (0, -1, 1.5, "two"):
+        doc["providers_per_process"] = bad
+        with pytest.raises(ConfigError) as err:
+            parse_experiment(doc)
+        assert err.value.key == "providers_per_process"

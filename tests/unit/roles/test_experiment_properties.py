@@ -123,3 +123,9 @@ def test_cli_bad_input_is_exit_2_with_the_reason(tmp_path, capsys):
     assert "no provider named 'nobody'" in capsys.readouterr().err
     assert main(["run", config, "--model-id", "bad id!"]) == EXIT_USAGE
     assert "model_id" in capsys.readouterr().err
+
+
+def test_cli_refuses_user_with_several_provider_names(capsys):
+    config = str(ROOT / "configs" / "rules.yaml")
+    assert main(["provider", config, "--name", "p1", "--name", "p2", "--user", "org1-user3"]) == EXIT_USAGE
+    assert "--user names one identity" in capsys.readouterr().err
