@@ -38,10 +38,23 @@ fabric_ports() { # every port the Fabric processes will listen on, with its vari
   done
 }
 
+# The crypto config of this run: network/fabric/crypto-config.yaml, with FC_USERS_PER_ORG client
+# users per org where it is set (benchmarks with many providers need more identities).
+fabric_crypto_config() {
+  local src=$FC_ROOT/network/fabric/crypto-config.yaml
+  if [ -z "${FC_USERS_PER_ORG:-}" ]; then
+    cat "$src"
+    return
+  fi
+  [[ "$FC_USERS_PER_ORG" =~ ^[1-9][0-9]{0,3}$ ]] || die "FC_USERS_PER_ORG must be a number from 1 to 9999, got '$FC_USERS_PER_ORG'"
+  sed -E "s/Users: \{Count: [0-9]+\}/Users: {Count: $FC_USERS_PER_ORG}/" "$src"
+}
+
 fabric_generate() {
   [ -f "$FAB/$CHANNEL.block" ] && return
   mkdir -p "$FAB"
-  "$(fabric_bin)/cryptogen" generate --config="$FC_ROOT/network/fabric/crypto-config.yaml" \
+  fabric_crypto_config >"$FAB/crypto-config.yaml"
+  "$(fabric_bin)/cryptogen" generate --config="$FAB/crypto-config.yaml" \
     --output="$CRYPTO" >"$LOGS/cryptogen.log" 2>&1 || die "cryptogen failed (log: $LOGS/cryptogen.log)"
   fabric_render_configtx >"$FAB/configtx.yaml"
   FABRIC_CFG_PATH=$FAB "$(fabric_bin)/configtxgen" -profile FedCommitteeChannel -channelID "$CHANNEL" \
@@ -362,7 +375,9 @@ fabric_up() {
 # The connection profile agents use (fedcommittee.ledger.load_profile): every peer, and for each
 # org its admin and client users, with the ports and paths of this run.
 fabric_write_profile() {
-  python3 - "$FAB" "$CHANNEL" "$CC_NAME" "$FC_FABRIC_PORT_BASE" "$FC_ROOT/network/fabric/crypto-config.yaml" \
+  local cc=$FAB/crypto-config.yaml
+  [ -f "$cc" ] || cc=$FC_ROOT/network/fabric/crypto-config.yaml # state from before FC_USERS_PER_ORG
+  python3 - "$FAB" "$CHANNEL" "$CC_NAME" "$FC_FABRIC_PORT_BASE" "$cc" \
     >"$FC_HOME/connection.yaml" <<'PY'
 import os
 import re

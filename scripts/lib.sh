@@ -19,6 +19,7 @@ FC_IPFS_API_PORT=${FC_IPFS_API_PORT:-5101}
 FC_IPFS_GATEWAY_PORT=${FC_IPFS_GATEWAY_PORT:-8181}
 FC_IPFS_SWARM_PORT=${FC_IPFS_SWARM_PORT:-4101}
 FC_FABRIC_PORT_BASE=${FC_FABRIC_PORT_BASE:-7000}
+# FC_USERS_PER_ORG: client users per org for a new network (unset: the 15 of crypto-config.yaml).
 
 if [ -t 1 ]; then _b=$'\e[1m' _g=$'\e[32m' _y=$'\e[33m' _r=$'\e[31m' _n=$'\e[0m'; else _b= _g= _y= _r= _n=; fi
 
