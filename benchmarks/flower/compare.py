@@ -1,0 +1,238 @@
+"""fedcommittee against Flower, side by side on this machine: accuracy, robustness, overhead, scale.
+
+Needs the local network up (``scripts/network.sh up``; for ``scale`` with 100 providers, with enough
+identities: ``FC_USERS_PER_ORG=36 scripts/network.sh up``) and the Flower environment
+(``scripts/setup-flower.sh``). Every run's result is kept as JSON under ``--results``; a run whose
+file exists is not repeated (``--force`` repeats it), so sections can be run one at a time and the
+tables rebuilt from what was measured::
+
+    .venv/bin/python benchmarks/flower/compare.py accuracy
+    .venv/bin/python benchmarks/flower/compare.py robustness
+    .venv/bin/python benchmarks/flower/compare.py overhead
+    .venv/bin/python benchmarks/flower/compare.py scale
+    .venv/bin/python benchmarks/flower/compare.py write      # benchmarks/BENCHMARKS.md + plots
+
+Sections (defaults sized for 2 cores; every knob is a flag):
+  accuracy    4 partitions x {fedcommittee, Flower FedAvg, Flower FedProx}, 10 providers, 30 rounds
+  robustness  dominant-class partition; 30 % attackers of each kind, 10/20/40 % sign-flippers;
+              fedcommittee vs Flower FedAvg, FedMedian, FedTrimmedAvg, Krum; drop from each one's
+              clean run
+  overhead    one setting on the network and the same work in-process (no ledger, no IPFS)
+  scale       10/25/50/100 providers x 3/5 committee members: round time, transactions, memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from setting import PARTITIONS, Setting  # noqa: E402
+
+RESULTS = HERE / "results"
+ATTACKS = ("label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
+ROBUST = ("fedavg", "fedmedian", "fedtrimmedavg", "krum")
+
+
+def flower_python() -> str:
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup-flower.sh"), "--quiet"], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"scripts/setup-flower.sh failed:\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = Path(args.home or os.environ.get("FC_HOME") or ROOT / ".fedcommittee")
+        self._flower: str | None = None
+
+    def path(self, section: str, system: str, s: Setting) -> Path:
+        return self.args.results / section / f"{system}__{s.tag()}.json"
+
+    def _cached(self, p: Path) -> dict | None:
+        if p.exists() and not self.args.force:
+            return json.loads(p.read_text())
+        return None
+
+    def _save(self, p: Path, res: dict) -> dict:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(res, indent=1))
+        return res
+
+    def _say(self, what: str, res: dict) -> None:
+        acc = res.get("accuracy")
+        tail = f" final {acc[-1]:.4f} best {max(acc):.4f}" if acc else ""
+        print(f"  {what}: {res.get('wall_seconds', ''):>7} s{tail}", flush=True)
+
+    def wanted(self, system: str) -> bool:
+        return self.args.systems == "all" or self.args.systems == system.split("-")[0]
+
+    def flower(self, section: str, strategy: str, s: Setting) -> dict | None:
+        if not self.wanted("flower"):
+            return None
+        p = self.path(section, f"flower-{strategy}", s)
+        if (res := self._cached(p)) is not None:
+            return res
+        self._flower = self._flower or flower_python()
+        print(f"flower {strategy} {s.tag()} ...", flush=True)
+        log = p.with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as err:
+            out = subprocess.run(
+                [self._flower, str(HERE / "flower_sim.py"), "--strategy", strategy, "--setting", s.to_json()],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        if out.returncode != 0:
+            raise SystemExit(f"flower {strategy} {s.tag()} failed ({out.returncode}); log: {log}")
+        log.unlink()
+        res = self._save(p, json.loads(out.stdout.strip().splitlines()[-1]))
+        self._say(f"flower-{strategy}", res)
+        return res
+
+    def fedcommittee(self, section: str, s: Setting) -> dict | None:
+        from fc_side import run_network
+
+        if not self.wanted("fedcommittee"):
+            return None
+        p = self.path(section, "fedcommittee", s)
+        if (res := self._cached(p)) is not None:
+            return res
+        print(f"fedcommittee {s.tag()} (network at {self.home}) ...", flush=True)
+        res = self._save(p, run_network(s, self.home))
+        self._say("fedcommittee", res)
+        return res
+
+    def inprocess(self, section: str, s: Setting) -> dict | None:
+        from fc_side import run_inprocess
+
+        if not self.wanted("fedcommittee"):
+            return None
+        p = self.path(section, "in-process", s)
+        if (res := self._cached(p)) is not None:
+            return res
+        print(f"in-process {s.tag()} ...", flush=True)
+        t0 = time.perf_counter()
+        res = run_inprocess(s)
+        res["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        return self._save(p, res)
+
+
+def base_setting(a: argparse.Namespace, **kw) -> Setting:
+    return Setting(
+        model=a.model, rounds=a.rounds, steps=a.steps, lr=a.lr, momentum=a.momentum, seed=a.seed, **kw
+    )
+
+
+def section_accuracy(r: Runner, a: argparse.Namespace) -> None:
+    for part in a.partitions.split(","):
+        s = base_setting(a, partition=part)
+        r.fedcommittee("accuracy", s)
+        for strategy in ("fedavg", "fedprox"):
+            r.flower("accuracy", strategy, s)
+
+
+def section_robustness(r: Runner, a: argparse.Namespace) -> None:
+    base = base_setting(a, partition=a.partition)
+    grid = [(att, 0.3) for att in a.attacks.split(",")]
+    grid += [(a.fraction_attack, f) for f in (0.1, 0.2, 0.4) if a.fraction_attack]
+    for s in [base] + [replace(base, attack=att, attack_fraction=f) for att, f in grid]:
+        r.fedcommittee("robustness", s)
+        for strategy in ROBUST:
+            r.flower("robustness", strategy, s)
+
+
+def section_overhead(r: Runner, a: argparse.Namespace) -> None:
+    # At the accuracy runs' local work and at the main job's (150 steps): the share of the ledger and
+    # IPFS depends on how much computing a round has to do.
+    for steps in (int(x) for x in a.overhead_steps.split(",")):
+        s = replace(base_setting(a, partition=a.partition), steps=steps)
+        r.fedcommittee("overhead", s)
+        r.inprocess("overhead", s)
+
+
+def section_scale(r: Runner, a: argparse.Namespace) -> None:
+    for members in (int(m) for m in a.members.split(",")):
+        for n in (int(p) for p in a.providers.split(",")):
+            s = replace(
+                base_setting(a, partition="dominant"),
+                providers=n,
+                members=members,
+                max_samples=a.max_samples,
+                test_samples=1000,
+                providers_per_process=a.providers_per_process,
+            )
+            try:
+                r.fedcommittee("scale", s)
+            except RuntimeError as exc:
+                print(f"  failed: {exc}", flush=True)
+                if not a.keep_going:
+                    raise
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("section", choices=["accuracy", "robustness", "overhead", "scale", "write"])
+    ap.add_argument("--home", help="state dir of the running network ($FC_HOME)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--force", action="store_true", help="repeat runs whose result file exists")
+    ap.add_argument(
+        "--systems",
+        choices=["all", "fedcommittee", "flower"],
+        default="all",
+        help="run only one side (fedcommittee includes the in-process baseline)",
+    )
+    ap.add_argument("--model", default="cnn-small")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--steps", type=int, default=20, help="local SGD steps per round (batch 32)")
+    ap.add_argument("--lr", type=float, default=0.03)
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--partitions", default=",".join(PARTITIONS), help="accuracy: partitions to run")
+    ap.add_argument("--partition", default="dominant", help="robustness, overhead: the partition")
+    ap.add_argument("--attacks", default=",".join(ATTACKS), help="robustness: attacks run at 30 %%")
+    ap.add_argument(
+        "--fraction-attack", default="sign_flip", help="robustness: the attack run at 10/20/40 %%"
+    )
+    ap.add_argument("--overhead-steps", default="20,150", help="overhead: local steps per setting")
+    ap.add_argument("--providers", default="10,25,50,100", help="scale: provider counts")
+    ap.add_argument("--members", default="3,5", help="scale: committee sizes")
+    ap.add_argument("--max-samples", type=int, default=12000, help="scale: training pool size")
+    ap.add_argument("--keep-going", action="store_true", help="scale: go on after a failed size")
+    ap.add_argument("--providers-per-process", type=int, default=5, help="scale: providers per agent process")
+    a = ap.parse_args()
+    if a.rounds is None:
+        a.rounds = {"accuracy": 30, "robustness": 15, "overhead": 10, "scale": 3}.get(a.section, 30)
+    if a.section == "write":
+        from report import write
+
+        write(a.results, ROOT / "benchmarks" / "BENCHMARKS.md")
+        return 0
+    r = Runner(a)
+    started = time.perf_counter()
+    {
+        "accuracy": section_accuracy,
+        "robustness": section_robustness,
+        "overhead": section_overhead,
+        "scale": section_scale,
+    }[a.section](r, a)
+    print(f"{a.section}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The fedcommittee side of a benchmark setting: a whole consortium on the running local network.
+
+``run_network`` writes the setting's experiment config, runs ``fedcommittee run`` on the network of
+``--home`` (agents as processes, real Fabric and IPFS), and reads back what the report measured: test
+accuracy after every round, the committee's verdicts, the per-round critical-path breakdown. Beside
+it a sampler records the resident memory of the agents and of the network's nodes.
+
+``run_inprocess`` is the overhead baseline: the same work in one process pool, without ledger and
+IPFS: the providers' local training, every member's scoring (reference update + trust scores), the
+acceptance rule, FedAvg of the accepted updates and each member's check of the aggregate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+from setting import Setting, experiment_doc, provider_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (torch's libraries, mapped by every agent) counted once
+    in all, so the sum over processes is the memory they really take together."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    """Peak of the summed PSS of the run's agents (processes naming the model id) and the network."""
+
+    def __init__(self, home: Path, model_id: str, every: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.home, self.model_id, self.every = home, model_id, every
+        self.peak_agents = self.peak_network = self.peak_agent_max = 0.0
+        self._halt = threading.Event()
+
+    def _agent_pids(self) -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    cmd = (d / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if self.model_id.encode() in cmd and b"--model-id" in cmd and b" run " not in cmd:
+                    out.append(int(d.name))
+        return out
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            agents = [_pss_mb(p) for p in self._agent_pids()]
+            net = sum(
+                _pss_mb(int(f.read_text().split()[0]))
+                for f in (self.home / "pids").glob("*.pid")
+                if f.read_text().split()
+            )
+            self.peak_agents = max(self.peak_agents, sum(agents))
+            self.peak_agent_max = max(self.peak_agent_max, max(agents, default=0.0))
+            self.peak_network = max(self.peak_network, net)
+            self._halt.wait(self.every)
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(5)
+        return {
+            "agents_peak_mb": round(self.peak_agents),
+            "agent_max_mb": round(self.peak_agent_max),
+            "network_peak_mb": round(self.peak_network),
+        }
+
+
+def _acceptance(report: dict, behaviours: dict[str, str]) -> dict:
+    tp = fp = fn = tn = 0
+    for u in report["updates"]:
+        if u["status"] not in ("accepted", "rejected"):
+            continue
+        honest, ok = behaviours[u["provider"]] == "honest", u["status"] == "accepted"
+        tp += honest and ok
+        fp += (not honest) and ok
+        fn += honest and not ok
+        tn += (not honest) and not ok
+
+    def ratio(a: int, b: int) -> float | None:
+        return round(a / b, 4) if b else None
+
+    return {
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "attackers_rejected": ratio(tn, tn + fp),
+        "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    }
+
+
+def _transactions_per_round(logs: Path) -> dict[int, int]:
+    from fedcommittee.logs import read_logs
+
+    per: Counter = Counter()
+    for rec in read_logs(logs):
+        if rec.get("event") == "submitted" and int(rec.get("round") or 0) > 0:
+            per[int(rec["round"])] += 1
+    return dict(per)
+
+
+def run_network(setting: Setting, home: Path) -> dict:
+    doc = experiment_doc(setting, name="bench")
+    model_id = f"{setting.tag()}-{int(time.time())}"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(doc, f)
+        cfg = Path(f.name)
+    fedcommittee = ROOT / ".venv" / "bin" / "fedcommittee"
+    sampler = MemorySampler(home, model_id)
+    sampler.start()
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(fedcommittee), "--home", str(home), "run", str(cfg), "--model-id", model_id, "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    memory = sampler.stop()
+    cfg.unlink()
+    run = home / "runs" / model_id
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"fedcommittee run {model_id} failed ({proc.returncode}); logs in {run}\n"
+            f"{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        )
+    report = json.loads((run / "report" / "report.json").read_text())
+    by_round = {int(k): v for k, v in report["test_accuracy"].items()}
+    # test_accuracy[r] is round r's *starting* global model; after round r comes r + 1, then the final.
+    acc = [by_round[r + 1] for r in range(1, setting.rounds) if r + 1 in by_round]
+    acc.append(report["final_test_accuracy"])
+    behaviours = {p["name"]: p["behaviour"] for p in doc["providers"]}
+    overhead = report["overhead"]
+    tx = _transactions_per_round(run / "logs")
+    return {
+        "system": "fedcommittee",
+        "setting": json.loads(setting.to_json()),
+        "model_id": model_id,
+        "accuracy": acc,
+        "wall_seconds": round(wall, 1),
+        "round_seconds": [overhead[k]["wall"] for k in sorted(overhead, key=int)],
+        "breakdown_median": report["summary"].get("round_breakdown_median_seconds"),
+        "ledger_ipfs_share": report["summary"].get("ledger_ipfs_share_of_round_time"),
+        "acceptance": _acceptance(report, behaviours),
+        "accepted": report["summary"]["accepted"],
+        "rejected": report["summary"]["rejected"],
+        "transactions_per_round_median": statistics.median(tx.values()) if tx else None,
+        "memory": memory,
+    }
+
+
+# ------------------------------------------------------------------------------ in-process baseline
+_W: dict = {}
+
+
+def _init_worker(setting_json: str) -> None:
+    import torch
+
+    from fedcommittee import ml
+    from fedcommittee.experiment import data_split, parse_experiment
+
+    torch.set_num_threads(1)
+    s = Setting.from_json(setting_json)
+    exp = parse_experiment(experiment_doc(s), "<benchmark setting>").with_model_id("inprocess")
+    split = data_split(exp)
+    _W.update(
+        s=s, exp=exp, split=split, ml=ml, shards=ml.split_shards(split.val, len(exp.committee), exp.seed + 3)
+    )
+
+
+def _train(args: tuple) -> tuple:
+    from fedcommittee.roles.provider import _seed
+
+    g, i, r = args
+    s, exp, split, ml = _W["s"], _W["exp"], _W["split"], _W["ml"]
+    name = provider_name(i)
+    data = split.train.subset(split.partition[i])
+    upd = ml.run_behaviour(
+        ml.get_behaviour(s.behaviours()[i]), s.model, g, data, exp.train_config(_seed(exp.seed, name, r))
+    )
+    return upd.delta, int(upd.num_samples)
+
+
+def _score(args: tuple) -> list[float]:
+    g, deltas, sizes, k = args
+    exp, ml = _W["exp"], _W["ml"]
+    return ml.score_updates(exp.scoring_rule(), exp.model, g, deltas, _W["shards"][k], sizes)
+
+
+def _check(args: tuple) -> float:
+    state, k = args
+    return _W["ml"].evaluate(_W["exp"].model, state, _W["shards"][k]).accuracy
+
+
+def run_inprocess(setting: Setting, workers: int | None = None) -> dict:
+    """Per-round wall time of the same work without ledger and IPFS (a pool of ``workers``)."""
+    from fedcommittee import ml
+    from fedcommittee.experiment import parse_experiment
+
+    exp = parse_experiment(experiment_doc(setting), "<benchmark setting>").with_model_id("inprocess")
+    rule = exp.scoring_rule()
+    g = ml.initial_state(setting.model, exp.seed)
+    walls, accepted = [], 0
+    with ProcessPoolExecutor(
+        workers or os.cpu_count() or 1, initializer=_init_worker, initargs=(setting.to_json(),)
+    ) as pool:
+        list(pool.map(_check, [(g, k % setting.members) for k in range(pool._max_workers)]))  # warm up
+        for r in range(1, setting.rounds + 1):
+            t0 = time.perf_counter()
+            ups = list(pool.map(_train, [(g, i, r) for i in range(setting.providers)]))
+            deltas, sizes = [d for d, _ in ups], [n for _, n in ups]
+            per_member = list(pool.map(_score, [(g, deltas, sizes, k) for k in range(setting.members)]))
+            med = [statistics.median(col) for col in zip(*per_member, strict=True)]
+            chosen = [(d, n) for d, n, s in zip(deltas, sizes, med, strict=True) if ml.accept(rule, s)]
+            accepted += len(chosen)
+            if len(chosen) >= exp.min_accepted:
+                g = ml.get_strategy(exp.aggregation).aggregate(g, chosen)
+            list(pool.map(_check, [(g, k) for k in range(setting.members)]))
+            walls.append(time.perf_counter() - t0)
+            print(
+                f"[in-process] round {r} {walls[-1]:.2f}s accepted {len(chosen)}", file=sys.stderr, flush=True
+            )
+    return {
+        "system": "in-process",
+        "setting": json.loads(setting.to_json()),
+        "round_seconds": walls,
+        "accepted": accepted,
+    }

@@ -1,0 +1,308 @@
+"""Builds benchmarks/BENCHMARKS.md (tables, target checks) and its plots from the result files.
+
+Every figure comes from a JSON file a run of ``compare.py`` wrote; nothing is typed in by hand except
+the reading in ``notes.md`` (appended as it is). A section without results says so.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from setting import PARTITIONS, Setting, rounds_to
+
+SYSTEM_ORDER = (
+    "fedcommittee",
+    "flower-fedavg",
+    "flower-fedprox",
+    "flower-fedmedian",
+    "flower-fedtrimmedavg",
+    "flower-krum",
+    "in-process",
+)
+COMMANDS = """\
+```bash
+scripts/network.sh up                                   # FC_FABRIC_HOME where Fabric is not in the cache
+bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.0 beside the main venv
+.venv/bin/python benchmarks/flower/compare.py accuracy
+.venv/bin/python benchmarks/flower/compare.py robustness
+.venv/bin/python benchmarks/flower/compare.py overhead
+scripts/network.sh down && FC_USERS_PER_ORG=36 scripts/network.sh up   # identities for 100 providers
+.venv/bin/python benchmarks/flower/compare.py scale --keep-going
+.venv/bin/python benchmarks/flower/compare.py write     # this file and benchmarks/flower/results/*.png
+```"""
+
+
+def _load(results: Path, section: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / section).glob("*.json"))]
+
+
+def _order(system: str) -> int:
+    return SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER)
+
+
+def _fmt(x, spec: str = ".4f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _plot_curves(path: Path, title: str, runs: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for r in sorted(runs, key=lambda r: _order(r["system"])):
+        ax.plot(range(1, len(r["accuracy"]) + 1), r["accuracy"], label=r["system"])
+    ax.axhline(0.8, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="round", ylabel="test accuracy", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def accuracy_section(results: Path, out_dir: Path) -> list[str]:
+    runs = _load(results, "accuracy")
+    if not runs:
+        return ["No accuracy results yet (`compare.py accuracy`)."]
+    by_part: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        by_part[r["setting"]["partition"]].append(r)
+    s0 = Setting(**runs[0]["setting"])
+    lines = [
+        f"{s0.providers} providers, {s0.members} committee members (fedcommittee), model `{s0.model}`,"
+        f" {s0.rounds} rounds, {s0.steps} local SGD steps x batch {s0.batch_size} (lr {s0.lr}, momentum"
+        f" {s0.momentum}) per provider and round, seed {s0.seed}; test accuracy on {s0.test_samples} test"
+        " images after every round.",
+        "",
+        "| partition | system | final | best | rounds to 0.80 | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    checks = []
+    for part in [p for p in PARTITIONS if p in by_part]:
+        rs = sorted(by_part[part], key=lambda r: _order(r["system"]))
+        for r in rs:
+            acc = r["accuracy"]
+            lines.append(
+                f"| {part} | {r['system']} | {acc[-1]:.4f} | {max(acc):.4f} |"
+                f" {rounds_to(acc, 0.8) or '-'} | {r['wall_seconds']:.0f} |"
+            )
+        _plot_curves(out_dir / f"accuracy_{part}.png", f"{part}: test accuracy per round", rs)
+        fc = next((r for r in rs if r["system"] == "fedcommittee"), None)
+        fa = next((r for r in rs if r["system"] == "flower-fedavg"), None)
+        if fc and fa:
+            d = fc["accuracy"][-1] - fa["accuracy"][-1]
+            checks.append(
+                f"{part}: fedcommittee {fc['accuracy'][-1]:.4f} vs Flower FedAvg"
+                f" {fa['accuracy'][-1]:.4f} ({d:+.4f}): {'met' if d >= 0 else 'missed'}"
+            )
+    lines += ["", "Plots: " + ", ".join(f"[{p}](flower/results/accuracy_{p}.png)" for p in by_part), ""]
+    lines += ["Target (final accuracy >= Flower FedAvg on every clean setting):", ""]
+    lines += [f"- {c}" for c in checks]
+    return lines
+
+
+def robustness_section(results: Path) -> list[str]:
+    runs = _load(results, "robustness")
+    if not runs:
+        return ["No robustness results yet (`compare.py robustness`)."]
+    clean = {r["system"]: r for r in runs if r["setting"]["attack"] == "honest"}
+    attacked = [r for r in runs if r["setting"]["attack"] != "honest"]
+    s0 = Setting(**runs[0]["setting"])
+    systems = sorted({r["system"] for r in runs}, key=_order)
+    lines = [
+        f"Partition `{s0.partition}`, {s0.providers} providers, `{s0.model}`, {s0.rounds} rounds, {s0.steps}"
+        f" local steps. Attackers are a seeded draw of the providers, the same on both sides. Flower's"
+        f" FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true number of"
+        f" attackers: oracle settings in the baselines' favour.",
+        "",
+        "Final test accuracy (drop from the same system's clean run, in points):",
+        "",
+        "| attack | share | " + " | ".join(systems) + " |",
+        "|---|---|" + "---|" * len(systems),
+        "| none (clean) | 0 | "
+        + " | ".join(_fmt(clean[s]["accuracy"][-1]) if s in clean else "n/a" for s in systems)
+        + " |",
+    ]
+    scen: dict[tuple, dict] = defaultdict(dict)
+    for r in attacked:
+        scen[(r["setting"]["attack"], r["setting"]["attack_fraction"])][r["system"]] = r
+    checks, acc_rows = [], []
+    for (att, frac), rs in sorted(scen.items(), key=lambda kv: (kv[0][1] != 0.3, kv[0])):
+        cells = []
+        for s in systems:
+            r = rs.get(s)
+            if r is None:
+                cells.append("n/a")
+                continue
+            drop = 100 * (clean[s]["accuracy"][-1] - r["accuracy"][-1]) if s in clean else None
+            cells.append(f"{r['accuracy'][-1]:.4f} ({_fmt(drop, '+.1f')})")
+        lines.append(f"| {att} | {frac:.0%} | " + " | ".join(cells) + " |")
+        fc = rs.get("fedcommittee")
+        if fc:
+            a = fc["acceptance"]
+            acc_rows.append(
+                f"| {att} | {frac:.0%} | {_fmt(a['precision'], '.2f')} | {_fmt(a['recall'], '.2f')} |"
+                f" {_fmt(a['attackers_rejected'], '.2f')} | {fc['accepted']} / {fc['rejected']} |"
+            )
+            if frac == 0.3 and "fedcommittee" in clean and "flower-fedavg" in clean and "flower-fedavg" in rs:
+                d = 100 * (clean["fedcommittee"]["accuracy"][-1] - fc["accuracy"][-1])
+                dfa = 100 * (clean["flower-fedavg"]["accuracy"][-1] - rs["flower-fedavg"]["accuracy"][-1])
+                verdict = "met" if d <= 2 else f"missed by {d - 2:.1f}"
+                checks.append(
+                    f"{att} 30 %: fedcommittee drops {d:.1f} points (Flower FedAvg {dfa:.1f}): {verdict}"
+                )
+    lines += [
+        "",
+        "Committee verdicts (precision = honest share of the accepted updates, recall = share of"
+        " honest updates accepted, rejected = share of malicious updates rejected):",
+        "",
+        "| attack | share | precision | recall | rejected | accepted / rejected |",
+        "|---|---|---|---|---|---|",
+    ]
+    if "fedcommittee" in clean:
+        a = clean["fedcommittee"]["acceptance"]
+        lines.append(
+            f"| none (clean) | 0 | {_fmt(a['precision'], '.2f')} | {_fmt(a['recall'], '.2f')} | n/a |"
+            f" {clean['fedcommittee']['accepted']} / {clean['fedcommittee']['rejected']} |"
+        )
+    lines += acc_rows
+    lines += ["", "Target (30 % attackers: drop <= 2 points where FedAvg drops far more):", ""]
+    lines += [f"- {c}" for c in checks]
+    return lines
+
+
+def overhead_section(results: Path) -> list[str]:
+    runs = _load(results, "overhead")
+    pairs: dict[int, dict[str, dict]] = defaultdict(dict)
+    for r in runs:
+        pairs[r["setting"]["steps"]][r["system"]] = r
+    lines = []
+    complete = {k: v for k, v in sorted(pairs.items()) if "fedcommittee" in v and "in-process" in v}
+    if complete:
+        s = Setting(**next(iter(complete.values()))["fedcommittee"]["setting"])
+        lines += [
+            f"Partition `{s.partition}`, {s.providers} providers, {s.members} members, `{s.model}`,"
+            f" {s.rounds} rounds. In-process: the same training, committee scoring, acceptance, FedAvg and"
+            " aggregate checks in a pool of as many worker processes as cores, no ledger, no IPFS. Round"
+            " breakdown: medians over rounds along the critical path (`fedcommittee.logs.round_overhead`).",
+            "",
+            "| local steps | in-process s/round | fedcommittee s/round | ratio | compute | ledger | IPFS"
+            " | other | ledger + IPFS share |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for steps, v in complete.items():
+            fc, ip = v["fedcommittee"], v["in-process"]
+            f_med, i_med = statistics.median(fc["round_seconds"]), statistics.median(ip["round_seconds"])
+            b = fc["breakdown_median"] or {}
+            parts = " | ".join(_fmt(b.get(k), ".2f") for k in ("compute", "ledger", "ipfs", "other"))
+            lines.append(
+                f"| {steps} | {i_med:.2f} | {f_med:.2f} | {f_med / i_med:.2f} | {parts} |"
+                f" {_fmt(fc['ledger_ipfs_share'], '.1%')} |"
+            )
+        shares = {k: v["fedcommittee"]["ledger_ipfs_share"] for k, v in complete.items()}
+        lines += ["", "Target (ledger + IPFS <= 10 % of round time at 10 providers):", ""]
+        for steps, share in shares.items():
+            verdict = "met" if share <= 0.10 else f"missed by {100 * (share - 0.10):.1f} points"
+            lines.append(f"- {steps} local steps: {share:.1%}: {verdict}")
+    else:
+        lines.append("No overhead results yet (`compare.py overhead`).")
+    acc = [r for r in _load(results, "accuracy") if r["system"] == "fedcommittee"]
+    if acc:
+        lines += [
+            "",
+            "The same share in the 30-round accuracy runs (10 providers, run beside Flower jobs):",
+            "",
+        ]
+        for r in acc:
+            lines.append(
+                f"- {r['setting']['partition']}: {_fmt(r['ledger_ipfs_share'], '.1%')}"
+                f" (median round {statistics.median(r['round_seconds']):.1f} s)"
+            )
+    return lines
+
+
+def scale_section(results: Path, out_dir: Path) -> list[str]:
+    runs = sorted(_load(results, "scale"), key=lambda r: (r["setting"]["members"], r["setting"]["providers"]))
+    if not runs:
+        return ["No scale results yet (`compare.py scale`)."]
+    s0 = Setting(**runs[0]["setting"])
+    lines = [
+        f"`{s0.model}`, {s0.rounds} rounds, {s0.steps} local steps, dominant-class partition of"
+        f" {s0.max_samples} training images; one process per agent. Memory: peak of the summed"
+        " proportional set size (PSS: shared library pages counted once) of the agents, and of the"
+        " network's nodes (3 orderers, 3 peers, 3 chaincode servers, Kubo).",
+        "",
+        "| providers | members | median round s | transactions / round | agents' memory MB |"
+        " largest agent MB | network memory MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        s, m = r["setting"], r["memory"]
+        lines.append(
+            f"| {s['providers']} | {s['members']} | {statistics.median(r['round_seconds']):.1f} |"
+            f" {_fmt(r['transactions_per_round_median'], '.0f')} | {m['agents_peak_mb']} |"
+            f" {m['agent_max_mb']} | {m['network_peak_mb']} |"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    for members in sorted({r["setting"]["members"] for r in runs}):
+        rs = [r for r in runs if r["setting"]["members"] == members]
+        xs = [r["setting"]["providers"] for r in rs]
+        axes[0].plot(
+            xs, [statistics.median(r["round_seconds"]) for r in rs], "o-", label=f"{members} members"
+        )
+        axes[1].plot(
+            xs, [r["transactions_per_round_median"] or 0 for r in rs], "o-", label=f"{members} members"
+        )
+        axes[2].plot(xs, [r["memory"]["agents_peak_mb"] / 1024 for r in rs], "o-", label=f"{members} members")
+    for ax, t in zip(axes, ("median round (s)", "transactions / round", "agents' memory (GiB)"), strict=True):
+        ax.set(xlabel="providers", title=t)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "scale.png", dpi=100)
+    plt.close(fig)
+    lines += ["", "Plot: [scale.png](flower/results/scale.png)"]
+    return lines
+
+
+def write(results: Path, out: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    parts = [
+        "# Benchmarks: fedcommittee against Flower",
+        "",
+        "Generated by `benchmarks/flower/compare.py write` from the result files in"
+        " `benchmarks/flower/results/` (one JSON per run). Reproduce every figure with:",
+        "",
+        COMMANDS,
+        "",
+        "## 1. Accuracy under skew",
+        "",
+        *accuracy_section(results, results),
+        "",
+        "## 2. Robustness",
+        "",
+        *robustness_section(results),
+        "",
+        "## 3. Overhead",
+        "",
+        *overhead_section(results),
+        "",
+        "## 4. Scale",
+        "",
+        *scale_section(results, results),
+    ]
+    notes = Path(__file__).with_name("notes.md")
+    if notes.exists():
+        parts += ["", notes.read_text().rstrip()]
+    out.write_text("\n".join(parts) + "\n")
+    print(f"wrote {out}")

@@ -1,0 +1,149 @@
+"""One benchmark setting, shared by the fedcommittee side and the Flower side.
+
+A setting names the partition, the model, the local work, the rounds and the attackers. From it
+``experiment_doc`` builds the fedcommittee experiment config, and both sides take their data from
+that experiment's deterministic split (``fedcommittee.experiment.data_split``): the same providers
+hold the same samples, the same test split scores both, and the initial weights are the same.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+# Benchmark partitions -> (fedcommittee partition name, its parameters).
+PARTITIONS = {
+    "dominant": ("dominant_class", {"share": 0.8}),
+    "onecls": ("one_class_per_client", {}),
+    "dir0.1": ("dirichlet", {"alpha": 0.1}),
+    "dir0.5": ("dirichlet", {"alpha": 0.5}),
+}
+ORGS = ("org1", "org2", "org3")
+
+
+@dataclass(frozen=True)
+class Setting:
+    partition: str = "dominant"
+    model: str = "cnn-small"
+    providers: int = 10
+    members: int = 3
+    rounds: int = 30
+    steps: int = 20
+    batch_size: int = 32
+    lr: float = 0.03
+    momentum: float = 0.9
+    max_samples: int = 24000
+    test_samples: int = 10000
+    seed: int = 0
+    attack: str = "honest"
+    attack_fraction: float = 0.0
+    providers_per_process: int = 1  # fedcommittee only: providers hosted per agent process
+
+    def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise ValueError(f"unknown partition {self.partition!r} (have {sorted(PARTITIONS)})")
+        if not 0.0 <= self.attack_fraction < 1.0:
+            raise ValueError(f"attack_fraction must be in [0, 1), got {self.attack_fraction}")
+
+    @property
+    def n_attackers(self) -> int:
+        return 0 if self.attack == "honest" else round(self.attack_fraction * self.providers)
+
+    def attackers(self) -> list[int]:
+        """Indices of the malicious providers: a seeded draw, the same on both sides."""
+        rng = np.random.default_rng(self.seed + 99)
+        return sorted(rng.choice(self.providers, size=self.n_attackers, replace=False).tolist())
+
+    def behaviours(self) -> list[str]:
+        bad = set(self.attackers())
+        return [self.attack if i in bad else "honest" for i in range(self.providers)]
+
+    def clean(self) -> Setting:
+        return replace(self, attack="honest", attack_fraction=0.0)
+
+    def tag(self) -> str:
+        t = f"{self.partition}-{self.model}-p{self.providers}-m{self.members}-r{self.rounds}-s{self.steps}"
+        if self.n_attackers:
+            t += f"-{self.attack}{round(100 * self.attack_fraction)}"
+        if self.providers_per_process > 1:
+            t += f"-pp{self.providers_per_process}"
+        return t
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Setting:
+        return cls(**json.loads(text))
+
+
+def provider_name(i: int) -> str:
+    return f"p{i:03d}"
+
+
+def experiment_doc(s: Setting, name: str = "bench") -> dict:
+    """The fedcommittee experiment config of a setting (a mapping ready for YAML)."""
+    pname, params = PARTITIONS[s.partition]
+    behaviours = s.behaviours()
+    # Users: the publisher is orgN-user1 of org1, member k is user2 of its org (then user3.. for a
+    # second member of the same org), providers take the following users round-robin over the orgs.
+    next_user = {org: 2 for org in ORGS}
+    committee = []
+    for k in range(s.members):
+        org = ORGS[k % len(ORGS)]
+        committee.append({"name": f"member-{k}", "user": f"{org}-user{next_user[org]}"})
+        next_user[org] += 1
+    providers = []
+    for i in range(s.providers):
+        org = ORGS[i % len(ORGS)]
+        providers.append(
+            {"name": provider_name(i), "user": f"{org}-user{next_user[org]}", "behaviour": behaviours[i]}
+        )
+        next_user[org] += 1
+    return {
+        "name": name,
+        "seed": s.seed,
+        "model": s.model,
+        "mode": "federated",
+        "rounds": s.rounds,
+        "min_accepted": 2,
+        "deadline_seconds": 300,
+        # Rounds close as soon as every provider is final; the settle window only bounds the wait for
+        # a missing one. 10 s keeps a provider slowed by a busy machine in its round.
+        "settle_seconds": 10,
+        "providers_per_process": s.providers_per_process,
+        "quorum": s.members // 2 + 1,
+        "data": {
+            "source": "fashion-mnist:train",
+            "max_samples": s.max_samples,
+            "val_fraction": 0.1,
+            "test_source": "fashion-mnist:test",
+            "test_samples": s.test_samples,
+        },
+        "partition": {"name": pname, "params": params},
+        "local": {
+            "steps": s.steps,
+            "batch_size": s.batch_size,
+            "lr": s.lr,
+            "optimizer": "sgd",
+            "momentum": s.momentum,
+        },
+        "scoring": {"rule": "trust", "metric": "loss", "reference_steps": s.steps, "reference_lr": s.lr},
+        "acceptance": "threshold",
+        "aggregation": "fedavg",
+        "publisher": "org1-user1",
+        "committee": committee,
+        "providers": providers,
+    }
+
+
+def users_needed(s: Setting) -> int:
+    """Client users per org the setting's identities need (publisher + members + providers)."""
+    return 1 + -(-(s.members + s.providers) // len(ORGS))
+
+
+def rounds_to(acc: list[float], target: float) -> int | None:
+    """First round (1-based) whose accuracy reaches ``target``; ``acc[0]`` is round 1."""
+    return next((i + 1 for i, a in enumerate(acc) if a >= target), None)

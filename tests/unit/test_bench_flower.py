@@ -1,0 +1,129 @@
+"""The Flower comparison's shared pieces: settings, the configs they make, the verdicts the report draws."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parents[2] / "benchmarks" / "flower"
+sys.path.insert(0, str(HERE))
+
+import fc_side  # noqa: E402
+import report  # noqa: E402
+from setting import ORGS, Setting, experiment_doc, rounds_to, users_needed  # noqa: E402
+
+from fedcommittee.experiment import parse_experiment  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        Setting(),
+        Setting(partition="onecls", attack="sign_flip", attack_fraction=0.3),
+        Setting(partition="dir0.1", providers=50, members=5),
+        Setting(partition="dir0.5", providers=25, members=3, attack="free_rider", attack_fraction=0.4),
+    ],
+)
+def test_experiment_doc_is_a_valid_config_with_distinct_identities(s):
+    doc = experiment_doc(s)
+    exp = parse_experiment(doc, "<test>")
+    assert len(exp.providers) == s.providers and len(exp.committee) == s.members
+    users = [exp.publisher] + [m.user for m in exp.committee] + [p.user for p in exp.providers]
+    assert len(set(users)) == len(users)
+    per_org = Counter(u.split("-")[0] for u in users)
+    assert set(per_org) <= set(ORGS)
+    # user numbers never exceed what users_needed asks the network for
+    assert max(int(u.split("user")[1]) for u in users) <= users_needed(s)
+    assert sum(p.behaviour != "honest" for p in exp.providers) == s.n_attackers
+
+
+def test_attackers_are_a_seeded_draw_of_the_right_size():
+    s = Setting(attack="label_flip", attack_fraction=0.3)
+    assert s.attackers() == Setting(attack="label_flip", attack_fraction=0.3).attackers()
+    assert len(s.attackers()) == 3 and all(0 <= i < 10 for i in s.attackers())
+    assert Setting(attack="honest", attack_fraction=0.3).attackers() == []
+    assert s.behaviours().count("label_flip") == 3 and s.clean().behaviours() == ["honest"] * 10
+    assert s.tag() != s.clean().tag()
+
+
+def test_setting_round_trips_and_rejects_bad_values():
+    s = Setting(partition="dir0.5", rounds=7, attack="scaling", attack_fraction=0.2)
+    assert Setting.from_json(s.to_json()) == s
+    with pytest.raises(ValueError, match="unknown partition 'zipf'"):
+        Setting(partition="zipf")
+    with pytest.raises(ValueError, match="attack_fraction"):
+        Setting(attack_fraction=1.0)
+
+
+def test_rounds_to():
+    assert rounds_to([0.5, 0.79, 0.8, 0.9], 0.8) == 3
+    assert rounds_to([0.5, 0.6], 0.8) is None
+
+
+def test_acceptance_counts_against_behaviours():
+    rep = {
+        "updates": [
+            {"provider": "a", "status": "accepted"},
+            {"provider": "a", "status": "rejected"},
+            {"provider": "bad", "status": "rejected"},
+            {"provider": "bad", "status": "accepted"},
+            {"provider": "bad", "status": "rejected"},
+            {"provider": "a", "status": "pending"},
+        ]
+    }
+    a = fc_side._acceptance(rep, {"a": "honest", "bad": "sign_flip"})
+    assert a["counts"] == {"tp": 1, "fp": 1, "fn": 1, "tn": 2}
+    assert (a["precision"], a["recall"], a["attackers_rejected"]) == (0.5, 0.5, round(2 / 3, 4))
+
+
+def _result(tmp: Path, section: str, system: str, s: Setting, acc: list[float], **extra) -> None:
+    d = tmp / section
+    d.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "system": system,
+        "setting": json.loads(s.to_json()),
+        "accuracy": acc,
+        "wall_seconds": 1.0,
+        "round_seconds": [2.0] * len(acc),
+        **extra,
+    }
+    (d / f"{system}__{s.tag()}.json").write_text(json.dumps(doc))
+
+
+def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
+    s = Setting(rounds=3)
+    fc_extra = {
+        "acceptance": {"precision": 1.0, "recall": 0.9, "attackers_rejected": None},
+        "accepted": 9,
+        "rejected": 1,
+        "ledger_ipfs_share": 0.12,
+        "breakdown_median": {},
+    }
+    _result(tmp_path, "accuracy", "fedcommittee", s, [0.5, 0.7, 0.81], **fc_extra)
+    _result(tmp_path, "accuracy", "flower-fedavg", s, [0.5, 0.7, 0.83])
+    s2 = Setting(rounds=3, partition="dir0.5")
+    _result(tmp_path, "accuracy", "fedcommittee", s2, [0.5, 0.7, 0.84], **fc_extra)
+    _result(tmp_path, "accuracy", "flower-fedavg", s2, [0.5, 0.7, 0.83])
+    att = Setting(rounds=3, attack="sign_flip", attack_fraction=0.3)
+    _result(tmp_path, "robustness", "fedcommittee", s, [0.5, 0.7, 0.80], **fc_extra)
+    _result(tmp_path, "robustness", "flower-fedavg", s, [0.5, 0.7, 0.80])
+    fc_att = {**fc_extra, "acceptance": {"precision": 1.0, "recall": 1.0, "attackers_rejected": 1.0}}
+    _result(tmp_path, "robustness", "fedcommittee", att, [0.5, 0.6, 0.77], **fc_att)
+    _result(tmp_path, "robustness", "flower-fedavg", att, [0.3, 0.2, 0.40])
+    out = tmp_path / "B.md"
+    report.write(tmp_path, out)
+    text = out.read_text()
+    assert "dominant: fedcommittee 0.8100 vs Flower FedAvg 0.8300 (-0.0200): missed" in text
+    assert "dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100): met" in text
+    assert "sign_flip 30 %: fedcommittee drops 3.0 points (Flower FedAvg 40.0): missed by 1.0" in text
+    assert "No overhead results yet" in text
+    _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
+    _result(tmp_path, "overhead", "in-process", s, [0.5])
+    report.write(tmp_path, out)
+    assert "- 20 local steps: 8.0%: met" in out.read_text()
+    assert (tmp_path / "accuracy_dominant.png").exists()
+    assert "No scale results yet" in text
