@@ -139,7 +139,7 @@ func TestSubmitVerdictsRefusesBadBatchesWhole(t *testing.T) {
 		{"score missing", com1, []bv{verdictOn(u1.ID, 0.5, true), {"updateId": u2.ID, "accept": true}}, "verdicts[1]: score: required"},
 		{"score out of range", com1, []bv{verdictOn(u2.ID, 7, true)}, "verdicts[0]: score"},
 		{"two models", com1, []bv{verdictOn(u1.ID, 0.5, true), verdictOn(other.ID, 0.5, true)}, "one model per batch"},
-		{"not a member", prov3, []bv{verdictOn(u1.ID, 0.5, true)}, "verdicts[0]: access denied"},
+		{"not a member", prov3, []bv{verdictOn(u1.ID, 0.5, true)}, "access denied: caller " + prov3.key() + " is not on the committee of model m (verdicts[0])"},
 		{"publisher", pub, []bv{verdictOn(u1.ID, 0.5, true)}, "access denied"},
 	}
 	for _, c := range cases {

@@ -3,6 +3,7 @@ package fedcommittee
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -110,6 +111,10 @@ func (c *Contract) SubmitVerdicts(ctx contractapi.TransactionContextInterface, i
 		if errors.As(err, &race) {
 			res.Skipped = append(res.Skipped, SkippedEntry{UpdateID: bv.UpdateID, Reason: race.Error()})
 			continue
+		}
+		if err != nil && strings.HasPrefix(err.Error(), "access denied") {
+			// Access decisions read the same as SubmitVerdict's ("access denied: ..."), index last.
+			return nil, fmt.Errorf("%w (verdicts[%d])", err, i)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verdicts[%d]: %w", i, err)
