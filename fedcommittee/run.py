@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fedcommittee.endpoints import Endpoints, NetworkNotRunning
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, load_profile
+from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, GatewayError, load_profile
 from fedcommittee.roles.common import identity_key, paged, run_dir
 
 MAX_RESTARTS = 3
@@ -192,6 +192,7 @@ def run_experiment(
         say(f"started {len(children)} agents; logs in {rdir / 'logs'}")
         last = ""
         active_since = None
+        query_failing = False
         while True:
             now = time.time()
             if now - started > timeout:
@@ -218,12 +219,19 @@ def run_experiment(
                 c.start(env)
             try:
                 model = client.get_model(model_id)
+                line = progress_line(client, model)
+                query_failing = False
             except ContractError:
                 model = None
+            except GatewayError as exc:
+                # A peer too busy to answer in time (e.g. 100 agents on 2 cores) is no reason to stop
+                # the experiment: the agents retry their own calls; we ask again on the next turn.
+                if not query_failing:
+                    say(f"ledger query failed ({type(exc).__name__}: {exc}); retrying")
+                query_failing, model = True, None
             if model is not None:
                 if active_since is None and model["status"] != "proposed":
                     active_since = time.time()
-                line = progress_line(client, model)
                 if line != last:
                     say(f"[{time.time() - started:6.1f} s] {line}")
                     last = line
