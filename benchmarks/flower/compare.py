@@ -1,7 +1,7 @@
 """fedcommittee against Flower, side by side on this machine: accuracy, robustness, overhead, scale.
 
 Needs the local network up (``scripts/network.sh up``; for ``scale`` with 100 providers, with enough
-identities: ``FC_USERS_PER_ORG=36 scripts/network.sh up``) and the Flower environment
+identities: ``FC_USERS_PER_ORG=37 scripts/network.sh up``) and the Flower environment
 (``scripts/setup-flower.sh``). Every run's result is kept as JSON under ``--results``; a run whose
 file exists is not repeated (``--force`` repeats it), so sections can be run one at a time and the
 tables rebuilt from what was measured::

@@ -140,8 +140,11 @@ def experiment_doc(s: Setting, name: str = "bench") -> dict:
 
 
 def users_needed(s: Setting) -> int:
-    """Client users per org the setting's identities need (publisher + members + providers)."""
-    return 1 + -(-(s.members + s.providers) // len(ORGS))
+    """Client users per org the setting's identities need (``FC_USERS_PER_ORG``): the highest user
+    number its config names (members and providers are dealt round-robin, so orgs differ)."""
+    doc = experiment_doc(s)
+    users = [doc["publisher"]] + [m["user"] for m in doc["committee"]] + [p["user"] for p in doc["providers"]]
+    return max(int(u.rsplit("user", 1)[1]) for u in users)
 
 
 def rounds_to(acc: list[float], target: float) -> int | None:

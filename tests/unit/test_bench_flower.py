@@ -59,6 +59,12 @@ def test_setting_round_trips_and_rejects_bad_values():
         Setting(attack_fraction=1.0)
 
 
+def test_users_needed_covers_the_largest_settings():
+    assert users_needed(Setting(providers=100, members=5)) == 37  # org1: publisher, 2 members, 34 providers
+    assert users_needed(Setting(providers=100, members=3)) == 36
+    assert users_needed(Setting()) == 6  # org1: publisher, member, providers 0, 3, 6, 9
+
+
 def test_rounds_to():
     assert rounds_to([0.5, 0.79, 0.8, 0.9], 0.8) == 3
     assert rounds_to([0.5, 0.6], 0.8) is None
@@ -119,7 +125,15 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     text = out.read_text()
     assert "dominant: fedcommittee 0.8100 vs Flower FedAvg 0.8300 (-0.0200): missed" in text
     assert "dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100): met" in text
-    assert "sign_flip 30 %: fedcommittee drops 3.0 points (Flower FedAvg 40.0): missed by 1.0" in text
+    assert (
+        "sign_flip 30 % (last round): fedcommittee drops 3.0 points (Flower FedAvg 40.0): missed by 1.0"
+        in text
+    )
+    # last-3 means: clean (0.5+0.7+0.8)/3, attacked (0.5+0.6+0.77)/3 -> 4.3 points; FedAvg 36.7
+    assert (
+        "sign_flip 30 % (last-3 mean): fedcommittee drops 4.3 points (Flower FedAvg 36.7): missed by 2.3"
+        in text
+    )
     assert "No overhead results yet" in text
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
     _result(tmp_path, "overhead", "in-process", s, [0.5])
