@@ -14,6 +14,7 @@ import io
 import json
 import os
 import queue
+import random
 import sys
 import threading
 import time
@@ -281,7 +282,9 @@ class Agent:
                 code = getattr(exc, "validation_code", "")
                 self.log("conflict", level="warning", tx=fn, code=code, attempt=attempt)
                 if code in RETRY_CODES:
-                    time.sleep(0.3 + 0.4 * attempt)
+                    # Jittered: agents that collided would collide again on the same schedule (100
+                    # providers registering data at once kept conflicting on the model's counter).
+                    time.sleep((0.3 + 0.4 * attempt) * random.uniform(0.5, 1.5))
                     continue
                 raise
             except ContractError as exc:
