@@ -44,6 +44,11 @@ def _order(system: str) -> int:
     return SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER)
 
 
+def _change(drop: float) -> str:
+    """A drop in points, in words: 'drops 3.0 points' or 'gains 1.5 points'."""
+    return f"drops {drop:.1f} points" if drop >= 0 else f"gains {-drop:.1f} points"
+
+
 def _fmt(x, spec: str = ".4f") -> str:
     return "n/a" if x is None else format(x, spec)
 
@@ -126,8 +131,8 @@ def robustness_section(results: Path) -> list[str]:
         f" FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true number of"
         f" attackers: oracle settings in the baselines' favour.",
         "",
-        "Test accuracy after the last round / mean of the last 3 rounds (in brackets: drop from the same"
-        " system's clean run, in points, for each):",
+        "Test accuracy after the last round / mean of the last 3 rounds (in brackets: the drop from the same"
+        " system's clean run, in points, for each; negative = above the clean run):",
         "",
         "| attack | share | " + " | ".join(systems) + " |",
         "|---|---|" + "---|" * len(systems),
@@ -170,7 +175,7 @@ def robustness_section(results: Path) -> list[str]:
                     dfa = 100 * (f(clean["flower-fedavg"]["accuracy"]) - f(rs["flower-fedavg"]["accuracy"]))
                     verdict = "met" if d <= 2 else f"missed by {d - 2:.1f}"
                     checks.append(
-                        f"{att} 30 % ({what}): fedcommittee drops {d:.1f} points (Flower FedAvg {dfa:.1f}):"
+                        f"{att} 30 % ({what}): fedcommittee {_change(d)} (Flower FedAvg {_change(dfa)}):"
                         f" {verdict}"
                     )
     lines += [

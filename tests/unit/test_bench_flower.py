@@ -126,13 +126,13 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "dominant: fedcommittee 0.8100 vs Flower FedAvg 0.8300 (-0.0200): missed" in text
     assert "dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100): met" in text
     assert (
-        "sign_flip 30 % (last round): fedcommittee drops 3.0 points (Flower FedAvg 40.0): missed by 1.0"
-        in text
+        "sign_flip 30 % (last round): fedcommittee drops 3.0 points"
+        " (Flower FedAvg drops 40.0 points): missed by 1.0" in text
     )
     # last-3 means: clean (0.5+0.7+0.8)/3, attacked (0.5+0.6+0.77)/3 -> 4.3 points; FedAvg 36.7
     assert (
-        "sign_flip 30 % (last-3 mean): fedcommittee drops 4.3 points (Flower FedAvg 36.7): missed by 2.3"
-        in text
+        "sign_flip 30 % (last-3 mean): fedcommittee drops 4.3 points"
+        " (Flower FedAvg drops 36.7 points): missed by 2.3" in text
     )
     assert "No overhead results yet" in text
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
