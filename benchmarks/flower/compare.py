@@ -80,56 +80,62 @@ class Runner:
     def wanted(self, system: str) -> bool:
         return self.args.systems == "all" or self.args.systems == system.split("-")[0]
 
+    def _run(self, section: str, system: str, s: Setting, start: str, compute) -> dict:
+        """The result of ``compute()`` for (section, system, setting): from its file, else measured,
+        timed and saved."""
+        p = self.path(section, system, s)
+        if (res := self._cached(p)) is not None:
+            return res
+        print(f"{start} ...", flush=True)
+        t0 = time.perf_counter()
+        res = compute(p)
+        res.setdefault("wall_seconds", round(time.perf_counter() - t0, 1))
+        self._say(system, self._save(p, res))
+        return res
+
     def flower(self, section: str, strategy: str, s: Setting) -> dict | None:
         if not self.wanted("flower"):
             return None
-        p = self.path(section, f"flower-{strategy}", s)
-        if (res := self._cached(p)) is not None:
-            return res
-        self._flower = self._flower or flower_python()
-        print(f"flower {strategy} {s.tag()} ...", flush=True)
-        log = p.with_suffix(".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as err:
-            out = subprocess.run(
-                [self._flower, str(HERE / "flower_sim.py"), "--strategy", strategy, "--setting", s.to_json()],
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-        if out.returncode != 0:
-            raise SystemExit(f"flower {strategy} {s.tag()} failed ({out.returncode}); log: {log}")
-        log.unlink()
-        res = self._save(p, json.loads(out.stdout.strip().splitlines()[-1]))
-        self._say(f"flower-{strategy}", res)
-        return res
+
+        def compute(p: Path) -> dict:
+            self._flower = self._flower or flower_python()
+            log = p.with_suffix(".log")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "w") as err:
+                out = subprocess.run(
+                    [
+                        self._flower,
+                        str(HERE / "flower_sim.py"),
+                        "--strategy",
+                        strategy,
+                        "--setting",
+                        s.to_json(),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                )
+            if out.returncode != 0:
+                raise SystemExit(f"flower {strategy} {s.tag()} failed ({out.returncode}); log: {log}")
+            log.unlink()
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        return self._run(section, f"flower-{strategy}", s, f"flower {strategy} {s.tag()}", compute)
 
     def fedcommittee(self, section: str, s: Setting) -> dict | None:
         from fc_side import run_network
 
         if not self.wanted("fedcommittee"):
             return None
-        p = self.path(section, "fedcommittee", s)
-        if (res := self._cached(p)) is not None:
-            return res
-        print(f"fedcommittee {s.tag()} (network at {self.home}) ...", flush=True)
-        res = self._save(p, run_network(s, self.home))
-        self._say("fedcommittee", res)
-        return res
+        start = f"fedcommittee {s.tag()} (network at {self.home})"
+        return self._run(section, "fedcommittee", s, start, lambda _: run_network(s, self.home))
 
     def inprocess(self, section: str, s: Setting) -> dict | None:
         from fc_side import run_inprocess
 
         if not self.wanted("fedcommittee"):
             return None
-        p = self.path(section, "in-process", s)
-        if (res := self._cached(p)) is not None:
-            return res
-        print(f"in-process {s.tag()} ...", flush=True)
-        t0 = time.perf_counter()
-        res = run_inprocess(s)
-        res["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        return self._save(p, res)
+        return self._run(section, "in-process", s, f"in-process {s.tag()}", lambda _: run_inprocess(s))
 
 
 def base_setting(a: argparse.Namespace, **kw) -> Setting:

@@ -43,7 +43,8 @@ def _pss_mb(pid: int) -> float:
 
 
 class MemorySampler(threading.Thread):
-    """Peak of the summed PSS of the run's agents (processes naming the model id) and the network."""
+    """Peak of the summed PSS of the run's processes (every process whose command line names the model
+    id: the agents and the `fedcommittee run` orchestrator) and of the network's nodes."""
 
     def __init__(self, home: Path, model_id: str, every: float = 2.0) -> None:
         super().__init__(daemon=True)
@@ -59,7 +60,7 @@ class MemorySampler(threading.Thread):
                     cmd = (d / "cmdline").read_bytes()
                 except OSError:
                     continue
-                if self.model_id.encode() in cmd and b"--model-id" in cmd and b" run " not in cmd:
+                if self.model_id.encode() in cmd and b"--model-id" in cmd:
                     out.append(int(d.name))
         return out
 

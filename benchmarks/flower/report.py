@@ -257,7 +257,8 @@ def scale_section(results: Path, out_dir: Path) -> list[str]:
         f"`{s0.model}`, {s0.rounds} rounds, {s0.steps} local steps, dominant-class partition of"
         f" {s0.max_samples} training images; {s0.providers_per_process} providers per process"
         " (`providers_per_process`), one process per member and for the publisher. Memory: peak of the summed"
-        " proportional set size (PSS: shared library pages counted once) of the agents, and of the"
+        " proportional set size (PSS: shared library pages counted once) of the agents (with the `run`"
+        " orchestrator, one process more), and of the"
         " network's nodes (3 orderers, 3 peers, 3 chaincode servers, Kubo).",
         "",
         "| providers | members | median round s | updates judged / round | transactions / round |"

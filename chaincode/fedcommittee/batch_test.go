@@ -19,12 +19,6 @@ func (e *env) verdicts(who *fakeIdentity, items ...bv) (*BatchVerdictResult, err
 	return res, err
 }
 
-func (e *env) account(who *fakeIdentity) Account {
-	var a Account
-	require.NoError(e.t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, who.key()) }))
-	return a
-}
-
 func verdictOn(id string, score float64, accept bool) bv {
 	return bv{"updateId": id, "score": score, "accept": accept}
 }

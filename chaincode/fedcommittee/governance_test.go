@@ -24,8 +24,7 @@ func grantAndRevokeRole(t *testing.T, e *env) {
 	require.Equal(t, admin1.key(), ev.Actor)
 	require.NoError(t, grant(admin1, prov1.key(), RoleCommittee))
 
-	var a Account
-	require.NoError(t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, prov1.key()) }))
+	a := e.account(prov1)
 	require.Equal(t, []string{RoleCommittee, RoleProvider}, a.Roles)
 	require.Equal(t, "Org1MSP", a.MSPID)
 
@@ -42,7 +41,7 @@ func grantAndRevokeRole(t *testing.T, e *env) {
 	errContains(t, revoke(admin2, prov1.key(), RoleProvider), "cannot change roles")
 	errContains(t, revoke(nobody, prov1.key(), RoleProvider), "not an org admin")
 
-	require.NoError(t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, prov1.key()) }))
+	a = e.account(prov1)
 	require.Equal(t, []string{RoleProvider}, a.Roles)
 
 	// The role grant and revoke are both in the role key's history.

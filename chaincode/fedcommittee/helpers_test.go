@@ -160,6 +160,13 @@ func (e *env) verdict(who *fakeIdentity, updateID string, score float64, accept 
 	})
 }
 
+// account reads who's account (the contract's GetAccount).
+func (e *env) account(who *fakeIdentity) Account {
+	var a Account
+	require.NoError(e.t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, who.key()) }))
+	return a
+}
+
 // query runs a read-only call and decodes its JSON result into out.
 func (e *env) query(who *fakeIdentity, out any, f func(ctx ctxT) (string, error)) error {
 	var s string

@@ -184,12 +184,11 @@ func federatedFullFlow(t *testing.T, e *env) {
 	for i := 1; i < len(lb); i++ {
 		require.GreaterOrEqual(t, lb[i-1].Net, lb[i].Net)
 	}
-	var a Account
-	require.NoError(t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, prov2.key()) }))
+	a := e.account(prov2)
 	require.Equal(t, int64(3), a.Penalties)
 	require.Equal(t, int64(1), a.Rejected)
 	require.InDelta(t, 1.0/3.0, a.Reputation, 1e-12)
-	require.NoError(t, e.query(nobody, &a, func(ctx ctxT) (string, error) { return e.cc.GetAccount(ctx, com1.key()) }))
+	a = e.account(com1)
 	require.Equal(t, int64(3), a.Verdicts)
 	require.Equal(t, int64(3), a.Rewards)
 
