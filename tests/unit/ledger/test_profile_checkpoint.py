@@ -53,30 +53,19 @@ def test_example_profile_loads(monkeypatch):
     assert p.identity().name == "org1-admin"
 
 
-def _generated_profile_script() -> str | None:
-    """The Python that scripts/fabric.sh runs to write .fedcommittee/connection.yaml, if present."""
-    sh = REPO / "scripts" / "fabric.sh"
-    if not sh.exists():
-        return None
-    text = sh.read_text()
-    i = text.find("fabric_write_profile()")
-    if i < 0:
-        return None
-    start = text.find("<<'PY'\n", i)
-    end = text.find("\nPY\n", start)
-    if start < 0 or end < 0:
-        return None
-    return text[start + len("<<'PY'\n") : end]
-
-
 def test_profile_written_by_network_scripts_loads(tmp_path):
-    script = _generated_profile_script()
-    if script is None:
-        pytest.skip("scripts/fabric.sh has no fabric_write_profile heredoc")
+    # The scripts run fedcommittee/layout.py as a file with the system Python: do the same.
     fab = tmp_path / "fabric"
     crypto_config = REPO / "network" / "fabric" / "crypto-config.yaml"
     out = subprocess.run(
-        [sys.executable, "-c", script, str(fab), "fedchannel", "fedcommittee", "7000", str(crypto_config)],
+        [
+            sys.executable,
+            str(REPO / "fedcommittee" / "layout.py"),
+            "profile",
+            str(fab),
+            "7000",
+            str(crypto_config),
+        ],
         capture_output=True,
         text=True,
         check=True,
