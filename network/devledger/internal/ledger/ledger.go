@@ -168,7 +168,7 @@ func (l *Ledger) replayBlock(num int, off int64, raw []byte) error {
 			if err != nil {
 				return fmt.Errorf("tx %d is VALID but its rwset does not parse: %w", i, err)
 			}
-			l.applyCommitted(names, sets, uint64(num), uint64(i), chdr, l.hist)
+			l.replayWrites(names, sets, uint64(num), uint64(i), chdr)
 		}
 		if _, dup := l.txIndex[chdr.TxId]; chdr.TxId != "" && !dup {
 			l.txIndex[chdr.TxId] = txLoc{block: uint64(num), tx: uint64(i), code: code}
@@ -180,13 +180,14 @@ func (l *Ledger) replayBlock(num int, off int64, raw []byte) error {
 	return nil
 }
 
-// applyCommitted writes a VALID transaction into the committer's state and records its history entries.
-func (l *Ledger) applyCommitted(names []string, sets []*kvrwset.KVRWSet, block, tx uint64, chdr *common.ChannelHeader, hist historyIndex) {
+// replayWrites re-applies a VALID transaction's writes to the state and history (Open only). The history
+// value of a delete is the write's (empty) value, as Fabric's history query returns it.
+func (l *Ledger) replayWrites(names []string, sets []*kvrwset.KVRWSet, block, tx uint64, chdr *common.ChannelHeader) {
 	for i, ns := range names {
 		for _, w := range sets[i].Writes {
 			applyWrite(l.master, ns, w, Version{block, tx})
 			isDel := w.IsDelete || len(w.Value) == 0
-			hist.add(ns, w.Key, block, tx, KeyMod{TxID: chdr.TxId, Value: w.Value, Timestamp: chdr.Timestamp, IsDelete: isDel})
+			l.hist.add(ns, w.Key, block, tx, KeyMod{TxID: chdr.TxId, Value: w.Value, Timestamp: chdr.Timestamp, IsDelete: isDel})
 		}
 	}
 }
