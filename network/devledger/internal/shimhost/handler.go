@@ -188,7 +188,9 @@ func (h *handler) lookup(channel, txid string) *txCtx {
 func (h *handler) dispatch(m *peer.ChaincodeMessage) {
 	switch m.Type {
 	case peer.ChaincodeMessage_KEEPALIVE:
-		h.sendAsync(m)
+		// Ignored, as Fabric's peer does (core/chaincode/handler.go
+		// handleMessage). Echoing would ping-pong forever: the shim itself
+		// echoes every KEEPALIVE it receives (shim/handler.go handleMessage).
 	case peer.ChaincodeMessage_COMPLETED, peer.ChaincodeMessage_ERROR:
 		tx := h.lookup(m.ChannelId, m.Txid)
 		if tx == nil {
