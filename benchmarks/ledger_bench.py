@@ -1,8 +1,13 @@
-"""Ledger benchmark: the local Fabric network and the fedcommittee chaincode, driven from Python.
+"""Ledger benchmark: the local network's ledger and the fedcommittee chaincode, driven from Python.
 
-Usage (needs Fabric binaries: FC_FABRIC_HOME, as for scripts/network.sh):
-    .venv/bin/python benchmarks/ledger_bench.py [--tx 100] [--levels 1,8,32] [--verdicts 960]
-        [--out reports/ledger_bench.json] [--home DIR] [--existing FC_HOME]
+Usage:
+    .venv/bin/python benchmarks/ledger_bench.py [--backend dev|fabric|both] [--tx 100] [--levels 1,8,32]
+        [--verdicts 960] [--out reports/ledger_bench.json] [--home DIR] [--existing FC_HOME]
+
+``--backend`` (default: what FC_LEDGER picks) names the ledger: ``dev`` the embedded ledger,
+``fabric`` real Fabric (needs FC_FABRIC_HOME, as for scripts/network.sh), ``both`` one after the
+other in this run, with the ratios embedded/Fabric of each figure at the end. Every figure is
+printed with the backend it was measured on.
 
 It brings up its own network (scripts/network.sh) in a temporary FC_HOME on free ports, measures,
 and takes it down again:
@@ -121,8 +126,10 @@ class Network:
     env: dict[str, str]
 
     @classmethod
-    def fresh(cls, home: Path) -> Network:
+    def fresh(cls, home: Path, backend: str | None) -> Network:
         env = dict(os.environ, FC_HOME=str(home))
+        if backend:
+            env["FC_LEDGER"] = backend
         env.update(
             FC_IPFS_API_PORT=str(free_port()),
             FC_IPFS_GATEWAY_PORT=str(free_port()),
@@ -150,8 +157,12 @@ class Network:
     def fabric(self) -> dict:
         fab = json.loads((self.home / "endpoints.json").read_text())["fabric"]
         if not fab.get("available"):
-            raise SystemExit(f"Fabric is not available: {fab.get('reason')}")
+            raise SystemExit(f"the ledger is not available: {fab.get('reason')}")
         return fab
+
+    def backend(self) -> str:
+        """The backend's name for every figure: never present the embedded ledger's as Fabric's."""
+        return {"fabric": "Fabric", "dev": "embedded ledger"}[self.fabric().get("backend", "fabric")]
 
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB of every process with a PID file."""
@@ -469,6 +480,9 @@ def verdict_throughput(net: Network, levels: list[int], total: int, setup: dict)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--backend", choices=["dev", "fabric", "both"], help="ledger backend (default: FC_LEDGER's)"
+    )
     ap.add_argument("--tx", type=int, default=100, help="sequential transactions for the latency figure")
     ap.add_argument("--levels", default="1,8,32", help="comma-separated concurrent client counts")
     ap.add_argument("--verdicts", type=int, default=960, help="verdicts per concurrency level (in all)")
@@ -483,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     if any(c < 1 or args.verdicts // c < 1 for c in levels):
         ap.error("every level needs at least one client and one verdict per client")
+    if args.backend == "both" and (args.existing or args.home):
+        ap.error("--backend both brings up a network of each kind: no --existing or --home")
 
     info = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -493,8 +509,43 @@ def main(argv: list[str] | None = None) -> int:
         "fabric_home": os.environ.get("FC_FABRIC_HOME", ""),
     }
     print("ledger benchmark:", json.dumps(info), flush=True)
-    results: dict = {"info": info}
+    backends = ["dev", "fabric"] if args.backend == "both" else [args.backend]
+    results: dict = {"info": info, "runs": [bench_backend(b, args, levels) for b in backends]}
+    if len(results["runs"]) == 2:
+        results["ratios_embedded_over_fabric"] = compare(*results["runs"])
+    info["loadavg_at_end"] = os.getloadavg()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nresults written to {args.out}")
+    return 0
 
+
+def compare(dev: dict, fabric: dict) -> dict:
+    """Embedded ledger / Fabric for the figures both runs have, measured in this same run."""
+    pairs = {
+        "network_up_s": (dev.get("network_up_s"), fabric.get("network_up_s")),
+        "sequential_median_ms": (dev["sequential"]["median_ms"], fabric["sequential"]["median_ms"]),
+        "sequential_p95_ms": (dev["sequential"]["p95_ms"], fabric["sequential"]["p95_ms"]),
+        "rss_at_rest_mib": (
+            sum(dev["rss_at_rest_kib"].values()) / 1024,
+            sum(fabric["rss_at_rest_kib"].values()) / 1024,
+        ),
+    }
+    for a, b in zip(dev["verdicts"], fabric["verdicts"], strict=True):
+        pairs[f"verdicts_tx_per_s_{a['clients']}_clients"] = (a["tx_per_s"], b["tx_per_s"])
+    ratios = {k: round(a / b, 3) for k, (a, b) in pairs.items() if a and b}
+    table(
+        "embedded ledger against Fabric, measured in this run (ratio = embedded / Fabric)",
+        ["figure", "embedded ledger", "Fabric", "ratio"],
+        [[k, round(a, 2), round(b, 2), ratios.get(k)] for k, (a, b) in pairs.items() if a and b],
+    )
+    return ratios
+
+
+def bench_backend(backend: str | None, args, levels: list[int]) -> dict:
+    """Every figure on one backend's network; the result names the backend."""
+    results: dict = {}
     tmp = None
     if args.existing:
         net = Network(Path(args.existing), dict(os.environ, FC_HOME=args.existing))
@@ -504,19 +555,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tmp = tempfile.mkdtemp(prefix="fc-ledger-bench-")
             home = Path(tmp)
-        net = Network.fresh(home)
+        net = Network.fresh(home, backend)
     try:
         if not args.existing:
             up_s = net.run("up")
-            results["network_up_s"] = round(up_s, 1)
-            print(f"network.sh up: {up_s:.1f} s (FC_HOME {net.home})", flush=True)
-        net.fabric()
+            results["network_up_s"] = round(up_s, 2)
+        name = results["backend"] = net.backend()
+        if not args.existing:
+            print(f"[{name}] network.sh up: {up_s:.1f} s (FC_HOME {net.home})", flush=True)
 
         time.sleep(args.settle)
         rest = net.rss()
         results["rss_at_rest_kib"] = rest
         table(
-            "(c) resident memory at rest (VmRSS of $FC_HOME/pids/*.pid)",
+            f"[{name}] (c) resident memory at rest (VmRSS of $FC_HOME/pids/*.pid)",
             ["process", "RSS MiB"],
             [[k, f"{v / 1024:.1f}"] for k, v in rest.items()]
             + [["total", f"{sum(rest.values()) / 1024:.1f}"]],
@@ -525,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         seq = sequential_latency(net.profile, args.tx)
         results["sequential"] = seq
         table(
-            f"(b) submit-to-commit latency, {args.tx} sequential GrantRole/RevokeRole",
+            f"[{name}] (b) submit-to-commit latency, {args.tx} sequential GrantRole/RevokeRole",
             ["transactions", "median ms", "p95 ms", "min ms", "max ms", "total s"],
             [
                 [
@@ -539,13 +591,13 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
 
-        print("\n(d) SubmitVerdict with concurrent clients", flush=True)
+        print(f"\n[{name}] (d) SubmitVerdict with concurrent clients", flush=True)
         setup: dict = {}
         results["verdict_setup"] = setup
         verdicts = verdict_throughput(net, levels, args.verdicts, setup)
         results["verdicts"] = verdicts
         table(
-            "(d) SubmitVerdict throughput (each client its own Gateway and committee identity)",
+            f"[{name}] (d) SubmitVerdict throughput (each client its own Gateway and committee identity)",
             [
                 "clients",
                 "verdicts",
@@ -575,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         after = net.rss()
         results["rss_after_workload_kib"] = after
         print(
-            f"\nRSS total: {sum(rest.values()) / 1024:.1f} MiB at rest, "
+            f"\n[{name}] RSS total: {sum(rest.values()) / 1024:.1f} MiB at rest, "
             f"{sum(after.values()) / 1024:.1f} MiB after the workload",
             flush=True,
         )
@@ -588,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"network.sh down failed: {exc}", file=sys.stderr)
             else:
                 table(
-                    "(a) network lifecycle",
+                    f"[{name}] (a) network lifecycle",
                     ["step", "wall s"],
                     [
                         ["up (to chaincode ready)", results.get("network_up_s")],
@@ -597,12 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
-    info["loadavg_at_end"] = os.getloadavg()
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nresults written to {args.out}")
-    return 0
+    return results
 
 
 if __name__ == "__main__":

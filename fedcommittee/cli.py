@@ -34,8 +34,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     if not all(c.ok for c in checks):
         return EXIT_FAILED
     if not endpoints.fabric_available:
-        print(f"[n/a ] fabric: {endpoints.fabric_reason}", file=sys.stderr)
+        print(f"[n/a ] ledger: {endpoints.fabric_reason}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    print(f"ledger backend: {endpoints.ledger_words}")
     return EXIT_OK
 
 

@@ -18,14 +18,31 @@ def default_home() -> Path:
     return Path(__file__).resolve().parent.parent / ".fedcommittee"
 
 
+BACKEND_WORDS = {
+    "fabric": "Hyperledger Fabric",
+    "dev": "embedded ledger (network/devledger; not Fabric)",
+}
+
+
 @dataclass(frozen=True)
 class Endpoints:
+    """Where the network is. ``fabric_*`` name the ledger whichever backend serves it (Fabric's
+    protocol either way); ``backend`` says which: ``fabric`` or ``dev`` (the embedded ledger)."""
+
     ipfs_api: str
     fabric_available: bool
     fabric_reason: str | None = None
     connection_profile: Path | None = None
     channel: str | None = None
     chaincode: str | None = None
+    backend: str | None = None
+
+    @property
+    def ledger_words(self) -> str:
+        """The backend for people: every run log, report and figure names it."""
+        if not self.fabric_available:
+            return "no ledger"
+        return BACKEND_WORDS.get(self.backend or "fabric", self.backend or "fabric")
 
     @classmethod
     def load(cls, home: Path | None = None) -> Endpoints:
@@ -46,4 +63,6 @@ class Endpoints:
             connection_profile=Path(profile) if profile else None,
             channel=fabric.get("channel"),
             chaincode=fabric.get("chaincode"),
+            # Files written before the embedded ledger existed describe a Fabric network.
+            backend=fabric.get("backend", "fabric" if fabric.get("available") else None),
         )

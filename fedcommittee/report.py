@@ -264,6 +264,7 @@ def write_report(
             client, model_id, home=home, exp=exp, store=store, profile=profile, private_key=private_key
         )
     data["wall_seconds"] = wall_seconds
+    data["ledger_backend"] = endpoints.ledger_words
     figs = _plots(data, out)
     summary = summarize(data)
     (out / "report.json").write_text(json.dumps({"summary": summary, **data}, indent=2, default=str))
@@ -326,6 +327,7 @@ def summarize(data: dict) -> dict:
         "test_accuracy_initial": acc.get(min(acc)) if acc else None,
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
         "wall_seconds": data.get("wall_seconds"),
+        "ledger_backend": data.get("ledger_backend"),
         **overhead_summary(data.get("overhead") or {}),
     }
 

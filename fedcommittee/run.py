@@ -153,7 +153,10 @@ def run_experiment(
     rdir = run_dir(home, model_id)
     (rdir / "logs").mkdir(parents=True, exist_ok=True)
     started = time.time()
-    say(f"run {model_id}: {len(exp.providers)} providers, {len(exp.committee)} committee members, {exp.mode}")
+    say(
+        f"run {model_id}: {len(exp.providers)} providers, {len(exp.committee)} committee members, "
+        f"{exp.mode}, ledger: {endpoints.ledger_words}"
+    )
     profile = load_profile(endpoints.connection_profile)
     grant_roles(exp, profile, say)
 

@@ -59,8 +59,11 @@ def check_fabric(endpoints: Endpoints) -> Check:
         result = as_admin.submit_transaction(fn, me, SMOKE_ROLE)
         has_role = SMOKE_ROLE in roles()
     ok = has_role != had_role
-    detail = f"{fn}({SMOKE_ROLE}) committed in block {result.block_number}, read back: role held={has_role}"
-    return Check("fabric submit + read back", ok, detail, time.perf_counter() - started)
+    detail = (
+        f"{fn}({SMOKE_ROLE}) committed in block {result.block_number}, read back: role held={has_role} "
+        f"[{endpoints.ledger_words}]"
+    )
+    return Check("ledger submit + read back", ok, detail, time.perf_counter() - started)
 
 
 def run_smoke(endpoints: Endpoints) -> Iterator[Check]:

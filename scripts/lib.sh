@@ -21,6 +21,13 @@ FC_IPFS_SWARM_PORT=${FC_IPFS_SWARM_PORT:-4101}
 FC_FABRIC_PORT_BASE=${FC_FABRIC_PORT_BASE:-7000}
 # FC_USERS_PER_ORG: client users per org for a new network (unset: the 15 of crypto-config.yaml).
 
+# Which ledger a new network runs: fabric (real Fabric binaries, FC_FABRIC_HOME or set-up's cache),
+# dev (the embedded ledger, network/devledger), or auto (Fabric where its binaries are present,
+# else the embedded ledger). FC_DEVLEDGER_CHAINCODE: inproc (default) or ccaas (the embedded
+# ledger dials one chaincode-as-a-service process per org, the binary that runs on Fabric).
+FC_LEDGER=${FC_LEDGER:-auto}
+FC_DEVLEDGER_CHAINCODE=${FC_DEVLEDGER_CHAINCODE:-inproc}
+
 if [ -t 1 ]; then _b=$'\e[1m' _g=$'\e[32m' _y=$'\e[33m' _r=$'\e[31m' _n=$'\e[0m'; else _b= _g= _y= _r= _n=; fi
 
 step() { printf '%s==> %s%s\n' "$_b" "$*" "$_n"; }
@@ -63,6 +70,30 @@ fabric_home() { printf '%s\n' "${FC_FABRIC_HOME:-$FC_CACHE/fabric-$FABRIC_VERSIO
 fabric_bin() { printf '%s/bin\n' "$(fabric_home)"; }
 fabric_config() { printf '%s/config\n' "$(fabric_home)"; }
 fabric_unavailable_file() { printf '%s/fabric-%s.UNAVAILABLE\n' "$FC_CACHE" "$FABRIC_VERSION"; }
+
+# The embedded ledger's binary, keyed by a hash of its sources and the chaincode it embeds.
+devledger_bin() {
+  local key
+  key=$(cd "$FC_ROOT" && find network/devledger chaincode -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+    ! -name '*_test.go' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+  printf '%s/devledger-%s/devledger\n' "$FC_CACHE" "$key"
+}
+
+# The one-line answer where Fabric was asked for and is missing: what to set or install.
+fabric_missing_hint() {
+  echo "FC_LEDGER=fabric needs Hyperledger Fabric $FABRIC_VERSION binaries: set FC_FABRIC_HOME to a release folder (bin/ and config/), or unset FC_LEDGER to use the embedded ledger"
+}
+
+# ledger_backend: the backend a new network would run, from FC_LEDGER (fails where fabric is
+# asked for and missing).
+ledger_backend() {
+  case "$FC_LEDGER" in
+    fabric) fabric_ready || die "$(fabric_missing_hint)"; echo fabric ;;
+    dev) echo dev ;;
+    auto) if fabric_ready; then echo fabric; else echo dev; fi ;;
+    *) die "FC_LEDGER must be auto, fabric or dev, got '$FC_LEDGER'" ;;
+  esac
+}
 
 fabric_ready() {
   local b

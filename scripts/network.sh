@@ -8,9 +8,11 @@
 #   scripts/network.sh start NAME   start it again with the environment it had; it catches up
 #   scripts/network.sh logs [COMPONENT] [-f]
 #
-# Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline) and, where
-# its binaries exist (scripts/setup.sh, step 5), Fabric (scripts/fabric.sh: 3 orgs, 3 Raft
-# orderers, one channel, the chaincode as a service).
+# Components: ipfs (a private Kubo node: API on loopback, no bootstrap peers, offline) and the
+# ledger, by FC_LEDGER (auto|fabric|dev, see scripts/lib.sh): real Fabric where its binaries exist
+# (scripts/fabric.sh: 3 orgs, 3 Raft orderers, one channel, the chaincode as a service), else the
+# embedded ledger (scripts/devledger.sh: one process serving the same 3 orgs' gateways). The
+# backend is chosen at the first `up` of a state directory and kept in $FC_HOME/backend.
 # Ports: FC_IPFS_API_PORT, FC_IPFS_GATEWAY_PORT, FC_IPFS_SWARM_PORT, FC_FABRIC_PORT_BASE
 # (defaults in scripts/lib.sh).
 set -euo pipefail
@@ -20,6 +22,12 @@ PIDS=$FC_HOME/pids
 LOGS=$FC_HOME/logs
 IPFS_REPO=$FC_HOME/ipfs
 source "$(dirname "$0")/fabric.sh"
+source "$(dirname "$0")/devledger.sh"
+
+# The backend of this state directory: the one recorded at `up`, else what FC_LEDGER picks now.
+backend() {
+  if [ -f "$FC_HOME/backend" ]; then cat "$FC_HOME/backend"; else ledger_backend; fi
+}
 
 pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
 
@@ -102,44 +110,31 @@ ipfs_up() {
   die "ipfs did not become ready (log: $LOGS/ipfs.log)"
 }
 
-fabric_unavailable_reason() {
-  cat "$(fabric_unavailable_file)" 2>/dev/null || echo "binaries not built: run scripts/setup.sh"
-}
-
-# One file the Python side reads to find the network, whatever ports were chosen.
-write_endpoints() {
-  local available=false
-  fabric_ready && available=true
-  python3 - "$available" "$(fabric_unavailable_reason)" >"$FC_HOME/endpoints.json" <<PY
-import json, sys
-fabric = {"available": sys.argv[1] == "true"}
-if fabric["available"]:
-    fabric.update(
-        channel="$CHANNEL",
-        chaincode="$CC_NAME",
-        crypto="$CRYPTO",
-        connection_profile="$FC_HOME/connection.yaml",
-        peers={f"Org{n}MSP": f"127.0.0.1:{$FC_FABRIC_PORT_BASE + 100 * (n + 3)}" for n in (1, 2, 3)},
-    )
-else:
-    fabric["reason"] = sys.argv[2]
-print(json.dumps({"ipfs_api": "http://127.0.0.1:$FC_IPFS_API_PORT", "fabric": fabric}, indent=2))
-PY
+# One file the Python side reads to find the network, whatever ports and backend were chosen.
+write_endpoints() { # BACKEND
+  local dir=$FAB
+  [ "$1" = dev ] && dir=$DEV
+  python3 "$FC_ROOT/fedcommittee/layout.py" endpoints "http://127.0.0.1:$FC_IPFS_API_PORT" "$1" "$dir" \
+    "$FC_FABRIC_PORT_BASE" >"$FC_HOME/endpoints.json"
 }
 
 cmd_up() {
-  local started
+  local started b
   started=$(now)
-  step "network up (state: $FC_HOME)"
+  b=$(backend) || exit 1
+  step "network up (state: $FC_HOME, ledger: $(backend_words "$b"))"
   mkdir -p "$PIDS" "$LOGS"
+  echo "$b" >"$FC_HOME/backend"
   ipfs_up
-  if fabric_ready; then
-    fabric_up
-  else
-    warn "fabric unavailable: $(fabric_unavailable_reason)"
-  fi
-  write_endpoints
+  if [ "$b" = fabric ]; then fabric_up; else dev_up; fi
+  write_endpoints "$b"
   step "network ready in $(elapsed "$started")"
+  [ "$b" = dev ] && echo "    (the embedded ledger: for real Fabric set FC_FABRIC_HOME to a Fabric $FABRIC_VERSION release and FC_LEDGER=fabric)"
+  return 0
+}
+
+backend_words() { # BACKEND
+  if [ "$1" = fabric ]; then echo "Hyperledger Fabric $FABRIC_VERSION"; else echo "embedded ledger (network/devledger)"; fi
 }
 
 # Reports are the user's, not network state: keep them when the state goes.
@@ -157,7 +152,7 @@ keep_reports() {
 
 cmd_down() {
   step "network down"
-  fabric_down
+  if [ "$(cat "$FC_HOME/backend" 2>/dev/null)" = dev ]; then dev_down; else fabric_down; fi
   stop ipfs
   keep_reports
   rm -rf "$FC_HOME"
@@ -165,18 +160,19 @@ cmd_down() {
 }
 
 cmd_status() {
+  local b
+  b=$(backend) || exit 1
+  echo "ledger: $(backend_words "$b")"
   status_line ipfs "API http://127.0.0.1:$FC_IPFS_API_PORT"
-  if fabric_ready; then
-    fabric_status
-  else
-    echo "fabric: unavailable: $(fabric_unavailable_reason)"
-  fi
+  if [ "$b" = fabric ]; then fabric_status; else dev_status; fi
 }
 
 # Every node name, in start order.
 node_names() {
   echo ipfs
-  if fabric_ready; then
+  if [ "$(backend)" = dev ]; then
+    dev_node_names
+  else
     local n
     for n in "${ORDERERS[@]}"; do echo "orderer$n"; done
     for n in "${ORGS[@]}"; do echo "peer0.org$n"; done
@@ -194,6 +190,10 @@ check_node_name() { # NAME
 
 cmd_stop_node() { # NAME
   check_node_name "${1:-}"
+  if [ "$(backend)" = dev ] && [ "$1" != ipfs ]; then
+    dev_stop_node "$1"
+    return
+  fi
   if ! is_ours "$1"; then
     ok "$1 is not running"
     return
@@ -205,6 +205,8 @@ cmd_start_node() { # NAME
   check_node_name "${1:-}"
   if [ "$1" = ipfs ]; then
     ipfs_up
+  elif [ "$(backend)" = dev ]; then
+    dev_start_node "$1"
   else
     fabric_start_node "$1"
   fi

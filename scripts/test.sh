@@ -16,18 +16,18 @@ step "lint: ruff, gofmt, go vet"
 "$py" -m ruff check .
 "$py" -m ruff format --check .
 go_dirs=()
-for d in chaincode network/kubo; do [ -f "$d/go.mod" ] && go_dirs+=("$d"); done
+for d in chaincode network/devledger network/kubo; do [ -f "$d/go.mod" ] && go_dirs+=("$d"); done
 unformatted=$(gofmt -l "${go_dirs[@]}")
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted (run gofmt -w)"
-if [ -f chaincode/go.mod ]; then
-  (cd chaincode && go vet ./...)
-fi
+for d in chaincode network/devledger; do
+  (cd "$d" && go vet ./...)
+done
 ok "clean"
 
-if [ -f chaincode/go.mod ]; then
-  step "chaincode: go test with coverage"
-  (cd chaincode && go test -count=1 -cover ./...)
-fi
+step "chaincode and embedded ledger: go test with coverage"
+for d in chaincode network/devledger; do
+  (cd "$d" && go test -count=1 -cover ./...)
+done
 
 step "python: unit and integration tests"
 set +e

@@ -183,7 +183,14 @@ class Agent:
         self._events: queue.Queue = queue.Queue()
         self._stream = None
         self._stop = threading.Event()
-        self.log("start", user=self.user, identity=self.me[:24], model=self.exp.model_id, pid=os.getpid())
+        self.log(
+            "start",
+            user=self.user,
+            identity=self.me[:24],
+            model=self.exp.model_id,
+            pid=os.getpid(),
+            ledger=self.endpoints.backend,
+        )
 
     @property
     def model_id(self) -> str:

@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedcommittee.layout import fabric_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK_SH = ROOT / "scripts" / "network.sh"
 
@@ -18,11 +20,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def fabric_ports(base: int) -> list[int]:
-    """Every port the Fabric processes may use for a base (layout in scripts/fabric.sh)."""
-    return [base + 100 * node + offset for node in range(1, 7) for offset in range(4)]
 
 
 def free_fabric_port_base() -> int:
@@ -92,7 +89,20 @@ class LocalNetwork:
         return json.loads((self.home / "endpoints.json").read_text())
 
     def down(self) -> None:
+        """Stop the network; fail if the embedded ledger refused anything the chaincode asked of it
+        (its log marks each such request UNSUPPORTED:), since Fabric would have served it."""
+        unsupported = self.unsupported_requests()
         self.run("down")
+        if unsupported:
+            raise AssertionError(
+                "the embedded ledger refused chaincode requests Fabric serves:\n" + "\n".join(unsupported)
+            )
+
+    def unsupported_requests(self) -> list[str]:
+        log = self.home / "logs" / "ledger.log"
+        if not log.is_file():
+            return []
+        return [line for line in log.read_text(errors="replace").splitlines() if "UNSUPPORTED:" in line]
 
     def pids(self) -> dict[str, int]:
         pid_dir = self.home / "pids"

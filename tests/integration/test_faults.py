@@ -5,8 +5,10 @@ On a network of its own (stopping nodes of the session network would disturb the
 falls inside a round) as a subprocess while the drills, one per round, use ``scripts/network.sh
 stop NAME`` / ``start NAME``:
 
-a. round 1: one of the three Raft orderers is stopped (the other two keep a quorum), started again;
-b. round 2: one org's peer (the gateway of that org's agents) is stopped mid-round and brought back;
+a. round 1, on Fabric: one of the three Raft orderers is stopped (the other two keep a quorum),
+   started again; on the embedded ledger: the ledger process is killed (SIGKILL) and restarted;
+b. round 2: one org's peer (the gateway of that org's agents) is stopped mid-round and brought back
+   (on the embedded ledger: that org's listener is closed and reopened);
 c. round 3: the IPFS node is restarted.
 
 Then: the experiment finished and its audit found nothing; ``fedcommittee verify`` agrees; every
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -31,7 +34,8 @@ from tests.integration.network import LocalNetwork
 from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, cli, ledger
 
 ROUNDS = 4
-ORDERER = "orderer2"
+# The first drill's node, per ledger backend: a Raft orderer, or the embedded ledger itself.
+FIRST = {"fabric": ("orderer", "orderer2"), "dev": ("ledger", "ledger")}
 PEER = "peer0.org2"  # the gateway of member2 and honest2 (org2 users)
 MAX_BYTES = 64 << 20
 
@@ -175,18 +179,21 @@ def drilled_run(fault_network, tmp_path_factory):
         if not exp.running():
             return
         t0 = time.time()
-        net.run("stop", node)
-        assert node not in net.pids()
+        if node == "ledger":  # the harshest fault: no chance to finish anything in flight
+            os.kill(net.pids()["ledger"], signal.SIGKILL)
+        else:
+            net.run("stop", node)
+        assert f"{node}: stopped" in net.run("status").stdout
         time.sleep(down_for)
         net.run("start", node)
-        assert node in net.pids()
+        assert f"{node}: running" in net.run("status").stdout
         drills.append(f"{name}: {node} down {down_for:.0f} s, back after {time.time() - t0:.1f} s")
         seen.update(accepted_updates(net, model_id))
 
     try:
         # Each drill starts as its round opens: the providers are training and submitting.
         for rnd, (name, node, down_for) in enumerate(
-            [("orderer", ORDERER, 10), ("peer", PEER, 10), ("ipfs", "ipfs", 5)], start=1
+            [(*FIRST[backend(net)], 10), ("peer", PEER, 10), ("ipfs", "ipfs", 5)], start=1
         ):
             if exp.wait_for(f"round {rnd}/{ROUNDS} open", 300):
                 drill(f"{name} (round {rnd})", node, down_for)
@@ -212,6 +219,7 @@ def test_experiment_survives_node_faults(drilled_run):
     check_outcome(net, model_id)
     final, lost, objects = audit_nothing_lost(net, model_id, seen)
 
+    assert not net.unsupported_requests(), net.unsupported_requests()
     # The orchestrator's restart budget (run.MAX_RESTARTS) was enough: no agent gave up.
     assert "no restarts left" not in out, out[-4000:]
     logs = net.home / "runs" / model_id / "logs"
@@ -237,12 +245,19 @@ def test_experiment_survives_node_faults(drilled_run):
 
 def test_stop_start_name_checks_and_status(fault_network):
     net = fault_network
+    first = FIRST[backend(net)][1]
     bad = net.run("stop", "peer0.org9", check=False)
     assert bad.returncode != 0
-    assert "unknown node 'peer0.org9'" in bad.stderr and "orderer1" in bad.stderr and "ipfs" in bad.stderr
+    assert "unknown node 'peer0.org9'" in bad.stderr and first in bad.stderr and "ipfs" in bad.stderr
     assert net.run("start", check=False).returncode != 0
     # Starting a running node is a no-op; every node is running again after the drills.
-    assert "already running" in net.run("start", ORDERER).stdout
+    assert "already running" in net.run("start", first).stdout
+    assert "already running" in net.run("start", PEER).stdout
     status = net.run("status").stdout
-    for node in ("ipfs", "orderer1", "orderer2", "orderer3", PEER, "chaincode.org2"):
+    nodes = {"fabric": ("orderer1", "orderer2", "orderer3", "chaincode.org2"), "dev": ("ledger",)}
+    for node in ("ipfs", PEER, *nodes[backend(net)]):
         assert f"{node}: running" in status, status
+
+
+def backend(net: LocalNetwork) -> str:
+    return json.loads((net.home / "endpoints.json").read_text())["fabric"]["backend"]

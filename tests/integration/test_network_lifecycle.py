@@ -22,10 +22,13 @@ def test_up_is_idempotent_and_down_leaves_no_process_or_port(net):
     assert endpoints["ipfs_api"] == f"http://127.0.0.1:{net.ports['FC_IPFS_API_PORT']}"
     pids = net.pids()
     assert "ipfs" in pids
-    if endpoints["fabric"]["available"]:
+    backend = endpoints["fabric"]["backend"]
+    if backend == "fabric":
         expected = {"orderer1", "orderer2", "orderer3"} | {f"peer0.org{n}" for n in (1, 2, 3)}
         expected |= {f"chaincode.org{n}" for n in (1, 2, 3)}
-        assert expected <= set(pids), f"missing Fabric processes: {expected - set(pids)}"
+    else:  # the embedded ledger: one process serves every org's gateway
+        expected = {"ledger"}
+    assert expected <= set(pids), f"missing {backend} processes: {expected - set(pids)}"
 
     second = net.run("up")
     assert "already running" in second.stdout

@@ -20,13 +20,17 @@ def test_ipfs_round_trip_through_the_cli(local_network):
     assert "[ok  ] ipfs round trip" in proc.stdout, proc.stdout + proc.stderr
     if not local_network["fabric"]["available"]:
         assert proc.returncode == 3, "without Fabric the smoke run must say it is incomplete"
-        assert "fabric:" in proc.stderr
+        assert "ledger:" in proc.stderr
 
 
 def test_fabric_submit_commit_and_read_back(local_network, fabric):
     first = smoke(local_network)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "[ok  ] fabric submit + read back" in first.stdout
+    assert "[ok  ] ledger submit + read back" in first.stdout
+    backend = local_network["fabric"]["backend"]
+    assert {"fabric": "ledger backend: Hyperledger Fabric", "dev": "ledger backend: embedded ledger"}[
+        backend
+    ] in first.stdout
     # A second run flips the role back: both directions of the write were committed and read.
     second = smoke(local_network)
     assert second.returncode == 0, second.stdout + second.stderr
