@@ -60,6 +60,9 @@ class LocalNetwork:
         }
     )
 
+    # More environment for network.sh, e.g. FC_LEDGER for a benchmark that picks the backend.
+    extra_env: dict[str, str] = field(default_factory=dict)
+
     def all_ports(self) -> list[int]:
         ipfs = [v for k, v in self.ports.items() if k.startswith("FC_IPFS_")]
         return ipfs + fabric_ports(self.ports["FC_FABRIC_PORT_BASE"])
@@ -67,6 +70,7 @@ class LocalNetwork:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, FC_HOME=str(self.home))
         env.update({k: str(v) for k, v in self.ports.items()})
+        env.update(self.extra_env)
         return env
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

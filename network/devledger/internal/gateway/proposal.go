@@ -124,7 +124,7 @@ func (p *proposal) validate(m *msp.Manager) (*msp.Identity, error) {
 	creator, err := m.Deserialize(p.shdr.Creator)
 	if err != nil {
 		var ie *msp.IdentityError
-		if errors.As(err, &ie) && ie.Kind != msp.KindInvalid {
+		if errors.As(err, &ie) && (ie.Kind != msp.KindInvalid || ie.Unchained) {
 			return nil, &denied{fmt.Sprintf("access denied: channel [%s] creator org unknown, creator is malformed", p.chdr.ChannelId), err}
 		}
 		return nil, &denied{fmt.Sprintf("access denied: channel [%s] creator org [%s]", p.chdr.ChannelId, mspIDOf(p.shdr.Creator)), err}

@@ -49,6 +49,10 @@ type IdentityError struct {
 	MSPID   string // as claimed by the SerializedIdentity ("" when it could not be parsed)
 	Msg     string // the precise reason
 	Expired bool   // KindInvalid because the certificate's NotAfter has passed
+	// Unchained: KindInvalid because no chain leads to the org's CAs. Fabric finds that out while
+	// deserializing (sanitizing an ECDSA certificate needs its parent, msp/mspimpl.go newIdentity),
+	// so a peer words it like a malformed creator.
+	Unchained bool
 }
 
 func (e *IdentityError) Error() string {
@@ -260,13 +264,19 @@ func (m *Manager) deserialize(serialized []byte) (*Identity, error) {
 	}
 	cert, role, err := org.validate(cert)
 	if err != nil {
-		return nil, &IdentityError{Kind: KindInvalid, MSPID: sid.Mspid, Msg: err.Error()}
+		var ce *chainError
+		return nil, &IdentityError{Kind: KindInvalid, MSPID: sid.Mspid, Msg: err.Error(), Unchained: errors.As(err, &ce)}
 	}
 	if err := m.checkExpiry(sid.Mspid, cert); err != nil {
 		return nil, err
 	}
 	return &Identity{MSPID: sid.Mspid, Cert: cert, Role: role, Serialized: bytes.Clone(serialized)}, nil
 }
+
+// chainError is a certificate with no chain to the org's CAs.
+type chainError struct{ error }
+
+func (e *chainError) Unwrap() error { return e.error }
 
 // validate checks cert as an identity of the org (msp/mspimplvalidate.go validateIdentity) and returns the
 // sanitized certificate and its role.
@@ -282,8 +292,8 @@ func (o *Org) validate(cert *x509.Certificate) (*x509.Certificate, Role, error) 
 	}
 	chain, err := uniqueChain(cert, o.roots, o.intermediates)
 	if err != nil {
-		return nil, 0, fmt.Errorf("could not obtain certification chain: %v (certificate subject=%s issuer=%s)",
-			err, cert.Subject, cert.Issuer)
+		return nil, 0, &chainError{fmt.Errorf("could not obtain certification chain: %v (certificate subject=%s issuer=%s)",
+			err, cert.Subject, cert.Issuer)}
 	}
 	if len(chain) < 2 {
 		return nil, 0, fmt.Errorf("could not obtain certification chain: expected a chain of length at least 2, got %d", len(chain))

@@ -229,6 +229,9 @@ func TestDeserializeErrors(t *testing.T) {
 
 	// Org2's certificate presented as Org1MSP: does not chain to Org1's CA.
 	ie := wantKind(t, errOnly(m.Deserialize(serialize("Org1MSP", der))), KindInvalid, "certificate signed by unknown authority")
+	if !ie.Unchained {
+		t.Fatal("a certificate of another CA must be marked Unchained (Fabric fails it while deserializing)")
+	}
 	if ie.MSPID != "Org1MSP" {
 		t.Errorf("MSPID %q", ie.MSPID)
 	}
