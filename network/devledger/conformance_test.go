@@ -99,7 +99,13 @@ func (tn *testNet) connect(t *testing.T, n int, user string) *client.Gateway {
 // connectAs opens the official client with the identity in org n's folder mspDir.
 func (tn *testNet) connectAs(t *testing.T, n int, mspDir, certFile string) *client.Gateway {
 	t.Helper()
-	mspDir = filepath.Join(orgDir(tn.dir, n), mspDir)
+	return tn.connectFrom(t, tn.dir, n, mspDir, certFile)
+}
+
+// connectFrom takes the identity from another identity tree (base), e.g. one of an unknown CA.
+func (tn *testNet) connectFrom(t *testing.T, base string, n int, mspDir, certFile string) *client.Gateway {
+	t.Helper()
+	mspDir = filepath.Join(orgDir(base, n), mspDir)
 	certPEM, err := os.ReadFile(filepath.Join(mspDir, "signcerts", certFile))
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +298,22 @@ func TestRefusalsReadAsFabricWordsThem(t *testing.T) {
 			fabric: "core/policy/policy.go:183, classified by internal/pkg/gateway/apiutils.go:39",
 		},
 	}
+	cases = append(cases, refusal{
+		name: "creator from an unknown CA",
+		do: func(t *testing.T, tn *testNet) error {
+			forged := t.TempDir()
+			spec := []cryptogen.OrgSpec{{Name: "Org1", Domain: "org1.fc.local", Users: 1, SANs: []string{"127.0.0.1"}}}
+			if err := cryptogen.Generate(filepath.Join(forged, "crypto"), spec); err != nil {
+				t.Fatal(err)
+			}
+			gw := tn.connectFrom(t, forged, 1, filepath.Join("users", "User1@org1.fc.local", "msp"), "User1@org1.fc.local-cert.pem")
+			_, err := gw.GetNetwork("fedchannel").GetContract("fedcommittee").EvaluateTransaction("WhoAmI")
+			return err
+		},
+		code:    codes.FailedPrecondition,
+		message: "evaluate call to endorser returned error: error validating proposal: access denied: channel [fedchannel] creator org unknown, creator is malformed",
+		fabric:  "core/endorser/msgvalidation.go:173 (wrapped by endorser.go:261), classified by internal/pkg/gateway/apiutils.go:39",
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.do(t, tn)
