@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "RACE_CONFLICT_CODES",
+    "RACE_WORDS",
     "LogTail",
     "commit_times",
     "contract_refusals",
@@ -195,6 +196,14 @@ _VERDICT_RACES = ("not pending: verdicts are closed", "has already submitted a v
 # The contract's words for an update whose bytes were already submitted to the model: a replay (the
 # free rider's behaviour), refused for good by design.
 _REPLAY = ("sha256: an update with sha256", "was already submitted")
+
+
+# Column heads for people (report): each race kind ``expected_race`` returns.
+RACE_WORDS = {
+    "mvcc_retry": "MVCC conflicts retried",
+    "verdict_after_close": "verdicts after quorum",
+    "replay_refused": "replays refused",
+}
 
 
 def refusal_kind(reason: str) -> str:
