@@ -442,7 +442,7 @@ def _acc(x) -> str:
 
 def _verify_words(verify: dict | None) -> str:
     if not verify:
-        return "not run for this report (fedcommittee verify)"
+        return "not passed to the report (see the run's verify line, or run fedcommittee verify)"
     n, bad = verify.get("checks"), verify.get("discrepancies")
     verdict = "clean" if bad == 0 else "DISCREPANCIES"
     return f"{verdict}: {n} checks, {bad} discrepancies"
