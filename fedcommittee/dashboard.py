@@ -261,7 +261,8 @@ class DashboardState:
             upd = self._updates[key] = UpdateView(key[0], name, key[2], ts=ts)
         upd.state, upd.reason = "refused", str(rec.get("reason") or "")
         self._awaiting_submit.pop(name, None)
-        self._note(ts, name, f"update refused (round {r}): {upd.reason}", "warning")
+        # A replay the contract refused is logged at info (expected), anything else at warning.
+        self._note(ts, name, f"update refused (round {r}): {upd.reason}", str(rec.get("level") or "info"))
 
     def _on_scored(self, rec: dict, ts: float, name: str) -> None:
         r = _int(rec.get("round"))

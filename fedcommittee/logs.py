@@ -16,7 +16,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LogTail", "latency_by_tx", "latency_stats", "percentile", "read_logs", "round_overhead"]
+__all__ = [
+    "RACE_CONFLICT_CODES",
+    "RACE_WORDS",
+    "LogTail",
+    "commit_times",
+    "contract_refusals",
+    "expected_race",
+    "latency_by_tx",
+    "latency_stats",
+    "percentile",
+    "race_counts",
+    "read_logs",
+    "refusal_kind",
+    "round_overhead",
+]
 
 
 @dataclass
@@ -166,4 +180,94 @@ def round_overhead(records: Iterable[dict], walls: dict[int, float]) -> dict[int
         row["other"] = max(0.0, row["wall"] - row["compute"] - row["ledger"] - row["ipfs"])
         row["overhead"] = (row["ledger"] + row["ipfs"]) / row["wall"] if row["wall"] > 0 else float("nan")
         out[r] = row
+    return out
+
+
+# ------------------------------------------------------------------ what needs a person
+# Validation codes of a transaction that read a key another agent's transaction changed meanwhile:
+# two agents acting on the same model at once. ``Agent.submit`` retries them, so one such record is
+# normal operation; only giving up (``submit_gave_up``) needs a person. ENDORSEMENT_POLICY_FAILURE is
+# retried too but is not here: peers disagreeing, or one down, is worth a look.
+RACE_CONFLICT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+
+# The contract's words for a verdict that came after the others had finalized the update (quorum is
+# reached before the last member's batch commits) or that this member had already recorded (restart).
+_VERDICT_RACES = ("not pending: verdicts are closed", "has already submitted a verdict")
+# The contract's words for an update whose bytes were already submitted to the model: a replay (the
+# free rider's behaviour), refused for good by design.
+_REPLAY = ("sha256: an update with sha256", "was already submitted")
+
+
+# Column heads for people (report): each race kind ``expected_race`` returns.
+RACE_WORDS = {
+    "mvcc_retry": "MVCC conflicts retried",
+    "verdict_after_close": "verdicts after quorum",
+    "replay_refused": "replays refused",
+}
+
+
+def refusal_kind(reason: str) -> str:
+    """A short name for the contract's reason for refusing an update (report table, counts)."""
+    if reason.startswith(_REPLAY[0]) and _REPLAY[1] in reason:
+        return "identical update resubmitted"
+    if "already submitted an update to round" in reason:
+        return "second update in a round"
+    if "is not the open round" in reason or "updates are closed" in reason:
+        return "round not open"
+    if "deadline" in reason and "has passed" in reason:
+        return "after the deadline"
+    return reason.split(":")[0][:60] or "refused"
+
+
+def expected_race(event: str, fields: dict) -> str | None:
+    """The kind of expected protocol outcome a would-be warning reports, or None if it may need a person.
+
+    Agents log these at info (``JsonLog`` downgrades them and counts them per round): they are
+    concurrency the protocol is built to absorb, or the contract doing its job, and hundreds of them
+    in a normal run drowned the warnings that matter.
+    """
+    if event == "conflict":
+        return "mvcc_retry" if fields.get("code") in RACE_CONFLICT_CODES else None
+    reason = str(fields.get("reason") or "")
+    if event == "verdict_refused" and any(words in reason for words in _VERDICT_RACES):
+        return "verdict_after_close"
+    if event == "update_refused" and refusal_kind(reason) == "identical update resubmitted":
+        return "replay_refused"
+    return None
+
+
+def race_counts(records: Iterable[dict]) -> dict[int, dict[str, int]]:
+    """Per round, how many expected races the agents logged, by kind (records with a ``race`` field;
+    a record without a round counts under round 0)."""
+    out: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for rec in records:
+        kind = rec.get("race")
+        if not isinstance(kind, str):
+            continue
+        r = rec.get("round")
+        r = r if isinstance(r, int) and not isinstance(r, bool) and r >= 0 else 0
+        out[r][kind] += 1
+    return {r: dict(v) for r, v in sorted(out.items())}
+
+
+def contract_refusals(records: Iterable[dict]) -> dict[str, dict[str, int]]:
+    """Per agent (a provider's config name), the updates the contract refused, by ``refusal_kind``."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for rec in records:
+        if rec.get("event") == "update_refused":
+            out[str(rec.get("agent") or "?")][refusal_kind(str(rec.get("reason") or ""))] += 1
+    return {a: dict(v) for a, v in sorted(out.items())}
+
+
+def commit_times(records: Iterable[dict]) -> dict[str, float]:
+    """txid -> when the submitting agent saw it committed (its clock, ``submitted.ts``, sub-second).
+    The earliest wins where a txid was logged twice."""
+    out: dict[str, float] = {}
+    for rec in records:
+        txid, ts = rec.get("txid"), rec.get("ts")
+        if rec.get("event") != "submitted" or not isinstance(txid, str) or not isinstance(ts, int | float):
+            continue
+        if isinstance(ts, bool):
+            continue
+        out[txid] = min(float(ts), out.get(txid, float("inf")))
     return out

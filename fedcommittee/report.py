@@ -18,7 +18,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fedcommittee.logs import latency_by_tx, read_logs, round_overhead
+from fedcommittee.logs import (
+    RACE_WORDS,
+    commit_times,
+    contract_refusals,
+    latency_by_tx,
+    race_counts,
+    read_logs,
+    round_overhead,
+)
 from fedcommittee.roles.common import paged, run_dir
 
 
@@ -42,6 +50,56 @@ def identity_names(exp, profile) -> dict[str, str]:
             continue
         out[identity_key(ident.msp_id, ident.certificate)] = name
     return out
+
+
+# How the report groups providers: the config's behaviour, in the words a reader expects.
+BEHAVIOUR_GROUPS = ("honest", "attacker", "free rider")
+
+
+def behaviour_group(behaviour: str | None) -> str:
+    """``honest``, ``free rider`` or ``attacker`` (every poisoning behaviour); ``?`` without a config."""
+    if behaviour is None:
+        return "?"
+    if behaviour in ("honest", "free_rider", "free rider"):  # the config's word or the page's
+        return behaviour.replace("_", " ")
+    return "attacker"
+
+
+def participants(exp) -> dict[str, dict[str, str]]:
+    """config name -> role and behaviour (providers), from the experiment config the report was given."""
+    if exp is None:
+        return {}
+    out = {"publisher": {"role": "publisher", "behaviour": ""}}
+    out.update({m.name: {"role": "committee", "behaviour": ""} for m in exp.committee})
+    out.update({p.name: {"role": "provider", "behaviour": p.behaviour} for p in exp.providers})
+    return out
+
+
+def round_times(rounds: list[dict], records: list[dict]) -> tuple[dict[int, float], dict[int, str]]:
+    """Each ended round's wall seconds to 0.1 s, and where the figure came from.
+
+    A round runs from the transaction that opened it (``openedTx``) to the one that confirmed its
+    aggregate (``confirmedTx``; a skipped round: ``closedTx``). The agent that submitted each of those
+    logged when it saw the commit (``submitted`` record, sub-second clock), so the difference is the
+    round's time as the agents lived it: ``agents``. Where either record is missing (logs lost, a
+    round opened by a restarted agent before its log) the ledger's block timestamps, whole seconds,
+    stand in: ``ledger``.
+    """
+    seen = commit_times(records)
+    ledger = round_walls(rounds)
+    secs: dict[int, float] = {}
+    source: dict[int, str] = {}
+    for rd in rounds:
+        r = int(rd["number"])
+        if r not in ledger:
+            continue
+        end_tx = rd.get("confirmedTx") or (rd.get("closedTx") if rd.get("status") == "skipped" else None)
+        start, end = seen.get(rd.get("openedTx") or ""), seen.get(end_tx or "")
+        if start is not None and end is not None and end >= start:
+            secs[r], source[r] = round(end - start, 1), "agents"
+        else:
+            secs[r], source[r] = ledger[r], "ledger"
+    return secs, source
 
 
 def round_walls(rounds: list[dict]) -> dict[int, float]:
@@ -98,9 +156,13 @@ def collect(
         if rec.get("event") == "aggregate_checked":
             shard_acc[int(rec["round"])].append(float(rec["accuracy"]))
     data["latency"] = latency_by_tx(records)
-    data["overhead"] = (
-        round_overhead(records, round_walls(data["rounds"])) if model["mode"] == "federated" else {}
+    data["participants"] = participants(exp)
+    data["refusals"] = contract_refusals(records)
+    data["races"] = race_counts(records)
+    data["round_seconds"], data["round_seconds_source"] = (
+        round_times(data["rounds"], records) if model["mode"] == "federated" else ({}, {})
     )
+    data["overhead"] = round_overhead(records, data["round_seconds"])
     data["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
     # Test accuracy of each round's global model (and the final one).
     data["test_accuracy"] = {}
@@ -151,13 +213,58 @@ def collect(
     return data
 
 
+# Markers per behaviour group, so a reader tells an attacker from a free rider without the colour
+# (and two providers of one group apart by colour and, after the first few, by marker).
+_MARKERS = {"honest": "ovph*<>", "attacker": "X^P", "free rider": "sD", "?": "ov^sDXP"}
+
+
+def provider_styles(data: dict) -> dict[str, tuple[str, str]]:
+    """provider -> (colour, marker): a distinct colour each (tab20 past ten), a marker per behaviour."""
+    provs = sorted({u["provider"] for u in data["updates"]} | set(data.get("refusals") or {}))
+    provs = [p for p in provs if _role(data, p) in ("provider", "?")]
+    used: dict[str, int] = defaultdict(int)
+    out = {}
+    for i, p in enumerate(provs):
+        group = behaviour_group(_behaviour(data, p))
+        marks = _MARKERS.get(group, _MARKERS["?"])
+        colour = f"C{i}" if len(provs) <= 10 else f"tab20:{i % 20}"
+        out[p] = (colour, marks[used[group] % len(marks)])
+        used[group] += 1
+    return out
+
+
+def _role(data: dict, name: str) -> str:
+    return (data.get("participants") or {}).get(name, {}).get("role", "?")
+
+
+def _behaviour(data: dict, name: str) -> str | None:
+    return (data.get("participants") or {}).get(name, {}).get("behaviour")
+
+
+def _label(data: dict, name: str) -> str:
+    b = _behaviour(data, name)
+    return f"{name} ({b.replace('_', ' ')})" if b else name
+
+
+def _colour(spec: str):
+    if spec.startswith("tab20:"):
+        import matplotlib
+
+        return matplotlib.colormaps["tab20"](int(spec.split(":")[1]))
+    return spec
+
+
 def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     figs = []
+    gossip = data["model"]["mode"] == "gossip"
 
     def save(fig, name: str, title: str) -> None:
         fig.tight_layout()
@@ -165,8 +272,12 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
         plt.close(fig)
         figs.append((name, title))
 
+    def whole_rounds(ax) -> None:
+        # Rounds are counted, never halved: no 2.5 on the axis.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
     # accuracy per round
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
     if data["test_accuracy"]:
         xs = sorted(data["test_accuracy"])
         ax.plot(xs, [data["test_accuracy"][x] for x in xs], "o-", label="global model, test split")
@@ -178,39 +289,61 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
             "s--",
             label="committee shards (median)",
         )
-    gossip = data["model"]["mode"] == "gossip"
     ax.set_xlabel(
         "accepted update, in order (0 = initial)" if gossip else "global model of round (last = final)"
     )
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    whole_rounds(ax)
+    if ax.lines:
+        ax.legend(loc="lower right", fontsize=8)
     save(fig, "accuracy.png", "Accuracy per round")
 
-    # per-provider scores
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    provs = sorted({u["provider"] for u in data["updates"]})
-    for i, p in enumerate(provs):
+    # per-provider scores: one colour and marker per provider, filled = accepted, hollow = rejected
+    fig, ax = plt.subplots(figsize=(9, 4))
+    styles = provider_styles(data)
+    handles = []
+    for i, (p, (colour, marker)) in enumerate(styles.items()):
+        c = _colour(colour)
         ups = [u for u in data["updates"] if u["provider"] == p and u["median"] is not None]
         for u in ups:
             acc = u["status"] == "accepted"
-            ax.scatter(u["round"] + (i - len(provs) / 2) * 0.04, u["median"], color=f"C{i}",
-                       facecolors=f"C{i}" if acc else "none", label=p if u is ups[0] else None)  # fmt: skip
-    ax.axhline(float((data["model"]["acceptance"] or {}).get("threshold") or 0), color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("round (gossip: 0)")
+            # A small sideways offset per provider keeps equal scores of one round from hiding each other.
+            ax.scatter(u["round"] + (i - len(styles) / 2) * 0.03, u["median"], marker=marker, s=40,
+                       edgecolors=[c], facecolors=[c] if acc else "none", linewidths=1.2)  # fmt: skip
+        handles.append(Line2D([], [], ls="", marker=marker, color=c, markersize=7, label=_label(data, p)))
+    handles += [
+        Line2D([], [], ls="", marker="o", color="grey", label="filled: accepted"),
+        Line2D([], [], ls="", marker="o", color="grey", markerfacecolor="none", label="hollow: rejected"),
+    ]
+    threshold = (data["model"].get("acceptance") or {}).get("threshold")
+    if threshold is not None:
+        ax.axhline(float(threshold), color="grey", lw=0.8, ls=":")
+        handles.append(Line2D([], [], color="grey", lw=0.8, ls=":", label="acceptance threshold"))
+    ax.set_xlabel("gossip: every update (round 0)" if gossip else "round")
     ax.set_ylabel("committee median score")
-    ax.legend(fontsize=7, ncol=2)
+    whole_rounds(ax)
     ax.grid(alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     save(fig, "scores.png", "Committee scores per provider (filled = accepted, hollow = rejected)")
 
     # rewards
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     lb = data["leaderboard"]
     ax.bar(
-        [e["who"] for e in lb], [e["net"] for e in lb], color=["C2" if e["net"] >= 0 else "C3" for e in lb]
+        [_label(data, e["who"]) for e in lb],
+        [e["net"] for e in lb],
+        color=["C2" if e["net"] >= 0 else "C3" for e in lb],
     )
+    ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("net reward")
-    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    ax.tick_params(axis="x", rotation=40, labelsize=8)
+    for lab in ax.get_xticklabels():
+        lab.set_horizontalalignment("right")
+    if lb:
+        ax.legend(
+            handles=[Patch(color="C2", label="net gain"), Patch(color="C3", label="net loss")], fontsize=8
+        )
     save(fig, "rewards.png", "Rewards (leaderboard, net credits)")
 
     # where each round's time went
@@ -224,6 +357,7 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set_xlabel("round")
         ax.set_ylabel("seconds (critical path)")
+        whole_rounds(ax)
         ax.legend(fontsize=7, ncol=4)
         save(fig, "overhead.png", "Round time: training and scoring, ledger, IPFS, other (waiting, decoding)")
 
@@ -249,14 +383,15 @@ def write_report(
     out: Path | None = None,
     wall_seconds=None,
     private_key=None,
+    verify: dict | None = None,
 ) -> Path:
     """``private_key``: ours, to open sealed gossip updates we are a recipient of (else those points
-    are left out of the accuracy plot and counted in ``sealed_not_opened``)."""
+    are left out of the accuracy plot and counted in ``sealed_not_opened``). ``verify``: the audit's
+    result where the caller ran it (``{"checks": n, "discrepancies": n}``), else the page says so."""
     from fedcommittee.ledger import load_profile
     from fedcommittee.storage import ContentStore, IpfsClient
 
     out = Path(out) if out else run_dir(home, model_id) / "report"
-    out.mkdir(parents=True, exist_ok=True)
     profile = load_profile(endpoints.connection_profile) if endpoints.connection_profile else None
     with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
         store = ContentStore(ipfs, pin=False)
@@ -265,43 +400,157 @@ def write_report(
         )
     data["wall_seconds"] = wall_seconds
     data["ledger_backend"] = endpoints.ledger_words
+    data["verify"] = verify
+    return render_report(data, out)
+
+
+def render_report(data: dict, out: Path) -> Path:
+    """Plots, ``report.json`` and ``report.html`` in ``out`` from ``collect``'s data (plus
+    ``wall_seconds``, ``ledger_backend``, ``verify``); the page opens with the summary tables."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_id = str(data["model"]["id"])
     figs = _plots(data, out)
     summary = summarize(data)
     (out / "report.json").write_text(json.dumps({"summary": summary, **data}, indent=2, default=str))
+    (out / "report.html").write_text(_page(data, summary, figs, model_id))
+    return out / "report.html"
+
+
+# ------------------------------------------------------------------ the page
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:3px 10px;font-size:14px}
+th{background:#f3f3f3;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.summary th{width:14em}img{max-width:100%;border:1px solid #eee}h2{margin-top:1.6em}
+.muted{color:#777}"""
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "not recorded"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s} s"
+
+
+def _acc(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _verify_words(verify: dict | None) -> str:
+    if not verify:
+        return "not passed to the report (see the run's verify line, or run fedcommittee verify)"
+    n, bad = verify.get("checks"), verify.get("discrepancies")
+    verdict = "clean" if bad == 0 else "DISCREPANCIES"
+    return f"{verdict}: {n} checks, {bad} discrepancies"
+
+
+def _table(head: list[str], rows: list[list], cls: str = "") -> str:
     e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(str(u['round']))}</td><td>{e(u['provider'])}</td><td>{e(u['status'])}</td>"
-        f"<td>{_fmt(u['median'])}</td><td>{u['samples']}</td></tr>"
+
+    def cell(v) -> str:
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        return f'<td class="n">{v}</td>' if numeric else f"<td>{e(str(v))}</td>"
+
+    if head:
+        body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+        hd = "".join(f"<th>{e(h)}</th>" for h in head)
+        return f'<table class="{cls}"><tr>{hd}</tr>{body}</table>'
+    # No column heads: a table of label and value, the label as the row's head.
+    body = "".join(f"<tr><th>{e(str(row[0]))}</th>{''.join(cell(v) for v in row[1:])}</tr>" for row in rows)
+    return f'<table class="{cls}">{body}</table>'
+
+
+def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str) -> str:
+    e = html.escape
+    s = summary
+    refused_total = sum(sum(v.values()) for v in s["refusals"].values())
+    refused_words = "; ".join(
+        f"{who}: {', '.join(f'{n} {kind}' for kind, n in kinds.items())}"
+        for who, kinds in s["refusals"].items()
+    )
+    rs = data.get("round_seconds_source") or {}
+    clocks = "agents' clocks, 0.1 s" if rs and all(v == "agents" for v in rs.values()) else (
+        "ledger block time, whole seconds" if rs and all(v == "ledger" for v in rs.values())
+        else "agents' clocks where logged, else ledger whole seconds")  # fmt: skip
+    median = s.get("round_seconds_median")
+    rows = [
+        ["Model", f"{s['model']} ({s['mode']}, {s['status']})"],
+        ["Ledger", s.get("ledger_backend") or "not recorded"],
+        ["Rounds", s["rounds"] if s["mode"] == "federated" else "gossip (no rounds)"],
+        [
+            "Test accuracy",
+            f"{_acc(s['test_accuracy_initial'])} initial → {_acc(s['test_accuracy_final'])} final",
+        ],
+        ["Updates", f"{s['updates']} on the ledger: {s['accepted']} accepted, {s['rejected']} rejected"],
+        ["Refused by the contract", f"{refused_total}" + (f" ({refused_words})" if refused_words else "")],
+        ["Verify (audit)", _verify_words(data.get("verify"))],
+        ["Wall time", _duration(s.get("wall_seconds"))],
+        ["Round time (median)", f"{median:.1f} s ({clocks})" if median is not None else "n/a"],
+        ["Expected races (logged at info)", f"{s['races_total']} (per round below)"],
+    ]
+    rows = [[label, str(value)] for label, value in rows]  # a value reads as text here, left-aligned
+    by_group = [
+        [g, v["providers"], v["updates"], v["accepted"], v["rejected"], v["refused"], v["net_reward"]]
+        for g, v in s["per_behaviour"].items()
+    ]
+    people = [
+        [name, v["role"], v["behaviour"], v["accepted"], v["rejected"], v["pending"], v["refused"],
+         v["verdicts"], v["net_reward"]]
+        for name, v in s["per_participant"].items()
+    ]  # fmt: skip
+    updates = [
+        [
+            u["round"],
+            u["provider"],
+            u["status"],
+            _fmt(u["median"]),
+            u["samples"] if u["samples"] is not None else "",
+        ]
         for u in data["updates"]
-    )
-    lat_rows = "".join(
-        f"<tr><td>{e(k)}</td><td>{len(v)}</td><td>{statistics.median(v):.3f}</td><td>{max(v):.3f}</td></tr>"
+    ]
+    races = data.get("races") or {}
+    race_kinds = sorted({k for v in races.values() for k in v})
+    kinds = ("compute", "ledger", "ipfs", "other")
+    ov = data.get("overhead") or {}
+    round_rows = [
+        [r, f"{data['round_seconds'][r]:.1f}", rs.get(r, ""),
+         *(f"{ov[r][k]:.2f}" for k in kinds), f"{ov[r]['overhead']:.1%}",
+         *(races.get(r, {}).get(k, 0) for k in race_kinds)]
+        for r in sorted(data.get("round_seconds") or {})
+        if r in ov
+    ]  # fmt: skip
+    lat_rows = [
+        [k, len(v), f"{statistics.median(v):.3f}", f"{max(v):.3f}"]
         for k, v in sorted(data["latency"].items())
-    )
-    kinds = ("wall", "compute", "ledger", "ipfs", "other")
-    ov_rows = "".join(
-        f"<tr><td>{r}</td>{''.join(f'<td>{v[k]:.2f}</td>' for k in kinds)}<td>{v['overhead']:.1%}</td></tr>"
-        for r, v in sorted((data.get("overhead") or {}).items())
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>fedcommittee report {e(model_id)}</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}</style></head><body>
+    ]
+    plots = "".join(f'<h2>{e(t)}</h2><img src="{e(n)}" alt="{e(t)}">' for n, t in figs)
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>fedcommittee report {e(model_id)}</title><style>{_CSS}</style></head><body>
 <h1>Run report: {e(model_id)}</h1>
-<pre>{e(json.dumps(summary, indent=2))}</pre>
-{"".join(f'<h2>{e(t)}</h2><img src="{n}">' for n, t in figs)}
-<h2>Updates</h2><table>
-<tr><th>round</th><th>provider</th><th>status</th><th>median score</th><th>samples</th></tr>
-{rows}</table>
-<h2>Round time on the critical path (s)</h2><table>
-<tr><th>round</th><th>wall</th><th>train + score</th><th>ledger</th><th>IPFS</th><th>other</th>
-<th>ledger + IPFS share</th></tr>{ov_rows}</table>
-<h2>Ledger latency (s)</h2><table>
-<tr><th>transaction</th><th>n</th><th>median</th><th>max</th></tr>{lat_rows}</table>
-</body></html>"""
-    path = out / "report.html"
-    path.write_text(page)
-    return path
+<h2>Summary</h2>
+{_table([], rows, "summary")}
+<h2>Accepted and rejected, by behaviour</h2>
+{_table(["behaviour", "providers", "updates", "accepted", "rejected", "refused by the contract",
+         "net reward"], by_group, "behaviour")}
+<h2>Per participant</h2>
+{_table(["name", "role", "behaviour", "accepted", "rejected", "pending", "refused by the contract",
+         "verdicts", "net reward"], people, "participants")}
+{plots}
+<h2>Round time (s)</h2>
+<p class="muted">Wall: from the commit that opened the round to the one that confirmed its aggregate, as
+the submitting agents saw them. The breakdown is the critical path (slowest provider, slowest member,
+publisher). Races: expected protocol races the agents logged at info in that round.</p>
+{_table(["round", "wall", "clock", "train + score", "ledger", "IPFS", "other", "ledger + IPFS share",
+         *(RACE_WORDS.get(k, k) for k in race_kinds)], round_rows, "rounds")}
+<h2>Updates</h2>
+{_table(["round", "provider", "status", "median score", "samples"], updates, "updates")}
+<h2>Ledger latency (s)</h2>
+{_table(["transaction", "n", "median", "max"], lat_rows, "latency")}
+</body></html>"""  # fmt: skip
 
 
 def _fmt(x) -> str:
@@ -315,6 +564,23 @@ def summarize(data: dict) -> dict:
     for u in ups:
         by_provider[u["provider"]][u["status"]] += 1
     acc = data["test_accuracy"]
+    refusals = data.get("refusals") or {}
+    rewards = {e["who"]: e for e in data.get("leaderboard") or []}
+    people = _participant_rows(data, by_provider, refusals, rewards)
+    groups: dict[str, dict[str, int]] = {}
+    for row in people.values():
+        if row["role"] != "provider":
+            continue
+        g = groups.setdefault(
+            behaviour_group(row["behaviour"] or None),
+            {"providers": 0, "updates": 0, "accepted": 0, "rejected": 0, "refused": 0, "net_reward": 0},
+        )
+        g["providers"] += 1
+        g["updates"] += row["accepted"] + row["rejected"] + row["pending"]
+        for k in ("accepted", "rejected", "refused", "net_reward"):
+            g[k] += row[k]
+    order = {g: i for i, g in enumerate(BEHAVIOUR_GROUPS)}
+    secs = data.get("round_seconds") or {}
     return {
         "model": m["id"],
         "status": m["status"],
@@ -324,12 +590,45 @@ def summarize(data: dict) -> dict:
         "accepted": sum(1 for u in ups if u["status"] == "accepted"),
         "rejected": sum(1 for u in ups if u["status"] == "rejected"),
         "per_provider": dict(by_provider),
+        "per_participant": people,
+        "per_behaviour": dict(sorted(groups.items(), key=lambda kv: order.get(kv[0], 99))),
+        "refusals": refusals,
+        "races_total": sum(sum(v.values()) for v in (data.get("races") or {}).values()),
         "test_accuracy_initial": acc.get(min(acc)) if acc else None,
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
         "wall_seconds": data.get("wall_seconds"),
         "ledger_backend": data.get("ledger_backend"),
+        "verify": data.get("verify"),
         **overhead_summary(data.get("overhead") or {}),
+        # From the agents' clocks (0.1 s) where they logged both ends of the round.
+        "round_seconds_median": round(statistics.median(secs.values()), 1) if secs else None,
     }
+
+
+def _participant_rows(data: dict, by_provider: dict, refusals: dict, rewards: dict) -> dict[str, dict]:
+    """One row per participant: the config's (providers, then members, then the publisher), then any
+    name only the ledger or the logs know."""
+    known = data.get("participants") or {}
+    names = [n for n, v in known.items() if v["role"] == "provider"]
+    names += [n for n, v in known.items() if v["role"] == "committee"]
+    names += [n for n in known if known[n]["role"] == "publisher"]
+    names += sorted((set(by_provider) | set(refusals) | set(rewards)) - set(names))
+    out = {}
+    for n in names:
+        role = known.get(n, {}).get("role") or ("provider" if n in by_provider or n in refusals else "?")
+        counts = by_provider.get(n, {"accepted": 0, "rejected": 0, "pending": 0})
+        lb = rewards.get(n, {})
+        out[n] = {
+            "role": role,
+            "behaviour": (known.get(n, {}).get("behaviour") or "").replace("_", " "),
+            "accepted": counts["accepted"],
+            "rejected": counts["rejected"],
+            "pending": counts["pending"],
+            "refused": sum((refusals.get(n) or {}).values()),
+            "verdicts": lb.get("verdicts", 0),
+            "net_reward": lb.get("net", 0),
+        }
+    return out
 
 
 def overhead_summary(overhead: dict[int, dict[str, float]]) -> dict:

@@ -35,7 +35,8 @@ check_prerequisites() {
 
 install_debian_packages() {
   step "[2/6] Debian packages"
-  local wanted=(dataset-fashion-mnist curl) missing=() p
+  # chromium: the report's screenshot test renders report.html headless (it skips only without it).
+  local wanted=(dataset-fashion-mnist curl chromium) missing=() p
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done

@@ -34,6 +34,7 @@ from fedcommittee.ledger import (
     GatewayError,
     load_profile,
 )
+from fedcommittee.logs import expected_race
 from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable, envelope
 from fedcommittee.storage.errors import EncryptedObject, EnvelopeError, KeyFormatError
 
@@ -109,7 +110,13 @@ def paged(fetch: Callable[[str], dict], limit: int = 100_000) -> Iterator[dict]:
 
 
 class JsonLog:
-    """One JSON object per line: ``{"ts", "agent", "role", "event", ...}``; also a short line on stderr."""
+    """One JSON object per line: ``{"ts", "agent", "role", "event", ...}``; also a short line on stderr.
+
+    A warning that ``logs.expected_race`` recognizes (an MVCC conflict that will be retried, a verdict
+    that came after quorum, a replay the contract refused) is written at info with a ``race`` field and
+    the round, and counted: each round's counts go out as one ``races`` record when the agent moves on
+    to the next round (``set_round``) and at ``close``. Warnings are left for what needs a person.
+    """
 
     def __init__(self, path: Path | None, agent: str, role: str, echo: bool = True) -> None:
         self.agent, self.role, self.echo = agent, role, echo
@@ -118,8 +125,29 @@ class JsonLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(path, "a", buffering=1)  # noqa: SIM115 (lives as long as the agent)
         self._lock = threading.Lock()
+        self.round: int | None = None  # the round the agent works on (Agent.model sets it)
+        self._races: dict[str, int] = {}
+
+    def set_round(self, round_no: int) -> None:
+        """The agent now works on ``round_no``: the previous round's race counts are final."""
+        if round_no != self.round:
+            self.flush_races()
+            self.round = round_no
+
+    def flush_races(self) -> None:
+        if not self._races:
+            return
+        counts, self._races = self._races, {}
+        self("races", round=self.round, total=sum(counts.values()), **dict(sorted(counts.items())))
 
     def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        race = expected_race(event, fields) if level == "warning" else None
+        if race is not None:
+            level = "info"
+            fields = {"race": race, **fields}
+            if "round" not in fields and self.round is not None:
+                fields["round"] = self.round
+            self._races[race] = self._races.get(race, 0) + 1
         rec = {"ts": round(time.time(), 3), "agent": self.agent, "role": self.role, "event": event}
         if level != "info":
             rec["level"] = level
@@ -133,6 +161,7 @@ class JsonLog:
                 print(f"[{self.agent}] {event} {detail}"[:300], file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        self.flush_races()
         if self._fh is not None:
             self._fh.close()
 
@@ -254,6 +283,7 @@ class Agent:
                 model = self.client.get_model(self.model_id)
                 # What this pass works on: its ledger and IPFS records are tagged with it (report).
                 self.current_round = int(model.get("currentRound") or 0)
+                self.log.set_round(self.current_round)
                 return model
             except ContractError as exc:
                 if "not found" in str(exc.chaincode_message or exc):
@@ -312,6 +342,8 @@ class Agent:
                 round=self.current_round,
             )
             return result
+        # Retries are routine (logged at info); running out of them is not.
+        self.log("submit_gave_up", level="warning", tx=fn, attempts=attempts)
         raise RuntimeError(f"{fn}: gave up after {attempts} attempts")
 
     # ------------------------------------------------------------------ objects
