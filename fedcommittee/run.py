@@ -292,8 +292,9 @@ def run_experiment(
         if report and final_status is not None:
             from fedcommittee.report import write_report
 
+            audit = {"checks": rep.checked, "discrepancies": len(rep.findings)}
             path = write_report(client, endpoints, model_id, home=home, exp=exp, wall_seconds=wall,
-                                private_key=key)  # fmt: skip
+                                private_key=key, verify=audit)  # fmt: skip
             say(f"report: {path}")
     finally:
         gw.close()
