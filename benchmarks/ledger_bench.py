@@ -184,7 +184,8 @@ class Network:
 
 def mint_client(home: Path, org: int, name: str) -> tuple[Identity, Signer]:
     """A client certificate (OU=client, so a NodeOU client of Org<org>MSP) signed by the org's CA."""
-    org_dir = home / "fabric" / "crypto" / "peerOrganizations" / f"org{org}.fc.local"
+    crypto = Path(json.loads((home / "endpoints.json").read_text())["fabric"]["crypto"])
+    org_dir = crypto / "peerOrganizations" / f"org{org}.fc.local"
     ca_cert = x509.load_pem_x509_certificate((org_dir / "ca" / f"ca.org{org}.fc.local-cert.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((org_dir / "ca" / "priv_sk").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -546,6 +547,7 @@ def compare(dev: dict, fabric: dict) -> dict:
 def bench_backend(backend: str | None, args, levels: list[int]) -> dict:
     """Every figure on one backend's network; the result names the backend."""
     results: dict = {}
+    name = backend or "FC_LEDGER's backend"  # until the network says which it runs
     tmp = None
     if args.existing:
         net = Network(Path(args.existing), dict(os.environ, FC_HOME=args.existing))

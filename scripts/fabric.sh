@@ -167,6 +167,11 @@ fabric_start_peer() {
     export CORE_PEER_CHAINCODEADDRESS=127.0.0.1:$((port + 1))
     # The external endpoint puts the peer into discovery, hence into the gateway's endorsement plans.
     export CORE_PEER_GOSSIP_BOOTSTRAP=127.0.0.1:$port CORE_PEER_GOSSIP_EXTERNALENDPOINT=127.0.0.1:$port
+    # A peer that joins the channel first dials the other orgs' anchor peers before they have joined;
+    # they refuse ("Could not acquire policy manager"), and gossip retries only after reconnectInterval
+    # (25 s by default: fabric gossip/discovery/discovery_impl.go Connect), which made `up` take 5 s
+    # or 30 s by luck. On one machine a 1 s retry costs nothing and membership forms within seconds.
+    export CORE_PEER_GOSSIP_RECONNECTINTERVAL=1s
     export CORE_PEER_TLS_ENABLED=true CORE_PEER_TLS_CERT_FILE=$dir/tls/server.crt
     export CORE_PEER_TLS_KEY_FILE=$dir/tls/server.key CORE_PEER_TLS_ROOTCERT_FILE=$dir/tls/ca.crt
     export CORE_PEER_FILESYSTEMPATH=$FAB/data/$name CORE_LEDGER_SNAPSHOTS_ROOTDIR=$FAB/data/$name/snapshots
