@@ -46,7 +46,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace):
     from fedcommittee.experiment import load_experiment
 
-    return load_experiment(args.config, model_id=args.model_id)
+    # The identities are checked against the users of the network at --home (where one runs).
+    return load_experiment(args.config, model_id=args.model_id, home=args.home)
 
 
 def _agent(args: argparse.Namespace, role: str, user: str, name: str):
@@ -210,7 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.config:
         from fedcommittee.experiment import load_experiment
 
-        exp = load_experiment(args.config, model_id=args.model_id)
+        exp = load_experiment(args.config, model_id=args.model_id, home=args.home)
     endpoints, gw, client = _client(args)
     from fedcommittee.ledger import load_profile
     from fedcommittee.roles.common import load_private_key
