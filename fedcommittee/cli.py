@@ -46,7 +46,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace):
     from fedcommittee.experiment import load_experiment
 
-    return load_experiment(args.config, model_id=args.model_id)
+    # The identities are checked against the users of the network at --home (where one runs).
+    return load_experiment(args.config, model_id=args.model_id, home=args.home)
 
 
 def _agent(args: argparse.Namespace, role: str, user: str, name: str):
@@ -210,7 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.config:
         from fedcommittee.experiment import load_experiment
 
-        exp = load_experiment(args.config, model_id=args.model_id)
+        exp = load_experiment(args.config, model_id=args.model_id, home=args.home)
     endpoints, gw, client = _client(args)
     from fedcommittee.ledger import load_profile
     from fedcommittee.roles.common import load_private_key
@@ -321,28 +322,48 @@ def cmd_run(args: argparse.Namespace) -> int:
                           report=not args.no_report, progress=not args.quiet)  # fmt: skip
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every command takes, on either side of the subcommand (`fedcommittee --home X
+    status` and `fedcommittee status --home X`).
+
+    argparse copies every attribute a subparser sets onto the top-level namespace, so a
+    subcommand's copy of an option has no default (SUPPRESS): it sets the value only when given
+    there, and never erases one given before the subcommand."""
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        help="state directory of the local network (default: $FC_HOME, else ./.fedcommittee)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedcommittee",
         description="Committee-validated federated learning on Hyperledger Fabric and IPFS.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="state directory of the local network (default: $FC_HOME or ./.fedcommittee)",
-    )
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    smoke = sub.add_parser(
+
+    def command(name: str, help_: str, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=kwargs.pop("description", help_), **kwargs)
+        add_global_options(p, top=False)
+        return p
+
+    smoke = command(
         "smoke",
-        help="prove the running network end to end (IPFS round trip, Fabric submit and read back)",
+        "prove the running network end to end (IPFS round trip, ledger submit and read back)",
+        description="Prove the running network end to end: put 1 MiB of random bytes into IPFS and "
+        "read it back hash-verified, then have org1's admin grant or revoke a role of org1-user1 "
+        "through the Gateway (endorse, submit, commit status) and read the change back as that user. "
+        "Exit 0 when every check passes, 1 when one fails, 3 when the ledger is not available.",
     )
     smoke.set_defaults(func=cmd_smoke)
 
     def agent_parser(name: str, help_: str, who: str | None):
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = command(name, help_)
         p.add_argument("config", type=Path, help="experiment YAML (configs/*.yaml)")
         p.add_argument("--model-id", help="model id on the ledger (default: model_id in the config)")
         if who == "provider":
@@ -350,10 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "--name",
                 required=True,
                 action="append",
-                help="the provider's name in the config; repeat it to host several in one process",
+                help="the provider's name in the config (required); repeat it to host several in one process",
             )
         elif who:
-            p.add_argument("--name", required=True, help=f"the {who}'s name in the config")
+            p.add_argument("--name", required=True, help=f"the {who}'s name in the config (required)")
         p.add_argument("--user", help="profile identity to act as (default: the one the config names)")
         return p
 
@@ -368,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_committee)
 
     def query_parser(name: str, help_: str):
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = command(name, help_)
         p.add_argument(
             "--user", default="org1-admin", help="profile identity to query as (default: org1-admin)"
         )
@@ -376,13 +397,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = query_parser("status", "models, rounds, accepted/rejected counts and pending verdicts")
     st.add_argument("--model-id", help="one model (default: every model)")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--json", action="store_true", help="JSON instead of text lines (default: text)")
     st.set_defaults(func=cmd_status)
 
     hi = query_parser("history", "the ledger's audit trail of one record (GetHistory)")
-    hi.add_argument("kind", choices=["model", "update", "account", "round", "role"])
+    hi.add_argument(
+        "kind",
+        choices=["model", "update", "account", "round", "role"],
+        help="the kind of record",
+    )
     hi.add_argument("id", help="model id, update id, identity, '<model>:<round>' or '<role>:<identity>'")
-    hi.add_argument("--json", action="store_true", help="one JSON document instead of JSON lines")
+    hi.add_argument(
+        "--json", action="store_true", help="one JSON document (default: one JSON line per version)"
+    )
     hi.set_defaults(func=cmd_history)
 
     ve = query_parser(
@@ -394,8 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=cmd_verify)
 
     rp = query_parser("report", "HTML report with PNG plots (accuracy, scores, rewards, ledger latency)")
-    rp.add_argument("--model-id", required=True)
-    rp.add_argument("--config", type=Path, help="the experiment YAML (adds test-set accuracy per round)")
+    rp.add_argument("--model-id", required=True, help="the model to report on (required)")
+    rp.add_argument(
+        "--config",
+        type=Path,
+        help="the experiment YAML: adds test-set accuracy per round and the config's names of the "
+        "identities (default: none, so neither)",
+    )
     rp.add_argument("--out", type=Path, help="output folder (default: $FC_HOME/runs/<model>/report)")
     rp.set_defaults(func=cmd_report)
 
@@ -417,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument(
         "--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between redraws (default: 2)"
     )
-    da.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
+    da.add_argument(
+        "--once", action="store_true", help="print one frame and exit, for scripts (default: redraw)"
+    )
     da.add_argument(
         "--late-seconds",
         type=float,
@@ -425,12 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="flag an agent LATE after this many seconds without a log line (default: 60)",
     )
-    da.add_argument("--no-ledger", action="store_true", help="logs only: do not query the ledger")
+    da.add_argument(
+        "--no-ledger", action="store_true", help="logs only: do not query the ledger (default: query it)"
+    )
     da.set_defaults(func=cmd_dashboard)
 
-    ru = sub.add_parser(
+    ru = command(
         "rules",
-        help="governance: propose, vote on and list run-time rule changes of a model",
+        "governance: propose, vote on and list run-time rule changes of a model",
         description="Run-time rules (acceptance threshold, quorum, round deadline, committee membership) "
         "change only by a recorded vote of the org admins named at publication (the model's governance "
         "policy). Proposals come from the publisher or an org admin; each org votes once, as any of its "
@@ -438,38 +474,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ru_sub = ru.add_subparsers(dest="action", metavar="ACTION")
     ru_sub.required = True
-    pr = ru_sub.add_parser("propose", help="propose a change (applied once the policy's votes approve it)")
-    pr.add_argument("--model-id", required=True)
-    pr.add_argument("--threshold", type=float, help="new acceptance threshold (rule threshold only)")
-    pr.add_argument("--quorum", type=int, help="new committee quorum")
-    pr.add_argument("--deadline", type=int, help="round deadline in seconds for rounds opened later")
-    pr.add_argument("--remove-member", metavar="IDENTITY", help="identity key of a member to remove")
-    pr.add_argument("--reason", help="why (kept in the audit trail)")
-    vo = ru_sub.add_parser("vote", help="vote on a proposal as an org admin (one vote per org)")
-    vo.add_argument("proposal_id")
-    side = vo.add_mutually_exclusive_group(required=True)
-    side.add_argument("--approve", dest="approve", action="store_true")
-    side.add_argument("--reject", dest="approve", action="store_false")
-    li = ru_sub.add_parser("list", help="every proposal of a model with its votes and outcome")
-    li.add_argument("--model-id", required=True)
-    li.add_argument("--json", action="store_true", help="machine-readable output")
-    for p in (pr, vo, li):
+
+    def action(name: str, help_: str) -> argparse.ArgumentParser:
+        p = ru_sub.add_parser(name, help=help_, description=help_)
+        add_global_options(p, top=False)
         p.add_argument(
-            "--user", default="org1-admin", help="profile identity to act as (default: org1-admin)"
+            "--user", default="org1-admin", help="profile identity to act as (default: %(default)s)"
         )
+        return p
+
+    pr = action("propose", "propose a change (applied once the policy's votes approve it)")
+    pr.add_argument("--model-id", required=True, help="the model whose rules change (required)")
+    pr.add_argument(
+        "--threshold", type=float, help="new acceptance threshold, rule 'threshold' only (default: unchanged)"
+    )
+    pr.add_argument("--quorum", type=int, help="new committee quorum (default: unchanged)")
+    pr.add_argument(
+        "--deadline", type=int, help="round deadline in seconds for rounds opened later (default: unchanged)"
+    )
+    pr.add_argument(
+        "--remove-member", metavar="IDENTITY", help="identity key of a member to remove (default: none)"
+    )
+    pr.add_argument("--reason", help="why, kept in the audit trail (default: none)")
+    vo = action("vote", "vote on a proposal as an org admin (one vote per org)")
+    vo.add_argument("proposal_id", help="the id `rules propose` printed (or `rules list` shows)")
+    side = vo.add_mutually_exclusive_group(required=True)
+    side.add_argument("--approve", dest="approve", action="store_true", help="vote for the change")
+    side.add_argument("--reject", dest="approve", action="store_false", help="vote against the change")
+    li = action("list", "every proposal of a model with its votes and outcome")
+    li.add_argument("--model-id", required=True, help="the model whose proposals to list (required)")
+    li.add_argument("--json", action="store_true", help="JSON instead of text lines (default: text)")
     ru.set_defaults(func=cmd_rules)
 
-    run = sub.add_parser(
+    run = command(
         "run",
-        help="run a whole consortium on the local network (grants roles, starts every agent, reports)",
+        "run a whole consortium on the local network (grants roles, starts every agent, reports)",
         description="Grant roles as org admins, start one process per agent, show progress, wait for the "
         "model to finish, verify it and write a report. Ctrl-C stops every agent.",
     )
     run.add_argument("config", type=Path, help="experiment YAML, e.g. configs/default.yaml")
     run.add_argument("--model-id", help="model id (default: config model_id, else <name>-<timestamp>)")
-    run.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
-    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        metavar="SECONDS",
+        help="stop every agent and give up after this many seconds (default: %(default)s)",
+    )
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report (default: write it)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines (default: print them)")
     run.set_defaults(func=cmd_run)
     return parser
 

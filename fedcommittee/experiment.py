@@ -11,7 +11,9 @@ See docs/agents.md for the reference of every key.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fedcommittee import layout
 
 __all__ = [
     "CommitteeConfig",
@@ -44,6 +48,61 @@ _MSP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 ALLOCATION_RULES = ("all", "random", "reputation")
 GOVERNANCE_POLICIES = ("majority", "all")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+# Ranges of the partitioners' parameters (fedcommittee.ml.partition; which names each one takes comes
+# from its signature). A value outside fails only when the data is split, deep in numpy.
+PARTITION_PARAM_RANGES = {
+    "alpha": dict(lo=0, lo_open=True),  # Dirichlet concentration
+    "share": dict(lo=0, hi=1, lo_open=True),  # fraction of the dominant class
+    "min_size": dict(kind=int, lo=0),
+    "n_classes": dict(kind=int, lo=2),
+}
+# Behaviour parameters with a range (fedcommittee.ml.attacks); the names come from the behaviour.
+BEHAVIOUR_PARAM_RANGES = {
+    "target": dict(kind=int, lo=0),  # label_flip: a class index
+    "sigma": dict(lo=0),  # gaussian_noise
+}
+
+
+def _crypto_config_users() -> dict[int, int] | None:
+    """Client users per org a new network gets: FC_USERS_PER_ORG, else network/fabric/crypto-config.yaml."""
+    if (n := os.environ.get("FC_USERS_PER_ORG", "").strip()).isdigit() and int(n) > 0:
+        return {org: int(n) for org in layout.ORGS}
+    config = Path(__file__).resolve().parent.parent / "network" / "fabric" / "crypto-config.yaml"
+    try:
+        return layout.users_per_org(config)
+    except (OSError, SystemExit):
+        return None  # not in a source checkout: the count cannot be known here
+
+
+def users_per_org(home: Path | None = None) -> tuple[dict[int, int] | None, str]:
+    """Client users per org, and where that count comes from: the network at ``home`` (its
+    connection.yaml lists the identities it was made with, FC_USERS_PER_ORG included), else what a
+    new network would get. ``(None, why)`` where neither can be read."""
+    if home is None:
+        from fedcommittee.endpoints import default_home
+
+        home = default_home()
+    profile = Path(home) / "connection.yaml"
+    try:
+        names = (yaml.safe_load(profile.read_text()) or {}).get("identities") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        names = {}
+    counts = {org: 0 for org in layout.ORGS}
+    for name in names:
+        m = _USER.match(str(name))
+        if m and m.group(2) != "admin" and int(m.group(1)) in counts:
+            counts[int(m.group(1))] = max(counts[int(m.group(1))], int(m.group(2)[4:]))
+    if any(counts.values()):
+        return counts, f"as the network at {home} was made, see its connection.yaml"
+    users = _crypto_config_users()
+    if users is None:
+        return None, "unknown"
+    if os.environ.get("FC_USERS_PER_ORG"):
+        return users, f"FC_USERS_PER_ORG for a new network; none runs at {home}"
+    return users, (f"network/fabric/crypto-config.yaml for a new network, FC_USERS_PER_ORG changes it; "
+                   f"none runs at {home}")  # fmt: skip
 
 
 def msp_of(user: str) -> str:
@@ -277,8 +336,10 @@ class Experiment:
 
 
 class _Reader:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, users: dict[int, int] | None = None, users_from: str = "") -> None:
         self.source = source
+        self.users = users  # client users per org where known (users_per_org), else None
+        self.users_from = users_from
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.source, key, problem)
@@ -302,7 +363,10 @@ class _Reader:
             raise self.fail(key, f"must be {'an integer' if kind is int else 'a number'}, got {v!r}")
         if not math.isfinite(v):
             raise self.fail(key, f"must be a finite number, got {v!r}")
-        if lo is not None and (v <= lo if lo_open else v < lo):
+        below = lo is not None and (v <= lo if lo_open else v < lo)
+        if lo is not None and hi is not None and (below or v > hi):  # name the whole range
+            raise self.fail(key, f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+        if below:
             raise self.fail(key, f"must be {'>' if lo_open else '>='} {lo}, got {v!r}")
         if hi is not None and v > hi:
             raise self.fail(key, f"must be <= {hi}, got {v!r}")
@@ -341,9 +405,36 @@ class _Reader:
 
     def user(self, d: Mapping, k: str, key: str) -> str:
         u = self.text(d, k, key, None)
-        if not _USER.match(u):
-            raise self.fail(key, f"must name a profile identity like 'org2-user3', got {u!r}")
+        m = _USER.match(u)
+        orgs = ", ".join(f"org{n}" for n in layout.ORGS)
+        if not m:
+            raise self.fail(key, f"must name a profile identity like 'org2-user3' or 'org1-admin' "
+                                 f"(orgs: {orgs}), got {u!r}")  # fmt: skip
+        org = int(m.group(1))
+        if org not in layout.ORGS:
+            raise self.fail(key, f"{u!r}: there is no org{org} in the network (orgs: {orgs})")
+        if m.group(2) != "admin":
+            number = int(m.group(2)[4:])
+            count = (self.users or {}).get(org)
+            if number < 1 or (count is not None and number > count):
+                valid = f"org{org}-user1 .. org{org}-user{count}" if count else f"org{org}-user1 and up"
+                why = f" ({count} client users in org{org}: {self.users_from})" if count else ""
+                raise self.fail(key, f"{u!r} does not exist: org{org} has {valid} and org{org}-admin{why}")
         return u
+
+    def ranged(self, values: dict[str, float], ranges: dict, key: str) -> None:
+        """Check each value that has a range in ``ranges`` (the num() rules: kind, lo, hi)."""
+        for name in values:
+            if name in ranges:
+                self.num(values, name, f"{key}.{name}", None, **ranges[name])
+
+    def data_source(self, d: Mapping, k: str, key: str, default: str) -> str:
+        from fedcommittee.ml.data import source_problem
+
+        v = self.text(d, k, key, default)
+        if problem := source_problem(v):  # names the valid sources (fedcommittee.ml.data.DATA_SOURCES)
+            raise self.fail(key, problem)
+        return v
 
     def dp(self, value: Any, key: str) -> DPConfig:
         d = self.mapping(value, key, {"enabled", "clip", "noise_multiplier", "target_delta"})
@@ -370,9 +461,14 @@ _TOP = {
 }  # fmt: skip
 
 
-def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
-    """Validate a parsed YAML document into an :class:`Experiment`."""
-    r = _Reader(source)
+def parse_experiment(
+    data: Any, source: str = "<config>", *, users: dict[int, int] | None = None, users_from: str = ""
+) -> Experiment:
+    """Validate a parsed YAML document into an :class:`Experiment`.
+
+    ``users`` (client users per org, see :func:`users_per_org`) bounds the user numbers identities
+    may have; None checks only that each identity's org exists."""
+    r = _Reader(source, users, users_from)
     top = r.mapping(data, "", _TOP)
     if not top:
         raise r.fail("<top level>", "empty configuration")
@@ -390,12 +486,12 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         "share_histogram"})  # fmt: skip
     dflt = DataConfig()
     data_cfg = DataConfig(
-        source=r.text(d, "source", "data.source", dflt.source),
+        source=r.data_source(d, "source", "data.source", dflt.source),
         max_samples=r.num(d, "max_samples", "data.max_samples", 0, kind=int, lo=0),
         val_fraction=r.num(
             d, "val_fraction", "data.val_fraction", dflt.val_fraction, lo=0, hi=0.9, lo_open=True
         ),
-        test_source=r.text(d, "test_source", "data.test_source", "") if d.get("test_source") else "",
+        test_source=r.data_source(d, "test_source", "data.test_source", "") if d.get("test_source") else "",
         test_samples=r.num(d, "test_samples", "data.test_samples", dflt.test_samples, kind=int, lo=1),
         test_fraction=r.num(d, "test_fraction", "data.test_fraction", 0.2, lo=0, hi=0.9, lo_open=True),
         share_histogram=r.flag(d, "share_histogram", "data.share_histogram", False),
@@ -407,6 +503,7 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
     p = r.mapping(part, "partition", {"name", "params"})
     partition = r.text(p, "name", "partition.name", "iid", choices=PARTITIONS)
     partition_params = r.params(p.get("params"), "partition.params")
+    _check_partition_params(r, partition, partition_params)
 
     lc = r.mapping(top.get("local"), "local", {"steps", "batch_size", "lr", "optimizer", "momentum"})
     local = LocalConfig(
@@ -467,6 +564,10 @@ def parse_experiment(data: Any, source: str = "<config>") -> Experiment:
         orgs = gv.get("orgs") or []
         if not isinstance(orgs, list) or not all(isinstance(o, str) and _MSP.match(o) for o in orgs):
             raise r.fail("governance.orgs", f"must be a list of MSP ids like 'Org1MSP', got {orgs!r}")
+        msps = [layout.msp_id(n) for n in layout.ORGS]
+        for i, o in enumerate(orgs):
+            if o not in msps:  # its admins do not exist: no vote of that org could ever be cast
+                raise r.fail(f"governance.orgs[{i}]", f"no org {o!r} in the network (orgs: {msps})")
         governance = GovernanceConfig(
             policy=r.text(gv, "policy", "governance.policy", "majority", choices=GOVERNANCE_POLICIES),
             orgs=tuple(orgs),
@@ -619,9 +720,26 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
             get_behaviour(p.behaviour, **p.params)
         except TypeError as exc:
             raise r.fail(f"providers[{i}].params", f"not accepted by {p.behaviour}: {exc}") from None
+        r.ranged(p.params, BEHAVIOUR_PARAM_RANGES, f"providers[{i}].params")
 
 
-def load_experiment(path: str | Path, *, model_id: str | None = None) -> Experiment:
+def _check_partition_params(r: _Reader, partition: str, params: dict[str, float]) -> None:
+    """Names from the partitioner's own signature (so a new parameter needs no change here), ranges
+    from PARTITION_PARAM_RANGES."""
+    from fedcommittee.ml.partition import PARTITIONERS
+
+    fixed = {"labels", "n_clients", "seed"}  # given by the run, not the config
+    accepted = [n for n in inspect.signature(PARTITIONERS[partition]).parameters if n not in fixed]
+    for name in params:
+        if name not in accepted:
+            takes = f"takes {accepted}" if accepted else "takes no parameters"
+            raise r.fail(f"partition.params.{name}", f"unknown parameter: partition {partition!r} {takes}")
+    r.ranged(params, PARTITION_PARAM_RANGES, "partition.params")
+
+
+def load_experiment(path: str | Path, *, model_id: str | None = None, home: Path | None = None) -> Experiment:
+    """Read and validate an experiment file. Identities are checked against the users of the
+    network at ``home`` (default: $FC_HOME, else ./.fedcommittee), else those a new one would get."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -631,7 +749,8 @@ def load_experiment(path: str | Path, *, model_id: str | None = None) -> Experim
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "<yaml>", f"not valid YAML: {exc}") from None
-    exp = parse_experiment(data, source=str(path))
+    users, users_from = users_per_org(home)
+    exp = parse_experiment(data, source=str(path), users=users, users_from=users_from)
     if model_id:
         if not _MODEL_ID.match(model_id):
             raise ConfigError(str(path), "model_id", f"must be 1-64 of [A-Za-z0-9._-], got {model_id!r}")

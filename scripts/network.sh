@@ -86,7 +86,9 @@ ipfs_up() {
   [ -x "$(kubo_bin)" ] || die "Kubo is not built: run scripts/setup.sh first"
   require_free_port "$FC_IPFS_API_PORT" FC_IPFS_API_PORT
   require_free_port "$FC_IPFS_GATEWAY_PORT" FC_IPFS_GATEWAY_PORT
-  require_free_port "$FC_IPFS_SWARM_PORT" FC_IPFS_SWARM_PORT
+  # No check of FC_IPFS_SWARM_PORT: `daemon --offline` never binds the swarm address (Kubo logs
+  # "Swarm not listening, running in offline mode"; checked with ss -ltnp, and the node starts with
+  # that port held by another process). It stays in the config for a node taken online by hand.
   if [ ! -f "$IPFS_REPO/config" ]; then
     # The test profile empties Bootstrap and turns off MDNS and AutoConf: a private node.
     ipfs_cmd init --profile=test --empty-repo >"$LOGS/ipfs-init.log" 2>&1
@@ -137,16 +139,31 @@ backend_words() { # BACKEND
   if [ "$1" = fabric ]; then echo "Hyperledger Fabric $FABRIC_VERSION"; else echo "embedded ledger (network/devledger)"; fi
 }
 
-# Reports are the user's, not network state: keep them when the state goes.
+# Reports and the agents' logs are the user's, not network state: keep them when the state goes,
+# as reports/<model>/ with the logs in reports/<model>/logs/. The logs are kept for a run without a
+# report too (one that stopped early), which is when they are needed most.
 keep_reports() {
-  local report model
-  for report in "$FC_HOME"/runs/*/report; do
-    [ -d "$report" ] || continue
-    model=$(basename "$(dirname "$report")")
+  local run model kept what
+  for run in "$FC_HOME"/runs/*/; do
+    run=${run%/}
+    [ -d "$run/report" ] || [ -d "$run/logs" ] || continue
+    model=$(basename "$run")
+    kept=$FC_ROOT/reports/$model
     mkdir -p "$FC_ROOT/reports"
-    rm -rf "$FC_ROOT/reports/$model"
-    mv "$report" "$FC_ROOT/reports/$model"
-    ok "kept the report of $model in reports/$model"
+    rm -rf "$kept"
+    what=()
+    if [ -d "$run/report" ]; then
+      mv "$run/report" "$kept"
+      what+=("the report")
+    else
+      mkdir -p "$kept"
+    fi
+    if [ -d "$run/logs" ]; then
+      mv "$run/logs" "$kept/logs"
+      what+=("the agent logs")
+    fi
+    if [ ${#what[@]} = 2 ]; then what=("${what[0]} and ${what[1]}"); fi
+    ok "kept ${what[0]} of $model in reports/$model"
   done
 }
 

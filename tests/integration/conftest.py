@@ -1,14 +1,15 @@
 """Session-wide real network for integration tests: brought up once, torn down at the end.
 
 Node logs are printed when any integration test failed, and kept under
-reports/network-logs/ for inspection.
+reports/network-logs/ for inspection. The drill summaries printed at the end of the run come from
+the session hooks in tests/conftest.py: pytest loads this file only once collection reaches this
+folder, after the session has started.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
-import time
 
 import pytest
 
@@ -22,28 +23,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.integration)
-
-
-DRILL_REPORTS = ("access-matrix.txt", "bad-input-summary.txt", "privacy-summary.txt", "load-summary.txt")
-
-
-def pytest_sessionstart(session):
-    session.config._fc_started = time.time()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """At the end of the run, every drill summary this run wrote (counts of inputs, attempts, what
-    was lost), so one place shows them all."""
-    started = getattr(config, "_fc_started", None)
-    fresh = [ROOT / "reports" / n for n in DRILL_REPORTS]
-    fresh = [p for p in fresh if started is not None and p.is_file() and p.stat().st_mtime >= started]
-    if not fresh:
-        return
-    terminalreporter.section("fedcommittee drill summaries")
-    for path in fresh:
-        terminalreporter.write_line(f"--- {path.relative_to(ROOT)}")
-        for line in path.read_text().rstrip().splitlines():
-            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)
