@@ -18,7 +18,13 @@ REPORTS = ROOT / "reports"
 
 # The drills' summaries, in the order they are printed; any other reports/*.txt the run writes
 # (a drill added later) follows them, so a new summary needs no change here.
-DRILL_REPORTS = ("access-matrix.txt", "bad-input-summary.txt", "privacy-summary.txt", "load-summary.txt")
+DRILL_REPORTS = (
+    "access-matrix.txt",
+    "bad-input-summary.txt",
+    "privacy-summary.txt",
+    "load-summary.txt",
+    "faults-summary.txt",
+)
 
 # File modification times come from the kernel's coarse clock, which may lag time.time() by a few
 # milliseconds: without this slack a summary written right at the start could count as stale.

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.network import LocalNetwork
+from tests.integration.network import ROOT, LocalNetwork
 from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, cli, ledger
 
 ROUNDS = 4
@@ -229,7 +229,7 @@ def test_experiment_survives_node_faults(drilled_run):
     }
 
     summary = [
-        "fault drills summary",
+        f"fault drills summary (ledger backend: {backend(net)})",
         *(f"  drill {d}" for d in drills),
         f"  experiment {model_id}: finished, exit {exp.proc.returncode}, {wall:.0f} s",
         f"  accepted updates seen during drills: {len(seen)}; accepted at the end: {len(final)}",
@@ -239,6 +239,8 @@ def test_experiment_survives_node_faults(drilled_run):
         f"  event streams that failed (agents fell back to polling): {stream_failures or 'none'}",
     ]
     print("\n".join(summary))
+    (ROOT / "reports").mkdir(exist_ok=True)
+    (ROOT / "reports" / "faults-summary.txt").write_text("\n".join(summary) + "\n")
     # Agents wait out an unreachable peer and reconcile on their next pass: none may exit.
     assert not crashes, "\n".join(crashes)
 
