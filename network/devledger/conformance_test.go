@@ -14,21 +14,27 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-gateway/pkg/client"
 	"github.com/hyperledger/fabric-gateway/pkg/identity"
 	gp "github.com/hyperledger/fabric-protos-go-apiv2/gateway"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/fedcommittee/fedcommittee/network/devledger/internal/cryptogen"
+	"github.com/fedcommittee/fedcommittee/network/devledger/internal/gateway"
+	"github.com/fedcommittee/fedcommittee/network/devledger/internal/shimhost"
 )
 
 type testNet struct {
+	net  *gateway.Network
 	dir  string
 	cfg  *Config
 	srv  *listeners
@@ -86,7 +92,7 @@ func startNet(t *testing.T) *testNet {
 			t.Errorf("the chaincode asked for something the embedded ledger does not support:\n%s", logs)
 		}
 	})
-	return &testNet{dir: dir, cfg: cfg, srv: srv, logs: logs}
+	return &testNet{net: n, dir: dir, cfg: cfg, srv: srv, logs: logs}
 }
 
 // connect opens the official client for user (e.g. "User1", "Admin") of org n, at org n's gateway.
@@ -236,6 +242,66 @@ func TestOfficialClientEvaluatesSubmitsAndStreamsEvents(t *testing.T) {
 	roles, err := user.GetContract("fedcommittee").EvaluateTransaction("WhoAmI")
 	if err != nil || !strings.Contains(string(roles), `"roles":["provider"]`) {
 		t.Fatalf("after an invalid revoke the role must still be held: %s (%v)", roles, err)
+	}
+	invalidTx := commit.TransactionID()
+
+	// Nor was its event emitted: the next event is the valid revoke's.
+	_, commit, err = admin.GetContract("fedcommittee").SubmitAsync("RevokeRole", client.WithArguments(me, "provider"))
+	if err != nil {
+		t.Fatalf("RevokeRole: %v", err)
+	}
+	if st, err = commit.Status(); err != nil || !st.Successful {
+		t.Fatalf("RevokeRole commit: %+v, %v", st, err)
+	}
+	select {
+	case ev := <-events:
+		if ev.TransactionID == invalidTx || ev.TransactionID != commit.TransactionID() || ev.EventName != "RoleRevoked" {
+			t.Fatalf("event %+v: want the valid RoleRevoked of %s, never the invalid %s's", ev, commit.TransactionID(), invalidTx)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event for the valid revoke within 30 s")
+	}
+}
+
+// nondeterministic writes a different value on every run: Fabric refuses to assemble such a
+// transaction because the endorsers' results differ.
+type nondeterministic struct{ runs atomic.Int64 }
+
+func (c *nondeterministic) Init(shim.ChaincodeStubInterface) *peer.Response { return shim.Success(nil) }
+
+func (c *nondeterministic) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
+	if err := stub.PutState("counter", []byte(fmt.Sprint(c.runs.Add(1)))); err != nil {
+		return shim.Error(err.Error())
+	}
+	return shim.Success(nil)
+}
+
+func TestNonDeterministicChaincodeIsRefusedAtEndorsement(t *testing.T) {
+	tn := startNet(t)
+	cc := &nondeterministic{}
+	for _, o := range tn.net.Orgs {
+		host, err := shimhost.NewInProc("fedcommittee", cc, tn.net.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = o.Host.Close()
+		o.Host = host
+	}
+	_, err := tn.connect(t, 1, "User1").GetNetwork("fedchannel").GetContract("fedcommittee").Submit("Anything")
+	var endorseErr *client.EndorseError
+	if !errors.As(err, &endorseErr) {
+		t.Fatalf("want an EndorseError, got %v", err)
+	}
+	st := status.Convert(endorseErr.Unwrap())
+	if st.Code() != codes.Aborted || st.Message() != "failed to collect enough transaction endorsements, see attached details for more info" {
+		t.Fatalf("status %v %q (Fabric: internal/pkg/gateway/endorse.go:113)", st.Code(), st.Message())
+	}
+	found := false
+	for _, d := range st.Details() {
+		found = found || d.(*gp.ErrorDetail).Message == "ProposalResponsePayloads do not match"
+	}
+	if !found {
+		t.Fatalf("details %v: want \"ProposalResponsePayloads do not match\" (Fabric: internal/pkg/gateway/endorsement.go:133)", st.Details())
 	}
 }
 
