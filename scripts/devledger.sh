@@ -39,8 +39,7 @@ dev_start_ledger() {
     grep -qx "peer0.org$n" "$DEV/outages" 2>/dev/null && continue
     for i in $(seq 1 100); do
       port_busy "$(peer_port "$n")" && break
-      # By PID, not is_ours: until setsid has exec'd the binary, /proc/PID/exe is not it yet.
-      running "$(pid_of ledger)" || { tail -n 20 "$LOGS/ledger.log" >&2; die "the embedded ledger exited at start (log: $LOGS/ledger.log)"; }
+      alive ledger || { tail -n 20 "$LOGS/ledger.log" >&2; die "the embedded ledger exited at start (log: $LOGS/ledger.log)"; }
       sleep 0.05
     done
     port_busy "$(peer_port "$n")" || die "the embedded ledger did not open 127.0.0.1:$(peer_port "$n") (log: $LOGS/ledger.log)"
@@ -84,7 +83,7 @@ dev_start_chaincode() { # ORG
   )
   for i in $(seq 1 100); do
     port_busy "$port" && return
-    running "$(pid_of "$name")" || die "$name exited at start (log: $LOGS/$name.log)"
+    alive "$name" || die "$name exited at start (log: $LOGS/$name.log)"
     sleep 0.05
   done
   die "$name did not listen on 127.0.0.1:$port (log: $LOGS/$name.log)"

@@ -117,7 +117,7 @@ wait_healthy() { # NAME OPERATIONS_PORT TLS_CA
     if curl -sf --cacert "$3" "https://127.0.0.1:$2/healthz" >/dev/null 2>&1; then
       return 0
     fi
-    is_ours "$1" || break
+    alive "$1" || break
     sleep 0.2
   done
   tail -n 30 "$LOGS/$1.log" >&2 || true
@@ -297,7 +297,7 @@ fabric_start_node() {
       local i
       for i in $(seq 1 50); do
         port_busy $(($(peer_port "$n") + 3)) && break
-        is_ours "$name" || die "$name exited at start (log: $LOGS/$name.log)"
+        alive "$name" || die "$name exited at start (log: $LOGS/$name.log)"
         sleep 0.2
       done
       ;;

@@ -68,6 +68,15 @@ stop() { # NAME
   ok "$1 stopped"
 }
 
+# alive NAME: the process of NAME's PID file is running. Start-up waits use this, not is_ours:
+# until setsid has exec'd the binary, /proc/PID/exe names setsid, and is_ours would call a
+# process that is starting normally dead.
+alive() {
+  local pid
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] && running "$pid"
+}
+
 status_line() { # NAME DETAIL
   if is_ours "$1"; then
     echo "$1: running (pid $(pid_of "$1"), $2)"
@@ -105,7 +114,7 @@ ipfs_up() {
       ok "ipfs up: API http://127.0.0.1:$FC_IPFS_API_PORT (pid $(pid_of ipfs))"
       return
     fi
-    is_ours ipfs || break
+    alive ipfs || break
     sleep 0.2
   done
   tail -n 20 "$LOGS/ipfs.log" >&2 || true
