@@ -186,7 +186,7 @@ func (s *listeners) apply() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, oc := range s.cfg.Orgs {
-		org := s.orgByID(oc.MSPID)
+		org := s.net.OrgByID(oc.MSPID)
 		srv, serving := s.servers[oc.MSPID]
 		switch {
 		case down[oc.Name] && serving:
@@ -207,15 +207,6 @@ func (s *listeners) apply() error {
 	return nil
 }
 
-func (s *listeners) orgByID(mspID string) *gateway.Org {
-	for _, o := range s.net.Orgs {
-		if o.MSPID == mspID {
-			return o
-		}
-	}
-	panic("devledger: no org " + mspID)
-}
-
 func (s *listeners) serve(oc OrgConfig) (*grpc.Server, error) {
 	cert, err := tls.LoadX509KeyPair(oc.TLSCert, oc.TLSKey)
 	if err != nil {
@@ -233,11 +224,7 @@ func (s *listeners) serve(oc OrgConfig) (*grpc.Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 60 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}),
 	)
-	for _, o := range s.net.Orgs {
-		if o.MSPID == oc.MSPID {
-			gp.RegisterGatewayServer(srv, gateway.NewServer(s.net, o))
-		}
-	}
+	gp.RegisterGatewayServer(srv, gateway.NewServer(s.net, s.net.OrgByID(oc.MSPID)))
 	go func() {
 		if err := srv.Serve(lis); err != nil {
 			s.logf("%s: listener ended: %v", oc.Name, err)

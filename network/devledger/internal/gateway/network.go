@@ -48,7 +48,8 @@ func NewNetwork(channel, chaincode, version string, orgs []*Org, m *msp.Manager,
 	return &Network{Channel: channel, Chaincode: chaincode, ChaincodeVersion: version, Orgs: orgs, MSP: m, Ledger: l, Logf: logf}
 }
 
-func (n *Network) org(mspID string) *Org {
+// OrgByID is the org with that MSP id, or nil.
+func (n *Network) OrgByID(mspID string) *Org {
 	for _, o := range n.Orgs {
 		if o.MSPID == mspID {
 			return o

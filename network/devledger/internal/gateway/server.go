@@ -104,7 +104,7 @@ func (s *Server) evaluator(targets []string, transient bool) (*Org, error) {
 		}
 	}
 	for _, t := range targets {
-		if o := s.net.org(t); o != nil && o.Up() {
+		if o := s.net.OrgByID(t); o != nil && o.Up() {
 			return o, nil
 		}
 	}
@@ -184,7 +184,7 @@ func (s *Server) plan(chosen []string, transient bool) ([]*Org, error) {
 	if len(chosen) > 0 {
 		var plan []*Org
 		for _, name := range chosen {
-			o := s.net.org(name)
+			o := s.net.OrgByID(name)
 			if o == nil || !o.Up() {
 				return nil, status.Errorf(codes.Unavailable, "failed to find any endorsing peers for org(s): %s", name)
 			}
