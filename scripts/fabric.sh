@@ -228,8 +228,7 @@ chaincode_binary() { # [STATE_DIR]
   local bin=${1:-$FAB}/bin/fedcommittee-chaincode
   if [ ! -x "$bin" ]; then
     mkdir -p "$FAB/bin"
-    (cd "$FC_ROOT/chaincode" && go build -trimpath -o "$bin" ./cmd/fedcommittee 2>&1 | grep -v '^go: downloading' >&2; exit "${PIPESTATUS[0]}") \
-      || die "building the chaincode failed"
+    go_build "$FC_ROOT/chaincode" "$bin" ./cmd/fedcommittee || die "building the chaincode failed"
   fi
   echo "$bin"
 }

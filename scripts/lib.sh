@@ -41,6 +41,12 @@ version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ];
 # port_busy PORT: true when something already listens on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# go_build DIR OUTPUT [PACKAGE]: build a Go binary, showing the compiler's errors but not the
+# module downloads, which are progress noise in set-up's and the main job's output.
+go_build() {
+  (cd "$1" && go build -trimpath -o "$2" "${3:-.}" 2>&1 | grep -v '^go: downloading' >&2; exit "${PIPESTATUS[0]}")
+}
+
 # Seconds since the epoch with a fraction, for the timings the scripts print.
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }

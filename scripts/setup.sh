@@ -110,7 +110,7 @@ build_kubo() {
   echo "    building from the Go module proxy (a few minutes the first time)"
   mkdir -p "$(dirname "$bin")"
   # A wrapper module: go install refuses kubo >= v0.40 because its go.mod has exclude lines.
-  (cd "$FC_ROOT/network/kubo" && go build -trimpath -o "$bin.tmp" .) || die "Kubo build failed (see above)"
+  go_build "$FC_ROOT/network/kubo" "$bin.tmp" || die "Kubo build failed (see above)"
   mv "$bin.tmp" "$bin"
   ok "built $bin ($("$bin" version))"
 }
@@ -124,11 +124,12 @@ build_devledger() {
     return
   fi
   mkdir -p "$(dirname "$bin")"
-  # -mod=mod would rewrite go.sum; the module's go.sum is complete, so the default (readonly) holds.
-  (cd "$FC_ROOT/network/devledger" && go build -trimpath -o "$bin.tmp" . 2>&1 | grep -v '^go: downloading' >&2; exit "${PIPESTATUS[0]}") \
-    || die "building the embedded ledger failed (see above)"
+  go_build "$FC_ROOT/network/devledger" "$bin.tmp" || die "building the embedded ledger failed (see above)"
   mv "$bin.tmp" "$bin"
   ok "built $bin"
+  # Each source change builds anew under a new key: drop other builds older than a week.
+  find "$FC_CACHE" -maxdepth 1 -name 'devledger-*' ! -name "$(basename "$(dirname "$bin")")" -mtime +7 \
+    -exec rm -rf {} + 2>/dev/null || true
 }
 
 build_fabric() {
