@@ -21,7 +21,11 @@ def ccaas_network(local_network, tmp_path):
         pytest.skip("chaincode-as-a-service mode of the embedded ledger: this run's ledger is Fabric")
     env = {"FC_LEDGER": "dev", "FC_DEVLEDGER_CHAINCODE": "ccaas"}
     net = LocalNetwork(home=tmp_path / "state", extra_env=env)
-    net.up()
+    try:
+        net.up()
+    except Exception:
+        net.run("down", check=False)  # stop whatever did start before the failure
+        raise
     yield net
     net.down()
 
