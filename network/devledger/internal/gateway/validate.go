@@ -89,7 +89,7 @@ func (n *Network) Validate(env *common.Envelope) (string, peer.TxValidationCode,
 	e, bad := parseEnvelope(env)
 	if bad != nil {
 		n.Logf("commit: transaction invalid: %v", bad)
-		return txidOf(env), bad.code, nil
+		return "", bad.code, nil // the ledger reads the txid itself where the header is readable
 	}
 	rws, bad := n.validateParsed(e)
 	if bad != nil {
@@ -150,14 +150,4 @@ func (n *Network) checkEndorsements(a *peer.ChaincodeEndorsedAction) error {
 		return fmt.Errorf("signature set did not satisfy policy: %d of %d orgs' peers endorsed, the majority policy needs %d", len(orgs), len(n.Orgs), n.majority())
 	}
 	return nil
-}
-
-func txidOf(env *common.Envelope) string {
-	payload := &common.Payload{}
-	chdr := &common.ChannelHeader{}
-	if env == nil || proto.Unmarshal(env.Payload, payload) != nil || payload.Header == nil ||
-		proto.Unmarshal(payload.Header.ChannelHeader, chdr) != nil {
-		return ""
-	}
-	return chdr.TxId
 }
