@@ -62,6 +62,7 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fedcommittee.layout import BACKEND_NAMES  # noqa: E402
 from fedcommittee.ledger import (  # noqa: E402
     CommitError,
     ContractError,
@@ -162,7 +163,7 @@ class Network:
 
     def backend(self) -> str:
         """The backend's name for every figure: never present the embedded ledger's as Fabric's."""
-        return {"fabric": "Fabric", "dev": "embedded ledger"}[self.fabric().get("backend", "fabric")]
+        return BACKEND_NAMES[self.fabric().get("backend", "fabric")]
 
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB of every process with a PID file."""

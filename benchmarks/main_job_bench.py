@@ -25,9 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fedcommittee.layout import BACKEND_NAMES  # noqa: E402
 from tests.integration.network import LocalNetwork  # noqa: E402
-
-NAMES = {"dev": "embedded ledger", "fabric": "Fabric"}
 
 
 def run_backend(backend: str, config: Path) -> dict:
@@ -49,7 +48,7 @@ def run_backend(backend: str, config: Path) -> dict:
             run_s = time.perf_counter() - started
             if proc.returncode != 0:
                 raise SystemExit(
-                    f"[{NAMES[backend]}] main job failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
+                    f"[{BACKEND_NAMES[backend]}] main job failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
                 )
             summary = json.loads((net.home / "runs" / model_id / "report" / "report.json").read_text())[
                 "summary"
@@ -58,7 +57,7 @@ def run_backend(backend: str, config: Path) -> dict:
             net.run("down", check=False)
     audit = re.search(r"(\d+) checks, (\d+) discrepancies", proc.stdout)
     return {
-        "backend": NAMES[backend],
+        "backend": BACKEND_NAMES[backend],
         "network_up_s": round(up_s, 2),
         "main_job_s": round(run_s, 1),
         "rounds": summary["rounds"],

@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fedcommittee.layout import BACKEND_NAMES  # noqa: E402
 from tests.integration.network import LocalNetwork  # noqa: E402
-
-NAMES = {"dev": "embedded ledger", "fabric": "Fabric"}
 
 
 def cold_starts(backend: str, runs: int) -> dict:
+    name = BACKEND_NAMES[backend]
     times, failures = [], []
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="fc-up-") as tmp:
@@ -40,12 +40,12 @@ def cold_starts(backend: str, runs: int) -> dict:
             failures.append(
                 {"run": i + 1, "seconds": round(elapsed, 2), "output": (proc.stdout + proc.stderr)[-1500:]}
             )
-            print(f"[{NAMES[backend]}] run {i + 1}: FAILED after {elapsed:.2f} s", flush=True)
+            print(f"[{name}] run {i + 1}: FAILED after {elapsed:.2f} s", flush=True)
             continue
         times.append(elapsed)
-        print(f"[{NAMES[backend]}] run {i + 1}: up in {elapsed:.2f} s", flush=True)
+        print(f"[{name}] run {i + 1}: up in {elapsed:.2f} s", flush=True)
     summary = {
-        "backend": NAMES[backend],
+        "backend": name,
         "runs": runs,
         "failed": len(failures),
         "seconds": [round(t, 2) for t in times],
@@ -55,7 +55,7 @@ def cold_starts(backend: str, runs: int) -> dict:
         summary.update(min_s=round(min(times), 2), median_s=round(med, 2), max_s=round(max(times), 2))
         summary["max_over_median"] = round(max(times) / med, 2)
         print(
-            f"[{NAMES[backend]}] network.sh up, {len(times)} of {runs} cold starts: min {min(times):.2f} s, "
+            f"[{name}] network.sh up, {len(times)} of {runs} cold starts: min {min(times):.2f} s, "
             f"median {med:.2f} s, max {max(times):.2f} s (max/median {max(times) / med:.2f}), "
             f"failed {len(failures)}",
             flush=True,

@@ -29,6 +29,8 @@ CHANNEL = "fedchannel"
 CHAINCODE = "fedcommittee"
 CHAINCODE_VERSION = "1.0"
 BACKENDS = ("fabric", "dev")
+# Short names for figures and tables: a figure from the embedded ledger is never labelled Fabric's.
+BACKEND_NAMES = {"fabric": "Fabric", "dev": "embedded ledger"}
 
 
 def orderer_port(base: int, n: int) -> int:

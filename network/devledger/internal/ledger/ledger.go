@@ -25,8 +25,8 @@ type Config struct {
 	Channel      string        // channel id written into block 0
 	BatchTimeout time.Duration // a block is cut this long after its first transaction was queued (0: 30 ms)
 	BatchMaxTx   int           // ... or as soon as this many are queued (0: 200)
-	// Validate runs the peer's per-transaction checks that need identities and returns the transaction id, the
-	// validation code and, when VALID, the transaction's rwset (which must be the one inside the envelope:
+	// Validate runs the peer's per-transaction checks that need identities and returns the transaction id ("":
+	// the ledger reads it from the channel header where that is readable), the validation code and, when VALID, the transaction's rwset (which must be the one inside the envelope:
 	// replay re-parses it from there; nil means "parse it from the envelope"). It is called by the committer
 	// goroutine only, one envelope at a time in block order; it is not called at replay. Nil: every
 	// well-formed endorser or config transaction is VALID (for tests).
