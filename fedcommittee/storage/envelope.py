@@ -115,24 +115,23 @@ MAX_PLAINTEXT_BYTES = (1 << 31) - 1 - (1 << 20)  # AES-GCM via OpenSSL takes < 2
 # ------------------------------------------------------------------------------------------- keys
 
 
-def _kem_of_public(key: object) -> str:
-    if isinstance(key, x25519.X25519PublicKey):
+def _kem_of(key: object, x25519_type: type, ec_type: type, what: str) -> str:
+    """The KEM a key belongs to; ``what`` ("public"/"private") only words the refusal."""
+    if isinstance(key, x25519_type):
         return KEM_X25519
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if isinstance(key, ec_type):
         if not isinstance(key.curve, ec.SECP256R1):
             raise KeyFormatError(f"unsupported EC curve {key.curve.name}: only P-256 (secp256r1)")
         return KEM_P256
-    raise KeyFormatError(f"unsupported public key type {type(key).__name__}: use X25519 or P-256")
+    raise KeyFormatError(f"unsupported {what} key type {type(key).__name__}: use X25519 or P-256")
+
+
+def _kem_of_public(key: object) -> str:
+    return _kem_of(key, x25519.X25519PublicKey, ec.EllipticCurvePublicKey, "public")
 
 
 def _kem_of_private(key: object) -> str:
-    if isinstance(key, x25519.X25519PrivateKey):
-        return KEM_X25519
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise KeyFormatError(f"unsupported EC curve {key.curve.name}: only P-256 (secp256r1)")
-        return KEM_P256
-    raise KeyFormatError(f"unsupported private key type {type(key).__name__}: use X25519 or P-256")
+    return _kem_of(key, x25519.X25519PrivateKey, ec.EllipticCurvePrivateKey, "private")
 
 
 def generate_keypair(kind: str = "x25519") -> tuple[PrivateKey, PublicKey]:
