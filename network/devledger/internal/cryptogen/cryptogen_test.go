@@ -14,17 +14,23 @@ import (
 	"time"
 )
 
-func readCert(t *testing.T, path string) *x509.Certificate {
+// readPEM returns the DER bytes of the one block of type typ in the PEM file at path.
+func readPEM(t *testing.T, path, typ string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		t.Fatalf("%s: no CERTIFICATE PEM", path)
+	if blk == nil || blk.Type != typ {
+		t.Fatalf("%s: no %s PEM", path, typ)
 	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	return blk.Bytes
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(readPEM(t, path, "CERTIFICATE"))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -178,15 +184,7 @@ func TestGenerateLayout(t *testing.T) {
 		// The TLS key matches the TLS cert, the keystore key the signcert.
 		keyFile := map[bool]string{true: "server.key", false: "client.key"}[ou == "peer"]
 		for cert, kf := range map[*x509.Certificate]string{tc: filepath.Join("tls", keyFile), c: "msp/keystore/priv_sk"} {
-			b, err := os.ReadFile(filepath.Join(org, node, kf))
-			if err != nil {
-				t.Fatal(err)
-			}
-			blk, _ := pem.Decode(b)
-			if blk == nil || blk.Type != "PRIVATE KEY" {
-				t.Fatalf("%s: not a PKCS8 PEM", kf)
-			}
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			k, err := x509.ParsePKCS8PrivateKey(readPEM(t, filepath.Join(org, node, kf), "PRIVATE KEY"))
 			if err != nil {
 				t.Fatal(err)
 			}
