@@ -24,6 +24,8 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -76,9 +78,24 @@ def wire(args) -> list:
 # ----------------------------------------------------------------------------- forged identity
 
 
+def _certificate(subject: x509.Name, issuer: x509.Name, public_key, signing_key, *, ca: bool):
+    """A certificate valid from five minutes ago for a day, signed by ``signing_key``."""
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(signing_key, hashes.SHA256())
+    )
+
+
 def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identity, Signer]:
     """A client certificate (OU=``ou``) claiming ``msp_id``, issued by a throwaway CA nobody trusts."""
-    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name(
         [
@@ -86,17 +103,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "ca.org1.example.com"),
         ]
     )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -105,17 +112,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "User1@org1.example.com"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = _certificate(subject, ca_cert.subject, key.public_key(), ca_key, ca=False)
     return Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM)), Signer(key)
 
 
@@ -289,6 +286,19 @@ class DrillLedger:
     def close(self) -> None:
         for gw in self._gateways.values():
             gw.close()
+
+
+@contextmanager
+def drill_ledger(fabric: dict, roles: dict[str, str]) -> Iterator[DrillLedger]:
+    """A DrillLedger on which every (user, role) of ``roles`` is held; closed on exit. The drill
+    modules' ``ledger`` fixtures are this, each with its own cast."""
+    led = DrillLedger(fabric)
+    try:
+        for user, role in roles.items():
+            led.ensure_role(user, role)
+        yield led
+    finally:
+        led.close()
 
 
 # ----------------------------------------------------------------------------- models
