@@ -19,7 +19,6 @@ whatever org's gateway it uses, never endorses against a state one block behind.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import time
@@ -29,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, ledger_pb2
@@ -39,6 +38,7 @@ from fabric_protos.peer import transaction_pb2
 from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, GatewayError, load_profile
 from fedcommittee.ledger.identity import Identity, Signer
 from fedcommittee.ledger.proposal import sign_envelope
+from tests.certs import certificate
 
 PUBLISHER = "org1-user5"
 COMMITTEE = ["org2-user6", "org3-user1"]
@@ -78,22 +78,6 @@ def wire(args) -> list:
 # ----------------------------------------------------------------------------- forged identity
 
 
-def _certificate(subject: x509.Name, issuer: x509.Name, public_key, signing_key, *, ca: bool):
-    """A certificate valid from five minutes ago for a day, signed by ``signing_key``."""
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(signing_key, hashes.SHA256())
-    )
-
-
 def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identity, Signer]:
     """A client certificate (OU=``ou``) claiming ``msp_id``, issued by a throwaway CA nobody trusts."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -103,7 +87,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "ca.org1.example.com"),
         ]
     )
-    ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    ca_cert = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -112,7 +96,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "User1@org1.example.com"),
         ]
     )
-    cert = _certificate(subject, ca_cert.subject, key.public_key(), ca_key, ca=False)
+    cert = certificate(subject, ca_cert.subject, key.public_key(), ca_key, ca=False)
     return Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM)), Signer(key)
 
 
