@@ -209,20 +209,7 @@ func TestOfficialClientEvaluatesSubmitsAndStreamsEvents(t *testing.T) {
 		t.Fatal("no chaincode event within 30 s")
 	}
 
-	// The same role twice is a chaincode error: the client reads the chaincode's message.
-	_, err = admin.GetContract("fedcommittee").Submit("GrantRole", client.WithArguments(me, "provider"))
-	st2 := endorseStatus(t, err)
-	if st2.Code() != codes.Aborted || st2.Message() != "failed to endorse transaction, see attached details for more info" {
-		t.Fatalf("status %v %q", st2.Code(), st2.Message())
-	}
-	details := st2.Details()
-	if len(details) != 1 {
-		t.Fatalf("want one ErrorDetail (the gateway's own org), got %d", len(details))
-	}
-	d := details[0].(*gp.ErrorDetail)
-	if d.MspId != "Org1MSP" || !strings.HasPrefix(d.Message, "chaincode response 500, ") {
-		t.Fatalf("detail %+v", d)
-	}
+	grantingAHeldRoleIsAChaincodeError(t, admin, me)
 
 	// Endorsed by one org only: ordered, then invalid at commit, as the majority policy demands.
 	_, commit, err = admin.GetContract("fedcommittee").SubmitAsync("RevokeRole",
@@ -256,6 +243,25 @@ func TestOfficialClientEvaluatesSubmitsAndStreamsEvents(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no event for the valid revoke within 30 s")
+	}
+}
+
+// grantingAHeldRoleIsAChaincodeError: the same role twice is a chaincode error, and the client
+// reads the chaincode's message from the gateway's one ErrorDetail.
+func grantingAHeldRoleIsAChaincodeError(t *testing.T, admin *client.Network, me string) {
+	t.Helper()
+	_, err := admin.GetContract("fedcommittee").Submit("GrantRole", client.WithArguments(me, "provider"))
+	st2 := endorseStatus(t, err)
+	if st2.Code() != codes.Aborted || st2.Message() != "failed to endorse transaction, see attached details for more info" {
+		t.Fatalf("status %v %q", st2.Code(), st2.Message())
+	}
+	details := st2.Details()
+	if len(details) != 1 {
+		t.Fatalf("want one ErrorDetail (the gateway's own org), got %d", len(details))
+	}
+	d := details[0].(*gp.ErrorDetail)
+	if d.MspId != "Org1MSP" || !strings.HasPrefix(d.Message, "chaincode response 500, ") {
+		t.Fatalf("detail %+v", d)
 	}
 }
 
