@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fedcommittee import __version__
 from fedcommittee.endpoints import Endpoints, NetworkNotRunning
@@ -16,10 +18,34 @@ from fedcommittee.ledger.errors import GatewayError
 from fedcommittee.storage.errors import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+T = TypeVar("T")
 
 
 class UsageError(ValueError):
     """The command line asks for something that cannot be done as given."""
+
+
+def _named(lookup: Callable[[str], T], name: str) -> T:
+    """``lookup(name)`` for a name given on the command line (a provider, a member, a profile
+    identity). Only here is a KeyError bad input: its message, which lists the names there are,
+    becomes the usage error; a KeyError anywhere else is a bug and keeps its traceback."""
+    try:
+        return lookup(name)
+    except KeyError as exc:
+        raise UsageError(exc.args[0] if exc.args else f"unknown name {name!r}") from None
+
+
+def _ledger_endpoints(args: argparse.Namespace) -> Endpoints:
+    endpoints = Endpoints.load(args.home)
+    if not endpoints.fabric_available:
+        raise NetworkNotRunning(f"Fabric is not available: {endpoints.fabric_reason}")
+    return endpoints
+
+
+def _profile(args: argparse.Namespace):
+    from fedcommittee.ledger import load_profile
+
+    return load_profile(_ledger_endpoints(args).connection_profile)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
@@ -55,6 +81,8 @@ def _agent(args: argparse.Namespace, role: str, user: str, name: str):
     from fedcommittee.roles.common import Agent
 
     exp = _experiment(args)
+    if args.user:  # the config's own users are checked when it loads
+        _named(_profile(args).identity, args.user)
     return Agent(exp, user=user, role=role, name=name, home=args.home or default_home())
 
 
@@ -76,7 +104,7 @@ def cmd_provider(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.name))
     if args.user and len(names) > 1:
         raise UsageError("--user names one identity: give it with a single --name")
-    cfgs = [exp.provider(n) for n in names]  # KeyError (unknown name): exit 2 with the names we have
+    cfgs = [_named(exp.provider, n) for n in names]
     agents = []
     try:
         for cfg in cfgs:
@@ -92,7 +120,7 @@ def cmd_provider(args: argparse.Namespace) -> int:
 def cmd_committee(args: argparse.Namespace) -> int:
     from fedcommittee.roles.committee import run_committee
 
-    cfg = _experiment(args).member(args.name)
+    cfg = _named(_experiment(args).member, args.name)
     agent = _agent(args, "committee", args.user or cfg.user, cfg.name)
     try:
         return run_committee(agent, cfg.name)
@@ -106,10 +134,10 @@ def cmd_committee(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace):
     from fedcommittee.ledger import FedcommitteeClient, Gateway, load_profile
 
-    endpoints = Endpoints.load(args.home)
-    if not endpoints.fabric_available:
-        raise NetworkNotRunning(f"Fabric is not available: {endpoints.fabric_reason}")
-    gw = Gateway.connect(load_profile(endpoints.connection_profile), user=args.user)
+    endpoints = _ledger_endpoints(args)
+    profile = load_profile(endpoints.connection_profile)
+    _named(profile.identity, args.user)
+    gw = Gateway.connect(profile, user=args.user)
     return endpoints, gw, FedcommitteeClient(gw.network().contract())
 
 
@@ -337,22 +365,15 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fedcommittee",
-        description="Committee-validated federated learning on Hyperledger Fabric and IPFS.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    add_global_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def _command(sub, name: str, help_: str, **kwargs) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=kwargs.pop("description", help_), **kwargs)
+    add_global_options(p, top=False)
+    return p
 
-    def command(name: str, help_: str, **kwargs) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=kwargs.pop("description", help_), **kwargs)
-        add_global_options(p, top=False)
-        return p
 
-    smoke = command(
+def _add_smoke(sub) -> None:
+    smoke = _command(
+        sub,
         "smoke",
         "prove the running network end to end (IPFS round trip, ledger submit and read back)",
         description="Prove the running network end to end: put 1 MiB of random bytes into IPFS and "
@@ -362,45 +383,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     smoke.set_defaults(func=cmd_smoke)
 
-    def agent_parser(name: str, help_: str, who: str | None):
-        p = command(name, help_)
-        p.add_argument("config", type=Path, help="experiment YAML (configs/*.yaml)")
-        p.add_argument("--model-id", help="model id on the ledger (default: model_id in the config)")
-        if who == "provider":
-            p.add_argument(
-                "--name",
-                required=True,
-                action="append",
-                help="the provider's name in the config (required); repeat it to host several in one process",
-            )
-        elif who:
-            p.add_argument("--name", required=True, help=f"the {who}'s name in the config (required)")
-        p.add_argument("--user", help="profile identity to act as (default: the one the config names)")
-        return p
 
-    agent_parser(
-        "publish", "publisher agent: publish the model, then close rounds and record aggregates", None
-    ).set_defaults(func=cmd_publish)
-    agent_parser(
-        "provider", "provider agent: train on private data and submit updates", "provider"
-    ).set_defaults(func=cmd_provider)
-    agent_parser(
-        "committee", "committee agent: approve the model, score updates, confirm aggregates", "member"
-    ).set_defaults(func=cmd_committee)
-
-    def query_parser(name: str, help_: str):
-        p = command(name, help_)
+def _agent_parser(sub, name: str, help_: str, who: str | None):
+    p = _command(sub, name, help_)
+    p.add_argument("config", type=Path, help="experiment YAML (configs/*.yaml)")
+    p.add_argument("--model-id", help="model id on the ledger (default: model_id in the config)")
+    if who == "provider":
         p.add_argument(
-            "--user", default="org1-admin", help="profile identity to query as (default: org1-admin)"
+            "--name",
+            required=True,
+            action="append",
+            help="the provider's name in the config (required); repeat it to host several in one process",
         )
-        return p
+    elif who:
+        p.add_argument("--name", required=True, help=f"the {who}'s name in the config (required)")
+    p.add_argument("--user", help="profile identity to act as (default: the one the config names)")
+    return p
 
-    st = query_parser("status", "models, rounds, accepted/rejected counts and pending verdicts")
+
+def _add_agents(sub) -> None:
+    publish = "publisher agent: publish the model, then close rounds and record aggregates"
+    _agent_parser(sub, "publish", publish, None).set_defaults(func=cmd_publish)
+    provide = "provider agent: train on private data and submit updates"
+    _agent_parser(sub, "provider", provide, "provider").set_defaults(func=cmd_provider)
+    committee = "committee agent: approve the model, score updates, confirm aggregates"
+    _agent_parser(sub, "committee", committee, "member").set_defaults(func=cmd_committee)
+
+
+def _query_parser(sub, name: str, help_: str):
+    p = _command(sub, name, help_)
+    p.add_argument("--user", default="org1-admin", help="profile identity to query as (default: org1-admin)")
+    return p
+
+
+def _add_queries(sub) -> None:
+    st = _query_parser(sub, "status", "models, rounds, accepted/rejected counts and pending verdicts")
     st.add_argument("--model-id", help="one model (default: every model)")
     st.add_argument("--json", action="store_true", help="JSON instead of text lines (default: text)")
     st.set_defaults(func=cmd_status)
 
-    hi = query_parser("history", "the ledger's audit trail of one record (GetHistory)")
+    hi = _query_parser(sub, "history", "the ledger's audit trail of one record (GetHistory)")
     hi.add_argument(
         "kind",
         choices=["model", "update", "account", "round", "role"],
@@ -412,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hi.set_defaults(func=cmd_history)
 
-    ve = query_parser(
+    ve = _query_parser(
+        sub,
         "verify",
         "audit: re-fetch every object a model references, check hashes, recompute aggregates (sealed "
         "updates are opened with --user's key where it is a recipient, else counted as not opened)",
@@ -420,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--model-id", help="one model (default: every model)")
     ve.set_defaults(func=cmd_verify)
 
-    rp = query_parser("report", "HTML report with PNG plots (accuracy, scores, rewards, ledger latency)")
+    rp = _query_parser(
+        sub, "report", "HTML report with PNG plots (accuracy, scores, rewards, ledger latency)"
+    )
     rp.add_argument("--model-id", required=True, help="the model to report on (required)")
     rp.add_argument(
         "--config",
@@ -431,8 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, help="output folder (default: $FC_HOME/runs/<model>/report)")
     rp.set_defaults(func=cmd_report)
 
-    da = query_parser(
-        "dashboard", "live terminal view of a run from its agents' logs (and the ledger, where reachable)"
+
+def _add_dashboard(sub) -> None:
+    da = _query_parser(
+        sub,
+        "dashboard",
+        "live terminal view of a run from its agents' logs (and the ledger, where reachable)",
     )
     da.description = (
         "Follow the JSON-lines logs of one run ($FC_HOME/runs/<model>/logs/*.jsonl) and redraw a "
@@ -464,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     da.set_defaults(func=cmd_dashboard)
 
-    ru = command(
+
+def _add_rules(sub) -> None:
+    ru = _command(
+        sub,
         "rules",
         "governance: propose, vote on and list run-time rule changes of a model",
         description="Run-time rules (acceptance threshold, quorum, round deadline, committee membership) "
@@ -506,7 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--json", action="store_true", help="JSON instead of text lines (default: text)")
     ru.set_defaults(func=cmd_rules)
 
-    run = command(
+
+def _add_run(sub) -> None:
+    run = _command(
+        sub,
         "run",
         "run a whole consortium on the local network (grants roles, starts every agent, reports)",
         description="Grant roles as org admins, start one process per agent, show progress, wait for the "
@@ -524,6 +559,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip the HTML report (default: write it)")
     run.add_argument("--quiet", action="store_true", help="no progress lines (default: print them)")
     run.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedcommittee",
+        description="Committee-validated federated learning on Hyperledger Fabric and IPFS.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in (_add_smoke, _add_agents, _add_queries, _add_dashboard, _add_rules, _add_run):
+        add(sub)
     return parser
 
 
@@ -535,9 +583,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, UsageError) as exc:
         print(f"fedcommittee: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyError as exc:  # an unknown provider/member/identity name
-        print(f"fedcommittee: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
     except NetworkNotRunning as exc:
         print(f"fedcommittee: {exc}", file=sys.stderr)

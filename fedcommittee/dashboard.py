@@ -432,7 +432,7 @@ class LedgerView:
     def poll(self) -> None:
         from fedcommittee.endpoints import NetworkNotRunning
         from fedcommittee.ledger import ContractError, GatewayError
-        from fedcommittee.run import progress_line
+        from fedcommittee.progress import progress_line
 
         if self.client is None:
             if self.clock() < self._next_try:

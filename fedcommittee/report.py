@@ -117,15 +117,29 @@ def collect(
     client, model_id: str, *, home: Path, exp=None, store=None, profile=None, private_key=None
 ) -> dict[str, Any]:
     model = client.get_model(model_id)
-    names = identity_names(exp, profile)
-    data: dict[str, Any] = {"model": model, "rounds": [], "updates": [], "leaderboard": [], "latency": {}}
+    ledger = _ledger_records(client, model, identity_names(exp, profile))
+    logs = _log_figures(read_logs(run_dir(home, model_id) / "logs"), ledger["rounds"], model["mode"])
+    # In report.json's order: the ledger's records, then what the logs and the config say.
+    data: dict[str, Any] = {"model": model, **ledger, "latency": logs.pop("latency"),
+                            "participants": participants(exp), **logs}  # fmt: skip
+    # Test accuracy of each round's global model (and the final one).
+    data["test_accuracy"] = {}
+    if exp is not None and store is not None:
+        _test_accuracy(data, client, store, exp, private_key)
+    return data
+
+
+def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any]:
+    """Rounds, updates and the leaderboard as the ledger has them, identities by their config names."""
+    model_id = model["id"]
+    rounds_, updates = [], []
     rounds = range(1, int(model.get("currentRound") or 0) + 1) if model["mode"] == "federated" else [0]
     for r in rounds:
         rd = client.get_round(model_id, r) if r else {"number": 0, "status": model["status"], "global": None}
         ups = list(paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)))
-        data["rounds"].append(rd)
+        rounds_.append(rd)
         for u in ups:
-            data["updates"].append(
+            updates.append(
                 {
                     "id": u["id"],
                     "round": u.get("round", 0),
@@ -139,7 +153,7 @@ def collect(
             )
     lb = client.get_leaderboard(model_id) or []
     lb = lb.get("items", lb) if isinstance(lb, dict) else lb
-    data["leaderboard"] = [
+    leaderboard = [
         {
             "who": _short(e["identity"], names),
             "net": e.get("net", 0),
@@ -149,68 +163,79 @@ def collect(
         }
         for e in lb
     ]
-    # Timings from the agents' logs.
-    records = read_logs(run_dir(home, model_id) / "logs")
+    return {"rounds": rounds_, "updates": updates, "leaderboard": leaderboard}
+
+
+def _log_figures(records: list[dict], rounds: list[dict], mode: str) -> dict[str, Any]:
+    """Timings, latencies, refusals, races and the committee's shard accuracy from the agents' logs."""
     shard_acc: dict[int, list[float]] = defaultdict(list)
     for rec in records:
         if rec.get("event") == "aggregate_checked":
             shard_acc[int(rec["round"])].append(float(rec["accuracy"]))
-    data["latency"] = latency_by_tx(records)
-    data["participants"] = participants(exp)
-    data["refusals"] = contract_refusals(records)
-    data["races"] = race_counts(records)
-    data["round_seconds"], data["round_seconds_source"] = (
-        round_times(data["rounds"], records) if model["mode"] == "federated" else ({}, {})
+    out: dict[str, Any] = {
+        "latency": latency_by_tx(records),
+        "refusals": contract_refusals(records),
+        "races": race_counts(records),
+    }
+    out["round_seconds"], out["round_seconds_source"] = (
+        round_times(rounds, records) if mode == "federated" else ({}, {})
     )
-    data["overhead"] = round_overhead(records, data["round_seconds"])
-    data["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
-    # Test accuracy of each round's global model (and the final one).
-    data["test_accuracy"] = {}
-    if exp is not None and store is not None:
-        from fedcommittee import ml
-        from fedcommittee.experiment import data_split
-        from fedcommittee.roles.common import Reader
-        from fedcommittee.storage.errors import EncryptedObject
+    out["overhead"] = round_overhead(records, out["round_seconds"])
+    out["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
+    return out
 
-        test = data_split(exp).test
-        name = model["architecture"]["name"]
-        # Gossip points are updates, which may be sealed: opened with our key where we are a recipient.
-        reader = Reader(client, store, name, max_bytes=exp.max_update_bytes, private_key=private_key,
-                        model_id=model_id)  # fmt: skip
-        gossip = model["mode"] == "gossip"
-        data["sealed_not_opened"] = 0
 
-        def accuracy(ref: dict, update: bool) -> float | None:
-            try:
-                state = reader.fetch_weights(ref["cid"], ref["sha256"], update=update)
-            except EncryptedObject:
-                data["sealed_not_opened"] += 1
-                return None
-            return ml.evaluate(name, state, test).accuracy
+def _accuracy_points(data: dict, client) -> list[tuple[int, dict]]:
+    """(x, weights reference) of each point of the accuracy curve: each round's global model and the
+    final one; in gossip the initial weights (0), then every accepted update in submission order."""
+    model = data["model"]
+    if model["mode"] == "gossip":
+        acc_ups = sorted(
+            (u for u in data["updates"] if u["status"] == "accepted"),
+            key=lambda u: (u["submittedAt"] or 0, u["id"]),
+        )
+        refs = [(0, model["initialWeights"])]
+        for i, u in enumerate(acc_ups, 1):
+            full = client.get_update(u["id"])
+            refs.append((i, {"cid": full["cid"], "sha256": full["sha256"]}))
+        return refs
+    refs = [(int(rd["number"]), rd["global"]) for rd in data["rounds"] if rd.get("global")]
+    if model.get("final"):
+        refs.append((len(refs) + 1, model["final"]))
+    return refs
 
-        if gossip:
-            # Initial weights (0), then every accepted update in submission order: the DAG's progress.
-            acc_ups = sorted(
-                (u for u in data["updates"] if u["status"] == "accepted"),
-                key=lambda u: (u["submittedAt"] or 0, u["id"]),
-            )
-            refs = [(0, model["initialWeights"])]
-            for i, u in enumerate(acc_ups, 1):
-                full = client.get_update(u["id"])
-                refs.append((i, {"cid": full["cid"], "sha256": full["sha256"]}))
-        else:
-            refs = [(int(rd["number"]), rd["global"]) for rd in data["rounds"] if rd.get("global")]
-            if model.get("final"):
-                refs.append((len(refs) + 1, model["final"]))
-        for r, ref in refs:
-            acc = accuracy(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
-            if acc is not None:
-                data["test_accuracy"][r] = acc
-        if model.get("final"):
-            acc = accuracy(model["final"], update=gossip)  # gossip: the final model is an update
-            if acc is not None:
-                data["final_test_accuracy"] = acc
-    return data
+
+def _test_accuracy(data: dict, client, store, exp, private_key) -> None:
+    from fedcommittee import ml
+    from fedcommittee.experiment import data_split
+    from fedcommittee.roles.common import Reader
+    from fedcommittee.storage.errors import EncryptedObject
+
+    model = data["model"]
+    test = data_split(exp).test
+    name = model["architecture"]["name"]
+    # Gossip points are updates, which may be sealed: opened with our key where we are a recipient.
+    reader = Reader(client, store, name, max_bytes=exp.max_update_bytes, private_key=private_key,
+                    model_id=model["id"])  # fmt: skip
+    gossip = model["mode"] == "gossip"
+    data["sealed_not_opened"] = 0
+
+    def accuracy(ref: dict, update: bool) -> float | None:
+        try:
+            state = reader.fetch_weights(ref["cid"], ref["sha256"], update=update)
+        except EncryptedObject:
+            data["sealed_not_opened"] += 1
+            return None
+        return ml.evaluate(name, state, test).accuracy
+
+    for r, ref in _accuracy_points(data, client):
+        acc = accuracy(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
+        if acc is not None:
+            data["test_accuracy"][r] = acc
+    if model.get("final"):
+        acc = accuracy(model["final"], update=gossip)  # gossip: the final model is an update
+        if acc is not None:
+            data["final_test_accuracy"] = acc
 
 
 # Markers per behaviour group, so a reader tells an attacker from a free rider without the colour
@@ -255,28 +280,33 @@ def _colour(spec: str):
 
 
 def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
+    """Draw each plot that has something to show into ``out``; returns (file name, title) of each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
 
     figs = []
-    gossip = data["model"]["mode"] == "gossip"
-
-    def save(fig, name: str, title: str) -> None:
+    for draw in (_accuracy_plot, _scores_plot, _rewards_plot, _overhead_plot, _latency_plot):
+        drawn = draw(data, plt)
+        if drawn is None:
+            continue
+        fig, name, title = drawn
         fig.tight_layout()
         fig.savefig(out / name, dpi=100)
         plt.close(fig)
         figs.append((name, title))
+    return figs
 
-    def whole_rounds(ax) -> None:
-        # Rounds are counted, never halved: no 2.5 on the axis.
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
-    # accuracy per round
+def _whole_rounds(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    # Rounds are counted, never halved: no 2.5 on the axis.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _accuracy_plot(data: dict, plt):
     fig, ax = plt.subplots(figsize=(7, 3.5))
     if data["test_accuracy"]:
         xs = sorted(data["test_accuracy"])
@@ -289,17 +319,22 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
             "s--",
             label="committee shards (median)",
         )
+    gossip = data["model"]["mode"] == "gossip"
     ax.set_xlabel(
         "accepted update, in order (0 = initial)" if gossip else "global model of round (last = final)"
     )
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    whole_rounds(ax)
+    _whole_rounds(ax)
     if ax.lines:
         ax.legend(loc="lower right", fontsize=8)
-    save(fig, "accuracy.png", "Accuracy per round")
+    return fig, "accuracy.png", "Accuracy per round"
 
-    # per-provider scores: one colour and marker per provider, filled = accepted, hollow = rejected
+
+def _scores_plot(data: dict, plt):
+    """One colour and marker per provider, filled = accepted, hollow = rejected."""
+    from matplotlib.lines import Line2D
+
     fig, ax = plt.subplots(figsize=(9, 4))
     styles = provider_styles(data)
     handles = []
@@ -320,14 +355,18 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
     if threshold is not None:
         ax.axhline(float(threshold), color="grey", lw=0.8, ls=":")
         handles.append(Line2D([], [], color="grey", lw=0.8, ls=":", label="acceptance threshold"))
+    gossip = data["model"]["mode"] == "gossip"
     ax.set_xlabel("gossip: every update (round 0)" if gossip else "round")
     ax.set_ylabel("committee median score")
-    whole_rounds(ax)
+    _whole_rounds(ax)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    save(fig, "scores.png", "Committee scores per provider (filled = accepted, hollow = rejected)")
+    return fig, "scores.png", "Committee scores per provider (filled = accepted, hollow = rejected)"
 
-    # rewards
+
+def _rewards_plot(data: dict, plt):
+    from matplotlib.patches import Patch
+
     fig, ax = plt.subplots(figsize=(8, 3.8))
     lb = data["leaderboard"]
     ax.bar(
@@ -344,24 +383,28 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
         ax.legend(
             handles=[Patch(color="C2", label="net gain"), Patch(color="C3", label="net loss")], fontsize=8
         )
-    save(fig, "rewards.png", "Rewards (leaderboard, net credits)")
+    return fig, "rewards.png", "Rewards (leaderboard, net credits)"
 
-    # where each round's time went
-    if data.get("overhead"):
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        rs = sorted(data["overhead"])
-        bottom = [0.0] * len(rs)
-        for kind, colour in (("compute", "C0"), ("ledger", "C1"), ("ipfs", "C2"), ("other", "C7")):
-            vals = [data["overhead"][r][kind] for r in rs]
-            ax.bar(rs, vals, bottom=bottom, color=colour, label=kind)
-            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-        ax.set_xlabel("round")
-        ax.set_ylabel("seconds (critical path)")
-        whole_rounds(ax)
-        ax.legend(fontsize=7, ncol=4)
-        save(fig, "overhead.png", "Round time: training and scoring, ledger, IPFS, other (waiting, decoding)")
 
-    # latency
+def _overhead_plot(data: dict, plt):
+    """Where each round's time went; no plot where no round was timed."""
+    if not data.get("overhead"):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    rs = sorted(data["overhead"])
+    bottom = [0.0] * len(rs)
+    for kind, colour in (("compute", "C0"), ("ledger", "C1"), ("ipfs", "C2"), ("other", "C7")):
+        vals = [data["overhead"][r][kind] for r in rs]
+        ax.bar(rs, vals, bottom=bottom, color=colour, label=kind)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xlabel("round")
+    ax.set_ylabel("seconds (critical path)")
+    _whole_rounds(ax)
+    ax.legend(fontsize=7, ncol=4)
+    return fig, "overhead.png", "Round time: training and scoring, ledger, IPFS, other (waiting, decoding)"
+
+
+def _latency_plot(data: dict, plt):
     fig, ax = plt.subplots(figsize=(7, 3.5))
     lat = data["latency"]
     if lat:
@@ -369,8 +412,7 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
         ax.boxplot([lat[k] for k in keys], tick_labels=keys)
         ax.tick_params(axis="x", rotation=30, labelsize=7)
     ax.set_ylabel("submit to commit (s)")
-    save(fig, "latency.png", "Ledger latency per transaction type")
-    return figs
+    return fig, "latency.png", "Ledger latency per transaction type"
 
 
 def write_report(
@@ -464,9 +506,7 @@ def _table(head: list[str], rows: list[list], cls: str = "") -> str:
     return f'<table class="{cls}">{body}</table>'
 
 
-def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str) -> str:
-    e = html.escape
-    s = summary
+def _summary_rows(data: dict, s: dict) -> list[list[str]]:
     refused_total = sum(sum(v.values()) for v in s["refusals"].values())
     refused_words = "; ".join(
         f"{who}: {', '.join(f'{n} {kind}' for kind, n in kinds.items())}"
@@ -492,26 +532,12 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
         ["Round time (median)", f"{median:.1f} s ({clocks})" if median is not None else "n/a"],
         ["Expected races (logged at info)", f"{s['races_total']} (per round below)"],
     ]
-    rows = [[label, str(value)] for label, value in rows]  # a value reads as text here, left-aligned
-    by_group = [
-        [g, v["providers"], v["updates"], v["accepted"], v["rejected"], v["refused"], v["net_reward"]]
-        for g, v in s["per_behaviour"].items()
-    ]
-    people = [
-        [name, v["role"], v["behaviour"], v["accepted"], v["rejected"], v["pending"], v["refused"],
-         v["verdicts"], v["net_reward"]]
-        for name, v in s["per_participant"].items()
-    ]  # fmt: skip
-    updates = [
-        [
-            u["round"],
-            u["provider"],
-            u["status"],
-            _fmt(u["median"]),
-            u["samples"] if u["samples"] is not None else "",
-        ]
-        for u in data["updates"]
-    ]
+    return [[label, str(value)] for label, value in rows]  # a value reads as text here, left-aligned
+
+
+def _round_rows(data: dict) -> tuple[list[str], list[list]]:
+    """The race kinds seen, and a row per timed round: wall, clock, breakdown, races per kind."""
+    rs = data.get("round_seconds_source") or {}
     races = data.get("races") or {}
     race_kinds = sorted({k for v in races.values() for k in v})
     kinds = ("compute", "ledger", "ipfs", "other")
@@ -523,6 +549,32 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
         for r in sorted(data.get("round_seconds") or {})
         if r in ov
     ]  # fmt: skip
+    return race_kinds, round_rows
+
+
+def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str) -> str:
+    e = html.escape
+    rows = _summary_rows(data, summary)
+    by_group = [
+        [g, v["providers"], v["updates"], v["accepted"], v["rejected"], v["refused"], v["net_reward"]]
+        for g, v in summary["per_behaviour"].items()
+    ]
+    people = [
+        [name, v["role"], v["behaviour"], v["accepted"], v["rejected"], v["pending"], v["refused"],
+         v["verdicts"], v["net_reward"]]
+        for name, v in summary["per_participant"].items()
+    ]  # fmt: skip
+    updates = [
+        [
+            u["round"],
+            u["provider"],
+            u["status"],
+            _fmt(u["median"]),
+            u["samples"] if u["samples"] is not None else "",
+        ]
+        for u in data["updates"]
+    ]
+    race_kinds, round_rows = _round_rows(data)
     lat_rows = [
         [k, len(v), f"{statistics.median(v):.3f}", f"{max(v):.3f}"]
         for k, v in sorted(data["latency"].items())

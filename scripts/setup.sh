@@ -99,19 +99,28 @@ EOF
   ok ".venv (dependencies: $deps, $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
 }
 
+# build_once BIN DIR FAILURE [NOTE]: build the Go module in DIR into BIN unless BIN is there already
+# (then say so and return 1). NOTE, where given, is said before building; FAILURE if the build fails.
+# Called in an `||` list, where `set -e` does not reach: every step checks for itself.
+build_once() {
+  local bin=$1 dir=$2 failure=$3 note=${4:-}
+  if [ -x "$bin" ]; then
+    ok "cached: $bin"
+    return 1
+  fi
+  [ -z "$note" ] || echo "    $note"
+  mkdir -p "$(dirname "$bin")" || die "cannot create $(dirname "$bin")"
+  go_build "$dir" "$bin.tmp" || die "$failure (see above)"
+  mv "$bin.tmp" "$bin" || die "cannot move $bin.tmp to $bin"
+}
+
 build_kubo() {
   step "[4/6] Kubo $KUBO_VERSION (IPFS)"
   local bin
   bin=$(kubo_bin)
-  if [ -x "$bin" ]; then
-    ok "cached: $bin"
-    return
-  fi
-  echo "    building from the Go module proxy (a few minutes the first time)"
-  mkdir -p "$(dirname "$bin")"
   # A wrapper module: go install refuses kubo >= v0.40 because its go.mod has exclude lines.
-  go_build "$FC_ROOT/network/kubo" "$bin.tmp" || die "Kubo build failed (see above)"
-  mv "$bin.tmp" "$bin"
+  build_once "$bin" "$FC_ROOT/network/kubo" "Kubo build failed" \
+    "building from the Go module proxy (a few minutes the first time)" || return 0
   ok "built $bin ($("$bin" version))"
 }
 
@@ -119,13 +128,7 @@ build_devledger() {
   step "[5/6] embedded ledger (network/devledger)"
   local bin
   bin=$(devledger_bin)
-  if [ -x "$bin" ]; then
-    ok "cached: $bin"
-    return
-  fi
-  mkdir -p "$(dirname "$bin")"
-  go_build "$FC_ROOT/network/devledger" "$bin.tmp" || die "building the embedded ledger failed (see above)"
-  mv "$bin.tmp" "$bin"
+  build_once "$bin" "$FC_ROOT/network/devledger" "building the embedded ledger failed" || return 0
   ok "built $bin"
   # Each source change builds anew under a new key: drop other builds older than a week.
   find "$FC_CACHE" -maxdepth 1 -name 'devledger-*' ! -name "$(basename "$(dirname "$bin")")" -mtime +7 \

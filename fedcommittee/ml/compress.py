@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -146,26 +145,12 @@ def list_schemes() -> list[str]:
     return list(SCHEMES)
 
 
-# ------------------------------------------------------------------------------------- canonical writer
+# ------------------------------------------------------------------------------ writer and metadata
 
 
 def _write(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
-    """Canonical safetensors bytes (same layout rules as ``serialize.dumps``, with our metadata)."""
-    header: dict[str, object] = {"__metadata__": dict(metadata)}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        if t.dtype not in _DTYPE_NAMES:
-            raise WeightsError(f"{name}: unsupported dtype {t.dtype}")
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}  # fmt: skip
-        blobs.append(raw)
-        offset += len(raw)
-    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)
-    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
+    """Canonical safetensors bytes (``serialize``'s layout) with our metadata and quantized dtypes."""
+    return serialize.canonical_bytes(tensors, metadata, _DTYPE_NAMES)
 
 
 def _layout_json(layout: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> str:
@@ -342,7 +327,19 @@ def decompress(
         if serialize.dumps(state) != data:
             raise WeightsError("not canonical: bytes differ from the canonical encoding of their tensors")
         return state
+    meta = _check_header(data, sch, layout, model_name)
+    try:
+        tensors = _st_load(data)
+    except Exception as exc:  # safetensors raises its own error types for corrupt payloads
+        raise WeightsError(f"corrupt safetensors payload: {exc}") from None
+    if _write(tensors, meta) != data:
+        raise WeightsError("not canonical: bytes differ from the canonical encoding of their tensors")
+    return {name: _dense(tensors, name, shape, dtype, sch) for name, (shape, dtype) in sorted(layout.items())}
 
+
+def _check_header(data: bytes, sch: Scheme, layout, model_name: str) -> dict[str, str]:
+    """The header of a compressed delta, checked against what ``sch`` writes for ``model_name``
+    before any tensor is built; returns its ``__metadata__``."""
     header = parse_header(data)
     meta = header.pop("__metadata__")
     want_meta = _metadata(sch, layout)
@@ -369,37 +366,32 @@ def decompress(
             )
         if not isinstance(info.get("shape"), list) or tuple(info["shape"]) != shape:
             raise WeightsError(f"{name}: shape {info.get('shape')} but {sch.name} expects {list(shape)}")
-    try:
-        tensors = _st_load(data)
-    except Exception as exc:  # safetensors raises its own error types for corrupt payloads
-        raise WeightsError(f"corrupt safetensors payload: {exc}") from None
-    if _write(tensors, meta) != data:
-        raise WeightsError("not canonical: bytes differ from the canonical encoding of their tensors")
+    return meta
 
-    out: State = {}
-    for name in sorted(layout):
-        shape, dtype = layout[name]
-        if not dtype.is_floating_point:
-            out[name] = tensors[f"{name}/values"].contiguous()
-            continue
-        parts = {s: tensors[f"{name}/{s}"] for s in ("values", "scale", "zero_point")
-                 if f"{name}/{s}" in tensors}  # fmt: skip
-        vals = _dequantize(parts, sch.quant, name)
-        numel = math.prod(shape)
-        if sch.topk is not None:
-            idx = tensors[f"{name}/indices"].to(torch.int64)
-            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= numel):
-                raise WeightsError(f"{name}: top-k index out of range [0, {numel})")
-            if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
-                raise WeightsError(f"{name}: top-k indices must be strictly increasing (no duplicates)")
-            dense = torch.zeros(numel, dtype=torch.float64)
-            dense[idx] = vals
-            vals = dense
-        result = vals.reshape(shape).to(dtype)
-        if not bool(torch.isfinite(result).all()):
-            raise WeightsError(f"{name}: decodes to NaN or Inf in {dtype}")
-        out[name] = result.contiguous()
-    return out
+
+def _dense(
+    tensors: dict[str, torch.Tensor], name: str, shape, dtype: torch.dtype, sch: Scheme
+) -> torch.Tensor:
+    """One tensor of the architecture from its compressed parts: dequantized, top-k scattered back."""
+    if not dtype.is_floating_point:
+        return tensors[f"{name}/values"].contiguous()
+    parts = {s: tensors[f"{name}/{s}"] for s in ("values", "scale", "zero_point")
+             if f"{name}/{s}" in tensors}  # fmt: skip
+    vals = _dequantize(parts, sch.quant, name)
+    numel = math.prod(shape)
+    if sch.topk is not None:
+        idx = tensors[f"{name}/indices"].to(torch.int64)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= numel):
+            raise WeightsError(f"{name}: top-k index out of range [0, {numel})")
+        if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
+            raise WeightsError(f"{name}: top-k indices must be strictly increasing (no duplicates)")
+        dense = torch.zeros(numel, dtype=torch.float64)
+        dense[idx] = vals
+        vals = dense
+    result = vals.reshape(shape).to(dtype)
+    if not bool(torch.isfinite(result).all()):
+        raise WeightsError(f"{name}: decodes to NaN or Inf in {dtype}")
+    return result.contiguous()
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 
 import torch
 from safetensors.torch import load as _st_load
@@ -37,16 +38,26 @@ def dumps(state: State) -> bytes:
     little-endian u64 header length, a JSON header with sorted keys and no spaces, padded with spaces
     to a multiple of 8, then the tensors' little-endian bytes in sorted-name order. Any safetensors
     reader can read it."""
-    header: dict[str, object] = {"__metadata__": _METADATA}
+    return canonical_bytes(state, _METADATA)
+
+
+def canonical_bytes(
+    tensors: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, str],
+    dtype_names: Mapping[torch.dtype, str] = _DTYPE_NAMES,
+) -> bytes:
+    """The layout ``dumps`` writes, with ``metadata`` as the ``__metadata__`` and ``dtype_names`` as
+    the dtypes allowed (compress.py puts its scheme in the metadata and adds int8 and friends)."""
+    header: dict[str, object] = {"__metadata__": dict(metadata)}
     blobs = []
     offset = 0
-    for name in sorted(state):
-        t = state[name].detach().to("cpu").contiguous()
-        if t.dtype not in _DTYPE_NAMES:
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        if t.dtype not in dtype_names:
             raise WeightsError(f"{name}: unsupported dtype {t.dtype}")
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
         header[name] = {
-            "dtype": _DTYPE_NAMES[t.dtype],
+            "dtype": dtype_names[t.dtype],
             "shape": list(t.shape),
             "data_offsets": [offset, offset + len(raw)],
         }

@@ -209,24 +209,7 @@ func TestOfficialClientEvaluatesSubmitsAndStreamsEvents(t *testing.T) {
 		t.Fatal("no chaincode event within 30 s")
 	}
 
-	// The same role twice is a chaincode error: the client reads the chaincode's message.
-	_, err = admin.GetContract("fedcommittee").Submit("GrantRole", client.WithArguments(me, "provider"))
-	var endorseErr *client.EndorseError
-	if !errors.As(err, &endorseErr) {
-		t.Fatalf("granting a held role: want an EndorseError, got %v", err)
-	}
-	st2 := status.Convert(endorseErr.Unwrap())
-	if st2.Code() != codes.Aborted || st2.Message() != "failed to endorse transaction, see attached details for more info" {
-		t.Fatalf("status %v %q", st2.Code(), st2.Message())
-	}
-	details := st2.Details()
-	if len(details) != 1 {
-		t.Fatalf("want one ErrorDetail (the gateway's own org), got %d", len(details))
-	}
-	d := details[0].(*gp.ErrorDetail)
-	if d.MspId != "Org1MSP" || !strings.HasPrefix(d.Message, "chaincode response 500, ") {
-		t.Fatalf("detail %+v", d)
-	}
+	grantingAHeldRoleIsAChaincodeError(t, admin, me)
 
 	// Endorsed by one org only: ordered, then invalid at commit, as the majority policy demands.
 	_, commit, err = admin.GetContract("fedcommittee").SubmitAsync("RevokeRole",
@@ -263,6 +246,25 @@ func TestOfficialClientEvaluatesSubmitsAndStreamsEvents(t *testing.T) {
 	}
 }
 
+// grantingAHeldRoleIsAChaincodeError: the same role twice is a chaincode error, and the client
+// reads the chaincode's message from the gateway's one ErrorDetail.
+func grantingAHeldRoleIsAChaincodeError(t *testing.T, admin *client.Network, me string) {
+	t.Helper()
+	_, err := admin.GetContract("fedcommittee").Submit("GrantRole", client.WithArguments(me, "provider"))
+	st2 := endorseStatus(t, err)
+	if st2.Code() != codes.Aborted || st2.Message() != "failed to endorse transaction, see attached details for more info" {
+		t.Fatalf("status %v %q", st2.Code(), st2.Message())
+	}
+	details := st2.Details()
+	if len(details) != 1 {
+		t.Fatalf("want one ErrorDetail (the gateway's own org), got %d", len(details))
+	}
+	d := details[0].(*gp.ErrorDetail)
+	if d.MspId != "Org1MSP" || !strings.HasPrefix(d.Message, "chaincode response 500, ") {
+		t.Fatalf("detail %+v", d)
+	}
+}
+
 // nondeterministic writes a different value on every run: Fabric refuses to assemble such a
 // transaction because the endorsers' results differ.
 type nondeterministic struct{ runs atomic.Int64 }
@@ -288,11 +290,7 @@ func TestNonDeterministicChaincodeIsRefusedAtEndorsement(t *testing.T) {
 		o.Host = host
 	}
 	_, err := tn.connect(t, 1, "User1").GetNetwork("fedchannel").GetContract("fedcommittee").Submit("Anything")
-	var endorseErr *client.EndorseError
-	if !errors.As(err, &endorseErr) {
-		t.Fatalf("want an EndorseError, got %v", err)
-	}
-	st := status.Convert(endorseErr.Unwrap())
+	st := endorseStatus(t, err)
 	if st.Code() != codes.Aborted || st.Message() != "failed to collect enough transaction endorsements, see attached details for more info" {
 		t.Fatalf("status %v %q (Fabric: internal/pkg/gateway/endorse.go:113)", st.Code(), st.Message())
 	}
@@ -305,6 +303,16 @@ func TestNonDeterministicChaincodeIsRefusedAtEndorsement(t *testing.T) {
 	}
 }
 
+// endorseStatus is the gRPC status an EndorseError carries; any other error fails the test.
+func endorseStatus(t *testing.T, err error) *status.Status {
+	t.Helper()
+	var endorseErr *client.EndorseError
+	if !errors.As(err, &endorseErr) {
+		t.Fatalf("want an EndorseError, got %v", err)
+	}
+	return status.Convert(endorseErr.Unwrap())
+}
+
 // refusal is one case of the table: how to provoke it, and Fabric's answer.
 type refusal struct {
 	name    string
@@ -314,15 +322,20 @@ type refusal struct {
 	fabric  string // where Fabric v3.1.5 words it
 }
 
+// evaluate is a case's action: org's user evaluates fn on channel.
+func evaluate(org int, user, channel, fn string, args ...string) func(*testing.T, *testNet) error {
+	return func(t *testing.T, tn *testNet) error {
+		_, err := tn.connect(t, org, user).GetNetwork(channel).GetContract("fedcommittee").EvaluateTransaction(fn, args...)
+		return err
+	}
+}
+
 func TestRefusalsReadAsFabricWordsThem(t *testing.T) {
 	tn := startNet(t)
 	cases := []refusal{
 		{
 			name: "evaluate, chaincode error",
-			do: func(t *testing.T, tn *testNet) error {
-				_, err := tn.connect(t, 1, "User1").GetNetwork("fedchannel").GetContract("fedcommittee").EvaluateTransaction("GetModel", "no-such-model")
-				return err
-			},
+			do:   evaluate(1, "User1", "fedchannel", "GetModel", "no-such-model"),
 			code: codes.Unknown, message: "evaluate call to endorser returned error: chaincode response 500, ",
 			fabric: "internal/pkg/gateway/evaluate.go:86 with apiutils.go:52 (responseStatus)",
 		},
@@ -337,19 +350,13 @@ func TestRefusalsReadAsFabricWordsThem(t *testing.T) {
 		},
 		{
 			name: "evaluate, unknown function",
-			do: func(t *testing.T, tn *testNet) error {
-				_, err := tn.connect(t, 3, "User2").GetNetwork("fedchannel").GetContract("fedcommittee").EvaluateTransaction("NoSuchFunction")
-				return err
-			},
+			do:   evaluate(3, "User2", "fedchannel", "NoSuchFunction"),
 			code: codes.Unknown, message: "evaluate call to endorser returned error: chaincode response 500, ",
 			fabric: "internal/pkg/gateway/apiutils.go:52",
 		},
 		{
 			name: "evaluate on another channel",
-			do: func(t *testing.T, tn *testNet) error {
-				_, err := tn.connect(t, 1, "User1").GetNetwork("otherchannel").GetContract("fedcommittee").EvaluateTransaction("WhoAmI")
-				return err
-			},
+			do:   evaluate(1, "User1", "otherchannel", "WhoAmI"),
 			code: codes.Unavailable, message: "failed to get config for channel [otherchannel]",
 			fabric: "internal/pkg/gateway/evaluate.go:35 with registry.go:390",
 		},

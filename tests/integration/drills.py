@@ -19,15 +19,16 @@ whatever org's gateway it uses, never endorses against a state one block behind.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2, ledger_pb2
@@ -37,6 +38,7 @@ from fabric_protos.peer import transaction_pb2
 from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, GatewayError, load_profile
 from fedcommittee.ledger.identity import Identity, Signer
 from fedcommittee.ledger.proposal import sign_envelope
+from tests.certs import certificate
 
 PUBLISHER = "org1-user5"
 COMMITTEE = ["org2-user6", "org3-user1"]
@@ -78,7 +80,6 @@ def wire(args) -> list:
 
 def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identity, Signer]:
     """A client certificate (OU=``ou``) claiming ``msp_id``, issued by a throwaway CA nobody trusts."""
-    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name(
         [
@@ -86,17 +87,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "ca.org1.example.com"),
         ]
     )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -105,17 +96,7 @@ def forged_identity(msp_id: str = "Org1MSP", ou: str = "client") -> tuple[Identi
             x509.NameAttribute(NameOID.COMMON_NAME, "User1@org1.example.com"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = certificate(subject, ca_cert.subject, key.public_key(), ca_key, ca=False)
     return Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM)), Signer(key)
 
 
@@ -289,6 +270,19 @@ class DrillLedger:
     def close(self) -> None:
         for gw in self._gateways.values():
             gw.close()
+
+
+@contextmanager
+def drill_ledger(fabric: dict, roles: dict[str, str]) -> Iterator[DrillLedger]:
+    """A DrillLedger on which every (user, role) of ``roles`` is held; closed on exit. The drill
+    modules' ``ledger`` fixtures are this, each with its own cast."""
+    led = DrillLedger(fabric)
+    try:
+        for user, role in roles.items():
+            led.ensure_role(user, role)
+        yield led
+    finally:
+        led.close()
 
 
 # ----------------------------------------------------------------------------- models

@@ -33,10 +33,10 @@ from tests.integration.drills import (
     PROVIDER2,
     PUBLISHER,
     ROLES,
-    DrillLedger,
     accept,
     account_queries,
     activate,
+    drill_ledger,
     federated_update,
     forged_identity,
     gossip_update,
@@ -95,13 +95,8 @@ def render(matrix: dict[str, list[str]]) -> str:
 
 @pytest.fixture(scope="module")
 def ledger(fabric):
-    led = DrillLedger(fabric)
-    try:
-        for user, role in ROLES.items():
-            led.ensure_role(user, role)
+    with drill_ledger(fabric, ROLES) as led:
         yield led
-    finally:
-        led.close()
 
 
 def test_access_control_matrix(ledger, store, capsys):

@@ -151,6 +151,7 @@ def test_bad_config_is_a_usage_error(local_network, tmp_path):
 def test_agents_survive_a_kill_and_restart(local_network, fabric):
     from fedcommittee.experiment import load_experiment
     from fedcommittee.run import run_experiment
+    from tests.integration.crash_drill import KillDrill
 
     net = local_network["network"]
     model_id = f"small-drill-{int(time.time())}"
@@ -162,7 +163,12 @@ def test_agents_survive_a_kill_and_restart(local_network, fabric):
     os.environ.update(env)
     try:
         code = run_experiment(
-            exp, CONFIG, home=net.home, timeout=400, report=False, kill_after={"honest1": 3, "member2": 12}
+            exp,
+            CONFIG,
+            home=net.home,
+            timeout=400,
+            report=False,
+            each_turn=KillDrill({"honest1": 3, "member2": 12}),
         )
     finally:
         for k, v in old.items():

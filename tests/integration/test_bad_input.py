@@ -39,6 +39,7 @@ from tests.integration.drills import (
     accept,
     account_queries,
     activate,
+    drill_ledger,
     federated_update,
     model_queries,
     model_spec,
@@ -65,13 +66,8 @@ def tally(request):
 
 @pytest.fixture(scope="module")
 def ledger(fabric):
-    led = DrillLedger(fabric)
-    try:
-        for user, role in ROLES.items():
-            led.ensure_role(user, role)
+    with drill_ledger(fabric, ROLES) as led:
         yield led
-    finally:
-        led.close()
 
 
 @pytest.fixture(scope="module")

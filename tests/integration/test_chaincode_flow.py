@@ -18,7 +18,7 @@ import pytest
 from fedcommittee.ledger import ContractError
 from fedcommittee.storage import ContentStore
 from tests.integration import drills
-from tests.integration.drills import DrillLedger, ref, unique_id
+from tests.integration.drills import DrillLedger, drill_ledger, ref, unique_id
 
 PUBLISHER = "org1-user1"
 PROVIDERS = ["org1-user2", "org2-user2", "org3-user2"]
@@ -34,13 +34,8 @@ ROLES = {
 
 @pytest.fixture(scope="module")
 def ledger(fabric):
-    led = DrillLedger(fabric)
-    try:
-        for user, role in ROLES.items():
-            led.ensure_role(user, role)
+    with drill_ledger(fabric, ROLES) as led:
         yield led
-    finally:
-        led.close()
 
 
 def model_spec(ledger: DrillLedger, store: ContentStore, model_id: str, *, mode: str, quorum: int) -> dict:

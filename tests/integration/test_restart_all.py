@@ -1,9 +1,9 @@
 """Restart every agent at once: a running experiment loses nothing when all its agents die together.
 
 On the session network, ``run_experiment`` runs ``configs/small.yaml`` with 3 rounds instead of 2
-and ``kill_after`` naming *every* agent (all providers, all committee members and the publisher)
-with the same time: ``KILL_AT`` seconds after the model became active, all of them are SIGKILLed
-before any is restarted (fedcommittee/run.py), so for a moment no agent of the consortium is alive,
+and a ``KillDrill`` (crash_drill.py) naming *every* agent (all providers, all committee members and
+the publisher) with the same time: ``KILL_AT`` seconds after the model became active, all of them
+are SIGKILLed before any is restarted, so for a moment no agent of the consortium is alive,
 whatever it was doing (training, scoring, submitting, between an IPFS put and its transaction).
 
 Agents are level-triggered and idempotent: restarted, each reads the ledger and does what is still
@@ -74,6 +74,7 @@ def model_state(net, model_id: str) -> dict:
 def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
     from fedcommittee.experiment import load_experiment
     from fedcommittee.run import run_experiment
+    from tests.integration.crash_drill import KillDrill
 
     net = local_network["network"]
     for k, v in net.env().items():
@@ -95,7 +96,7 @@ def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
                 home=net.home,
                 timeout=600,
                 report=False,
-                kill_after=dict.fromkeys(names, KILL_AT),
+                each_turn=KillDrill(dict.fromkeys(names, KILL_AT)),
             )
         except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
             result["error"] = exc

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fedcommittee.ledger import Identity, RetryPolicy, Signer, Timeouts
+from tests.certs import certificate as _cert
 
 from .fake_gateway import FakeGateway, FakeServer
 
@@ -26,23 +26,6 @@ def _name(cn: str, ou: str | None = None, org: str = "org1.example.com") -> x509
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
-
-
-def _cert(subject, issuer, pub, signing_key, *, ca: bool, sans: list[x509.GeneralName] | None = None):
-    now = dt.datetime.now(dt.timezone.utc)  # noqa: UP017 (3.10-compatible)
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(pub)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return b.sign(signing_key, hashes.SHA256())
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -147,7 +147,7 @@ def test_protocol_rules_parse_and_reach_the_spec():
 
 
 def test_providers_per_process_groups_providers_in_config_order():
-    from fedcommittee.run import provider_groups
+    from fedcommittee.supervision import provider_groups
 
     doc = small()
     names = [p["name"] for p in doc["providers"]]

@@ -14,17 +14,23 @@ import (
 	"time"
 )
 
-func readCert(t *testing.T, path string) *x509.Certificate {
+// readPEM returns the DER bytes of the one block of type typ in the PEM file at path.
+func readPEM(t *testing.T, path, typ string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		t.Fatalf("%s: no CERTIFICATE PEM", path)
+	if blk == nil || blk.Type != typ {
+		t.Fatalf("%s: no %s PEM", path, typ)
 	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	return blk.Bytes
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(readPEM(t, path, "CERTIFICATE"))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -58,6 +64,17 @@ func TestGenerateLayout(t *testing.T) {
 
 	d := "org2.fc.local"
 	org := filepath.Join(out, "peerOrganizations", d)
+	checkOrgFiles(t, org, d)
+	caCert, roots, tlsRoots := checkCAs(t, org, d)
+	for node, ou := range map[string]string{"peers/peer0." + d: "peer", "users/Admin@" + d: "admin", "users/User7@" + d: "client"} {
+		checkNode(t, org, d, node, ou, caCert, roots, tlsRoots)
+	}
+}
+
+// checkOrgFiles: every file of the org's tree and of a few of its nodes, with its mode; the
+// NodeOU config.yaml wherever one is; nothing past the last user; no admincerts or org keystore.
+func checkOrgFiles(t *testing.T, org, d string) {
+	t.Helper()
 	cfg := "NodeOUs:\n    Enable: true\n    ClientOUIdentifier:\n        Certificate: cacerts/ca.org2.fc.local-cert.pem\n" +
 		"        OrganizationalUnitIdentifier: client\n    PeerOUIdentifier:\n        Certificate: cacerts/ca.org2.fc.local-cert.pem\n" +
 		"        OrganizationalUnitIdentifier: peer\n    AdminOUIdentifier:\n        Certificate: cacerts/ca.org2.fc.local-cert.pem\n" +
@@ -112,7 +129,11 @@ func TestGenerateLayout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(org, "msp/keystore")); !os.IsNotExist(err) {
 		t.Errorf("org msp has a keystore: %v", err)
 	}
+}
 
+// checkCAs: the org's CA and TLS CA certificates; returns the CA and a pool of each.
+func checkCAs(t *testing.T, org, d string) (*x509.Certificate, *x509.CertPool, *x509.CertPool) {
+	t.Helper()
 	caCert := readCert(t, filepath.Join(org, "ca/ca.org2.fc.local-cert.pem"))
 	tlsCA := readCert(t, filepath.Join(org, "tlsca/tlsca.org2.fc.local-cert.pem"))
 	for _, c := range []*x509.Certificate{caCert, tlsCA} {
@@ -136,63 +157,58 @@ func TestGenerateLayout(t *testing.T) {
 	roots, tlsRoots := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(caCert)
 	tlsRoots.AddCert(tlsCA)
+	return caCert, roots, tlsRoots
+}
 
-	for node, ou := range map[string]string{"peers/peer0." + d: "peer", "users/Admin@" + d: "admin", "users/User7@" + d: "client"} {
-		name := filepath.Base(node)
-		c := readCert(t, filepath.Join(org, node, "msp/signcerts", name+"-cert.pem"))
-		if c.Subject.String() != "CN="+name+",OU="+ou+",L=San Francisco,ST=California,C=US" {
-			t.Errorf("subject %s", c.Subject)
+// checkNode: a node's signcert and TLS certificate (subject, usages, SANs, chain) and its keys.
+func checkNode(t *testing.T, org, d, node, ou string, caCert *x509.Certificate, roots, tlsRoots *x509.CertPool) {
+	t.Helper()
+	name := filepath.Base(node)
+	c := readCert(t, filepath.Join(org, node, "msp/signcerts", name+"-cert.pem"))
+	if c.Subject.String() != "CN="+name+",OU="+ou+",L=San Francisco,ST=California,C=US" {
+		t.Errorf("subject %s", c.Subject)
+	}
+	if c.IsCA || c.KeyUsage != x509.KeyUsageDigitalSignature || len(c.ExtKeyUsage) != 0 || len(c.DNSNames) != 0 ||
+		!slices.Equal(c.AuthorityKeyId, caCert.SubjectKeyId) {
+		t.Errorf("%s: signcert usages wrong", name)
+	}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Error(err)
+	}
+	checkLowS(t, c)
+	tlsName := "client.crt"
+	if ou == "peer" {
+		tlsName = "server.crt"
+	}
+	tc := readCert(t, filepath.Join(org, node, "tls", tlsName))
+	if tc.Subject.String() != "CN="+name+",L=San Francisco,ST=California,C=US" ||
+		tc.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment ||
+		!slices.Equal(tc.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
+		t.Errorf("%s: TLS cert %s ku=%v eku=%v", name, tc.Subject, tc.KeyUsage, tc.ExtKeyUsage)
+	}
+	checkLowS(t, tc)
+	if ou == "peer" {
+		if !slices.Equal(tc.DNSNames, []string{"peer0." + d, "peer0", "localhost"}) || len(tc.IPAddresses) != 1 ||
+			tc.IPAddresses[0].String() != "127.0.0.1" {
+			t.Errorf("peer SANs %v %v", tc.DNSNames, tc.IPAddresses)
 		}
-		if c.IsCA || c.KeyUsage != x509.KeyUsageDigitalSignature || len(c.ExtKeyUsage) != 0 || len(c.DNSNames) != 0 ||
-			!slices.Equal(c.AuthorityKeyId, caCert.SubjectKeyId) {
-			t.Errorf("%s: signcert usages wrong", name)
+		for _, host := range []string{"127.0.0.1", "localhost", "peer0." + d} {
+			if _, err := tc.Verify(x509.VerifyOptions{Roots: tlsRoots, DNSName: host}); err != nil {
+				t.Errorf("server cert for %s: %v", host, err)
+			}
 		}
-		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			t.Error(err)
+	} else if len(tc.DNSNames)+len(tc.IPAddresses) != 0 {
+		t.Errorf("client TLS cert has SANs")
+	}
+	// The TLS key matches the TLS cert, the keystore key the signcert.
+	keyFile := map[bool]string{true: "server.key", false: "client.key"}[ou == "peer"]
+	for cert, kf := range map[*x509.Certificate]string{tc: filepath.Join("tls", keyFile), c: "msp/keystore/priv_sk"} {
+		k, err := x509.ParsePKCS8PrivateKey(readPEM(t, filepath.Join(org, node, kf), "PRIVATE KEY"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		checkLowS(t, c)
-		tlsName := "client.crt"
-		if ou == "peer" {
-			tlsName = "server.crt"
-		}
-		tc := readCert(t, filepath.Join(org, node, "tls", tlsName))
-		if tc.Subject.String() != "CN="+name+",L=San Francisco,ST=California,C=US" ||
-			tc.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment ||
-			!slices.Equal(tc.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
-			t.Errorf("%s: TLS cert %s ku=%v eku=%v", name, tc.Subject, tc.KeyUsage, tc.ExtKeyUsage)
-		}
-		checkLowS(t, tc)
-		if ou == "peer" {
-			if !slices.Equal(tc.DNSNames, []string{"peer0." + d, "peer0", "localhost"}) || len(tc.IPAddresses) != 1 ||
-				tc.IPAddresses[0].String() != "127.0.0.1" {
-				t.Errorf("peer SANs %v %v", tc.DNSNames, tc.IPAddresses)
-			}
-			for _, host := range []string{"127.0.0.1", "localhost", "peer0." + d} {
-				if _, err := tc.Verify(x509.VerifyOptions{Roots: tlsRoots, DNSName: host}); err != nil {
-					t.Errorf("server cert for %s: %v", host, err)
-				}
-			}
-		} else if len(tc.DNSNames)+len(tc.IPAddresses) != 0 {
-			t.Errorf("client TLS cert has SANs")
-		}
-		// The TLS key matches the TLS cert, the keystore key the signcert.
-		keyFile := map[bool]string{true: "server.key", false: "client.key"}[ou == "peer"]
-		for cert, kf := range map[*x509.Certificate]string{tc: filepath.Join("tls", keyFile), c: "msp/keystore/priv_sk"} {
-			b, err := os.ReadFile(filepath.Join(org, node, kf))
-			if err != nil {
-				t.Fatal(err)
-			}
-			blk, _ := pem.Decode(b)
-			if blk == nil || blk.Type != "PRIVATE KEY" {
-				t.Fatalf("%s: not a PKCS8 PEM", kf)
-			}
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !k.(*ecdsa.PrivateKey).PublicKey.Equal(cert.PublicKey) {
-				t.Errorf("%s/%s does not match its certificate", node, kf)
-			}
+		if !k.(*ecdsa.PrivateKey).PublicKey.Equal(cert.PublicKey) {
+			t.Errorf("%s/%s does not match its certificate", node, kf)
 		}
 	}
 }

@@ -32,6 +32,14 @@ type proposal struct {
 
 func (p *proposal) txid() string { return p.chdr.GetTxId() }
 
+// unmarshal parses b into msg; the error names the message type, as the endorser's does.
+func unmarshal(b []byte, msg proto.Message) error {
+	if err := proto.Unmarshal(b, msg); err != nil {
+		return fmt.Errorf("error unmarshalling %s: %w", msg.ProtoReflect().Descriptor().Name(), err)
+	}
+	return nil
+}
+
 // unpackProposal parses a signed proposal. Errors read like the endorser's, which the gateway
 // reports as InvalidArgument ("failed to unpack transaction proposal: ...").
 func unpackProposal(sp *peer.SignedProposal) (*proposal, error) {
@@ -39,24 +47,24 @@ func unpackProposal(sp *peer.SignedProposal) (*proposal, error) {
 		return nil, errors.New("a signed proposal is required")
 	}
 	prop := &peer.Proposal{}
-	if err := proto.Unmarshal(sp.ProposalBytes, prop); err != nil {
-		return nil, fmt.Errorf("error unmarshalling Proposal: %w", err)
+	if err := unmarshal(sp.ProposalBytes, prop); err != nil {
+		return nil, err
 	}
 	hdr := &common.Header{}
-	if err := proto.Unmarshal(prop.Header, hdr); err != nil {
-		return nil, fmt.Errorf("error unmarshalling Header: %w", err)
+	if err := unmarshal(prop.Header, hdr); err != nil {
+		return nil, err
 	}
 	chdr := &common.ChannelHeader{}
-	if err := proto.Unmarshal(hdr.ChannelHeader, chdr); err != nil {
-		return nil, fmt.Errorf("error unmarshalling ChannelHeader: %w", err)
+	if err := unmarshal(hdr.ChannelHeader, chdr); err != nil {
+		return nil, err
 	}
 	shdr := &common.SignatureHeader{}
-	if err := proto.Unmarshal(hdr.SignatureHeader, shdr); err != nil {
-		return nil, fmt.Errorf("error unmarshalling SignatureHeader: %w", err)
+	if err := unmarshal(hdr.SignatureHeader, shdr); err != nil {
+		return nil, err
 	}
 	ext := &peer.ChaincodeHeaderExtension{}
-	if err := proto.Unmarshal(chdr.Extension, ext); err != nil {
-		return nil, fmt.Errorf("error unmarshalling ChaincodeHeaderExtension: %w", err)
+	if err := unmarshal(chdr.Extension, ext); err != nil {
+		return nil, err
 	}
 	if ext.ChaincodeId == nil {
 		return nil, errors.New("ChaincodeHeaderExtension.ChaincodeId is nil")
@@ -65,12 +73,12 @@ func unpackProposal(sp *peer.SignedProposal) (*proposal, error) {
 		return nil, errors.New("ChaincodeHeaderExtension.ChaincodeId.Name is empty")
 	}
 	cpp := &peer.ChaincodeProposalPayload{}
-	if err := proto.Unmarshal(prop.Payload, cpp); err != nil {
-		return nil, fmt.Errorf("error unmarshalling ChaincodeProposalPayload: %w", err)
+	if err := unmarshal(prop.Payload, cpp); err != nil {
+		return nil, err
 	}
 	cis := &peer.ChaincodeInvocationSpec{}
-	if err := proto.Unmarshal(cpp.Input, cis); err != nil {
-		return nil, fmt.Errorf("error unmarshalling ChaincodeInvocationSpec: %w", err)
+	if err := unmarshal(cpp.Input, cis); err != nil {
+		return nil, err
 	}
 	if cis.ChaincodeSpec == nil {
 		return nil, errors.New("chaincode invocation spec did not contain chaincode spec")

@@ -103,48 +103,17 @@ func (l *Ledger) commitBlock(envs []*common.Envelope) {
 			raw = []byte{}
 		}
 		raws[i] = raw
-		txid, code, rws := l.cfg.Validate(env)
-		_, chdr, herr := channelHeaderOf(env)
-		if txid == "" && herr == nil {
-			txid = chdr.TxId
-		}
-		if code == peer.TxValidationCode_VALID && txid != "" && (inBlock[txid] || l.committed(txid)) {
-			code = peer.TxValidationCode_DUPLICATE_TXID
-		}
-		var names []string
-		var sets []*kvrwset.KVRWSet
-		if code == peer.TxValidationCode_VALID && herr == nil &&
-			common.HeaderType(chdr.Type) == common.HeaderType_ENDORSER_TRANSACTION {
-			if rws == nil {
-				if _, _, rws, err = ParseEndorserTx(env); err != nil {
-					code = peer.TxValidationCode_BAD_PAYLOAD
-				}
-			}
-			if code == peer.TxValidationCode_VALID {
-				if names, sets, err = parseKVRWSets(rws); err != nil {
-					code = peer.TxValidationCode_BAD_RWSET
-				}
-			}
-		}
-		if code == peer.TxValidationCode_VALID {
-			code = view.mvccCheck(names, sets)
-		}
-		if code == peer.TxValidationCode_VALID {
-			view.apply(names, sets, Version{num, uint64(i)})
-			for j, ns := range names {
-				for _, w := range sets[j].Writes {
-					hist = append(hist, histAdd{ns, w.Key, num, uint64(i), KeyMod{
-						TxID: txid, Value: w.Value, Timestamp: chdr.GetTimestamp(), IsDelete: w.IsDelete || len(w.Value) == 0,
-					}})
-				}
-			}
+		tx := l.checkTx(env, view, inBlock)
+		if tx.code == peer.TxValidationCode_VALID {
+			view.apply(tx.names, tx.sets, Version{num, uint64(i)})
+			hist = append(hist, tx.history(num, uint64(i))...)
 		} else {
-			l.cfg.Logf("devledger: block %d tx %d [%s] invalid: %s", num, i, txid, code)
+			l.cfg.Logf("devledger: block %d tx %d [%s] invalid: %s", num, i, tx.txid, tx.code)
 		}
-		if txid != "" {
-			inBlock[txid] = true
+		if tx.txid != "" {
+			inBlock[tx.txid] = true
 		}
-		txids[i], codes[i] = txid, code
+		txids[i], codes[i] = tx.txid, tx.code
 	}
 
 	blk := newBlock(num, prev, raws, codes)
@@ -161,7 +130,69 @@ func (l *Ledger) commitBlock(envs []*common.Envelope) {
 		l.mu.Unlock()
 		return
 	}
+	l.publish(blk, off, txids, codes, hist)
+}
 
+// txOutcome is one transaction of the block being cut: its id and code and, when VALID, its writes.
+type txOutcome struct {
+	txid  string
+	code  peer.TxValidationCode
+	chdr  *common.ChannelHeader // nil when the envelope has none
+	names []string
+	sets  []*kvrwset.KVRWSet
+}
+
+// checkTx validates env as the next transaction of the block: the configured validation, a txid
+// already seen (earlier in this block or committed), the read-write set's parse, then MVCC
+// against view, which holds the block's earlier VALID writes.
+func (l *Ledger) checkTx(env *common.Envelope, view *blockView, inBlock map[string]bool) txOutcome {
+	txid, code, rws := l.cfg.Validate(env)
+	_, chdr, herr := channelHeaderOf(env)
+	if txid == "" && herr == nil {
+		txid = chdr.TxId
+	}
+	if code == peer.TxValidationCode_VALID && txid != "" && (inBlock[txid] || l.committed(txid)) {
+		code = peer.TxValidationCode_DUPLICATE_TXID
+	}
+	tx := txOutcome{txid: txid, chdr: chdr}
+	if code == peer.TxValidationCode_VALID && herr == nil &&
+		common.HeaderType(chdr.Type) == common.HeaderType_ENDORSER_TRANSACTION {
+		var err error
+		if rws == nil {
+			if _, _, rws, err = ParseEndorserTx(env); err != nil {
+				code = peer.TxValidationCode_BAD_PAYLOAD
+			}
+		}
+		if code == peer.TxValidationCode_VALID {
+			if tx.names, tx.sets, err = parseKVRWSets(rws); err != nil {
+				code = peer.TxValidationCode_BAD_RWSET
+			}
+		}
+	}
+	if code == peer.TxValidationCode_VALID {
+		code = view.mvccCheck(tx.names, tx.sets)
+	}
+	tx.code = code
+	return tx
+}
+
+// history is what a VALID transaction at (block, tx) adds to its keys' histories.
+func (tx txOutcome) history(block, i uint64) []histAdd {
+	var out []histAdd
+	for j, ns := range tx.names {
+		for _, w := range tx.sets[j].Writes {
+			out = append(out, histAdd{ns, w.Key, block, i, KeyMod{
+				TxID: tx.txid, Value: w.Value, Timestamp: tx.chdr.GetTimestamp(), IsDelete: w.IsDelete || len(w.Value) == 0,
+			}})
+		}
+	}
+	return out
+}
+
+// publish makes a written block visible: state snapshot, height, txid index and histories, then
+// wakes whoever waits for a commit.
+func (l *Ledger) publish(blk *common.Block, off int64, txids []string, codes []peer.TxValidationCode, hist []histAdd) {
+	num := blk.Header.Number
 	snap := l.master.clone()
 	l.mu.Lock()
 	l.snap = snap

@@ -164,11 +164,10 @@ func parseResults(t testing.TB, b []byte) ([]string, []*kvrwset.KVRWSet) {
 	return names, sets
 }
 
-// replayWrites recomputes the state from the blocks' VALID transactions, independently of the ledger's code
-// paths for state (it shares only ParseEndorserTx).
-func replayWrites(t testing.TB, l *Ledger) []string {
+// eachTx calls fn with every transaction on l, in order: its block number, index in the block,
+// envelope and validation code.
+func eachTx(t testing.TB, l *Ledger, fn func(n uint64, i int, env *common.Envelope, code peer.TxValidationCode)) {
 	t.Helper()
-	state := map[string]string{}
 	for n := uint64(0); n < l.Height(); n++ {
 		b, err := l.Block(n)
 		if err != nil {
@@ -176,30 +175,40 @@ func replayWrites(t testing.TB, l *Ledger) []string {
 		}
 		filter := b.Metadata.Metadata[common.BlockMetadataIndex_TRANSACTIONS_FILTER]
 		for i, raw := range b.Data.Data {
-			if peer.TxValidationCode(filter[i]) != peer.TxValidationCode_VALID {
-				continue
-			}
 			env := &common.Envelope{}
 			if err := proto.Unmarshal(raw, env); err != nil {
 				t.Fatal(err)
 			}
-			_, _, rws, err := ParseEndorserTx(env)
-			if err != nil {
-				continue // the config block
-			}
-			names, sets := parseResults(t, mustMarshal(rws))
-			for j, ns := range names {
-				for _, w := range sets[j].Writes {
-					k := ns + "/" + w.Key
-					if w.IsDelete {
-						delete(state, k)
-					} else {
-						state[k] = fmt.Sprintf("%s=%s@%d:%d", k, w.Value, n, i)
-					}
+			fn(n, i, env, peer.TxValidationCode(filter[i]))
+		}
+	}
+}
+
+// replayWrites recomputes the state from the blocks' VALID transactions, independently of the ledger's code
+// paths for state (it shares only ParseEndorserTx).
+func replayWrites(t testing.TB, l *Ledger) []string {
+	t.Helper()
+	state := map[string]string{}
+	eachTx(t, l, func(n uint64, i int, env *common.Envelope, code peer.TxValidationCode) {
+		if code != peer.TxValidationCode_VALID {
+			return
+		}
+		_, _, rws, err := ParseEndorserTx(env)
+		if err != nil {
+			return // the config block
+		}
+		names, sets := parseResults(t, mustMarshal(rws))
+		for j, ns := range names {
+			for _, w := range sets[j].Writes {
+				k := ns + "/" + w.Key
+				if w.IsDelete {
+					delete(state, k)
+				} else {
+					state[k] = fmt.Sprintf("%s=%s@%d:%d", k, w.Value, n, i)
 				}
 			}
 		}
-	}
+	})
 	out := make([]string, 0, len(state))
 	for _, v := range state {
 		out = append(out, v)

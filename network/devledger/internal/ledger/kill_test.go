@@ -15,7 +15,6 @@ import (
 
 	"github.com/hyperledger/fabric-protos-go-apiv2/common"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
-	"google.golang.org/protobuf/proto"
 )
 
 const killChildEnv = "DEVLEDGER_KILL_CHILD_DIR"
@@ -104,23 +103,14 @@ func TestKill9(t *testing.T) {
 
 		l := openTest(t, dir, 200, 2*time.Millisecond)
 		count := map[string]int{}
-		for n := uint64(0); n < l.Height(); n++ {
-			b, err := l.Block(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			filter := b.Metadata.Metadata[common.BlockMetadataIndex_TRANSACTIONS_FILTER]
-			for i, raw := range b.Data.Data {
-				env := &common.Envelope{}
-				proto.Unmarshal(raw, env)
-				if txid, _, _, err := ParseEndorserTx(env); err == nil {
-					count[txid]++
-					if peer.TxValidationCode(filter[i]) != peer.TxValidationCode_VALID {
-						t.Errorf("%s committed as %v", txid, peer.TxValidationCode(filter[i]))
-					}
+		eachTx(t, l, func(_ uint64, _ int, env *common.Envelope, code peer.TxValidationCode) {
+			if txid, _, _, err := ParseEndorserTx(env); err == nil {
+				count[txid]++
+				if code != peer.TxValidationCode_VALID {
+					t.Errorf("%s committed as %v", txid, code)
 				}
 			}
-		}
+		})
 		for _, txid := range reported {
 			if count[txid] != 1 {
 				t.Errorf("round %d: reported %s found %d times", round, txid, count[txid])

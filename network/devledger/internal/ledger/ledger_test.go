@@ -184,16 +184,11 @@ func TestDuplicateTxID(t *testing.T) {
 		t.Fatalf("TxByID(dup) = %v %v %v", code, blk, ok)
 	}
 	var dupCodes []peer.TxValidationCode
-	for n := uint64(0); n < l.Height(); n++ {
-		b, _ := l.Block(n)
-		for i, raw := range b.Data.Data {
-			e := &common.Envelope{}
-			proto.Unmarshal(raw, e)
-			if id, _, _, _ := ParseEndorserTx(e); id == "dup" || id == "twin" {
-				dupCodes = append(dupCodes, peer.TxValidationCode(b.Metadata.Metadata[2][i]))
-			}
+	eachTx(t, l, func(_ uint64, _ int, e *common.Envelope, code peer.TxValidationCode) {
+		if id, _, _, _ := ParseEndorserTx(e); id == "dup" || id == "twin" {
+			dupCodes = append(dupCodes, code)
 		}
-	}
+	})
 	want := []peer.TxValidationCode{0, peer.TxValidationCode_DUPLICATE_TXID, 0, peer.TxValidationCode_DUPLICATE_TXID}
 	if !reflect.DeepEqual(dupCodes, want) {
 		t.Fatalf("codes in blocks %v", dupCodes)

@@ -23,57 +23,61 @@ func seed(t *testing.T, l *Ledger, txid string, kv ...string) {
 	}
 }
 
+// simulateMixed runs one transaction of writes, a delete, reads and two range queries (the first
+// six calls in reverse order with reverse) and returns its read-write set's bytes.
+func simulateMixed(t *testing.T, l *Ledger, reverse bool) []byte {
+	t.Helper()
+	s, err := l.NewSimulator("tx1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Done()
+	ops := []func(){
+		func() { put(t, s, "zz", "w2", "v") },
+		func() { put(t, s, "cc", "w1", "v") },
+		func() {
+			if err := s.DelState("cc", "a"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		func() { get(t, s, "cc", "b") },
+		func() { get(t, s, "cc", "missing") },
+		func() { get(t, s, "other", "x") },
+	}
+	if reverse {
+		for i := len(ops) - 1; i >= 0; i-- {
+			ops[i]()
+		}
+	} else {
+		for _, op := range ops {
+			op()
+		}
+	}
+	it, _ := s.GetStateRange("cc", "b", "d") // fully iterated: exhausted, EndKey = "d"
+	if got := drain(t, it); !reflect.DeepEqual(got, []string{"b", "c"}) {
+		t.Fatalf("range = %v", got)
+	}
+	it2, _ := s.GetStateRange("cc", "a", "") // stopped after one result: EndKey = "a"
+	if kv, _ := it2.Next(); kv == nil || kv.Key != "a" || string(kv.Value) != "1" {
+		t.Fatalf("first = %v", kv)
+	}
+	it2.Close()
+	b, err := s.Results()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Results(); err == nil {
+		t.Fatal("second Results() accepted")
+	}
+	return b
+}
+
 func TestRWSetShapeAndDeterminism(t *testing.T) {
 	l := openTest(t, t.TempDir(), 200, 5*time.Millisecond)
 	defer l.Close()
 	seed(t, l, "seed", "cc", "a", "1", "cc", "b", "2", "cc", "c", "3", "cc", "d", "4", "other", "x", "9")
 
-	run := func(reverse bool) []byte {
-		s, err := l.NewSimulator("tx1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Done()
-		ops := []func(){
-			func() { put(t, s, "zz", "w2", "v") },
-			func() { put(t, s, "cc", "w1", "v") },
-			func() {
-				if err := s.DelState("cc", "a"); err != nil {
-					t.Fatal(err)
-				}
-			},
-			func() { get(t, s, "cc", "b") },
-			func() { get(t, s, "cc", "missing") },
-			func() { get(t, s, "other", "x") },
-		}
-		if reverse {
-			for i := len(ops) - 1; i >= 0; i-- {
-				ops[i]()
-			}
-		} else {
-			for _, op := range ops {
-				op()
-			}
-		}
-		it, _ := s.GetStateRange("cc", "b", "d") // fully iterated: exhausted, EndKey = "d"
-		if got := drain(t, it); !reflect.DeepEqual(got, []string{"b", "c"}) {
-			t.Fatalf("range = %v", got)
-		}
-		it2, _ := s.GetStateRange("cc", "a", "") // stopped after one result: EndKey = "a"
-		if kv, _ := it2.Next(); kv == nil || kv.Key != "a" || string(kv.Value) != "1" {
-			t.Fatalf("first = %v", kv)
-		}
-		it2.Close()
-		b, err := s.Results()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Results(); err == nil {
-			t.Fatal("second Results() accepted")
-		}
-		return b
-	}
-	b1, b2 := run(false), run(true)
+	b1, b2 := simulateMixed(t, l, false), simulateMixed(t, l, true)
 	if !bytes.Equal(b1, b2) {
 		t.Fatal("rwset bytes depend on call order")
 	}

@@ -274,6 +274,28 @@ func (h *handler) serve(m *peer.ChaincodeMessage) {
 	}
 }
 
+// request reads a shim request's payload into in; a bad one is answered as Fabric's handler does.
+func request(payload []byte, in proto.Message) error {
+	if err := proto.Unmarshal(payload, in); err != nil {
+		return fmt.Errorf("unmarshal failed: %w", err)
+	}
+	return nil
+}
+
+// stateRequest reads a request on one key or range; one on a private data collection is refused.
+func stateRequest(m *peer.ChaincodeMessage, in interface {
+	proto.Message
+	GetCollection() string
+}) error {
+	if err := request(m.Payload, in); err != nil {
+		return err
+	}
+	if c := in.GetCollection(); c != "" {
+		return privateData(c)
+	}
+	return nil
+}
+
 // handle serves m against tx.req.Sim; tx.mu is held.
 func (h *handler) handle(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 	sim := tx.req.Sim
@@ -281,37 +303,28 @@ func (h *handler) handle(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 	switch m.Type {
 	case peer.ChaincodeMessage_GET_STATE:
 		in := &peer.GetState{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
-		}
-		if in.Collection != "" {
-			return nil, privateData(in.Collection)
+		if err := stateRequest(m, in); err != nil {
+			return nil, err
 		}
 		return sim.GetState(ns, in.Key)
 	case peer.ChaincodeMessage_PUT_STATE:
 		in := &peer.PutState{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
-		}
-		if in.Collection != "" {
-			return nil, privateData(in.Collection)
+		if err := stateRequest(m, in); err != nil {
+			return nil, err
 		}
 		return nil, sim.PutState(ns, in.Key, in.Value)
 	case peer.ChaincodeMessage_DEL_STATE:
 		in := &peer.DelState{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
-		}
-		if in.Collection != "" {
-			return nil, privateData(in.Collection)
+		if err := stateRequest(m, in); err != nil {
+			return nil, err
 		}
 		return nil, sim.DelState(ns, in.Key)
 	case peer.ChaincodeMessage_GET_STATE_BY_RANGE:
 		return h.getStateByRange(tx, m)
 	case peer.ChaincodeMessage_QUERY_STATE_NEXT:
 		in := &peer.QueryStateNext{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
+		if err := request(m.Payload, in); err != nil {
+			return nil, err
 		}
 		it := tx.iters[in.Id]
 		if it == nil {
@@ -320,8 +333,8 @@ func (h *handler) handle(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 		return nextBatch(tx, in.Id, it)
 	case peer.ChaincodeMessage_QUERY_STATE_CLOSE:
 		in := &peer.QueryStateClose{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
+		if err := request(m.Payload, in); err != nil {
+			return nil, err
 		}
 		if it := tx.iters[in.Id]; it != nil {
 			it.close()
@@ -330,8 +343,8 @@ func (h *handler) handle(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 		return proto.Marshal(&peer.QueryResponse{HasMore: false, Id: in.Id})
 	case peer.ChaincodeMessage_GET_HISTORY_FOR_KEY:
 		in := &peer.GetHistoryForKey{}
-		if err := proto.Unmarshal(m.Payload, in); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
+		if err := request(m.Payload, in); err != nil {
+			return nil, err
 		}
 		mods, err := sim.GetHistoryForKey(ns, in.Key)
 		if err != nil {
@@ -351,17 +364,14 @@ func (h *handler) handle(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 // results come in batches of 100 (QUERY_STATE_NEXT for more).
 func (h *handler) getStateByRange(tx *txCtx, m *peer.ChaincodeMessage) ([]byte, error) {
 	in := &peer.GetStateByRange{}
-	if err := proto.Unmarshal(m.Payload, in); err != nil {
-		return nil, fmt.Errorf("unmarshal failed: %w", err)
-	}
-	if in.Collection != "" {
-		return nil, privateData(in.Collection)
+	if err := stateRequest(m, in); err != nil {
+		return nil, err
 	}
 	var md *peer.QueryMetadata
 	if in.Metadata != nil {
 		md = &peer.QueryMetadata{}
-		if err := proto.Unmarshal(in.Metadata, md); err != nil {
-			return nil, fmt.Errorf("unmarshal failed: %w", err)
+		if err := request(in.Metadata, md); err != nil {
+			return nil, err
 		}
 	}
 	id := newIterID()

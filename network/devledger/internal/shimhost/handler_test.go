@@ -14,10 +14,12 @@ import (
 // message: REGISTER -> REGISTERED, READY (empty: no write batch, no multi
 // get); KEEPALIVE is not echoed; requests for unknown transactions get ERROR;
 // a TRANSACTION carries input, txid, channel and proposal.
-func TestHandshakeByHand(t *testing.T) {
+// registerByHand plays the chaincode's side of the handshake (REGISTER; REGISTERED and READY
+// expected back) and returns its end of the stream, the host's handler, and a receive function.
+func registerByHand(t *testing.T) (*ccEnd, *handler, func() *peer.ChaincodeMessage) {
+	t.Helper()
 	toCC, fromCC := newPipeDir(), newPipeDir()
 	cc := &ccEnd{in: toCC, out: fromCC}
-	defer cc.CloseSend()
 	type made struct {
 		h   *handler
 		err error
@@ -49,7 +51,12 @@ func TestHandshakeByHand(t *testing.T) {
 	if mk.err != nil {
 		t.Fatal(mk.err)
 	}
-	h := mk.h
+	return cc, mk.h, recv
+}
+
+func TestHandshakeByHand(t *testing.T) {
+	cc, h, recv := registerByHand(t)
+	defer cc.CloseSend()
 	defer h.shutdown(errClosed)
 
 	_ = cc.Send(&peer.ChaincodeMessage{Type: peer.ChaincodeMessage_KEEPALIVE})

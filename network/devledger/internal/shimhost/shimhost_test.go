@@ -210,63 +210,11 @@ func (c *testCC) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
 		}
 		return shim.Success([]byte("ok"))
 	case "scan", "leak":
-		it, err := stub.GetStateByRange("", "")
-		if err != nil {
-			return shim.Error(err.Error())
-		}
-		if fn == "leak" {
-			return shim.Success(nil) // never closed: the host closes it at the end of the tx
-		}
-		defer it.Close()
-		n := 0
-		last := ""
-		for it.HasNext() {
-			kv, err := it.Next()
-			if err != nil {
-				return shim.Error(err.Error())
-			}
-			if kv.Key <= last {
-				return shim.Error("out of order: " + kv.Key)
-			}
-			last = kv.Key
-			n++
-		}
-		return shim.Success([]byte(strconv.Itoa(n)))
+		return scanAll(stub, fn == "leak")
 	case "page":
-		size, _ := strconv.Atoi(args[0])
-		it, md, err := stub.GetStateByRangeWithPagination("", "", int32(size), args[1])
-		if err != nil {
-			return shim.Error(err.Error())
-		}
-		defer it.Close()
-		var keys []string
-		for it.HasNext() {
-			kv, err := it.Next()
-			if err != nil {
-				return shim.Error(err.Error())
-			}
-			keys = append(keys, kv.Key)
-		}
-		werr := stub.PutState("x", []byte("y")) // Fabric refuses writes after a paginated query
-		return shim.Success(fmt.Appendf(nil, "%d|%s|%d|%s|%v", len(keys), strings.Join(keys, ","), md.FetchedRecordsCount, md.Bookmark, werr))
+		return page(stub, args)
 	case "history":
-		it, err := stub.GetHistoryForKey(args[0])
-		if err != nil {
-			return shim.Error(err.Error())
-		}
-		defer it.Close()
-		n := 0
-		for it.HasNext() {
-			m, err := it.Next()
-			if err != nil {
-				return shim.Error(err.Error())
-			}
-			if m.TxId == "" || m.Timestamp == nil {
-				return shim.Error("empty history entry")
-			}
-			n++
-		}
-		return shim.Success([]byte(strconv.Itoa(n)))
+		return countHistory(stub, args[0])
 	case "del":
 		if err := stub.DelState(args[0]); err != nil {
 			return shim.Error(err.Error())
@@ -279,16 +227,7 @@ func (c *testCC) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
 		}
 		return shim.Success(v)
 	case "unsupported":
-		var out []string
-		_, err := stub.GetQueryResult(`{"selector":{}}`)
-		out = append(out, fmt.Sprint(err))
-		_, err = stub.GetPrivateData("coll", "k")
-		out = append(out, fmt.Sprint(err))
-		_, err = stub.GetStateValidationParameter("k")
-		out = append(out, fmt.Sprint(err))
-		r := stub.InvokeChaincode("other", [][]byte{[]byte("f")}, "")
-		out = append(out, r.Message+string(r.Payload)) // the shim puts the peer's ERROR text in Payload
-		return shim.Success([]byte(strings.Join(out, "\n")))
+		return unsupportedCalls(stub)
 	case "block":
 		v, err := stub.GetState("a")
 		if err != nil {
@@ -302,6 +241,87 @@ func (c *testCC) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
 		panic("boom")
 	}
 	return shim.Error("unknown function " + fn)
+}
+
+// scanAll counts the whole key range in order; with leak it leaves the iterator open instead.
+func scanAll(stub shim.ChaincodeStubInterface, leak bool) *peer.Response {
+	it, err := stub.GetStateByRange("", "")
+	if err != nil {
+		return shim.Error(err.Error())
+	}
+	if leak {
+		return shim.Success(nil) // never closed: the host closes it at the end of the tx
+	}
+	defer it.Close()
+	n := 0
+	last := ""
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return shim.Error(err.Error())
+		}
+		if kv.Key <= last {
+			return shim.Error("out of order: " + kv.Key)
+		}
+		last = kv.Key
+		n++
+	}
+	return shim.Success([]byte(strconv.Itoa(n)))
+}
+
+// page reads one page (args: size, bookmark), then tries a write, which Fabric refuses after it.
+func page(stub shim.ChaincodeStubInterface, args []string) *peer.Response {
+	size, _ := strconv.Atoi(args[0])
+	it, md, err := stub.GetStateByRangeWithPagination("", "", int32(size), args[1])
+	if err != nil {
+		return shim.Error(err.Error())
+	}
+	defer it.Close()
+	var keys []string
+	for it.HasNext() {
+		kv, err := it.Next()
+		if err != nil {
+			return shim.Error(err.Error())
+		}
+		keys = append(keys, kv.Key)
+	}
+	werr := stub.PutState("x", []byte("y")) // Fabric refuses writes after a paginated query
+	return shim.Success(fmt.Appendf(nil, "%d|%s|%d|%s|%v", len(keys), strings.Join(keys, ","), md.FetchedRecordsCount, md.Bookmark, werr))
+}
+
+// countHistory counts key's history entries, each with a txid and a timestamp.
+func countHistory(stub shim.ChaincodeStubInterface, key string) *peer.Response {
+	it, err := stub.GetHistoryForKey(key)
+	if err != nil {
+		return shim.Error(err.Error())
+	}
+	defer it.Close()
+	n := 0
+	for it.HasNext() {
+		m, err := it.Next()
+		if err != nil {
+			return shim.Error(err.Error())
+		}
+		if m.TxId == "" || m.Timestamp == nil {
+			return shim.Error("empty history entry")
+		}
+		n++
+	}
+	return shim.Success([]byte(strconv.Itoa(n)))
+}
+
+// unsupportedCalls makes each call the host does not serve and returns their errors, one a line.
+func unsupportedCalls(stub shim.ChaincodeStubInterface) *peer.Response {
+	var out []string
+	_, err := stub.GetQueryResult(`{"selector":{}}`)
+	out = append(out, fmt.Sprint(err))
+	_, err = stub.GetPrivateData("coll", "k")
+	out = append(out, fmt.Sprint(err))
+	_, err = stub.GetStateValidationParameter("k")
+	out = append(out, fmt.Sprint(err))
+	r := stub.InvokeChaincode("other", [][]byte{[]byte("f")}, "")
+	out = append(out, r.Message+string(r.Payload)) // the shim puts the peer's ERROR text in Payload
+	return shim.Success([]byte(strings.Join(out, "\n")))
 }
 
 func TestProtocol(t *testing.T) {
