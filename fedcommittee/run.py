@@ -283,7 +283,7 @@ def run_experiment(
         if final_status is not None:
             with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
                 reader = Reader(client, ContentStore(ipfs, pin=False), exp.model, private_key=key)
-                rep = audit_model(reader, model_id)
+                rep = audit_model(reader, model_id, exp=exp)
             say(f"verify: {rep.checked} checks, {len(rep.findings)} discrepancies{rep.sealed_note()}")
             for f in rep.findings:
                 say(f"  {f.where}: {f.problem}")
