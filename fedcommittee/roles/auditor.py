@@ -68,6 +68,8 @@ def audit_model(
     rep = AuditReport(model_id)
     model = reader.client.get_model(model_id)
     policy = Policy.from_model(model, exp)
+    # The contract does not record the strategy: without the config, say which one recomputed.
+    how = "" if exp is not None or model.get("aggregation") else f" (recomputed with {policy.aggregation})"
     reader.model_name = model["architecture"]["name"]
     reader.model_id = model_id
 
@@ -152,7 +154,7 @@ def audit_model(
                 if ours != agg["sha256"]:
                     bad(
                         f"{where}.aggregate",
-                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}",
+                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}{how}",
                     )
             except EncryptedObject:
                 rep.not_recomputed += 1

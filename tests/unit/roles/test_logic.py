@@ -147,6 +147,7 @@ def test_audit_recomputes_a_stateful_aggregation_the_ledger_records():
     _, ledger, reader = federated_history(rounds=3, policy=policy)
     rep = audit_model(reader, "m")  # the record names no strategy: recomputed as FedAvg
     assert [f.where for f in rep.findings] == ["round 2.aggregate", "round 3.aggregate"], rep.findings
+    assert "(recomputed with fedavg)" in rep.findings[0].problem
     ledger.models["m"]["aggregation"] = fedavgm  # as a contract with the field would record it
     rep = audit_model(reader, "m")
     assert rep.ok, rep.findings
