@@ -428,30 +428,32 @@ def parse_experiment(
     model_id = r.text(top, "model_id", "model_id", "") if top.get("model_id") is not None else ""
     if model_id and not _MODEL_ID.match(model_id):
         raise r.fail("model_id", f"must be 1-64 of [A-Za-z0-9._-], got {model_id!r}")
+    model = r.text(top, "model", "model", None, choices=registry.MODELS)
+    data_cfg = _data(r, top)
     partition, partition_params = _named_choice(r, top, "partition", "iid", registry.PARTITIONS)
     aggregation, aggregation_params = _named_choice(r, top, "aggregation", "fedavg", registry.STRATEGIES)
-    exp = Experiment(
+    exp = Experiment(  # the blocks are read in this order, so the first bad key is named
         name=name,
-        model=r.text(top, "model", "model", None, choices=registry.MODELS),
-        providers=_providers(r, top),
-        committee=_committee(r, top),
-        publisher=r.user(top, "publisher", "publisher"),
+        model=model,
         model_id=model_id,
+        data=data_cfg,
         partition=partition,
         partition_params=partition_params,
         aggregation=aggregation,
         aggregation_params=aggregation_params,
-        data=_data(r, top),
         local=_local(r, top),
         scoring=_scoring(r, top),
-        dp=r.dp(top.get("dp"), "dp"),
         rewards=_rewards(r, top),
         gossip=_gossip(r, top),
+        dp=r.dp(top.get("dp"), "dp"),
         allocation=_allocation(r, top),
         stopping=_stopping(r, top),
         governance=_governance(r, top),
         profile=_profile(r, top),
         compression=_scheme(r, top.get("compression"), "compression") or "float32",
+        publisher=r.user(top, "publisher", "publisher"),
+        committee=_committee(r, top),
+        providers=_providers(r, top),
         source=source,
         **_protocol(r, top),
     )

@@ -113,7 +113,7 @@ class Policy:
     aggregation: str = "fedavg"
     aggregation_params: dict[str, Any] = field(default_factory=dict)
     exp: Experiment | None = field(default=None, repr=False)  # the config, when built from one
-    aggregator: Aggregator = field(init=False, repr=False)
+    aggregator: Aggregator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.aggregation, self.aggregation_params)
