@@ -11,7 +11,6 @@ See docs/agents.md for the reference of every key.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import os
 import re
@@ -24,6 +23,8 @@ from typing import Any
 import yaml
 
 from fedcommittee import layout
+from fedcommittee.ml import registry
+from fedcommittee.ml.schemes import get_scheme
 
 __all__ = [
     "CommitteeConfig",
@@ -37,32 +38,15 @@ __all__ = [
     "parse_experiment",
 ]
 
-BEHAVIOURS = ("honest", "label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
-PARTITIONS = ("iid", "dirichlet", "dominant_class", "one_class_per_client", "quantity_skew")
-SCORING_RULES = ("absolute", "damped", "loo", "trust")
+# The ML choices (models, partitions, behaviours, scoring rules, aggregation strategies) and their
+# parameters come from fedcommittee.ml.registry, which needs no torch; these are the protocol's own.
 ACCEPTANCE_RULES = ("threshold", "majority")
 MODES = ("federated", "gossip")
-AGGREGATORS = ("fedavg",)
 _USER = re.compile(r"^org(\d+)-(user\d+|admin)$")
 _MSP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 ALLOCATION_RULES = ("all", "random", "reputation")
 GOVERNANCE_POLICIES = ("majority", "all")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-# Ranges of the partitioners' parameters (fedcommittee.ml.partition; which names each one takes comes
-# from its signature). A value outside fails only when the data is split, deep in numpy.
-PARTITION_PARAM_RANGES = {
-    "alpha": dict(lo=0, lo_open=True),  # Dirichlet concentration
-    "share": dict(lo=0, hi=1, lo_open=True),  # fraction of the dominant class
-    "min_size": dict(kind=int, lo=0),
-    "n_classes": dict(kind=int, lo=2),
-}
-# Behaviour parameters with a range (fedcommittee.ml.attacks); the names come from the behaviour.
-BEHAVIOUR_PARAM_RANGES = {
-    "target": dict(kind=int, lo=0),  # label_flip: a class index
-    "sigma": dict(lo=0),  # gaussian_noise
-}
 
 
 def _crypto_config_users() -> dict[int, int] | None:
@@ -233,7 +217,8 @@ class Experiment:
     deadline_seconds: int = 300
     quorum: int = 0  # 0 = majority of the committee
     settle_seconds: float = 20.0
-    aggregation: str = "fedavg"
+    aggregation: str = "fedavg"  # a strategy of ml.registry.STRATEGIES ...
+    aggregation_params: dict[str, float | bool] = field(default_factory=dict)  # ... and its keywords
     acceptance: str = "threshold"
     data: DataConfig = field(default_factory=DataConfig)
     partition: str = "iid"
@@ -287,29 +272,6 @@ class Experiment:
             if m.name == name:
                 return m
         raise KeyError(f"no committee member named {name!r} (have {[m.name for m in self.committee]})")
-
-    def scoring_rule(self):
-        from fedcommittee import ml
-
-        s = self.scoring
-        return ml.ScoringRule(
-            name=s.rule,
-            metric=s.metric,
-            threshold=s.threshold,
-            damping=s.damping,
-            max_norm_ratio=s.max_norm_ratio,
-            peer_fraction=s.peer_fraction,
-            # The member's own reference update is trained like the providers' (optimizer, momentum,
-            # batch), so that its length and direction are comparable with theirs.
-            reference=ml.TrainConfig(
-                steps=s.reference_steps,
-                lr=s.reference_lr,
-                batch_size=self.local.batch_size,
-                optimizer=self.local.optimizer,
-                momentum=self.local.momentum,
-                seed=self.seed,
-            ),
-        )
 
     def train_config(self, seed: int):
         from fedcommittee import ml
@@ -391,18 +353,6 @@ class _Reader:
             raise self.fail(key, f"must be true or false, got {d[k]!r}")
         return d[k]
 
-    def params(self, value: Any, key: str) -> dict[str, float]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.fail(key, "must be a mapping of name to number")
-        out = {}
-        for k, v in value.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise self.fail(f"{key}.{k}", f"must be a number, got {v!r}")
-            out[str(k)] = v
-        return out
-
     def user(self, d: Mapping, k: str, key: str) -> str:
         u = self.text(d, k, key, None)
         m = _USER.match(u)
@@ -422,17 +372,19 @@ class _Reader:
                 raise self.fail(key, f"{u!r} does not exist: org{org} has {valid} and org{org}-admin{why}")
         return u
 
-    def ranged(self, values: dict[str, float], ranges: dict, key: str) -> None:
-        """Check each value that has a range in ``ranges`` (the num() rules: kind, lo, hi)."""
-        for name in values:
-            if name in ranges:
-                self.num(values, name, f"{key}.{name}", None, **ranges[name])
+    def choice_params(self, value: Any, key: str, schema: dict, what: str) -> dict[str, float | bool]:
+        """The ``params`` of a registry choice, checked against its schema (``ml.registry``)."""
+        if value is not None and not isinstance(value, Mapping):
+            raise self.fail(key, "must be a mapping of parameter name to value")
+        params = {str(k): v for k, v in (value or {}).items()}
+        if bad := registry.params_problem(schema, params):
+            name, problem = bad
+            raise self.fail(f"{key}.{name}", f"{problem} ({what})")
+        return params
 
     def data_source(self, d: Mapping, k: str, key: str, default: str) -> str:
-        from fedcommittee.ml.data import source_problem
-
         v = self.text(d, k, key, default)
-        if problem := source_problem(v):  # names the valid sources (fedcommittee.ml.data.DATA_SOURCES)
+        if problem := registry.source_problem(v):  # names the valid sources (registry.DATA_SOURCES)
             raise self.fail(key, problem)
         return v
 
@@ -464,7 +416,7 @@ _TOP = {
 def parse_experiment(
     data: Any, source: str = "<config>", *, users: dict[int, int] | None = None, users_from: str = ""
 ) -> Experiment:
-    """Validate a parsed YAML document into an :class:`Experiment`.
+    """Validate a parsed YAML document into an :class:`Experiment` (one reader per config block below).
 
     ``users`` (client users per org, see :func:`users_per_org`) bounds the user numbers identities
     may have; None checks only that each identity's org exists."""
@@ -472,20 +424,80 @@ def parse_experiment(
     top = r.mapping(data, "", _TOP)
     if not top:
         raise r.fail("<top level>", "empty configuration")
-
-    from fedcommittee.ml.models import list_models
-
     name = r.text(top, "name", "name", None)
     model_id = r.text(top, "model_id", "model_id", "") if top.get("model_id") is not None else ""
     if model_id and not _MODEL_ID.match(model_id):
         raise r.fail("model_id", f"must be 1-64 of [A-Za-z0-9._-], got {model_id!r}")
-    model = r.text(top, "model", "model", None, choices=list_models())
+    model = r.text(top, "model", "model", None, choices=registry.MODELS)
+    data_cfg = _data(r, top)
+    partition, partition_params = _named_choice(r, top, "partition", "iid", registry.PARTITIONS)
+    aggregation, aggregation_params = _named_choice(r, top, "aggregation", "fedavg", registry.STRATEGIES)
+    exp = Experiment(  # the blocks are read in this order, so the first bad key is named
+        name=name,
+        model=model,
+        model_id=model_id,
+        data=data_cfg,
+        partition=partition,
+        partition_params=partition_params,
+        aggregation=aggregation,
+        aggregation_params=aggregation_params,
+        local=_local(r, top),
+        scoring=_scoring(r, top),
+        rewards=_rewards(r, top),
+        gossip=_gossip(r, top),
+        dp=r.dp(top.get("dp"), "dp"),
+        allocation=_allocation(r, top),
+        stopping=_stopping(r, top),
+        governance=_governance(r, top),
+        profile=_profile(r, top),
+        compression=_scheme(r, top.get("compression"), "compression") or "float32",
+        publisher=r.user(top, "publisher", "publisher"),
+        committee=_committee(r, top),
+        providers=_providers(r, top),
+        source=source,
+        **_protocol(r, top),
+    )
+    _check_consistency(exp, r)
+    return exp
 
+
+def _protocol(r: _Reader, top: Mapping) -> dict[str, Any]:
+    """The top-level scalars: rounds, their closing rules, acceptance, sizes."""
+    return dict(
+        seed=r.num(top, "seed", "seed", 0, kind=int, lo=0),
+        mode=r.text(top, "mode", "mode", "federated", choices=MODES),
+        rounds=r.num(top, "rounds", "rounds", 3, kind=int, lo=1, hi=10000),
+        min_accepted=r.num(top, "min_accepted", "min_accepted", 2, kind=int, lo=1),
+        deadline_seconds=r.num(top, "deadline_seconds", "deadline_seconds", 300, kind=int, lo=1),
+        quorum=r.num(top, "quorum", "quorum", 0, kind=int, lo=0),
+        settle_seconds=r.num(top, "settle_seconds", "settle_seconds", 20.0, lo=0),
+        acceptance=r.text(top, "acceptance", "acceptance", "threshold", choices=ACCEPTANCE_RULES),
+        encrypt_updates=r.flag(top, "encrypt_updates", "encrypt_updates", False),
+        max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
+        providers_per_process=r.num(
+            top, "providers_per_process", "providers_per_process", 1, kind=int, lo=1, hi=1000
+        ),
+    )
+
+
+def _named_choice(
+    r: _Reader, top: Mapping, key: str, default: str, table: dict[str, dict[str, registry.Param]]
+) -> tuple[str, dict[str, float | bool]]:
+    """A registry choice written as ``key: name`` or ``key: {name: ..., params: {...}}``."""
+    value = top.get(key, default)
+    if isinstance(value, str):
+        value = {"name": value}
+    d = r.mapping(value, key, {"name", "params"})
+    name = r.text(d, "name", f"{key}.name", default, choices=tuple(table))
+    return name, r.choice_params(d.get("params"), f"{key}.params", table[name], f"{key} {name!r}")
+
+
+def _data(r: _Reader, top: Mapping) -> DataConfig:
     d = r.mapping(top.get("data"), "data", {
         "source", "max_samples", "val_fraction", "test_source", "test_samples", "test_fraction",
         "share_histogram"})  # fmt: skip
     dflt = DataConfig()
-    data_cfg = DataConfig(
+    return DataConfig(
         source=r.data_source(d, "source", "data.source", dflt.source),
         max_samples=r.num(d, "max_samples", "data.max_samples", 0, kind=int, lo=0),
         val_fraction=r.num(
@@ -497,16 +509,10 @@ def parse_experiment(
         share_histogram=r.flag(d, "share_histogram", "data.share_histogram", False),
     )
 
-    part = top.get("partition", "iid")
-    if isinstance(part, str):
-        part = {"name": part}
-    p = r.mapping(part, "partition", {"name", "params"})
-    partition = r.text(p, "name", "partition.name", "iid", choices=PARTITIONS)
-    partition_params = r.params(p.get("params"), "partition.params")
-    _check_partition_params(r, partition, partition_params)
 
+def _local(r: _Reader, top: Mapping) -> LocalConfig:
     lc = r.mapping(top.get("local"), "local", {"steps", "batch_size", "lr", "optimizer", "momentum"})
-    local = LocalConfig(
+    return LocalConfig(
         steps=r.num(lc, "steps", "local.steps", 20, kind=int, lo=1),
         batch_size=r.num(lc, "batch_size", "local.batch_size", 32, kind=int, lo=1),
         lr=r.num(lc, "lr", "local.lr", 0.05, lo=0, lo_open=True),
@@ -514,12 +520,14 @@ def parse_experiment(
         momentum=r.num(lc, "momentum", "local.momentum", 0.0, lo=0, hi=1),
     )
 
+
+def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
         "reference_lr"})  # fmt: skip
-    scoring = ScoringConfig(
-        rule=r.text(sc, "rule", "scoring.rule", "trust", choices=SCORING_RULES),
-        metric=r.text(sc, "metric", "scoring.metric", "loss", choices=("loss", "accuracy")),
+    return ScoringConfig(
+        rule=r.text(sc, "rule", "scoring.rule", "trust", choices=registry.SCORING_RULES),
+        metric=r.text(sc, "metric", "scoring.metric", "loss", choices=registry.SCORING_METRICS),
         threshold=r.num(sc, "threshold", "scoring.threshold", None),
         damping=r.num(sc, "damping", "scoring.damping", 10.0, lo=0, lo_open=True),
         max_norm_ratio=r.num(sc, "max_norm_ratio", "scoring.max_norm_ratio", 3.0, lo=0, lo_open=True),
@@ -528,59 +536,75 @@ def parse_experiment(
         reference_lr=r.num(sc, "reference_lr", "scoring.reference_lr", 0.05, lo=0, lo_open=True),
     )
 
+
+def _rewards(r: _Reader, top: Mapping) -> RewardsConfig:
     rw = r.mapping(top.get("rewards"), "rewards", {"accept_reward", "reject_penalty", "verdict_reward"})
-    rewards = RewardsConfig(
+    return RewardsConfig(
         accept_reward=r.num(rw, "accept_reward", "rewards.accept_reward", 10, kind=int, lo=0),
         reject_penalty=r.num(rw, "reject_penalty", "rewards.reject_penalty", 2, kind=int, lo=0),
         verdict_reward=r.num(rw, "verdict_reward", "rewards.verdict_reward", 1, kind=int, lo=0),
     )
+
+
+def _gossip(r: _Reader, top: Mapping) -> GossipConfig:
     gs = r.mapping(top.get("gossip"), "gossip", {"updates_per_provider", "max_parents", "recency"})
-    gossip = GossipConfig(
+    return GossipConfig(
         updates_per_provider=r.num(
             gs, "updates_per_provider", "gossip.updates_per_provider", 3, kind=int, lo=1
         ),
         max_parents=r.num(gs, "max_parents", "gossip.max_parents", 2, kind=int, lo=1, hi=16),
         recency=r.num(gs, "recency", "gossip.recency", 10, kind=int, lo=1),
     )
-    dp = r.dp(top.get("dp"), "dp")
+
+
+def _allocation(r: _Reader, top: Mapping) -> AllocationConfig:
     al = r.mapping(top.get("allocation"), "allocation", {"rule", "k"})
-    allocation = AllocationConfig(
+    return AllocationConfig(
         rule=r.text(al, "rule", "allocation.rule", "all", choices=ALLOCATION_RULES),
         k=r.num(al, "k", "allocation.k", 0, kind=int, lo=0),
     )
-    stopping = None
-    if top.get("stopping") is not None:
-        st = r.mapping(top["stopping"], "stopping", {"target", "patience", "min_delta"})
-        stopping = StoppingConfig(
-            target=r.num(st, "target", "stopping.target", None, lo=0, hi=1),
-            patience=r.num(st, "patience", "stopping.patience", 0, kind=int, lo=0),
-            min_delta=r.num(st, "min_delta", "stopping.min_delta", 0.0, lo=0, hi=1),
-        )
-        if stopping.target is None and not stopping.patience:
-            raise r.fail("stopping", "give a target (shard accuracy in (0, 1]), a patience (rounds), or both")
-    governance = None
-    if top.get("governance") is not None:
-        gv = r.mapping(top["governance"], "governance", {"policy", "orgs"})
-        orgs = gv.get("orgs") or []
-        if not isinstance(orgs, list) or not all(isinstance(o, str) and _MSP.match(o) for o in orgs):
-            raise r.fail("governance.orgs", f"must be a list of MSP ids like 'Org1MSP', got {orgs!r}")
-        msps = [layout.msp_id(n) for n in layout.ORGS]
-        for i, o in enumerate(orgs):
-            if o not in msps:  # its admins do not exist: no vote of that org could ever be cast
-                raise r.fail(f"governance.orgs[{i}]", f"no org {o!r} in the network (orgs: {msps})")
-        governance = GovernanceConfig(
-            policy=r.text(gv, "policy", "governance.policy", "majority", choices=GOVERNANCE_POLICIES),
-            orgs=tuple(orgs),
-        )
+
+
+def _stopping(r: _Reader, top: Mapping) -> StoppingConfig | None:
+    if top.get("stopping") is None:
+        return None
+    st = r.mapping(top["stopping"], "stopping", {"target", "patience", "min_delta"})
+    stopping = StoppingConfig(
+        target=r.num(st, "target", "stopping.target", None, lo=0, hi=1),
+        patience=r.num(st, "patience", "stopping.patience", 0, kind=int, lo=0),
+        min_delta=r.num(st, "min_delta", "stopping.min_delta", 0.0, lo=0, hi=1),
+    )
+    if stopping.target is None and not stopping.patience:
+        raise r.fail("stopping", "give a target (shard accuracy in (0, 1]), a patience (rounds), or both")
+    return stopping
+
+
+def _governance(r: _Reader, top: Mapping) -> GovernanceConfig | None:
+    if top.get("governance") is None:
+        return None
+    gv = r.mapping(top["governance"], "governance", {"policy", "orgs"})
+    orgs = gv.get("orgs") or []
+    if not isinstance(orgs, list) or not all(isinstance(o, str) and _MSP.match(o) for o in orgs):
+        raise r.fail("governance.orgs", f"must be a list of MSP ids like 'Org1MSP', got {orgs!r}")
+    msps = [layout.msp_id(n) for n in layout.ORGS]
+    for i, o in enumerate(orgs):
+        if o not in msps:  # its admins do not exist: no vote of that org could ever be cast
+            raise r.fail(f"governance.orgs[{i}]", f"no org {o!r} in the network (orgs: {msps})")
+    return GovernanceConfig(
+        policy=r.text(gv, "policy", "governance.policy", "majority", choices=GOVERNANCE_POLICIES),
+        orgs=tuple(orgs),
+    )
+
+
+def _profile(r: _Reader, top: Mapping) -> ProfileConfig:
     pf = r.mapping(top.get("profile"), "profile", {"purpose", "training_samples"})
-    profile = ProfileConfig(
+    return ProfileConfig(
         purpose=r.text(pf, "purpose", "profile.purpose", ""),
         training_samples=r.num(pf, "training_samples", "profile.training_samples", 0, kind=int, lo=0),
     )
-    compression = _scheme(r, top.get("compression"), "compression") or "float32"
 
-    publisher = r.user(top, "publisher", "publisher")
 
+def _committee(r: _Reader, top: Mapping) -> tuple[CommitteeConfig, ...]:
     comm_raw = top.get("committee")
     if not isinstance(comm_raw, list) or not comm_raw:
         raise r.fail("committee", "must be a non-empty list of members")
@@ -590,7 +614,10 @@ def parse_experiment(
         mm = r.mapping(m, key, {"name", "user"})
         user = r.user(mm, "user", f"{key}.user")
         committee.append(CommitteeConfig(name=r.text(mm, "name", f"{key}.name", f"member{i + 1}"), user=user))
+    return tuple(committee)
 
+
+def _providers(r: _Reader, top: Mapping) -> tuple[ProviderConfig, ...]:
     prov_raw = top.get("providers")
     if not isinstance(prov_raw, list) or not prov_raw:
         raise r.fail("providers", "must be a non-empty list of providers")
@@ -598,64 +625,25 @@ def parse_experiment(
     for i, pr in enumerate(prov_raw):
         key = f"providers[{i}]"
         pm = r.mapping(pr, key, {"name", "user", "behaviour", "params", "dp", "compression"})
-        behaviour = r.text(pm, "behaviour", f"{key}.behaviour", "honest", choices=BEHAVIOURS)
+        behaviour = r.text(pm, "behaviour", f"{key}.behaviour", "honest", choices=tuple(registry.BEHAVIOURS))
+        schema = registry.BEHAVIOURS[behaviour]
         providers.append(
             ProviderConfig(
                 name=r.text(pm, "name", f"{key}.name", f"provider{i + 1}"),
                 user=r.user(pm, "user", f"{key}.user"),
                 behaviour=behaviour,
-                params=r.params(pm.get("params"), f"{key}.params"),
+                params=r.choice_params(pm.get("params"), f"{key}.params", schema, f"behaviour {behaviour!r}"),
                 dp=r.dp(pm["dp"], f"{key}.dp") if pm.get("dp") is not None else None,
                 compression=_scheme(r, pm.get("compression"), f"{key}.compression"),
             )
         )
-
-    exp = Experiment(
-        name=name,
-        model=model,
-        providers=tuple(providers),
-        committee=tuple(committee),
-        publisher=publisher,
-        model_id=model_id,
-        seed=r.num(top, "seed", "seed", 0, kind=int, lo=0),
-        mode=r.text(top, "mode", "mode", "federated", choices=MODES),
-        rounds=r.num(top, "rounds", "rounds", 3, kind=int, lo=1, hi=10000),
-        min_accepted=r.num(top, "min_accepted", "min_accepted", 2, kind=int, lo=1),
-        deadline_seconds=r.num(top, "deadline_seconds", "deadline_seconds", 300, kind=int, lo=1),
-        quorum=r.num(top, "quorum", "quorum", 0, kind=int, lo=0),
-        settle_seconds=r.num(top, "settle_seconds", "settle_seconds", 20.0, lo=0),
-        aggregation=r.text(top, "aggregation", "aggregation", "fedavg", choices=AGGREGATORS),
-        acceptance=r.text(top, "acceptance", "acceptance", "threshold", choices=ACCEPTANCE_RULES),
-        data=data_cfg,
-        partition=partition,
-        partition_params=partition_params,
-        local=local,
-        scoring=scoring,
-        dp=dp,
-        rewards=rewards,
-        gossip=gossip,
-        allocation=allocation,
-        stopping=stopping,
-        governance=governance,
-        profile=profile,
-        compression=compression,
-        encrypt_updates=r.flag(top, "encrypt_updates", "encrypt_updates", False),
-        max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
-        providers_per_process=r.num(
-            top, "providers_per_process", "providers_per_process", 1, kind=int, lo=1, hi=1000
-        ),
-        source=source,
-    )
-    _check_consistency(exp, r)
-    return exp
+    return tuple(providers)
 
 
 def _scheme(r: _Reader, value: Any, key: str) -> str | None:
     """A compression scheme name (``float16``, ``int8+topk:0.1``, ...) in canonical form, or None."""
     if value is None:
         return None
-    from fedcommittee.ml.compress import get_scheme
-
     if not isinstance(value, str):
         raise r.fail(key, f"must be a scheme name like 'float16' or 'int8+topk:0.1', got {value!r}")
     try:
@@ -713,28 +701,6 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
             )
     if exp.stopping is not None and exp.stopping.patience > exp.rounds:
         raise r.fail("stopping.patience", f"{exp.stopping.patience} exceeds rounds {exp.rounds}")
-    for i, p in enumerate(exp.providers):
-        try:
-            from fedcommittee.ml.attacks import get_behaviour
-
-            get_behaviour(p.behaviour, **p.params)
-        except TypeError as exc:
-            raise r.fail(f"providers[{i}].params", f"not accepted by {p.behaviour}: {exc}") from None
-        r.ranged(p.params, BEHAVIOUR_PARAM_RANGES, f"providers[{i}].params")
-
-
-def _check_partition_params(r: _Reader, partition: str, params: dict[str, float]) -> None:
-    """Names from the partitioner's own signature (so a new parameter needs no change here), ranges
-    from PARTITION_PARAM_RANGES."""
-    from fedcommittee.ml.partition import PARTITIONERS
-
-    fixed = {"labels", "n_clients", "seed"}  # given by the run, not the config
-    accepted = [n for n in inspect.signature(PARTITIONERS[partition]).parameters if n not in fixed]
-    for name in params:
-        if name not in accepted:
-            takes = f"takes {accepted}" if accepted else "takes no parameters"
-            raise r.fail(f"partition.params.{name}", f"unknown parameter: partition {partition!r} {takes}")
-    r.ranged(params, PARTITION_PARAM_RANGES, "partition.params")
 
 
 def load_experiment(path: str | Path, *, model_id: str | None = None, home: Path | None = None) -> Experiment:

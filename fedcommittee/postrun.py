@@ -31,7 +31,7 @@ def verify_and_report(
     key = load_private_key(profile.identity(exp.publisher))
     with IpfsClient(endpoints.ipfs_api, timeout=60) as ipfs:
         reader = Reader(client, ContentStore(ipfs, pin=False), exp.model, private_key=key)
-        rep = audit_model(reader, model_id)
+        rep = audit_model(reader, model_id, exp=exp)
     say(f"verify: {rep.checked} checks, {len(rep.findings)} discrepancies{rep.sealed_note()}")
     for f in rep.findings:
         say(f"  {f.where}: {f.problem}")

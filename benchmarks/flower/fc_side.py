@@ -203,7 +203,11 @@ def _train(args: tuple) -> tuple:
 def _score(args: tuple) -> list[float]:
     g, deltas, sizes, k = args
     exp, ml = _W["exp"], _W["ml"]
-    return ml.score_updates(exp.scoring_rule(), exp.model, g, deltas, _W["shards"][k], sizes)
+    from fedcommittee.policy import Policy
+
+    return ml.score_updates(
+        Policy.from_experiment(exp).scoring_rule(), exp.model, g, deltas, _W["shards"][k], sizes
+    )
 
 
 def _check(args: tuple) -> float:
@@ -215,9 +219,11 @@ def run_inprocess(setting: Setting, workers: int | None = None) -> dict:
     """Per-round wall time of the same work without ledger and IPFS (a pool of ``workers``)."""
     from fedcommittee import ml
     from fedcommittee.experiment import parse_experiment
+    from fedcommittee.policy import Policy
 
     exp = parse_experiment(experiment_doc(setting), "<benchmark setting>").with_model_id("inprocess")
-    rule = exp.scoring_rule()
+    policy = Policy.from_experiment(exp)
+    rule = policy.scoring_rule()
     g = ml.initial_state(setting.model, exp.seed)
     walls, accepted = [], 0
     with ProcessPoolExecutor(
@@ -232,8 +238,8 @@ def run_inprocess(setting: Setting, workers: int | None = None) -> dict:
             med = [statistics.median(col) for col in zip(*per_member, strict=True)]
             chosen = [(d, n) for d, n, s in zip(deltas, sizes, med, strict=True) if ml.accept(rule, s)]
             accepted += len(chosen)
-            if len(chosen) >= exp.min_accepted:
-                g = ml.get_strategy(exp.aggregation).aggregate(g, chosen)
+            # Rounds run in order in this process: the policy never needs to replay earlier ones.
+            g = policy.aggregate(r, g, chosen if len(chosen) >= exp.min_accepted else [], None)
             list(pool.map(_check, [(g, k) for k in range(setting.members)]))
             walls.append(time.perf_counter() - t0)
             print(

@@ -10,45 +10,59 @@ Typical provider / committee / auditor calls::
     delta = ml.loads(blob, "cnn-fmnist", max_bytes=16 << 20)          # committee, after hash check
     s = ml.score(ml.DEFAULT_RULE, "cnn-fmnist", g, delta, shard); ok = ml.accept(ml.DEFAULT_RULE, s)
     g2 = ml.get_strategy("fedavg").aggregate(g, [(delta, upd.num_samples), ...])
+
+Names are loaded on first use (``ml.X`` imports the submodule that defines X): importing a torch-free
+submodule such as ``fedcommittee.ml.registry`` (the names a config may use) does not import torch.
 """
 
-from fedcommittee.ml.aggregate import (
-    FedAdam,
-    FedAvg,
-    FedAvgM,
-    Krum,
-    Median,
-    Strategy,
-    TrimmedMean,
-    get_strategy,
-)
-from fedcommittee.ml.attacks import Behaviour, get_behaviour, run_behaviour
-from fedcommittee.ml.data import (
-    DataError,
-    Dataset,
-    from_arrays,
-    load_dataset,
-    load_digits,
-    load_entry_point,
-    load_fashion_mnist,
-    load_npz,
-    split_shards,
-    train_val_split,
-)
-from fedcommittee.ml.dp import DPProvider, clip_delta, epsilon
-from fedcommittee.ml.evaluate import EvalResult, evaluate
-from fedcommittee.ml.models import get_model, get_spec, initial_state, list_models, spec_hash, state_layout
-from fedcommittee.ml.partition import format_summary, make_partition, plot_partition, summary
-from fedcommittee.ml.scoring import DEFAULT_RULE, ScoringRule, accept, score, score_updates
-from fedcommittee.ml.serialize import WeightsError, dumps, loads, sha256_hex, state_hash
-from fedcommittee.ml.train import TrainConfig, Update, local_train
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_RULE", "Behaviour", "DPProvider", "DataError", "Dataset", "EvalResult", "FedAdam", "FedAvg",
-    "FedAvgM", "Krum", "Median", "ScoringRule", "Strategy", "TrainConfig", "TrimmedMean", "Update",
-    "WeightsError", "accept", "clip_delta", "dumps", "epsilon", "evaluate", "format_summary", "from_arrays",
-    "get_behaviour", "get_model", "get_spec", "get_strategy", "initial_state", "list_models", "load_dataset",
-    "load_digits", "load_entry_point", "load_fashion_mnist", "load_npz", "loads", "local_train",
-    "make_partition", "plot_partition", "run_behaviour", "score", "score_updates", "sha256_hex",
-    "spec_hash", "split_shards", "state_hash", "state_layout", "summary", "train_val_split",
-]  # fmt: skip
+import importlib
+import sys
+import types
+from typing import Any
+
+# Public name -> the submodule that defines it.
+_HOME = {
+    "aggregate": ("FedAdam", "FedAvg", "FedAvgM", "Krum", "Median", "Strategy", "TrimmedMean",
+                  "get_strategy"),
+    "attacks": ("Behaviour", "get_behaviour", "run_behaviour"),
+    "data": ("DataError", "Dataset", "from_arrays", "load_dataset", "load_digits", "load_entry_point",
+             "load_fashion_mnist", "load_npz", "split_shards", "train_val_split"),
+    "dp": ("DPProvider", "clip_delta", "epsilon"),
+    "evaluate": ("EvalResult", "evaluate"),
+    "models": ("get_model", "get_spec", "initial_state", "list_models", "spec_hash", "state_layout"),
+    "partition": ("format_summary", "make_partition", "plot_partition", "summary"),
+    "scoring": ("DEFAULT_RULE", "ScoringRule", "accept", "score", "score_updates"),
+    "serialize": ("WeightsError", "dumps", "loads", "sha256_hex", "state_hash"),
+    "train": ("TrainConfig", "Update", "local_train"),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _HOME.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+class _Package(types.ModuleType):
+    """``ml.evaluate`` stays the function although a submodule has its name: importing a submodule sets
+    the package attribute of that name to the module, which would hide the lazily loaded function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

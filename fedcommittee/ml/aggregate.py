@@ -3,8 +3,13 @@
 ``strategy.aggregate(global_state, updates)`` takes the round's accepted updates as
 ``(delta, num_samples)`` pairs and returns the next global state. Every strategy is deterministic:
 inputs are put in a canonical order (by sha256 of their canonical bytes), sums run in float64 in that
-fixed order and are cast back once, so the same accepted set gives a bitwise-identical result that
-an auditor can recompute.
+fixed order, element by element, and are cast back once, so the same accepted set gives a
+bitwise-identical result that an auditor can recompute.
+
+A ``stateful`` strategy (FedAvgM, FedAdam) carries server state from one call to the next: its result
+for round r depends on rounds 1..r. ``fedcommittee.policy`` keeps that state across rounds and rebuilds
+it by replaying the ledger's earlier rounds. The names and parameter ranges a config may use are in
+``ml.registry.STRATEGIES``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def canonical_order(updates: Sequence[WeightedDelta]) -> list[WeightedDelta]:
 
 class Strategy(Protocol):
     name: str
+    stateful: bool
 
     def aggregate(self, global_state: State, updates: Sequence[WeightedDelta]) -> State: ...
 
@@ -64,6 +70,7 @@ class FedAvg:
     """McMahan et al.: global + sample-weighted mean of deltas (server_lr scales the step)."""
 
     name = "fedavg"
+    stateful = False
 
     def __init__(self, server_lr: float = 1.0, weighted: bool = True) -> None:
         self.server_lr = server_lr
@@ -77,6 +84,7 @@ class FedAvgM:
     """FedAvg with server momentum (Hsu et al. 2019): v = beta*v + mean_delta; w += lr*v. Stateful."""
 
     name = "fedavgm"
+    stateful = True
 
     def __init__(self, server_lr: float = 1.0, momentum: float = 0.9) -> None:
         self.server_lr = server_lr
@@ -95,6 +103,7 @@ class FedAdam:
     """Adaptive server optimizer (Reddi et al. 2021) on the pseudo-gradient -mean_delta. Stateful."""
 
     name = "fedadam"
+    stateful = True
 
     def __init__(
         self, server_lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
@@ -124,6 +133,7 @@ class Median:
     """Coordinate-wise median of deltas (Yin et al. 2018); even counts average the two middle values."""
 
     name = "median"
+    stateful = False
 
     def aggregate(self, global_state: State, updates: Sequence[WeightedDelta]) -> State:
         _check(updates)
@@ -140,6 +150,7 @@ class TrimmedMean:
     """Coordinate-wise mean after dropping the ``floor(beta*m)`` largest and smallest values."""
 
     name = "trimmed_mean"
+    stateful = False
 
     def __init__(self, beta: float = 0.1) -> None:
         if not 0 <= beta < 0.5:
@@ -153,8 +164,12 @@ class TrimmedMean:
         ordered = canonical_order(updates)
         out = {}
         for k in sorted(global_state):
-            s = _stack(ordered, k).sort(dim=0).values
-            out[k] = s[t : m - t].mean(dim=0)
+            kept = _stack(ordered, k).sort(dim=0).values[t : m - t]
+            # Summed row by row (a reduction along dim 0 may order its additions differently).
+            acc = torch.zeros_like(kept[0])
+            for row in kept:
+                acc += row
+            out[k] = acc / kept.shape[0]
         return _apply(global_state, out)
 
 
@@ -163,6 +178,7 @@ class Krum:
     its m - f - 2 nearest others; average (sample-weighted) the ``multi`` lowest-scoring ones."""
 
     name = "krum"
+    stateful = False
 
     def __init__(self, f: int = 1, multi: int = 1) -> None:
         self.f = f
@@ -170,10 +186,12 @@ class Krum:
 
     def select(self, ordered: Sequence[WeightedDelta]) -> list[int]:
         """Indices (into ``ordered``, already in canonical order) of the selected updates."""
-        vecs = torch.stack([st.flatten(d) for d, _ in ordered])
+        vecs = torch.stack([st.flatten(d).double() for d, _ in ordered])
         m = len(ordered)
         closest = max(m - self.f - 2, 1)
-        d2 = torch.cdist(vecs, vecs) ** 2
+        # Float64 and direct differences (not the matrix-product shortcut, which cancels digits):
+        # the choice must not flip between machines on a near tie.
+        d2 = torch.cdist(vecs, vecs, compute_mode="donot_use_mm_for_euclid_dist") ** 2
         scores = []
         for i in range(m):
             others = torch.cat([d2[i, :i], d2[i, i + 1 :]]).sort().values
@@ -187,10 +205,11 @@ class Krum:
         return _apply(global_state, weighted_mean_delta(chosen))
 
 
+STRATEGIES: dict[str, type] = {s.name: s for s in (FedAvg, FedAvgM, FedAdam, Median, TrimmedMean, Krum)}
+
+
 def get_strategy(name: str, **params: float) -> Strategy:
     """Strategy by name: fedavg, fedavgm, fedadam, median, trimmed_mean, krum (params as keywords)."""
-    table = {"fedavg": FedAvg, "fedavgm": FedAvgM, "fedadam": FedAdam, "median": Median,
-             "trimmed_mean": TrimmedMean, "krum": Krum}  # fmt: skip
-    if name not in table:
-        raise ValueError(f"unknown strategy {name!r}; known: {sorted(table)}")
-    return table[name](**params)  # type: ignore[arg-type]
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name](**params)

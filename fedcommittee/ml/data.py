@@ -17,6 +17,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# The source names are checked by configs, which must not need torch: they live in the registry.
+from fedcommittee.ml.registry import DATA_SOURCES, source_problem
+
+__all__ = [
+    "DATA_SOURCES",
+    "DataError",
+    "Dataset",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_ROOT",
+    "from_arrays",
+    "load_dataset",
+    "load_digits",
+    "load_entry_point",
+    "load_fashion_mnist",
+    "load_npz",
+    "source_problem",
+    "split_shards",
+    "train_val_split",
+]
+
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -142,30 +162,6 @@ def load_entry_point(spec: str, n_classes: int | None = None) -> Dataset:
     if not (isinstance(result, tuple) and len(result) == 2):
         raise DataError(f"{spec!r} must return a tuple (x, y)")
     return from_arrays(result[0], result[1], n_classes)
-
-
-# Every form of data source load_dataset understands, as a user writes it: the config check
-# (fedcommittee.experiment) lists these, so a source added to load_dataset is named there too.
-DATA_SOURCES = ("digits", "fashion-mnist:train", "fashion-mnist:test", "npz:PATH", "py:MODULE:FUNCTION")
-
-
-def source_problem(source: str) -> str | None:
-    """Why ``source`` is not a data source load_dataset can load, found without loading it, with the
-    valid forms (None: its form is valid). Whether the data is there shows when it loads."""
-    problem = None
-    if source.startswith("fashion-mnist:"):
-        if source.partition(":")[2] not in ("train", "test", "t10k"):
-            problem = f"unknown Fashion-MNIST split in {source!r}"
-    elif source.startswith("npz:"):
-        if not source[4:].strip():
-            problem = "'npz:' needs a file path"
-    elif source.startswith("py:"):
-        module, sep, func = source[3:].partition(":")
-        if not (sep and module and func):
-            problem = f"{source!r} is not 'py:module:function'"
-    elif source not in ("digits", "fashion-mnist"):
-        problem = f"unknown data source {source!r}"
-    return f"{problem}; valid: {', '.join(DATA_SOURCES)}" if problem else None
 
 
 def load_dataset(source: str) -> Dataset:

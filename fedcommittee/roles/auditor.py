@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from fedcommittee import ml
+from fedcommittee.policy import Policy
 from fedcommittee.roles.common import Reader, compute_aggregate, gossip_base, paged
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import EncryptedObject, StorageError
@@ -55,11 +56,20 @@ class AuditReport:
 
 
 def audit_model(
-    reader: Reader, model_id: str, progress: Callable[[str], None] | None = None, max_rounds: int = 10_000
+    reader: Reader,
+    model_id: str,
+    progress: Callable[[str], None] | None = None,
+    max_rounds: int = 10_000,
+    exp=None,
 ) -> AuditReport:
+    """``exp``: the config, for what the ledger does not record (the aggregation strategy: see
+    ``Policy.from_model``); without it the record alone decides."""
     say = progress or (lambda _m: None)
     rep = AuditReport(model_id)
     model = reader.client.get_model(model_id)
+    policy = Policy.from_model(model, exp)
+    # The contract does not record the strategy: without the config, say which one recomputed.
+    how = "" if exp is not None or model.get("aggregation") else f" (recomputed with {policy.aggregation})"
     reader.model_name = model["architecture"]["name"]
     reader.model_id = model_id
 
@@ -138,13 +148,13 @@ def audit_model(
             agg = rd["aggregate"]
             check_obj(f"{where}.aggregate", agg["cid"], agg["sha256"])
             try:
-                blob, _ = compute_aggregate(reader, model, rd)
+                blob, _ = compute_aggregate(reader, policy, model, rd)
                 ours = ml.sha256_hex(blob)
                 rep.checked += 1
                 if ours != agg["sha256"]:
                     bad(
                         f"{where}.aggregate",
-                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}",
+                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}{how}",
                     )
             except EncryptedObject:
                 rep.not_recomputed += 1

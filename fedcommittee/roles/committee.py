@@ -14,7 +14,7 @@
   transaction (one commit per member and round; verdicts the contract skips because the others'
   quorum finalized the update first are logged as refused). Updates that fail their hash, base,
   shape or NaN checks are rejected with the reason, in the same batch.
-* Round ``closed``: recompute the FedAvg aggregate from the ledger's accepted set and
+* Round ``closed``: recompute the aggregate (the policy's strategy) from the ledger's accepted set and
   ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
   down), the member records its own.
@@ -34,6 +34,7 @@ from typing import Any
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError
+from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.common import (
     STEP_RETRYABLE,
     Agent,
@@ -47,22 +48,17 @@ from fedcommittee.roles.common import (
     round_updates,
     shard_context,
 )
-from fedcommittee.roles.publisher import SCORE_MAX, SCORE_MIN
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import StorageError
 
-
-def _clamp(x: float) -> float:
-    if x != x:  # NaN
-        return SCORE_MIN
-    return max(SCORE_MIN, min(SCORE_MAX, float(x)))
+_clamp = Policy.clamp
 
 
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
         self.agent = agent
         self.name = name
-        self.rule = agent.exp.scoring_rule()
+        self.rule = agent.policy.scoring_rule()
         self.shard = None
         self.judged: set[str] = set()
         self.first_seen: dict[str, float] = {}
@@ -98,10 +94,7 @@ class Member:
 
     def rule_for(self, model: dict):
         """Our scoring rule with the threshold the ledger holds now (governance may have changed it)."""
-        from dataclasses import replace
-
-        threshold = (model.get("acceptance") or {}).get("threshold")
-        return self.rule if threshold is None else replace(self.rule, threshold=float(threshold))
+        return self.agent.policy.scoring_rule(model)
 
     def check_profile(self, model: dict) -> str | None:
         """The publisher's declaration against the registry and the registered data. Returns a reason
@@ -399,7 +392,7 @@ class Member:
         if any(c.get("member") == a.me for cand in cands for c in cand.get("confirmations") or []):
             return
         if r not in self.aggregates:
-            self.aggregates[r] = compute_aggregate(a.reader, model, rd)
+            self.aggregates[r] = compute_aggregate(a.reader, a.policy, model, rd)
         blob, new_state = self.aggregates[r]
         mine = ml.sha256_hex(blob)
         match = next((c for c in cands if c["sha256"] == mine), None)

@@ -10,6 +10,7 @@ agent therefore just reconciles and carries on; an event seen twice or missed co
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -35,6 +36,7 @@ from fedcommittee.ledger import (
     load_profile,
 )
 from fedcommittee.logs import expected_race
+from fedcommittee.policy import Policy
 from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable, envelope
 from fedcommittee.storage.errors import EncryptedObject, EnvelopeError, KeyFormatError
 
@@ -225,6 +227,11 @@ class Agent:
     def model_id(self) -> str:
         return self.exp.model_id
 
+    @functools.cached_property
+    def policy(self) -> Policy:
+        """The protocol policy, one per agent: a stateful aggregation keeps its state there."""
+        return Policy.from_experiment(self.exp)
+
     # ------------------------------------------------------------------ events
     def start_events(self) -> None:
         """Pump chaincode events into a queue from a thread (checkpointed under the state dir)."""
@@ -350,7 +357,7 @@ class Agent:
     @property
     def reader(self) -> Reader:
         exp = self.exp
-        return Reader(self.client, self.store, exp.model, exp.aggregation, exp.max_update_bytes,
+        return Reader(self.client, self.store, exp.model, exp.max_update_bytes,
                       private_key=self.private_key, model_id=self.model_id, on_io=self.log_io)  # fmt: skip
 
     def log_io(self, op: str, size: int, seconds: float) -> None:
@@ -390,7 +397,6 @@ class Reader:
     client: FedcommitteeClient
     store: ContentStore
     model_name: str
-    aggregation: str = "fedavg"
     max_bytes: int = 64 << 20
     private_key: Any = field(default=None, repr=False)
     model_id: str = ""
@@ -576,11 +582,8 @@ def round_updates(agent: Agent, round_no: int) -> list[dict]:
     return list(paged(lambda b: agent.client.list_round_updates(agent.model_id, round_no, 200, b)))
 
 
-def compute_aggregate(reader: Reader, model: dict, round_doc: dict) -> tuple[bytes, Any]:
-    """The round's aggregate from the ledger: FedAvg over ``round.accepted`` (hash-verified) from
-    ``round.global``. Deterministic: every honest party gets the same bytes."""
-    from fedcommittee import ml
-
+def round_inputs(reader: Reader, model: dict, round_doc: dict) -> tuple[Any, list]:
+    """A round's global state and its accepted updates as (delta, num_samples), hash-verified."""
     g = round_doc["global"]
     global_state = reader.fetch_weights(g["cid"], g["sha256"])
     pairs = []
@@ -588,9 +591,21 @@ def compute_aggregate(reader: Reader, model: dict, round_doc: dict) -> tuple[byt
         u = reader.client.get_update(uid)
         if u.get("status") != "accepted" or u.get("modelId") != model["id"]:
             raise ValueError(f"update {uid} in the accepted set is {u.get('status')} for {u.get('modelId')}")
-        delta = reader.fetch_delta(u["cid"], u["sha256"])
-        pairs.append((delta, int(u["numSamples"])))
-    new_state = ml.get_strategy(reader.aggregation).aggregate(global_state, pairs) if pairs else global_state
+        pairs.append((reader.fetch_delta(u["cid"], u["sha256"]), int(u["numSamples"])))
+    return global_state, pairs
+
+
+def compute_aggregate(reader: Reader, policy: Policy, model: dict, round_doc: dict) -> tuple[bytes, Any]:
+    """The round's aggregate from the ledger: the policy's strategy over ``round.accepted`` from
+    ``round.global`` (a stateful strategy replays the earlier rounds it has not seen, read the same
+    way). Deterministic: every honest party gets the same bytes."""
+    from fedcommittee import ml
+
+    def earlier(k: int):
+        return round_inputs(reader, model, reader.client.get_round(model["id"], k))
+
+    global_state, pairs = round_inputs(reader, model, round_doc)
+    new_state = policy.aggregate(int(round_doc["number"]), global_state, pairs, earlier)
     return ml.dumps(new_state), new_state
 
 

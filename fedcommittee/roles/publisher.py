@@ -7,9 +7,10 @@ its identity key equals the committee identity on the ledger holding the ``commi
 key can never come from anybody's say-so. Then ``PublishModel``.
 
 Rounds (federated): the publisher closes a round once every configured provider's update is final
-and ``min_accepted`` are accepted, or once the round's deadline has passed; after ``RoundClosed`` it
-computes the FedAvg aggregate of the accepted updates and records it. Committee members recompute
-and confirm it (and record their own if the publisher is gone: see committee.py).
+and ``min_accepted`` are accepted, or once the round's deadline has passed (``Policy.should_close``);
+after ``RoundClosed`` it computes the aggregate of the accepted updates (the policy's strategy) and
+records it. Committee members recompute and confirm it (and record their own if the publisher is
+gone: see committee.py).
 Gossip: it finishes the model once every provider has made its updates, naming the best one.
 """
 
@@ -31,8 +32,6 @@ from fedcommittee.roles.common import (
     shard_context,
 )
 from fedcommittee.storage import envelope
-
-SCORE_MIN, SCORE_MAX = -1000.0, 1000.0
 
 
 def member_certificate(agent: Agent, user: str):
@@ -59,51 +58,15 @@ def build_spec(agent: Agent) -> dict:
         obj = agent.put(blob)
         seats.append({"member": key, "shardCid": obj.cid, "shardSha256": obj.sha256_hex})
         agent.log("shard_sealed", member=member.name, samples=len(shard), cid=obj.cid, bytes=obj.size)
-    rule = exp.scoring_rule()
-    acceptance = {"rule": exp.acceptance, "scoreMin": SCORE_MIN, "scoreMax": SCORE_MAX}
-    if exp.acceptance == "threshold":
-        acceptance["threshold"] = float(rule.threshold)
-    federated = exp.mode == "federated"
     spec = {
         "modelId": exp.model_id,
         "architecture": {"name": exp.model, "version": str(ml.get_spec(exp.model).version)},
         "specSha256": ml.spec_hash(exp.model),
         "initialWeights": {"cid": init_obj.cid, "sha256": init_obj.sha256_hex},
-        "metric": {"name": f"{rule.name}-{rule.metric}", "higherIsBetter": True},
-        "acceptance": acceptance,
-        "quorum": exp.effective_quorum,
         "committee": seats,
-        "mode": exp.mode,
-        "roundRules": {
-            "minAccepted": exp.min_accepted if federated else 0,
-            "deadlineSeconds": exp.deadline_seconds if federated else 0,
-            "maxRounds": exp.rounds if federated else 0,
-            "maxParents": 0 if federated else exp.gossip.max_parents,
-        },
-        "rewardRules": {
-            "acceptReward": exp.rewards.accept_reward,
-            "rejectPenalty": exp.rewards.reject_penalty,
-            "verdictReward": exp.rewards.verdict_reward,
-        },
         "profile": declared_profile(exp),
     }
-    spec.update(protocol_rules(exp))
-    return spec
-
-
-def protocol_rules(exp) -> dict:
-    """The optional rule objects of PublishModel the config asks for (chaincode/README.md)."""
-    rules: dict = {}
-    if exp.allocation.rule != "all":
-        rules["allocation"] = {"rule": exp.allocation.rule, "k": exp.allocation.k}
-    if exp.stopping is not None:
-        st = exp.stopping
-        rules["stopping"] = {"patience": st.patience, "minDelta": st.min_delta}
-        if st.target is not None:
-            rules["stopping"]["target"] = st.target
-    if exp.governance is not None:
-        rules["governance"] = {"policy": exp.governance.policy, "orgs": list(exp.governance_orgs())}
-    return rules
+    return spec | agent.policy.ledger_rules()
 
 
 def publish(agent: Agent) -> None:
@@ -117,29 +80,6 @@ def publish(agent: Agent) -> None:
     agent.log("published", model=agent.model_id, initial=spec["initialWeights"]["cid"])
 
 
-def should_close(
-    rd: dict, updates: list[dict], providers: int, min_accepted: int, settle: float, now: float
-) -> tuple[bool, str]:
-    """The publisher's rule for closing an open round (the contract only checks min_accepted/deadline).
-
-    Close when every configured provider's update is final and at least ``min_accepted`` were
-    accepted; or, for partial participation, when ``min_accepted`` are accepted, nothing is pending and
-    no update came for ``settle`` seconds; or when the deadline has passed.
-    """
-    final = [u for u in updates if u["status"] != "pending"]
-    accepted = sum(1 for u in final if u["status"] == "accepted")
-    if now > int(rd.get("deadline") or 0) + 1:
-        return True, "deadline"
-    if accepted < min_accepted or len(final) < len(updates):
-        return False, "waiting"
-    if len(final) >= providers:
-        return True, "everyone"
-    last = max([int(u.get("submittedAt") or 0) for u in updates] + [int(rd.get("openedAt") or 0)])
-    if now - last > settle:
-        return True, "quiet"
-    return False, "waiting"
-
-
 def drive_round(agent: Agent, model: dict) -> None:
     r = int(model["currentRound"])
     if r < 1:
@@ -147,14 +87,7 @@ def drive_round(agent: Agent, model: dict) -> None:
     rd = agent.client.get_round(agent.model_id, r)
     if rd["status"] == "open":
         updates = round_updates(agent, r)
-        close, why = should_close(
-            rd,
-            updates,
-            expected_providers(agent.exp, rd),
-            agent.exp.min_accepted,
-            agent.exp.settle_seconds,
-            time.time(),
-        )
+        close, why = agent.policy.should_close(rd, updates, expected_providers(agent.exp, rd), time.time())
         if close:
             agent.log("close_round", round=r, why=why, updates=len(updates))
             agent.submit(
@@ -173,7 +106,7 @@ def drive_round(agent: Agent, model: dict) -> None:
             return
         from fedcommittee.roles.common import compute_aggregate
 
-        blob, _ = compute_aggregate(agent.reader, model, rd)
+        blob, _ = compute_aggregate(agent.reader, agent.policy, model, rd)
         obj = agent.put(blob)
         agent.log("aggregate", round=r, accepted=len(rd.get("accepted") or []), sha256=obj.sha256_hex)
         agent.submit(

@@ -9,6 +9,7 @@ from pathlib import Path
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import ContractError
 from fedcommittee.ledger.gateway import SubmitResult
+from fedcommittee.policy import Policy
 from fedcommittee.roles.committee import Member
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,6 +45,10 @@ class StubAgent:
 
     def log(self, event, **fields):
         self.records.append((event, fields))
+
+    @property
+    def policy(self):
+        return Policy.from_experiment(self.exp)
 
 
 def _member(**kw):

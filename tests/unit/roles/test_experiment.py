@@ -57,6 +57,18 @@ def error_for(doc) -> ConfigError:
         (lambda d: d["providers"][0].update(params={"factor": "x"}), "providers[0].params.factor"),
         (lambda d: d["committee"][0].update(user="org1-user3"), "committee[0].user"),
         (lambda d: d.update(quorum=4), "quorum"),
+        (lambda d: d.update(aggregation="fedsgd"), "aggregation.name"),
+        (
+            lambda d: d.update(aggregation={"name": "fedavgm", "params": {"nesterov": 1}}),
+            "aggregation.params.nesterov",
+        ),
+        (
+            lambda d: d.update(aggregation={"name": "fedavgm", "params": {"momentum": 1.0}}),
+            "aggregation.params.momentum",
+        ),
+        (lambda d: d.update(aggregation={"name": "krum", "params": {"f": 0.5}}), "aggregation.params.f"),
+        (lambda d: d.update(aggregation={"name": "median", "param": {}}), "aggregation.param"),
+        (lambda d: d.update(partition={"name": "dirichlet"}), "partition.params.alpha"),
         (lambda d: d.update(min_accepted=9), "min_accepted"),
         (lambda d: d["scoring"].update(rule="vibes"), "scoring.rule"),
         (lambda d: d.update(dp={"enabled": "yes"}), "dp.enabled"),
@@ -64,7 +76,10 @@ def error_for(doc) -> ConfigError:
         (lambda d: d.update(model_id="bad id!"), "model_id"),
         (lambda d: d.pop("publisher"), "publisher"),
         (lambda d: d.update(providers=[]), "providers"),
-        (lambda d: d["providers"][0].update(behaviour="honest", params={"factor": 2}), "providers[0].params"),
+        (
+            lambda d: d["providers"][0].update(behaviour="honest", params={"factor": 2}),
+            "providers[0].params.factor",
+        ),
         (lambda d: d.update(allocation={"rule": "lottery", "k": 2}), "allocation.rule"),
         (lambda d: d.update(allocation={"rule": "random"}), "allocation.k"),
         (lambda d: d.update(allocation={"rule": "random", "k": 1}), "allocation.k"),  # below min_accepted
@@ -112,9 +127,22 @@ def test_data_split_is_deterministic_and_disjoint():
     assert len(a.val) > 0 and len(a.test) > 0
 
 
+def test_every_registered_aggregation_can_be_chosen_with_its_parameters():
+    from fedcommittee.ml.registry import STRATEGIES
+
+    for name in STRATEGIES:
+        assert parse_experiment({**small(), "aggregation": name}).aggregation == name
+    exp = parse_experiment(
+        {**small(), "aggregation": {"name": "fedadam", "params": {"server_lr": 0.1, "tau": 0.01}}}
+    )
+    assert (exp.aggregation, exp.aggregation_params) == ("fedadam", {"server_lr": 0.1, "tau": 0.01})
+
+
 def test_scoring_rule_and_train_config_follow_the_config():
+    from fedcommittee.policy import Policy
+
     exp = load_experiment(ROOT / "configs" / "small.yaml")
-    rule = exp.scoring_rule()
+    rule = Policy.from_experiment(exp).scoring_rule()
     assert rule.name == exp.scoring.rule and rule.threshold is not None
     assert rule.reference.steps == exp.scoring.reference_steps
     cfg = exp.train_config(seed=5)
@@ -122,7 +150,10 @@ def test_scoring_rule_and_train_config_follow_the_config():
 
 
 def test_protocol_rules_parse_and_reach_the_spec():
-    from fedcommittee.roles.publisher import protocol_rules
+    from fedcommittee.policy import Policy
+
+    def protocol_rules(exp):
+        return Policy.from_experiment(exp).optional_rules()
 
     doc = small()
     doc.update(

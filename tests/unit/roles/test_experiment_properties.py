@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from fedcommittee.cli import EXIT_USAGE, main
 from fedcommittee.experiment import (
     _TOP,
-    PARTITIONS,
     ConfigError,
     Experiment,
     load_experiment,
@@ -26,6 +25,7 @@ from fedcommittee.experiment import (
 from fedcommittee.layout import ORGS
 from fedcommittee.ml.data import DATA_SOURCES
 from fedcommittee.ml.partition import PARTITIONERS
+from fedcommittee.ml.registry import PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = yaml.safe_load((ROOT / "configs" / "rules.yaml").read_text())

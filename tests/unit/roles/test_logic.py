@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from fedcommittee import ml
 from fedcommittee.ledger import CommitError, ContractError
+from fedcommittee.policy import Policy
 from fedcommittee.roles import common
 from fedcommittee.roles.auditor import audit_model
 from fedcommittee.roles.common import (
@@ -75,10 +76,17 @@ class FakeLedger:
         return {"items": items, "bookmark": "", "count": len(items)}
 
 
-def federated_history(rounds: int = 2, model_id: str = "m", seal=None, reader: Reader | None = None):
+def federated_history(
+    rounds: int = 2,
+    model_id: str = "m",
+    seal=None,
+    reader: Reader | None = None,
+    policy: Policy | None = None,
+):
     """A finished federated model whose aggregates were computed honestly: 3 updates a round, 2
     accepted. ``seal`` (bytes -> bytes) is applied to every update as uploaded; ``reader`` (one that
-    can open them) computes the aggregates."""
+    can open them) computes the aggregates, with ``policy`` (default: FedAvg)."""
+    policy = policy or Policy()
     store, ledger = FakeStore(), FakeLedger()
     init = ml.initial_state(MODEL, 0)
     g = store.put(ml.dumps(init))
@@ -107,7 +115,7 @@ def federated_history(rounds: int = 2, model_id: str = "m", seal=None, reader: R
                 accepted.append(uid)
         rd = {"number": r, "status": "closed", "global": dict(glob), "accepted": sorted(accepted)}
         ledger.rounds[(model_id, r)] = rd
-        blob, _ = compute_aggregate(reader, model, rd)
+        blob, _ = compute_aggregate(reader, policy, model, rd)
         agg = store.put(blob)
         rd.update(status="done", aggregate={"cid": agg.cid, "sha256": agg.sha256_hex})
         glob = {"cid": agg.cid, "sha256": agg.sha256_hex}
@@ -118,9 +126,9 @@ def federated_history(rounds: int = 2, model_id: str = "m", seal=None, reader: R
 def test_aggregate_is_deterministic_and_order_free():
     store, ledger, reader = federated_history()
     rd = dict(ledger.get_round("m", 1))
-    a, _ = compute_aggregate(reader, ledger.get_model("m"), rd)
+    a, _ = compute_aggregate(reader, Policy(), ledger.get_model("m"), rd)
     rd["accepted"] = list(reversed(rd["accepted"]))
-    b, _ = compute_aggregate(reader, ledger.get_model("m"), rd)
+    b, _ = compute_aggregate(reader, Policy(), ledger.get_model("m"), rd)
     assert a == b
     assert ml.sha256_hex(a) == ledger.get_round("m", 1)["aggregate"]["sha256"]
 
@@ -130,7 +138,19 @@ def test_aggregate_refuses_an_update_that_is_not_accepted():
     rd = dict(ledger.get_round("m", 1))
     rd["accepted"] = ["u12"]  # rejected on the ledger
     with pytest.raises(ValueError, match="rejected"):
-        compute_aggregate(reader, ledger.get_model("m"), rd)
+        compute_aggregate(reader, Policy(), ledger.get_model("m"), rd)
+
+
+def test_audit_recomputes_a_stateful_aggregation_the_ledger_records():
+    fedavgm = {"name": "fedavgm", "params": {"momentum": 0.9}}
+    policy = Policy(aggregation="fedavgm", aggregation_params={"momentum": 0.9})
+    _, ledger, reader = federated_history(rounds=3, policy=policy)
+    rep = audit_model(reader, "m")  # the record names no strategy: recomputed as FedAvg
+    assert [f.where for f in rep.findings] == ["round 2.aggregate", "round 3.aggregate"], rep.findings
+    assert "(recomputed with fedavg)" in rep.findings[0].problem
+    ledger.models["m"]["aggregation"] = fedavgm  # as a contract with the field would record it
+    rep = audit_model(reader, "m")
+    assert rep.ok, rep.findings
 
 
 def test_audit_of_an_honest_history_finds_nothing():
@@ -275,6 +295,7 @@ def test_member_rejects_unloadable_updates_without_crashing():
     junk = store.put(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     agent = type("A", (), {})()
     agent.exp = exp
+    agent.policy = Policy.from_experiment(exp)
     agent.reader = Reader(None, store, MODEL)
     member = Member(agent, "member1")
     model = {"id": "m", "mode": "federated", "committee": [], "publisher": "p"}
@@ -316,6 +337,7 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
 
     agent = type("A", (), {})()
     agent.exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent.policy = Policy.from_experiment(agent.exp)
     agent.model_id, agent.me, agent.client, agent.reader = "m", "Org2MSP/me", ledger, reader
     agent.log = lambda *a, **k: None
     agent.put = store.put

@@ -73,10 +73,12 @@ class Registrations:
 
 
 def member_with(exp, regs):
+    from fedcommittee.policy import Policy
     from fedcommittee.roles.committee import Member
 
     agent = type("A", (), {})()
     agent.exp, agent.model_id = exp, "m"
+    agent.policy = Policy.from_experiment(exp)
     agent.client = Registrations(regs)
     agent.log = lambda *a, **k: None
     return Member(agent, "member1")
