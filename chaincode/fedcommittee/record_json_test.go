@@ -40,6 +40,14 @@ func fullModel() Model {
 	return m
 }
 
+// fullData sets every field of a DataRegistration.
+func fullData() *DataRegistration {
+	d := &DataRegistration{DocType: "data", ModelID: "m1", Provider: "Org1MSP/cHJvdg==", TxID: "tx1", RegisteredAt: 1, UpdatedAt: 2}
+	d.NumSamples, d.DataType, d.Format, d.ShareHistogram = 10, "image", "png", true
+	d.LabelHistogram, d.Description = map[string]int64{"0": 4, "1": 6}, "scans"
+	return d
+}
+
 // Written from the Model struct as it was before it embedded ModelSpec: the
 // stored record and every query result must stay byte-identical.
 const goldenFullModel = `{"docType":"model","id":"m1","publisher":"Org1MSP/cHVi","architecture":{"name":"mnist_cnn","version":"1.0.0"},"specSha256":"aa","initialWeights":{"cid":"Qm0","sha256":"bb"},"metric":{"name":"accuracy","higherIsBetter":true},"acceptance":{"rule":"threshold","threshold":0.5,"minDelta":0.1,"scoreMin":0,"scoreMax":1},"quorum":2,"committee":[{"member":"Org1MSP/YQ==","shardCid":"Qm1","shardSha256":"cc"}],"mode":"federated","roundRules":{"minAccepted":1,"deadlineSeconds":60,"maxRounds":3,"maxParents":0},"rewardRules":{"acceptReward":10,"rejectPenalty":2,"verdictReward":1},"status":"active","approvals":2,"rejections":1,"baseline":0.45,"currentRound":2,"global":{"cid":"Qm3","sha256":"ee"},"final":{"cid":"Qm4","sha256":"ff"},"finalUpdate":"u1","allocation":{"rule":"random","k":2},"stopping":{"target":0.9,"patience":2,"minDelta":0.01},"governance":{"policy":"majority","orgs":["Org1MSP"]},"rotation":{"size":2,"candidates":[{"member":"Org2MSP/Yg==","shardCid":"Qm2","shardSha256":"dd"}]},"profile":{"purpose":"digits","dataType":"image","dataFormat":"png","trainingSamples":10,"parameters":20},"allocationSeed":"seed","best":{"round":1,"cid":"Qm5","sha256":"gg","score":0.7},"roundsWithoutImprovement":1,"stopReason":"target","ruleChanges":3,"createdTx":"tx0","createdAt":100,"updatedAt":200}`
@@ -58,4 +66,18 @@ func TestModelJSONUnchanged(t *testing.T) {
 	var back Model
 	require.NoError(t, json.Unmarshal([]byte(goldenFullModel), &back))
 	require.Equal(t, full, back)
+}
+
+// Written from DataRegistration as it was before it embedded DataInput.
+const goldenFullData = `{"docType":"data","modelId":"m1","provider":"Org1MSP/cHJvdg==","numSamples":10,"dataType":"image","format":"png","shareHistogram":true,"labelHistogram":{"0":4,"1":6},"description":"scans","txId":"tx1","registeredAt":1,"updatedAt":2}`
+
+const goldenEmptyData = `{"docType":"","modelId":"","provider":"","numSamples":0,"dataType":"","format":"","shareHistogram":false,"txId":"","registeredAt":0,"updatedAt":0}`
+
+func TestDataRegistrationJSONUnchanged(t *testing.T) {
+	b, err := json.Marshal(fullData())
+	require.NoError(t, err)
+	require.Equal(t, goldenFullData, string(b))
+	b, err = json.Marshal(&DataRegistration{})
+	require.NoError(t, err)
+	require.Equal(t, goldenEmptyData, string(b))
 }
