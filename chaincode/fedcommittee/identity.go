@@ -55,3 +55,12 @@ func (t *txCtx) requireRole(c *caller, role string) error {
 	}
 	return nil
 }
+
+// requireMember: the caller must sit on this model's committee and still
+// hold the committee role.
+func (t *txCtx) requireMember(who *caller, m *Model) error {
+	if !isMember(m, who.Key) {
+		return denied("caller %s is not on the committee of model %s", who.Key, m.ID)
+	}
+	return t.requireRole(who, RoleCommittee)
+}

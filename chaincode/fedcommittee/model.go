@@ -2,7 +2,6 @@ package fedcommittee
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -202,25 +201,4 @@ func (c *Contract) FinishModel(ctx contractapi.TransactionContextInterface, mode
 			return t.emit(Event{Type: EvModelFinished, ModelID: m.ID, Mode: m.Mode, Status: m.Status,
 				UpdateID: u.ID, CID: final.CID, SHA256: final.SHA256, Score: u.MedianScore, Reason: m.StopReason})
 		})
-}
-
-func committeeKeys(m *Model) []string {
-	out := make([]string, len(m.Committee))
-	for i, s := range m.Committee {
-		out[i] = s.Member
-	}
-	return out
-}
-
-func isMember(m *Model, identity string) bool {
-	return slices.ContainsFunc(m.Committee, func(s CommitteeSeat) bool { return s.Member == identity })
-}
-
-// requireMember: the caller must sit on this model's committee and still
-// hold the committee role.
-func (t *txCtx) requireMember(who *caller, m *Model) error {
-	if !isMember(m, who.Key) {
-		return denied("caller %s is not on the committee of model %s", who.Key, m.ID)
-	}
-	return t.requireRole(who, RoleCommittee)
 }

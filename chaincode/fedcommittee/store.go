@@ -122,6 +122,27 @@ func (t *txCtx) pageRoleGrants(role, pageSize, bookmark string) (*Page, error) {
 	return pageOfRecords[RoleGrant](t, recordKey{keyRole, []string{role}}, pageSize, bookmark)
 }
 
+// credit applies f to identity's account and its per-model reward entry and
+// recomputes reputation.
+func (t *txCtx) credit(m *Model, identity string, f func(*Account, *RewardEntry)) error {
+	a, _, err := t.loadAccount(identity)
+	if err != nil {
+		return err
+	}
+	e, err := t.loadReward(m.ID, identity)
+	if err != nil {
+		return err
+	}
+	f(a, e)
+	a.Reputation = reputation(a.Accepted, a.Rejected)
+	e.Reputation = reputation(e.Accepted, e.Rejected)
+	e.Net = e.Rewards - e.Penalties
+	if err := t.saveAccount(a); err != nil {
+		return err
+	}
+	return t.saveReward(e)
+}
+
 // reward entry: identity's standing within one model (fresh when absent).
 func (t *txCtx) loadReward(modelID, identity string) (*RewardEntry, error) {
 	e, found, err := find[RewardEntry](t, rewardKey(modelID, identity))

@@ -8,6 +8,8 @@
 // contract-api schema layer.
 package fedcommittee
 
+import "slices"
+
 // Role names that an org admin may grant.
 const (
 	RolePublisher = "publisher"
@@ -222,6 +224,19 @@ type Model struct {
 	CreatedTx   string `json:"createdTx"`
 	CreatedAt   int64  `json:"createdAt"`
 	UpdatedAt   int64  `json:"updatedAt"`
+}
+
+// committeeKeys lists the identities on the model's committee, in seat order.
+func committeeKeys(m *Model) []string {
+	out := make([]string, len(m.Committee))
+	for i, s := range m.Committee {
+		out[i] = s.Member
+	}
+	return out
+}
+
+func isMember(m *Model, identity string) bool {
+	return slices.ContainsFunc(m.Committee, func(s CommitteeSeat) bool { return s.Member == identity })
 }
 
 // ModelVote is one committee member's approval or rejection of a model.

@@ -243,24 +243,3 @@ func (t *txCtx) applyVerdict(p *pendingVerdict) (Event, error) {
 		Status: u.Status, Score: u.MedianScore, Count: u.VerdictCount, Quorum: m.Quorum, Provider: u.Provider,
 		CID: u.CID, SHA256: u.SHA256, Parents: u.Parents, Reward: u.Reward, Penalty: u.Penalty}, nil
 }
-
-// credit applies f to identity's account and its per-model reward entry and
-// recomputes reputation.
-func (t *txCtx) credit(m *Model, identity string, f func(*Account, *RewardEntry)) error {
-	a, _, err := t.loadAccount(identity)
-	if err != nil {
-		return err
-	}
-	e, err := t.loadReward(m.ID, identity)
-	if err != nil {
-		return err
-	}
-	f(a, e)
-	a.Reputation = reputation(a.Accepted, a.Rejected)
-	e.Reputation = reputation(e.Accepted, e.Rejected)
-	e.Net = e.Rewards - e.Penalties
-	if err := t.saveAccount(a); err != nil {
-		return err
-	}
-	return t.saveReward(e)
-}
