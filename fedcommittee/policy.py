@@ -142,10 +142,10 @@ class Policy:
         ``exp`` when given, else the defaults.
 
         Recorded: mode, round rules, acceptance rule and threshold, scoring rule and metric (as the
-        metric name ``<rule>-<metric>``). Not recorded: the scoring rule's tuning (damping, ...) and
-        the aggregation strategy, for the contract's ModelSpec has no field for them (it refuses
-        unknown fields). An ``aggregation`` object ``{"name", "params"}`` in the record is used where
-        present, so that a contract that records it needs no change here.
+        metric name ``<rule>-<metric>``) and the aggregation strategy with its parameters
+        (``aggregation: {name, params}``). Not recorded: the scoring rule's tuning (damping, ...).
+        A record without ``aggregation`` (published before the contract kept it) aggregates as the
+        config, or FedAvg without one.
         """
         base = cls.from_experiment(exp) if exp is not None else cls()
         rules = model.get("roundRules") or {}
@@ -248,6 +248,9 @@ class Policy:
                 "maxRounds": self.max_rounds if federated else 0,
                 "maxParents": 0 if federated else exp.gossip.max_parents,
             },
+            # Recorded so that a member or auditor recomputes the aggregate with the same strategy
+            # from the ledger alone.
+            "aggregation": {"name": self.aggregation, "params": dict(self.aggregation_params)},
             "rewardRules": {
                 "acceptReward": exp.rewards.accept_reward,
                 "rejectPenalty": exp.rewards.reject_penalty,

@@ -2,6 +2,7 @@ package fedcommittee
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -195,4 +196,36 @@ func modelRejection(t *testing.T, e *env) {
 	errContains(t, reject(com3, "late"), "votes are closed")
 	_, err = e.submit(prov1, "m", fedUpdate(1, "u"))
 	errContains(t, err, "model m is rejected, not active")
+}
+
+// The aggregation rule is recorded as given (so a verifier recomputes with the
+// publisher's strategy) and refused when it is not a name with a few finite
+// numbers or booleans.
+func TestPublishModelAggregationRule(t *testing.T) {
+	e := newEnv(t)
+	e.setupRoles()
+	s := spec("agg")
+	s.Aggregation = &AggregationRule{Name: "fedavgm", Params: map[string]any{"momentum": 0.9, "lr": 1.0}}
+	_, err := e.publish(s)
+	require.NoError(t, err)
+	m := e.model("agg")
+	require.NotNil(t, m.Aggregation)
+	require.Equal(t, "fedavgm", m.Aggregation.Name)
+	require.Equal(t, map[string]any{"momentum": 0.9, "lr": 1.0}, m.Aggregation.Params)
+
+	raw := func(rule string) error {
+		input := strings.Replace(mustJSON(spec("bad")), `"quorum"`, `"aggregation":`+rule+`,"quorum"`, 1)
+		return e.tx(pub, func(ctx ctxT) error { _, err := e.cc.PublishModel(ctx, input); return err })
+	}
+	errContains(t, raw(`{"name":"fed avg"}`), "aggregation.name")
+	errContains(t, raw(`{"name":"fedavg","params":{"weighted":"yes"}}`), "aggregation.params.weighted: yes must be a number or a boolean")
+	errContains(t, raw(`{"name":"krum","params":{"f":{"n":1}}}`), "aggregation.params.f")
+	errContains(t, raw(`{"name":"fedavg","params":{"x":1e300}}`), "aggregation.params.x")
+	errContains(t, raw(`{"name":"fedavg","size":3}`), `unknown field "size"`)
+	many := map[string]any{}
+	for i := 0; i <= MaxAggregationParams; i++ {
+		many[fmt.Sprintf("p%d", i)] = 1.0
+	}
+	errContains(t, raw(mustJSON(AggregationRule{Name: "fedavg", Params: many})), "at most 16")
+	require.NoError(t, raw(`{"name":"fedavg","params":{"weighted":true}}`))
 }

@@ -35,6 +35,19 @@ const (
 	MaxDataRegistrants = MaxScan
 )
 
+// AggregationRule records the strategy that turns a round's accepted updates
+// into the next global model, with its parameters, so that anyone recomputing
+// an aggregate from the ledger (a member confirming it, an auditor) uses the
+// same one. The contract does not aggregate: it only keeps the record honest
+// (a short name, a few finite numbers or booleans).
+type AggregationRule struct {
+	Name   string         `json:"name"`
+	Params map[string]any `json:"params,omitempty"`
+}
+
+// MaxAggregationParams bounds an aggregation rule's parameter list.
+const MaxAggregationParams = 16
+
 // AllocationRule chooses which providers may submit to a round.
 type AllocationRule struct {
 	Rule string `json:"rule"`

@@ -140,6 +140,11 @@ func validateRules(s *ModelSpec) error {
 			return err
 		}
 	}
+	if a := s.Aggregation; a != nil {
+		if err := validateAggregation(a); err != nil {
+			return err
+		}
+	}
 	if a := s.Allocation; a != nil {
 		if !fed {
 			return fmt.Errorf("allocation: only federated models have rounds to allocate")
@@ -172,6 +177,31 @@ func validateRules(s *ModelSpec) error {
 			return fmt.Errorf("%v (size must be at least the quorum)", err)
 		}
 		return checkSeats("rotation.candidates", r.Candidates)
+	}
+	return nil
+}
+
+func validateAggregation(a *AggregationRule) error {
+	if err := checkName("aggregation.name", a.Name); err != nil {
+		return err
+	}
+	if len(a.Params) > MaxAggregationParams {
+		return fmt.Errorf("aggregation.params: %d parameters, at most %d", len(a.Params), MaxAggregationParams)
+	}
+	for _, k := range sortedKeys(a.Params) {
+		f := "aggregation.params." + k
+		if err := checkName(f, k); err != nil {
+			return err
+		}
+		switch v := a.Params[k].(type) {
+		case bool:
+		case float64:
+			if err := checkFinite(f, v); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: %v must be a number or a boolean", f, v)
+		}
 	}
 	return nil
 }

@@ -174,10 +174,11 @@ type ModelTerms struct {
 // ModelRules are the optional protocol rules (absent = the behaviour
 // without the rule, see rules.go) and the publisher's declaration.
 type ModelRules struct {
-	Allocation *AllocationRule `json:"allocation,omitempty"`
-	Stopping   *StoppingRule   `json:"stopping,omitempty"`
-	Governance *GovernanceRule `json:"governance,omitempty"`
-	Rotation   *RotationRule   `json:"rotation,omitempty"`
+	Aggregation *AggregationRule `json:"aggregation,omitempty"`
+	Allocation  *AllocationRule  `json:"allocation,omitempty"`
+	Stopping    *StoppingRule    `json:"stopping,omitempty"`
+	Governance  *GovernanceRule  `json:"governance,omitempty"`
+	Rotation    *RotationRule    `json:"rotation,omitempty"`
 	// Profile is the publisher's declaration the committee approves against.
 	Profile *ModelProfile `json:"profile,omitempty"`
 }

@@ -62,13 +62,14 @@ def audit_model(
     max_rounds: int = 10_000,
     exp=None,
 ) -> AuditReport:
-    """``exp``: the config, for what the ledger does not record (the aggregation strategy: see
-    ``Policy.from_model``); without it the record alone decides."""
+    """``exp``: the config, for what the ledger may not record (the aggregation strategy of a model
+    published before the contract kept it: see ``Policy.from_model``); without it the record alone
+    decides."""
     say = progress or (lambda _m: None)
     rep = AuditReport(model_id)
     model = reader.client.get_model(model_id)
     policy = Policy.from_model(model, exp)
-    # The contract does not record the strategy: without the config, say which one recomputed.
+    # A record from before the contract kept the strategy: without the config, say which one recomputed.
     how = "" if exp is not None or model.get("aggregation") else f" (recomputed with {policy.aggregation})"
     reader.model_name = model["architecture"]["name"]
     reader.model_id = model_id

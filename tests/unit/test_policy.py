@@ -75,9 +75,18 @@ def test_ledger_rules_state_what_from_model_reads_back():
     assert rules["acceptance"] == {"rule": "threshold", "scoreMin": SCORE_MIN, "scoreMax": SCORE_MAX,
                                    "threshold": 0.0}  # fmt: skip
     assert rules["roundRules"]["minAccepted"] == 2 and rules["quorum"] == exp.effective_quorum
+    assert rules["aggregation"] == {"name": "fedavg", "params": {}}
     back = Policy.from_model(rules)  # a verifier with the record alone
     assert (back.scoring.rule, back.scoring.metric, back.min_accepted) == ("damped", "loss", 2)
     assert back.max_rounds == exp.rounds and back.deadline_seconds == exp.deadline_seconds
+
+
+def test_the_recorded_aggregation_alone_rebuilds_a_stateful_strategy():
+    exp = parse_experiment(small(aggregation={"name": "fedavgm", "params": {"momentum": 0.5}}))
+    rules = Policy.from_experiment(exp).ledger_rules()
+    assert rules["aggregation"] == {"name": "fedavgm", "params": {"momentum": 0.5}}
+    back = Policy.from_model(rules)  # no config: the verifier's case
+    assert (back.aggregation, back.aggregation_params) == ("fedavgm", {"momentum": 0.5})
 
 
 def test_the_scoring_rule_takes_the_threshold_the_ledger_holds_now():
