@@ -292,7 +292,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     with gw:
         try:
             if args.action == "propose":
-                pid = client.propose_rule_change(args.model_id, change)
+                pid = client.propose_rule_change(args.model_id, change).txid
                 print(f"proposed {pid}: org admins vote with `fedcommittee rules vote {pid} --approve`")
                 _print_rule_change(client.get_rule_change(pid))
             elif args.action == "vote":

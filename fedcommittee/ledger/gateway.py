@@ -36,14 +36,13 @@ from .errors import (
     ChaincodeEventsError,
     CommitError,
     CommitStatusError,
-    ContractError,
-    EndorseContractError,
     EndorseError,
     EvaluateError,
     GatewayConnectionError,
     GatewayError,
     SubmitError,
     chaincode_message,
+    contract_error,
 )
 from .identity import Identity, Signer
 from .profile import ConnectionProfile, load_profile
@@ -347,8 +346,7 @@ class Gateway:
             found = chaincode_message([message, *(d.message for d in details)])
             if found is not None:
                 status, cc_message = found
-                ccls = EndorseContractError if stage == "endorse" else ContractError
-                return ccls(
+                return contract_error(
                     f"chaincode rejected the transaction at {stage}: {cc_message}",
                     chaincode_message=cc_message,
                     stage=stage,
@@ -464,7 +462,7 @@ class Contract:
         )
         result = response.result
         if result.status >= 400:  # the gateway normally reports this as a gRPC error
-            raise ContractError(
+            raise contract_error(
                 f"chaincode rejected the transaction at evaluate: {result.message}",
                 chaincode_message=result.message,
                 stage="evaluate",

@@ -73,8 +73,10 @@ def rules_run(local_network, fabric):
             # of the three orgs lengthen the round deadline for later rounds.
             admins = {n: ledger_as(net, f"org{n}-admin") for n in (1, 2)}
             try:
-                pid = admins[1][1].propose_rule_change(
-                    model_id, {"deadlineSeconds": 150, "reason": "slow peers"}
+                pid = (
+                    admins[1][1]
+                    .propose_rule_change(model_id, {"deadlineSeconds": 150, "reason": "slow peers"})
+                    .txid
                 )
                 for n in (1, 2):
                     admins[n][1].vote_rule_change(pid, True)
