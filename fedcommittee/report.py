@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from fedcommittee.ledger import Mode, Role, RoundStatus, UpdateStatus
 from fedcommittee.logs import (
     RACE_WORDS,
     commit_times,
@@ -27,7 +28,7 @@ from fedcommittee.logs import (
     read_logs,
     round_overhead,
 )
-from fedcommittee.roles.common import paged, run_dir
+from fedcommittee.roles.runtime import run_dir
 
 
 def _short(identity: str, names: dict[str, str]) -> str:
@@ -36,7 +37,7 @@ def _short(identity: str, names: dict[str, str]) -> str:
 
 def identity_names(exp, profile) -> dict[str, str]:
     """identity key -> config name (provider / member / publisher), for readable plots."""
-    from fedcommittee.roles.common import identity_key
+    from fedcommittee.roles.envelopes import identity_key
 
     out: dict[str, str] = {}
     if exp is None or profile is None:
@@ -69,9 +70,9 @@ def participants(exp) -> dict[str, dict[str, str]]:
     """config name -> role and behaviour (providers), from the experiment config the report was given."""
     if exp is None:
         return {}
-    out = {"publisher": {"role": "publisher", "behaviour": ""}}
-    out.update({m.name: {"role": "committee", "behaviour": ""} for m in exp.committee})
-    out.update({p.name: {"role": "provider", "behaviour": p.behaviour} for p in exp.providers})
+    out = {"publisher": {"role": str(Role.PUBLISHER), "behaviour": ""}}
+    out.update({m.name: {"role": str(Role.COMMITTEE), "behaviour": ""} for m in exp.committee})
+    out.update({p.name: {"role": str(Role.PROVIDER), "behaviour": p.behaviour} for p in exp.providers})
     return out
 
 
@@ -93,7 +94,9 @@ def round_times(rounds: list[dict], records: list[dict]) -> tuple[dict[int, floa
         r = int(rd["number"])
         if r not in ledger:
             continue
-        end_tx = rd.get("confirmedTx") or (rd.get("closedTx") if rd.get("status") == "skipped" else None)
+        end_tx = rd.get("confirmedTx") or (
+            rd.get("closedTx") if rd.get("status") == RoundStatus.SKIPPED else None
+        )
         start, end = seen.get(rd.get("openedTx") or ""), seen.get(end_tx or "")
         if start is not None and end is not None and end >= start:
             secs[r], source[r] = round(end - start, 1), "agents"
@@ -107,7 +110,9 @@ def round_walls(rounds: list[dict]) -> dict[int, float]:
     the ledger's block timestamps (whole seconds)."""
     out = {}
     for rd in rounds:
-        end = rd.get("confirmedAt") or (rd.get("closedAt") if rd.get("status") == "skipped" else None)
+        end = rd.get("confirmedAt") or (
+            rd.get("closedAt") if rd.get("status") == RoundStatus.SKIPPED else None
+        )
         if rd.get("openedAt") and end:
             out[int(rd["number"])] = float(int(end) - int(rd["openedAt"]))
     return out
@@ -119,10 +124,10 @@ def collect(
     model = client.get_model(model_id)
     names = identity_names(exp, profile)
     data: dict[str, Any] = {"model": model, "rounds": [], "updates": [], "leaderboard": [], "latency": {}}
-    rounds = range(1, int(model.get("currentRound") or 0) + 1) if model["mode"] == "federated" else [0]
+    rounds = range(1, int(model.get("currentRound") or 0) + 1) if model["mode"] == Mode.FEDERATED else [0]
     for r in rounds:
         rd = client.get_round(model_id, r) if r else {"number": 0, "status": model["status"], "global": None}
-        ups = list(paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)))
+        ups = list(client.iter_round_updates(model_id, r))
         data["rounds"].append(rd)
         for u in ups:
             data["updates"].append(
@@ -160,7 +165,7 @@ def collect(
     data["refusals"] = contract_refusals(records)
     data["races"] = race_counts(records)
     data["round_seconds"], data["round_seconds_source"] = (
-        round_times(data["rounds"], records) if model["mode"] == "federated" else ({}, {})
+        round_times(data["rounds"], records) if model["mode"] == Mode.FEDERATED else ({}, {})
     )
     data["overhead"] = round_overhead(records, data["round_seconds"])
     data["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
@@ -169,7 +174,7 @@ def collect(
     if exp is not None and store is not None:
         from fedcommittee import ml
         from fedcommittee.experiment import data_split
-        from fedcommittee.roles.common import Reader
+        from fedcommittee.roles.reader import Reader
         from fedcommittee.storage.errors import EncryptedObject
 
         test = data_split(exp).test
@@ -177,7 +182,7 @@ def collect(
         # Gossip points are updates, which may be sealed: opened with our key where we are a recipient.
         reader = Reader(client, store, name, max_bytes=exp.max_update_bytes, private_key=private_key,
                         model_id=model_id)  # fmt: skip
-        gossip = model["mode"] == "gossip"
+        gossip = model["mode"] == Mode.GOSSIP
         data["sealed_not_opened"] = 0
 
         def accuracy(ref: dict, update: bool) -> float | None:
@@ -191,7 +196,7 @@ def collect(
         if gossip:
             # Initial weights (0), then every accepted update in submission order: the DAG's progress.
             acc_ups = sorted(
-                (u for u in data["updates"] if u["status"] == "accepted"),
+                (u for u in data["updates"] if u["status"] == UpdateStatus.ACCEPTED),
                 key=lambda u: (u["submittedAt"] or 0, u["id"]),
             )
             refs = [(0, model["initialWeights"])]
@@ -221,7 +226,7 @@ _MARKERS = {"honest": "ovph*<>", "attacker": "X^P", "free rider": "sD", "?": "ov
 def provider_styles(data: dict) -> dict[str, tuple[str, str]]:
     """provider -> (colour, marker): a distinct colour each (tab20 past ten), a marker per behaviour."""
     provs = sorted({u["provider"] for u in data["updates"]} | set(data.get("refusals") or {}))
-    provs = [p for p in provs if _role(data, p) in ("provider", "?")]
+    provs = [p for p in provs if _role(data, p) in (Role.PROVIDER, "?")]
     used: dict[str, int] = defaultdict(int)
     out = {}
     for i, p in enumerate(provs):
@@ -264,7 +269,7 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
     from matplotlib.ticker import MaxNLocator
 
     figs = []
-    gossip = data["model"]["mode"] == "gossip"
+    gossip = data["model"]["mode"] == Mode.GOSSIP
 
     def save(fig, name: str, title: str) -> None:
         fig.tight_layout()
@@ -307,7 +312,7 @@ def _plots(data: dict, out: Path) -> list[tuple[str, str]]:
         c = _colour(colour)
         ups = [u for u in data["updates"] if u["provider"] == p and u["median"] is not None]
         for u in ups:
-            acc = u["status"] == "accepted"
+            acc = u["status"] == UpdateStatus.ACCEPTED
             # A small sideways offset per provider keeps equal scores of one round from hiding each other.
             ax.scatter(u["round"] + (i - len(styles) / 2) * 0.03, u["median"], marker=marker, s=40,
                        edgecolors=[c], facecolors=[c] if acc else "none", linewidths=1.2)  # fmt: skip
@@ -480,7 +485,7 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
     rows = [
         ["Model", f"{s['model']} ({s['mode']}, {s['status']})"],
         ["Ledger", s.get("ledger_backend") or "not recorded"],
-        ["Rounds", s["rounds"] if s["mode"] == "federated" else "gossip (no rounds)"],
+        ["Rounds", s["rounds"] if s["mode"] == Mode.FEDERATED else "gossip (no rounds)"],
         [
             "Test accuracy",
             f"{_acc(s['test_accuracy_initial'])} initial → {_acc(s['test_accuracy_final'])} final",
@@ -569,7 +574,7 @@ def summarize(data: dict) -> dict:
     people = _participant_rows(data, by_provider, refusals, rewards)
     groups: dict[str, dict[str, int]] = {}
     for row in people.values():
-        if row["role"] != "provider":
+        if row["role"] != Role.PROVIDER:
             continue
         g = groups.setdefault(
             behaviour_group(row["behaviour"] or None),
@@ -587,8 +592,8 @@ def summarize(data: dict) -> dict:
         "mode": m["mode"],
         "rounds": int(m.get("currentRound") or 0),
         "updates": len(ups),
-        "accepted": sum(1 for u in ups if u["status"] == "accepted"),
-        "rejected": sum(1 for u in ups if u["status"] == "rejected"),
+        "accepted": sum(1 for u in ups if u["status"] == UpdateStatus.ACCEPTED),
+        "rejected": sum(1 for u in ups if u["status"] == UpdateStatus.REJECTED),
         "per_provider": dict(by_provider),
         "per_participant": people,
         "per_behaviour": dict(sorted(groups.items(), key=lambda kv: order.get(kv[0], 99))),
@@ -609,13 +614,15 @@ def _participant_rows(data: dict, by_provider: dict, refusals: dict, rewards: di
     """One row per participant: the config's (providers, then members, then the publisher), then any
     name only the ledger or the logs know."""
     known = data.get("participants") or {}
-    names = [n for n, v in known.items() if v["role"] == "provider"]
-    names += [n for n, v in known.items() if v["role"] == "committee"]
-    names += [n for n in known if known[n]["role"] == "publisher"]
+    names = [n for n, v in known.items() if v["role"] == Role.PROVIDER]
+    names += [n for n, v in known.items() if v["role"] == Role.COMMITTEE]
+    names += [n for n in known if known[n]["role"] == Role.PUBLISHER]
     names += sorted((set(by_provider) | set(refusals) | set(rewards)) - set(names))
     out = {}
     for n in names:
-        role = known.get(n, {}).get("role") or ("provider" if n in by_provider or n in refusals else "?")
+        role = known.get(n, {}).get("role") or (
+            str(Role.PROVIDER) if n in by_provider or n in refusals else "?"
+        )
         counts = by_provider.get(n, {"accepted": 0, "rejected": 0, "pending": 0})
         lb = rewards.get(n, {})
         out[n] = {

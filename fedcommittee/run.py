@@ -22,8 +22,19 @@ from pathlib import Path
 
 from fedcommittee.endpoints import Endpoints, NetworkNotRunning
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, GatewayError, load_profile
-from fedcommittee.roles.common import identity_key, paged, run_dir
+from fedcommittee.ledger import (
+    ContractError,
+    FedcommitteeClient,
+    Gateway,
+    GatewayError,
+    Mode,
+    ModelStatus,
+    Role,
+    UpdateStatus,
+    load_profile,
+)
+from fedcommittee.roles.envelopes import identity_key
+from fedcommittee.roles.runtime import run_dir
 
 MAX_RESTARTS = 3
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -63,9 +74,9 @@ class Child:
 
 def grant_roles(exp: Experiment, profile, say=print) -> list[tuple[str, str]]:
     """Org admins grant what the config needs; returns the (user, role) pairs actually granted."""
-    wanted = [(exp.publisher, "publisher")]
-    wanted += [(m.user, "committee") for m in exp.committee]
-    wanted += [(p.user, "provider") for p in exp.providers]
+    wanted = [(exp.publisher, Role.PUBLISHER)]
+    wanted += [(m.user, Role.COMMITTEE) for m in exp.committee]
+    wanted += [(p.user, Role.PROVIDER) for p in exp.providers]
     granted = []
     admins: dict[str, tuple[Gateway, FedcommitteeClient]] = {}
     try:
@@ -111,20 +122,20 @@ def provider_groups(exp: Experiment) -> list[tuple[str, list[str]]]:
 
 def progress_line(client: FedcommitteeClient, model: dict) -> str:
     mid = model["id"]
-    if model["mode"] == "gossip":
-        ups = list(paged(lambda b: client.list_round_updates(mid, 0, 200, b)))
+    if model["mode"] == Mode.GOSSIP:
+        ups = list(client.iter_round_updates(mid, 0))
         r_desc = "gossip"
     else:
         r = int(model.get("currentRound") or 0)
         if r < 1:
             return f"model {model['status']}: approvals {model.get('approvals', 0)}/{model['quorum']}"
-        ups = list(paged(lambda b: client.list_round_updates(mid, r, 200, b)))
+        ups = list(client.iter_round_updates(mid, r))
         rd = client.get_round(mid, r)
         r_desc = f"round {r}/{model['roundRules']['maxRounds']} {rd['status']}"
-    c = {s: sum(1 for u in ups if u["status"] == s) for s in ("accepted", "rejected", "pending")}
+    c = {s: sum(1 for u in ups if u["status"] == s) for s in UpdateStatus}
     return (
-        f"model {model['status']}, {r_desc}: {len(ups)} updates, "
-        f"{c['accepted']} accepted, {c['rejected']} rejected, {c['pending']} pending"
+        f"model {model['status']}, {r_desc}: {len(ups)} updates, {c[UpdateStatus.ACCEPTED]} accepted, "
+        f"{c[UpdateStatus.REJECTED]} rejected, {c[UpdateStatus.PENDING]} pending"
     )
 
 
@@ -233,20 +244,20 @@ def run_experiment(
                     say(f"ledger query failed ({type(exc).__name__}: {exc}); retrying")
                 query_failing, model = True, None
             if model is not None:
-                if active_since is None and model["status"] != "proposed":
+                if active_since is None and model["status"] != ModelStatus.PROPOSED:
                     active_since = time.time()
                 if line != last:
                     say(f"[{time.time() - started:6.1f} s] {line}")
                     last = line
-                if model["status"] in ("finished", "rejected"):
+                if ModelStatus(model["status"]).final:
                     final_status = model["status"]
                     break
             for c in children:
                 if c.proc is not None and not c.alive():
                     code = c.proc.returncode
-                    if code == 0 and model is not None and model["status"] != "active":
+                    if code == 0 and model is not None and model["status"] != ModelStatus.ACTIVE:
                         continue
-                    if code == 0 and exp.mode == "gossip" and c.name != "publisher":
+                    if code == 0 and exp.mode == Mode.GOSSIP and c.name != "publisher":
                         continue  # a gossip provider that made all its updates
                     c.exit_codes.append(code)
                     c.proc = None
@@ -272,10 +283,11 @@ def run_experiment(
             c.stop()
     wall = time.time() - started
     say(f"model {final_status or 'unfinished'} after {wall:.1f} s")
-    code = EXIT_OK if final_status == "finished" else EXIT_FAILED
+    code = EXIT_OK if final_status == ModelStatus.FINISHED else EXIT_FAILED
     try:
         from fedcommittee.roles.auditor import audit_model
-        from fedcommittee.roles.common import Reader, load_private_key
+        from fedcommittee.roles.envelopes import load_private_key
+        from fedcommittee.roles.reader import Reader
         from fedcommittee.storage import ContentStore, IpfsClient
 
         # As the publisher, a recipient of every sealed update: the audit opens them all.

@@ -39,10 +39,21 @@ from .gateway import (
 )
 from .identity import Identity, Signer, load_msp
 from .profile import ConnectionProfile, IdentityConfig, PeerConfig, ProfileError, load_profile
-from .records import AcceptRule, Mode, ModelStatus, Role, RoundStatus, Tx, UpdateStatus
+from .records import (
+    AcceptRule,
+    AllocationRule,
+    Mode,
+    ModelStatus,
+    Role,
+    RoundStatus,
+    StopReason,
+    Tx,
+    UpdateStatus,
+)
 
 __all__ = [
     "AcceptRule",
+    "AllocationRule",
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsError",
@@ -73,6 +84,7 @@ __all__ = [
     "Role",
     "RoundStatus",
     "Signer",
+    "StopReason",
     "SubmitError",
     "SubmitResult",
     "Timeouts",

@@ -23,6 +23,7 @@ __all__ = [
     "AcceptRule",
     "Account",
     "AggregateCandidate",
+    "AllocationRule",
     "Confirmation",
     "DataRegistration",
     "Mode",
@@ -33,6 +34,7 @@ __all__ = [
     "Role",
     "Round",
     "RoundStatus",
+    "StopReason",
     "Tx",
     "Update",
     "UpdateDoc",
@@ -66,6 +68,23 @@ class AcceptRule(StrEnum):
     THRESHOLD = "threshold"
     IMPROVEMENT = "improvement"
     MAJORITY = "majority"
+
+
+class AllocationRule(StrEnum):
+    """Who may submit in a round (partial participation)."""
+
+    ALL = "all"  # any provider (default)
+    RANDOM = "random"  # k registered providers drawn from the on-chain seed
+    REPUTATION = "reputation"  # the top k registered providers by reputation
+
+
+class StopReason(StrEnum):
+    """Why a federated model finished (``stopReason``)."""
+
+    TARGET = "target"
+    PATIENCE = "patience"
+    MAX_ROUNDS = "maxRounds"
+    PUBLISHER = "publisher"
 
 
 class UpdateStatus(StrEnum):

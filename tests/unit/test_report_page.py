@@ -16,7 +16,7 @@ import pytest
 
 from fedcommittee import report
 from fedcommittee.experiment import load_experiment
-from fedcommittee.roles.common import JsonLog
+from fedcommittee.roles.runtime import JsonLog
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 5

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from fedcommittee.ledger.records import AcceptRule, Mode, ModelStatus, Role, RoundStatus, UpdateStatus
+from fedcommittee.ledger.records import (
+    AcceptRule,
+    AllocationRule,
+    Mode,
+    ModelStatus,
+    Role,
+    RoundStatus,
+    StopReason,
+    UpdateStatus,
+)
 
 CHAINCODE_DIR = Path(__file__).resolve().parents[3] / "chaincode" / "fedcommittee"
 
@@ -22,6 +31,8 @@ GROUPS: dict[str, type[StrEnum]] = {
     "Update": UpdateStatus,
     "Round": RoundStatus,
     "Role": Role,
+    "Alloc": AllocationRule,
+    "Stop": StopReason,
 }
 
 _CONST = re.compile(r'^\s*(?:const\s+)?([A-Z][A-Za-z0-9]*)\s*=\s*"([^"]*)"', re.MULTILINE)
