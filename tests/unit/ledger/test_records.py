@@ -9,30 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from fedcommittee.ledger.records import (
-    AcceptRule,
-    AllocationRule,
-    Mode,
-    ModelStatus,
-    Role,
-    RoundStatus,
-    StopReason,
-    UpdateStatus,
-)
+from fedcommittee.ledger import records
 
 CHAINCODE_DIR = Path(__file__).resolve().parents[3] / "chaincode" / "fedcommittee"
 
 # Go constant name prefix -> the enum that mirrors that group. The prefix must be followed by an
 # upper-case letter, so "Mode" does not take "ModelProposed".
 GROUPS: dict[str, type[StrEnum]] = {
-    "Model": ModelStatus,
-    "Mode": Mode,
-    "Rule": AcceptRule,
-    "Update": UpdateStatus,
-    "Round": RoundStatus,
-    "Role": Role,
-    "Alloc": AllocationRule,
-    "Stop": StopReason,
+    "Model": records.ModelStatus,
+    "Mode": records.Mode,
+    "Rule": records.AcceptRule,
+    "Update": records.UpdateStatus,
+    "Round": records.RoundStatus,
+    "Role": records.Role,
+    "Alloc": records.AllocationRule,
+    "Stop": records.StopReason,
 }
 
 _CONST = re.compile(r'^\s*(?:const\s+)?([A-Z][A-Za-z0-9]*)\s*=\s*"([^"]*)"', re.MULTILINE)
@@ -67,6 +58,6 @@ def test_enum_equals_the_go_constants(prefix):
 
 
 def test_members_compare_equal_to_their_json_strings():
-    assert ModelStatus.ACTIVE == "active" and "finished" in {ModelStatus.FINISHED}
-    assert RoundStatus("closed") is RoundStatus.CLOSED
-    assert ModelStatus.REJECTED.final and not ModelStatus.PROPOSED.final
+    assert records.ModelStatus.ACTIVE == "active" and "finished" in {records.ModelStatus.FINISHED}
+    assert records.RoundStatus("closed") is records.RoundStatus.CLOSED
+    assert records.ModelStatus.REJECTED.final and not records.ModelStatus.PROPOSED.final
