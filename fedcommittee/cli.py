@@ -52,25 +52,27 @@ def _experiment(args: argparse.Namespace):
 
 def _agent(args: argparse.Namespace, role: str, user: str, name: str):
     from fedcommittee.endpoints import default_home
-    from fedcommittee.roles.runtime import connect_agent
+    from fedcommittee.roles.driver import connect_agent
 
     exp = _experiment(args)
     return connect_agent(exp, user=user, role=role, name=name, home=args.home or default_home())
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.publisher import run_publisher
+    from fedcommittee.roles.driver import run_role
+    from fedcommittee.roles.publisher import Publisher
 
     exp = _experiment(args)
     agent = _agent(args, "publisher", args.user or exp.publisher, "publisher")
     try:
-        return run_publisher(agent)
+        return run_role(agent, Publisher(agent))
     finally:
         agent.close()
 
 
 def cmd_provider(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.provider import run_provider, run_providers
+    from fedcommittee.roles.driver import run_role, run_roles
+    from fedcommittee.roles.provider import Provider
 
     exp = _experiment(args)
     names = list(dict.fromkeys(args.name))
@@ -82,20 +84,21 @@ def cmd_provider(args: argparse.Namespace) -> int:
         for cfg in cfgs:
             agents.append((_agent(args, "provider", args.user or cfg.user, cfg.name), cfg.name))
         if len(agents) == 1:
-            return run_provider(*agents[0])
-        return run_providers(agents)
+            return run_role(agents[0][0], Provider(*agents[0]))
+        return run_roles([(agent, lambda a=agent, n=name: Provider(a, n)) for agent, name in agents])
     finally:
         for agent, _ in agents:
             agent.close()
 
 
 def cmd_committee(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.committee import run_committee
+    from fedcommittee.roles.committee import Member
+    from fedcommittee.roles.driver import run_role
 
     cfg = _experiment(args).member(args.name)
     agent = _agent(args, "committee", args.user or cfg.user, cfg.name)
     try:
-        return run_committee(agent, cfg.name)
+        return run_role(agent, Member(agent, cfg.name))
     finally:
         agent.close()
 

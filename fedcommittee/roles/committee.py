@@ -38,7 +38,7 @@ from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
 from fedcommittee.roles.protocol import SCORE_MIN, clamp_score, expected_providers
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
-from fedcommittee.roles.runtime import Agent, run_role
+from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import StorageError
 
@@ -448,7 +448,7 @@ class Member:
             done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
         )
 
-    # ------------------------------------------------------------------ the role's step (run_role)
+    # ------------------------------------------------------------------ the role's step (driver.run_role)
     def step(self, model: Model | None) -> int | None:
         if model is None:
             return None
@@ -486,7 +486,3 @@ class Member:
     def wait_seconds(self) -> float | None:
         # Updates seen but not judged yet: look again soon (settle_seconds may run out).
         return 1.0 if self.first_seen else None
-
-
-def run_committee(agent: Agent, name: str) -> int:
-    return run_role(agent, Member(agent, name))

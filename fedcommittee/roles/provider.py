@@ -19,7 +19,6 @@ cid/sha256 hold the sealed bytes.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from typing import Any
 
@@ -29,7 +28,7 @@ from fedcommittee.ledger.records import Model, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
 from fedcommittee.roles.reader import gossip_base
-from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent, run_role
+from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
 
 
@@ -186,7 +185,7 @@ class Provider:
         self.submit(doc, -(n + 1), done=lambda: len(self.my_updates()) > len(mine))
         return True
 
-    # ------------------------------------------------------------------ the role's step (run_role)
+    # ------------------------------------------------------------------ the role's step (driver.run_role)
     def step(self, model: Model | None) -> int | None:
         if model is None:
             return None
@@ -210,34 +209,3 @@ class Provider:
 
     def wait_seconds(self) -> float | None:
         return None
-
-
-def run_provider(agent: Agent, name: str) -> int:
-    return run_role(agent, Provider(agent, name))
-
-
-def run_providers(agents: list[tuple[Agent, str]]) -> int:
-    """Several providers in one process, one thread each (``providers_per_process``): they share one
-    torch and one data split. Exit code: the worst of theirs. If one of them raises, the whole group
-    exits at once with an error, so the orchestrator restarts it like any dead agent (providers are
-    idempotent: each reconciles from the ledger, so restarting its healthy neighbours is harmless)."""
-    codes: dict[str, int] = {}
-    failed = threading.Event()
-
-    def one(agent: Agent, name: str) -> None:
-        try:
-            codes[name] = run_provider(agent, name)
-        except BaseException as exc:  # noqa: BLE001 (logged, then the group exits non-zero)
-            agent.log("crashed", level="error", error=f"{type(exc).__name__}: {exc}")
-            codes[name] = 1
-            failed.set()
-
-    threads = [threading.Thread(target=one, args=pair, name=f"provider-{pair[1]}", daemon=True)
-               for pair in agents]  # fmt: skip
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads) and not failed.is_set():
-        failed.wait(1.0)
-    if failed.is_set():
-        return 1
-    return max(codes.values(), default=0)

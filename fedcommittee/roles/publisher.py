@@ -25,7 +25,7 @@ from fedcommittee.roles.data import declared_profile, encode_dataset
 from fedcommittee.roles.envelopes import profile_certificate, shard_context
 from fedcommittee.roles.protocol import SCORE_MAX, SCORE_MIN, expected_providers
 from fedcommittee.roles.reader import compute_aggregate
-from fedcommittee.roles.runtime import Agent, run_role
+from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 
 
@@ -133,13 +133,17 @@ def should_close(
 
 
 class Publisher:
-    """The publisher's protocol logic (``run_role`` runs its step): drive the federated rounds, or
-    finish a gossip model."""
+    """The publisher's protocol logic (``driver.run_role`` runs its step): publish the model, then
+    drive the federated rounds, or finish a gossip model."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.published = False  # checked once: the model is on the ledger (now or before we started)
 
     def step(self, model: Model | None) -> int | None:
+        if not self.published:
+            publish(self.agent)
+            self.published = True
         if model is not None and model["status"] == ModelStatus.ACTIVE:
             if model["mode"] == Mode.FEDERATED:
                 self.drive_round(model)
@@ -217,8 +221,3 @@ class Publisher:
             best["id"],
             done=lambda: (a.model() or {}).get("status") == ModelStatus.FINISHED,
         )
-
-
-def run_publisher(agent: Agent) -> int:
-    publish(agent)
-    return run_role(agent, Publisher(agent))

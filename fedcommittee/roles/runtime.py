@@ -1,19 +1,18 @@
 """The agent runtime every role runs on: an :class:`Agent` (its ledger client, content store, identity
 and log, all injected), the JSON-lines log, the chaincode event pump, the idempotent retrying submit,
-and :func:`run_role`, the one loop every role agent runs with its own step.
+the runtime every role's logic calls (``driver`` runs the roles on it).
 
 Agents are *level-triggered*: a chaincode event only wakes an agent up; it then reads the ledger state
 and does whatever is still missing for it (and nothing that is already on the ledger). A restarted
 agent therefore just reconciles and carries on; an event seen twice or missed costs nothing.
 
-``connect_agent`` builds an Agent from a network's endpoints (Fabric gateway, IPFS); a test builds
-one from fakes with the constructor.
+``driver.connect_agent`` builds an Agent from a network's endpoints (Fabric gateway, IPFS); a test
+builds one from fakes with the constructor.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import sys
@@ -22,9 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from fedcommittee.endpoints import Endpoints
 from fedcommittee.experiment import Experiment
 from fedcommittee.ledger import (
     Checkpoint,
@@ -33,26 +31,20 @@ from fedcommittee.ledger import (
     FedcommitteeClient,
     Gateway,
     GatewayError,
-    ModelStatus,
     NotFound,
-    load_profile,
     transaction_of,
 )
 from fedcommittee.ledger.records import Model
 from fedcommittee.logs import expected_race
-from fedcommittee.roles.envelopes import identity_key, load_private_key
 from fedcommittee.roles.reader import Reader
-from fedcommittee.storage import ContentStore, IpfsClient, IpfsUnavailable
+from fedcommittee.storage import ContentStore, IpfsUnavailable
 
 __all__ = [
     "Agent",
     "AgentStopped",
     "EventPump",
     "JsonLog",
-    "RoleStep",
-    "connect_agent",
     "run_dir",
-    "run_role",
 ]
 
 RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"}
@@ -326,85 +318,3 @@ class Agent:
         obj = self.store.put(data)
         self.log_io("put", len(data), time.perf_counter() - started)
         return obj
-
-
-def connect_agent(
-    exp: Experiment, *, user: str, role: str, name: str, home: Path, endpoints: Endpoints | None = None
-) -> Agent:
-    """An Agent on the running network at ``home``: ``user``'s gateway (its org's peer), IPFS, its
-    log and event checkpoint under ``run_dir``."""
-    import torch
-
-    torch.set_num_threads(1)
-    if not exp.model_id:
-        raise ValueError("the experiment has no model id (give --model-id or set model_id in the config)")
-    endpoints = endpoints or Endpoints.load(home)
-    if not endpoints.fabric_available:
-        from fedcommittee.endpoints import NetworkNotRunning
-
-        raise NetworkNotRunning(f"Fabric is not available: {endpoints.fabric_reason}")
-    state_dir = run_dir(home, exp.model_id) / "agents" / name
-    state_dir.mkdir(parents=True, exist_ok=True)
-    log = JsonLog(run_dir(home, exp.model_id) / "logs" / f"{name}.jsonl", name, role)
-    profile = load_profile(endpoints.connection_profile)
-    id_cfg = profile.identity(user)
-    ident, _ = id_cfg.load()
-    gateway = Gateway.connect(profile, user=user, peer=profile.peer(msp_id=ident.msp_id).name)
-    ipfs = IpfsClient(endpoints.ipfs_api, timeout=60)
-    agent = Agent(
-        exp,
-        name,
-        role,
-        FedcommitteeClient(gateway.network().contract()),
-        ContentStore(ipfs),
-        me=identity_key(ident.msp_id, ident.certificate),
-        log=log,
-        private_key=load_private_key(id_cfg),
-        profile=profile,
-        events=EventPump(gateway, state_dir / "events.json", name, log),
-        closers=[gateway.close, ipfs.close],
-    )
-    log(
-        "start",
-        user=user,
-        identity=agent.me[:24],
-        model=exp.model_id,
-        pid=os.getpid(),
-        ledger=endpoints.backend,
-    )
-    return agent
-
-
-class RoleStep(Protocol):
-    """A role's protocol logic, run by :func:`run_role`."""
-
-    def step(self, model: Model | None) -> int | None:
-        """One level-triggered pass over the ledger's state: do what is missing. Returns an exit
-        code to stop the agent, or None to go on."""
-
-    def final_fields(self, model: Model) -> dict[str, Any]:
-        """Extra fields of the ``model_finished`` / ``model_rejected`` record."""
-
-    def wait_seconds(self) -> float | None:
-        """How long to wait for an event before the next pass (None: the agent's poll interval)."""
-
-
-def run_role(agent: Agent, role: RoleStep) -> int:
-    """The loop of every role agent: read the model, stop if it is final (0 finished, 1 rejected),
-    else run the role's step (a ledger or IPFS failure is logged and retried next pass), then wait
-    for an event."""
-    agent.start_events()
-    while True:
-        model = agent.model()
-        if model is not None and ModelStatus(model["status"]).final:
-            status = model["status"]
-            agent.log("model_" + status, **role.final_fields(model))
-            return 0 if status == ModelStatus.FINISHED else 1
-        try:
-            code = role.step(model)
-        except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
-            agent.step_failed(exc)
-            code = None
-        if code is not None:
-            return code
-        agent.wait(role.wait_seconds())
