@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,22 +55,54 @@ func Draw(roundSeed, provider string) string {
 // allocate computes and stores the allocation of round n of m. The pool is
 // every provider with a data registration for the model that still holds
 // the provider role, read in key (identity) order.
+//
+// The pool is read from at most MaxDataRegistrants registrations (the first
+// in identity order). This is where the limit is enforced because this is
+// the one transaction whose work grows with the number of registrations,
+// and it is written by one transaction per round: RegisterData itself keeps
+// no count, since a count every provider writes would make concurrent
+// registrations conflict. Registrations are keyed by provider identity and
+// only provider role holders (granted by org admins) can register, so their
+// number is bounded by the grants and never blocks a round from opening.
 func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
 	rule := m.Allocation
-	entries, err := t.scan(keyData, []string{m.ID}, MaxDataRegistrants)
+	providers, err := t.dataRegistrants(m.ID, MaxDataRegistrants)
 	if err != nil {
 		return nil, err
 	}
-	var ranks []AllocationRank
 	seed := ""
 	if rule.Rule == AllocRandom {
 		seed = RoundSeed(m.ID, n, m.AllocationSeed)
 	}
-	for _, e := range entries {
-		p, err := t.lastAttr(e.Key)
-		if err != nil {
-			return nil, err
-		}
+	ranks, err := t.rankProviders(rule.Rule, seed, providers)
+	if err != nil {
+		return nil, err
+	}
+	eligible := int64(len(ranks))
+	if int64(len(ranks)) > rule.K {
+		ranks = ranks[:rule.K]
+	}
+	al := Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: rule.Rule, K: rule.K,
+		RoundSeed: seed, Eligible: eligible, Providers: make([]string, 0, len(ranks)), Ranking: ranks,
+		TxID: t.txID, Timestamp: t.now}
+	if rule.Rule == AllocRandom {
+		al.Seed = m.AllocationSeed
+	}
+	if al.Ranking == nil {
+		al.Ranking = []AllocationRank{}
+	}
+	for _, r := range ranks {
+		al.Providers = append(al.Providers, r.Provider)
+	}
+	return &al, t.saveAllocation(&al)
+}
+
+// rankProviders ranks the providers that still hold the provider role:
+// random by draw ascending, reputation by account reputation descending,
+// ties by identity.
+func (t *txCtx) rankProviders(rule, seed string, providers []string) ([]AllocationRank, error) {
+	var ranks []AllocationRank
+	for _, p := range providers {
 		ok, err := t.hasRole(p, RoleProvider)
 		if err != nil {
 			return nil, err
@@ -80,7 +111,7 @@ func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
 			continue
 		}
 		r := AllocationRank{Provider: p}
-		if rule.Rule == AllocRandom {
+		if rule == AllocRandom {
 			r.Draw = Draw(seed, p)
 		} else {
 			a, _, err := t.loadAccount(p)
@@ -101,30 +132,7 @@ func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
 		}
 		return strings.Compare(a.Provider, b.Provider)
 	})
-	eligible := int64(len(ranks))
-	if int64(len(ranks)) > rule.K {
-		ranks = ranks[:rule.K]
-	}
-	al := Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: rule.Rule, K: rule.K,
-		RoundSeed: seed, Eligible: eligible, Providers: make([]string, 0, len(ranks)), Ranking: ranks,
-		TxID: t.txID, Timestamp: t.now}
-	if rule.Rule == AllocRandom {
-		al.Seed = m.AllocationSeed
-	}
-	if al.Ranking == nil {
-		al.Ranking = []AllocationRank{}
-	}
-	for _, r := range ranks {
-		al.Providers = append(al.Providers, r.Provider)
-	}
-	k, err := t.key(keyAllocation, m.ID, roundAttr(n))
-	if err != nil {
-		return nil, err
-	}
-	if err := t.putJSON(k, &al); err != nil {
-		return nil, err
-	}
-	return &al, nil
+	return ranks, nil
 }
 
 // restricted reports whether a model's rounds are allocated to a subset.
@@ -136,30 +144,17 @@ func restricted(m *Model) bool {
 // allocation rule (or rule "all") it returns {"rule":"all"} with no
 // providers listed: every provider may submit.
 func (c *Contract) GetAllocation(ctx contractapi.TransactionContextInterface, modelID, round string) (string, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return "", err
-	}
-	m, err := t.loadModel(modelID)
-	if err != nil {
-		return "", err
-	}
-	n, err := parseRoundArg(round)
-	if err != nil {
-		return "", err
-	}
-	r, err := t.loadRound(m.ID, n)
-	if err != nil {
-		return "", err
-	}
-	if !restricted(m) {
-		return toJSON(&Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: AllocAll,
-			Providers: []string{}, Ranking: []AllocationRank{}, TxID: r.OpenedTx, Timestamp: r.OpenedAt})
-	}
-	al, err := mustLoad[Allocation](t, fmt.Sprintf("allocation of round %d of model %s", n, m.ID),
-		keyAllocation, m.ID, roundAttr(n))
-	if err != nil {
-		return "", err
-	}
-	return toJSON(al)
+	var n int64
+	return query(ctx, opening{onModel(modelID), roundNumber(round, &n)}, func(t *txCtx) (any, error) {
+		m := t.model
+		r, err := t.loadRound(m.ID, n)
+		if err != nil {
+			return nil, err
+		}
+		if !restricted(m) {
+			return &Allocation{DocType: "allocation", ModelID: m.ID, Round: n, Rule: AllocAll,
+				Providers: []string{}, Ranking: []AllocationRank{}, TxID: r.OpenedTx, Timestamp: r.OpenedAt}, nil
+		}
+		return t.loadAllocation(m.ID, n)
+	})
 }

@@ -66,10 +66,11 @@ type Event struct {
 	Approve    *bool    `json:"approve,omitempty"`    // RuleChangeVoted
 }
 
-func (t *txCtx) emit(e Event, actor string) error {
+// emit sets the transaction's one event; its actor is the caller.
+func (t *txCtx) emit(e Event) error {
 	e.TxID = t.txID
 	e.Timestamp = t.now
-	e.Actor = actor
+	e.Actor = t.who.Key
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encoding event: %v", err)

@@ -30,6 +30,7 @@ type fakeLedger struct {
 	state   map[string][]byte
 	history map[string][]*queryresult.KeyModification
 	events  []fakeEvent // one per committed transaction that set one
+	rwsets  []rwset     // one per committed transaction: what it read and wrote
 	txSeq   int
 	now     int64
 	// Fault injection: the at-th call of method fails (or, with garbage,
@@ -46,6 +47,15 @@ type fault struct {
 }
 
 var errInjected = errors.New("injected ledger failure")
+
+// rwset is what one transaction read (point reads and range prefixes) and
+// wrote: two transactions in one Fabric block conflict (MVCC) when one
+// writes a key the other read or wrote, or a key inside a range it read.
+type rwset struct {
+	reads  map[string]bool
+	ranges []string
+	writes []string
+}
 
 type fakeEvent struct {
 	Name    string
@@ -69,12 +79,14 @@ type fakeStub struct {
 	order  []string
 	event  *fakeEvent
 	args   [][]byte
+	reads  map[string]bool
+	ranges []string
 }
 
 func (l *fakeLedger) newStub() *fakeStub {
 	l.txSeq++
 	sum := sha256.Sum256([]byte(fmt.Sprintf("tx-%d", l.txSeq)))
-	return &fakeStub{l: l, txID: hex.EncodeToString(sum[:]), writes: map[string][]byte{}}
+	return &fakeStub{l: l, txID: hex.EncodeToString(sum[:]), writes: map[string][]byte{}, reads: map[string]bool{}}
 }
 
 func (s *fakeStub) fail(name string) error { return s.l.fail(name) }
@@ -119,6 +131,7 @@ func (s *fakeStub) GetState(key string) ([]byte, error) {
 	if s.l.garbage("GetState") {
 		return []byte("{garbage"), nil
 	}
+	s.reads[key] = true
 	return s.l.state[key], nil
 }
 
@@ -179,6 +192,7 @@ func (s *fakeStub) prefixKeys(objectType string, attrs []string) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
+	s.ranges = append(s.ranges, prefix)
 	var keys []string
 	for k := range s.l.state {
 		if strings.HasPrefix(k, prefix) {
@@ -266,7 +280,27 @@ func (s *fakeStub) commit() {
 	if s.event != nil {
 		s.l.events = append(s.l.events, *s.event)
 	}
+	s.l.rwsets = append(s.l.rwsets, rwset{reads: s.reads, ranges: s.ranges, writes: s.order})
 }
+
+// conflicts lists the keys by which a and b, run in one block, would
+// invalidate one another.
+func (a rwset) conflicts(b rwset) []string {
+	var out []string
+	touch := func(x, y rwset) {
+		for _, k := range x.writes {
+			inRange := slices.ContainsFunc(y.ranges, func(p string) bool { return strings.HasPrefix(k, p) })
+			if y.reads[k] || slices.Contains(y.writes, k) || inRange {
+				out = append(out, strings.ReplaceAll(k, "\x00", "~"))
+			}
+		}
+	}
+	touch(a, b)
+	touch(b, a)
+	return out
+}
+
+func (l *fakeLedger) lastRWSet() rwset { return l.rwsets[len(l.rwsets)-1] }
 
 type fakeIter struct {
 	kvs []*queryresult.KV

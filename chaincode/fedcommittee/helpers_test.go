@@ -82,21 +82,23 @@ func ptr[T any](v T) *T { return &v }
 // spec returns a valid federated model spec with committee com1..com3, quorum 2.
 func spec(id string) ModelSpec {
 	return ModelSpec{
-		ModelID:        id,
-		Architecture:   ArchitectureRef{Name: "mnist_cnn", Version: "1.0.0"},
-		SpecSHA256:     shaOf("spec"),
-		InitialWeights: ObjectRef{CID: cidOf("w0"), SHA256: shaOf("w0")},
-		Metric:         Metric{Name: "accuracy", HigherIsBetter: true},
-		Acceptance:     Acceptance{Rule: RuleThreshold, Threshold: ptr(0.5), ScoreMin: 0, ScoreMax: 1},
-		Quorum:         2,
-		Committee: []CommitteeSeat{
-			{Member: com1.key(), ShardCID: cidOf("s1"), ShardSHA256: shaOf("s1")},
-			{Member: com2.key(), ShardCID: cidOf("s2"), ShardSHA256: shaOf("s2")},
-			{Member: com3.key(), ShardCID: cidOf("s3"), ShardSHA256: shaOf("s3")},
+		ModelID: id,
+		ModelTerms: ModelTerms{
+			Architecture:   ArchitectureRef{Name: "mnist_cnn", Version: "1.0.0"},
+			SpecSHA256:     shaOf("spec"),
+			InitialWeights: ObjectRef{CID: cidOf("w0"), SHA256: shaOf("w0")},
+			Metric:         Metric{Name: "accuracy", HigherIsBetter: true},
+			Acceptance:     Acceptance{Rule: RuleThreshold, Threshold: ptr(0.5), ScoreMin: 0, ScoreMax: 1},
+			Quorum:         2,
+			Committee: []CommitteeSeat{
+				{Member: com1.key(), ShardCID: cidOf("s1"), ShardSHA256: shaOf("s1")},
+				{Member: com2.key(), ShardCID: cidOf("s2"), ShardSHA256: shaOf("s2")},
+				{Member: com3.key(), ShardCID: cidOf("s3"), ShardSHA256: shaOf("s3")},
+			},
+			Mode:        ModeFederated,
+			RoundRules:  RoundRules{MinAccepted: 2, DeadlineSeconds: 600, MaxRounds: 2},
+			RewardRules: RewardRules{AcceptReward: 10, RejectPenalty: 3, VerdictReward: 1},
 		},
-		Mode:        ModeFederated,
-		RoundRules:  RoundRules{MinAccepted: 2, DeadlineSeconds: 600, MaxRounds: 2},
-		RewardRules: RewardRules{AcceptReward: 10, RejectPenalty: 3, VerdictReward: 1},
 	}
 }
 

@@ -45,54 +45,22 @@ func getCaller(ctx contractapi.TransactionContextInterface) (*caller, error) {
 	return c, nil
 }
 
-func (t *txCtx) loadAccount(identity string) (*Account, bool, error) {
-	k, err := t.key(keyAccount, identity)
-	if err != nil {
-		return nil, false, err
-	}
-	var a Account
-	found, err := t.getJSON(k, &a)
-	if err != nil {
-		return nil, false, err
-	}
-	if !found {
-		msp, _ := checkIdentityKey("identity", identity)
-		a = Account{DocType: "account", Identity: identity, MSPID: msp, Roles: []string{}}
-	}
-	return &a, found, nil
-}
-
-func (t *txCtx) saveAccount(a *Account) error {
-	k, err := t.key(keyAccount, a.Identity)
-	if err != nil {
-		return err
-	}
-	a.UpdatedTx = t.txID
-	return t.putJSON(k, a)
-}
-
-// hasRole reads the role index entry (one point read, no scan).
-func (t *txCtx) hasRole(identity, role string) (bool, error) {
-	k, err := t.key(keyRole, role, identity)
-	if err != nil {
-		return false, err
-	}
-	return t.exists(k)
-}
-
 func (t *txCtx) requireRole(c *caller, role string) error {
 	ok, err := t.hasRole(c.Key, role)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("access denied: caller %s does not hold the %s role", c.Key, role)
+		return denied("caller %s does not hold the %s role", c.Key, role)
 	}
 	return nil
 }
 
-// reputation is a Laplace-smoothed acceptance ratio: a new identity starts at
-// 0.5 and moves towards its observed acceptance rate.
-func reputation(accepted, rejected int64) float64 {
-	return float64(accepted+1) / float64(accepted+rejected+2)
+// requireMember: the caller must sit on this model's committee and still
+// hold the committee role.
+func (t *txCtx) requireMember(who *caller, m *Model) error {
+	if !isMember(m, who.Key) {
+		return denied("caller %s is not on the committee of model %s", who.Key, m.ID)
+	}
+	return t.requireRole(who, RoleCommittee)
 }

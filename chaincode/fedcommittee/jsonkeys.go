@@ -103,3 +103,39 @@ func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 	}
 	return reflect.StructField{}, false
 }
+
+// jsonFieldPath rewrites the field path of a decoding error as the JSON
+// document spells it: encoding/json names the Go structs a field is
+// embedded through ("ModelTerms.quorum"), which a caller never sees in its
+// input, so those names are left out ("quorum").
+func jsonFieldPath(root reflect.Type, path string) string {
+	t := derefType(root)
+	var out []string
+	for _, part := range strings.Split(path, ".") {
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(part); ok && f.Anonymous {
+				t = derefType(f.Type)
+				continue
+			}
+			if f, ok := jsonField(t, part); ok {
+				t = elemType(f.Type)
+			} else {
+				t = nil
+			}
+		}
+		out = append(out, part)
+	}
+	return strings.Join(out, ".")
+}
+
+// elemType is t without pointers, slices, arrays and maps around it.
+func elemType(t reflect.Type) reflect.Type {
+	for t = derefType(t); t != nil; t = derefType(t.Elem()) {
+		switch t.Kind() {
+		case reflect.Slice, reflect.Array, reflect.Map:
+		default:
+			return t
+		}
+	}
+	return t
+}

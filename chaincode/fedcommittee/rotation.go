@@ -1,8 +1,6 @@
 package fedcommittee
 
 import (
-	"cmp"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -47,48 +45,10 @@ type RotationRank struct {
 // The choice is stored as a Rotation record for round r+1.
 func (t *txCtx) rotate(m *Model, r *Round) error {
 	rule := m.Rotation
-	var ranks []RotationRank
-	seats := map[string]CommitteeSeat{}
-	for _, c := range rule.Candidates {
-		ok, err := t.hasRole(c.Member, RoleCommittee)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		pk, err := t.key(keyProvRound, m.ID, roundAttr(r.Number), c.Member)
-		if err != nil {
-			return err
-		}
-		b, err := t.getState(pk)
-		if err != nil {
-			return err
-		}
-		uid := string(b)
-		if b == nil || !slices.Contains(r.Accepted, uid) {
-			continue
-		}
-		u, err := t.loadUpdate(uid)
-		if err != nil {
-			return err
-		}
-		if u.MedianScore == nil {
-			continue
-		}
-		seats[c.Member] = c
-		ranks = append(ranks, RotationRank{Member: c.Member, UpdateID: uid, Score: *u.MedianScore})
+	ranks, seats, err := t.rankCandidates(m, r)
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(ranks, func(a, b RotationRank) int {
-		if a.Score != b.Score {
-			c := cmp.Compare(a.Score, b.Score)
-			if m.Metric.HigherIsBetter {
-				return -c
-			}
-			return c
-		}
-		return strings.Compare(a.Member, b.Member)
-	})
 	var next []CommitteeSeat
 	for _, rk := range ranks {
 		if int64(len(next)) == rule.Size {
@@ -122,38 +82,53 @@ func (t *txCtx) rotate(m *Model, r *Round) error {
 		m.Committee = next
 	}
 	rot.Committee = committeeKeys(m)
-	k, err := t.key(keyRotation, m.ID, roundAttr(r.Number+1))
-	if err != nil {
-		return err
+	return t.saveRotation(&rot)
+}
+
+// rankCandidates scores the rotation candidates by their accepted update
+// in round r (steps 1 and 2 above) and returns them best first with their seats.
+func (t *txCtx) rankCandidates(m *Model, r *Round) ([]RotationRank, map[string]CommitteeSeat, error) {
+	var ranks []RotationRank
+	seats := map[string]CommitteeSeat{}
+	for _, c := range m.Rotation.Candidates {
+		ok, err := t.hasRole(c.Member, RoleCommittee)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			continue
+		}
+		uid, err := t.providerRoundUpdate(m.ID, r.Number, c.Member)
+		if err != nil {
+			return nil, nil, err
+		}
+		if uid == "" || !slices.Contains(r.Accepted, uid) {
+			continue
+		}
+		u, err := t.loadUpdate(uid)
+		if err != nil {
+			return nil, nil, err
+		}
+		if u.MedianScore == nil {
+			continue
+		}
+		seats[c.Member] = c
+		ranks = append(ranks, RotationRank{Member: c.Member, UpdateID: uid, Score: *u.MedianScore})
 	}
-	return t.putJSON(k, &rot)
+	slices.SortFunc(ranks, func(a, b RotationRank) int {
+		if a.Score != b.Score {
+			return bestFirst(m, a.Score, b.Score)
+		}
+		return strings.Compare(a.Member, b.Member)
+	})
+	return ranks, seats, nil
 }
 
 // GetRotation returns the rotation record that chose the committee of a
 // round (rounds 2 and later of a model with a rotation rule).
 func (c *Contract) GetRotation(ctx contractapi.TransactionContextInterface, modelID, round string) (string, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := checkModelID(modelID); err != nil {
-		return "", err
-	}
-	n, err := parseRoundArg(round)
-	if err != nil {
-		return "", err
-	}
-	k, err := t.key(keyRotation, modelID, roundAttr(n))
-	if err != nil {
-		return "", err
-	}
-	var rot Rotation
-	found, err := t.getJSON(k, &rot)
-	if err != nil {
-		return "", err
-	}
-	if !found {
-		return "", fmt.Errorf("no rotation recorded for round %d of model %s", n, modelID)
-	}
-	return toJSON(&rot)
+	var n int64
+	return query(ctx, opening{modelIDArg(modelID), roundNumber(round, &n)}, func(t *txCtx) (any, error) {
+		return t.loadRotation(modelID, n)
+	})
 }

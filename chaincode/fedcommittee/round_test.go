@@ -94,7 +94,7 @@ func federatedFullFlow(t *testing.T, e *env) {
 	_, err = e.submit(prov1, "m", fedUpdate(1, "late"))
 	errContains(t, err, "round 1 of model m is closed: updates are closed")
 	// Confirm before any aggregate is recorded.
-	errContains(t, e.confirmAgg(com1, "m", "1", "agg1", 0.8), "no aggregate with sha256")
+	errContains(t, e.confirmAgg(com1, "m", "1", "agg1", 0.8), CodeNotFound+": no aggregate with sha256")
 
 	// A bad aggregator records a wrong aggregate; an honest one the right one.
 	require.NoError(t, e.recordAgg(prov2, "m", "1", "evil"))
@@ -317,7 +317,7 @@ func TestHistoryAndScanLimits(t *testing.T) {
 	err := e.tx(nobody, func(ctx ctxT) error {
 		tx, err := newTx(ctx)
 		require.NoError(t, err)
-		_, err = tx.scan(keyRole, []string{RoleProvider}, 2)
+		_, err = tx.scan(recordKey{keyRole, []string{RoleProvider}}, 2)
 		return err
 	})
 	errContains(t, err, "returned more than 2 entries")

@@ -1,6 +1,7 @@
 package fedcommittee
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -69,60 +70,49 @@ func required(g *GovernanceRule) int64 {
 // change is checked against the model now and again when it is applied.
 // Returns the proposal id (this transaction's id).
 func (c *Contract) ProposeRuleChange(ctx contractapi.TransactionContextInterface, modelID, input string) (string, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return "", err
-	}
-	who, err := getCaller(ctx)
-	if err != nil {
-		return "", err
-	}
-	m, err := t.loadModel(modelID)
-	if err != nil {
-		return "", err
-	}
-	g := m.Governance
-	if g == nil {
-		return "", fmt.Errorf("model %s has no governance rule: its run-time rules cannot change", m.ID)
-	}
-	if who.Key != m.Publisher && !(who.Admin && slices.Contains(g.Orgs, who.MSPID)) {
-		return "", fmt.Errorf("access denied: only the publisher of model %s or an admin of %v may propose rule changes", m.ID, g.Orgs)
-	}
-	if m.Status != ModelActive {
-		return "", fmt.Errorf("model %s is %s, not active: its rules cannot change", m.ID, m.Status)
-	}
 	var in RuleChangeInput
-	if err := decodeStrict("ProposeRuleChange input", input, &in); err != nil {
-		return "", err
+	return perform(ctx, true, opening{onModel(modelID), governed, mayPropose,
+		modelIs(", not active: its rules cannot change", ModelActive), decoded("ProposeRuleChange input", input, &in)},
+		func(t *txCtx) (string, error) {
+			m, g := t.model, t.model.Governance
+			if _, err := t.applyChange(m, &in); err != nil {
+				return "", err
+			}
+			if err := checkUpdateID("txId", t.txID); err != nil {
+				return "", err
+			}
+			if err := t.absent(ruleChangeKey(t.txID), duplicate("rule change %s already exists", t.txID)); err != nil {
+				return "", err
+			}
+			rc := RuleChange{DocType: "rulechange", ID: t.txID, ModelID: m.ID, ProposedBy: t.who.Key, Change: in,
+				Policy: g.Policy, Orgs: slices.Clone(g.Orgs), Required: required(g), Votes: []RuleVote{},
+				Status: ChangeOpen, CreatedAt: t.now}
+			if err := t.saveRuleChange(&rc); err != nil {
+				return "", err
+			}
+			if err := t.indexRuleChange(&rc); err != nil {
+				return "", err
+			}
+			return rc.ID, t.emit(Event{Type: EvRuleChangeProposed, ModelID: m.ID, Mode: m.Mode, ProposalID: rc.ID,
+				Status: rc.Status, Quorum: rc.Required, Reason: in.Reason})
+		})
+}
+
+// governed: the model must have been published with a governance rule.
+func governed(t *txCtx) error {
+	if t.model.Governance == nil {
+		return wrongState("model %s has no governance rule: its run-time rules cannot change", t.model.ID)
 	}
-	if _, err := t.applyChange(m, &in); err != nil {
-		return "", err
+	return nil
+}
+
+// mayPropose: the model's publisher or an admin of an org the governance rule lists.
+func mayPropose(t *txCtx) error {
+	m, who, g := t.model, t.who, t.model.Governance
+	if who.Key != m.Publisher && !(who.Admin && slices.Contains(g.Orgs, who.MSPID)) {
+		return denied("only the publisher of model %s or an admin of %v may propose rule changes", m.ID, g.Orgs)
 	}
-	if err := checkUpdateID("txId", t.txID); err != nil {
-		return "", err
-	}
-	k, err := t.absentKey(fmt.Errorf("rule change %s already exists", t.txID), keyRuleChange, t.txID)
-	if err != nil {
-		return "", err
-	}
-	rc := RuleChange{DocType: "rulechange", ID: t.txID, ModelID: m.ID, ProposedBy: who.Key, Change: in,
-		Policy: g.Policy, Orgs: slices.Clone(g.Orgs), Required: required(g), Votes: []RuleVote{},
-		Status: ChangeOpen, CreatedAt: t.now}
-	if err := t.putJSON(k, &rc); err != nil {
-		return "", err
-	}
-	ik, err := t.key(keyRuleModel, m.ID, rc.ID)
-	if err != nil {
-		return "", err
-	}
-	if err := t.stub.PutState(ik, []byte(rc.ID)); err != nil {
-		return "", fmt.Errorf("writing index: %v", err)
-	}
-	if err := t.emit(Event{Type: EvRuleChangeProposed, ModelID: m.ID, Mode: m.Mode, ProposalID: rc.ID,
-		Status: rc.Status, Quorum: rc.Required, Reason: in.Reason}, who.Key); err != nil {
-		return "", err
-	}
-	return rc.ID, nil
+	return nil
 }
 
 // VoteRuleChange records the vote of the caller's org on an open proposal.
@@ -133,67 +123,75 @@ func (c *Contract) ProposeRuleChange(ctx contractapi.TransactionContextInterface
 // the change is no longer valid for the model when it would be applied.
 // approve is "true" or "false".
 func (c *Contract) VoteRuleChange(ctx contractapi.TransactionContextInterface, proposalID, approve string) error {
-	t, err := newTx(ctx)
-	if err != nil {
-		return err
-	}
-	who, err := getCaller(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkUpdateID("proposalId", proposalID); err != nil {
-		return err
-	}
 	var yes bool
-	switch approve {
-	case "true":
-		yes = true
-	case "false":
-	default:
-		return fmt.Errorf("approve: %q must be \"true\" or \"false\"", approve)
-	}
-	rc, err := t.loadRuleChange(proposalID)
-	if err != nil {
+	var rc *RuleChange
+	return run(ctx, opening{updateIDArg("proposalId", proposalID), valid(func() error {
+		if approve != "true" && approve != "false" {
+			return fmt.Errorf("approve: %q must be \"true\" or \"false\"", approve)
+		}
+		yes = approve == "true"
+		return nil
+	}), func(t *txCtx) (err error) {
+		rc, err = t.loadRuleChange(proposalID)
 		return err
-	}
-	if !who.Admin {
-		return fmt.Errorf("access denied: caller %s is not an org admin (OU=%s)", who.Key, AdminOU)
-	}
+	}, orgAdmin, func(t *txCtx) error { return t.mayVote(rc) }, func(t *txCtx) error {
+		return opening{onModel(rc.ModelID), modelIs(", not active: its rules cannot change", ModelActive)}.all(t)
+	}}, func(t *txCtx) error {
+		rc.Votes = append(rc.Votes, RuleVote{Org: t.who.MSPID, Voter: t.who.Key, Approve: yes, TxID: t.txID, Timestamp: t.now})
+		if yes {
+			rc.Approvals++
+		} else {
+			rc.Rejections++
+		}
+		ev := Event{Type: EvRuleChangeVoted, ModelID: t.model.ID, Mode: t.model.Mode, ProposalID: rc.ID, Org: t.who.MSPID,
+			Approve: &yes, Count: rc.Approvals, Quorum: rc.Required}
+		if err := t.decideRuleChange(rc, &ev); err != nil {
+			return err
+		}
+		if rc.Status != ChangeOpen {
+			rc.DecidedAt, rc.DecidedTx = t.now, t.txID
+			ev.Reason = rc.Outcome
+		}
+		ev.Status = rc.Status
+		if err := t.saveRuleChange(rc); err != nil {
+			return err
+		}
+		return t.emit(ev)
+	})
+}
+
+// mayVote: the caller's org is listed, the proposal still open, and the org
+// has not voted yet.
+func (t *txCtx) mayVote(rc *RuleChange) error {
+	who := t.who
 	if !slices.Contains(rc.Orgs, who.MSPID) {
-		return fmt.Errorf("access denied: org %s is not listed in the governance rule of model %s (%v)", who.MSPID, rc.ModelID, rc.Orgs)
+		return denied("org %s is not listed in the governance rule of model %s (%v)", who.MSPID, rc.ModelID, rc.Orgs)
 	}
 	if rc.Status != ChangeOpen {
-		return fmt.Errorf("rule change %s is %s: voting is closed", rc.ID, rc.Status)
+		return wrongState("rule change %s is %s: voting is closed", rc.ID, rc.Status)
 	}
 	if slices.ContainsFunc(rc.Votes, func(v RuleVote) bool { return v.Org == who.MSPID }) {
-		return fmt.Errorf("org %s has already voted on rule change %s", who.MSPID, rc.ID)
+		return duplicate("org %s has already voted on rule change %s", who.MSPID, rc.ID)
 	}
-	m, err := t.loadModel(rc.ModelID)
-	if err != nil {
-		return err
-	}
-	if m.Status != ModelActive {
-		return fmt.Errorf("model %s is %s, not active: its rules cannot change", m.ID, m.Status)
-	}
-	rc.Votes = append(rc.Votes, RuleVote{Org: who.MSPID, Voter: who.Key, Approve: yes, TxID: t.txID, Timestamp: t.now})
-	if yes {
-		rc.Approvals++
-	} else {
-		rc.Rejections++
-	}
-	ev := Event{Type: EvRuleChangeVoted, ModelID: m.ID, Mode: m.Mode, ProposalID: rc.ID, Org: who.MSPID,
-		Approve: &yes, Count: rc.Approvals, Quorum: rc.Required}
+	return nil
+}
+
+// decideRuleChange applies the change once the policy is met (or rejects it
+// when it is no longer valid), or rejects the proposal once the policy can
+// no longer be met.
+func (t *txCtx) decideRuleChange(rc *RuleChange, ev *Event) error {
 	n := int64(len(rc.Orgs))
 	switch {
 	case rc.Approvals >= rc.Required:
-		nm, err := t.applyChange(m, &rc.Change)
-		if le, ok := err.(ledgerError); ok {
+		nm, err := t.applyChange(t.model, &rc.Change)
+		var le ledgerError
+		if errors.As(err, &le) {
 			return le.err
 		}
 		if err != nil {
 			rc.Status, rc.Outcome = ChangeRejected, "policy met but the change is no longer valid: "+err.Error()
 			ev.Type = EvRuleChangeRejected
-			break
+			return nil
 		}
 		nm.RuleChanges++
 		nm.UpdatedAt = t.now
@@ -206,19 +204,7 @@ func (c *Contract) VoteRuleChange(ctx contractapi.TransactionContextInterface, p
 		rc.Status, rc.Outcome = ChangeRejected, fmt.Sprintf("policy %s can no longer be met (%d of %d orgs rejected)", rc.Policy, rc.Rejections, n)
 		ev.Type = EvRuleChangeRejected
 	}
-	if rc.Status != ChangeOpen {
-		rc.DecidedAt, rc.DecidedTx = t.now, t.txID
-		ev.Reason = rc.Outcome
-	}
-	ev.Status = rc.Status
-	k, err := t.key(keyRuleChange, rc.ID)
-	if err != nil {
-		return err
-	}
-	if err := t.putJSON(k, rc); err != nil {
-		return err
-	}
-	return t.emit(ev, who.Key)
+	return nil
 }
 
 // applyChange returns a copy of m with the change applied, or an error
@@ -300,41 +286,17 @@ func (t *txCtx) applyChange(m *Model, ch *RuleChangeInput) (*Model, error) {
 	return &nm, nil
 }
 
-func (t *txCtx) loadRuleChange(id string) (*RuleChange, error) {
-	return mustLoad[RuleChange](t, "rule change "+id, keyRuleChange, id)
-}
-
 // GetRuleChange returns one rule change proposal with its votes.
 func (c *Contract) GetRuleChange(ctx contractapi.TransactionContextInterface, proposalID string) (string, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := checkUpdateID("proposalId", proposalID); err != nil {
-		return "", err
-	}
-	rc, err := t.loadRuleChange(proposalID)
-	if err != nil {
-		return "", err
-	}
-	return toJSON(rc)
+	return query(ctx, opening{updateIDArg("proposalId", proposalID)}, func(t *txCtx) (any, error) {
+		return t.loadRuleChange(proposalID)
+	})
 }
 
 // ListRuleChanges pages through the rule change proposals of a model,
 // ordered by proposal id.
 func (c *Contract) ListRuleChanges(ctx contractapi.TransactionContextInterface, modelID, pageSize, bookmark string) (string, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return "", err
-	}
-	if err := checkModelID(modelID); err != nil {
-		return "", err
-	}
-	return pageOfIndex(t, keyRuleModel, []string{modelID}, pageSize, bookmark, t.loadRuleChange)
+	return query(ctx, opening{modelIDArg(modelID)}, func(t *txCtx) (any, error) {
+		return t.pageRuleChanges(modelID, pageSize, bookmark)
+	})
 }
-
-// ledgerError marks a failed ledger call inside applyChange, so that a vote
-// fails (and writes nothing) instead of recording the change as invalid.
-type ledgerError struct{ err error }
-
-func (e ledgerError) Error() string { return e.err.Error() }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/stretchr/testify/require"
 )
 
@@ -208,18 +209,67 @@ func dataRegistration(t *testing.T, e *env) {
 	errContains(t, err, "model r is rejected: data can no longer be registered")
 }
 
-func TestDataRegistrationLimit(t *testing.T) {
+// The registration limit is applied by the allocation, the one transaction
+// that reads every registration: a round opens on a pool drawn from the first
+// MaxDataRegistrants registrations however many there are.
+func TestAllocationReadsAtMostTheRegistrationLimit(t *testing.T) {
 	e := newEnv(t)
 	e.setupRoles()
-	_, err := e.publish(spec("m"))
+	s := spec("m")
+	s.Allocation = &AllocationRule{Rule: AllocRandom, K: 3}
+	_, err := e.publish(s)
 	require.NoError(t, err)
-	ck, _ := e.l.newStub().CreateCompositeKey(keyDataCount, []string{"m"})
-	e.l.state[ck] = []byte(fmt.Sprint(MaxDataRegistrants))
-	_, err = e.registerData(prov1, "m", dataIn(10))
-	errContains(t, err, "data registrations (limit)")
-	e.l.state[ck] = []byte("x")
-	_, err = e.registerData(prov1, "m", dataIn(10))
-	errContains(t, err, "bad registration count")
+	// Registrations (and provider grants) written straight into state: as
+	// many as 1,000 transactions would leave them.
+	for i := 0; i < MaxDataRegistrants+5; i++ {
+		p := &fakeIdentity{msp: "Org1MSP", name: fmt.Sprintf("bulk%04d", i)}
+		dk, _ := shim.CreateCompositeKey(keyData, []string{"m", p.key()})
+		rk, _ := shim.CreateCompositeKey(keyRole, []string{RoleProvider, p.key()})
+		e.l.state[dk] = []byte(mustJSON(DataRegistration{DocType: "data", ModelID: "m", Provider: p.key(), DataInput: DataInput{NumSamples: 1}}))
+		e.l.state[rk] = []byte(mustJSON(RoleGrant{Role: RoleProvider, Identity: p.key()}))
+	}
+	require.NoError(t, e.approve(com1, "m", "0.4"))
+	require.NoError(t, e.approve(com2, "m", "0.5"))
+	var al Allocation
+	require.NoError(t, e.query(nobody, &al, func(ctx ctxT) (string, error) { return e.cc.GetAllocation(ctx, "m", "1") }))
+	require.Equal(t, int64(MaxDataRegistrants), al.Eligible)
+	require.Len(t, al.Providers, 3)
+}
+
+// Providers of one model act in the same blocks: what one provider's
+// RegisterData or SubmitUpdate writes must be nothing another provider's
+// reads or writes, or they would invalidate each other (MVCC conflicts).
+func TestProvidersTouchDisjointKeys(t *testing.T) {
+	e := newEnv(t)
+	e.setupRoles()
+	s := spec("m")
+	_, err := e.publish(s)
+	require.NoError(t, err)
+	var sets []rwset
+	for _, p := range []*fakeIdentity{prov1, prov2, prov3} {
+		_, err := e.registerData(p, "m", dataIn(10))
+		require.NoError(t, err)
+		sets = append(sets, e.l.lastRWSet())
+	}
+	_, err = e.registerData(prov1, "m", dataIn(20)) // a registration replaced
+	require.NoError(t, err)
+	sets = append(sets, e.l.lastRWSet())
+	require.Empty(t, sets[0].conflicts(sets[1]))
+	require.Empty(t, sets[1].conflicts(sets[2]))
+	require.Empty(t, sets[3].conflicts(sets[2]))
+	require.NotEmpty(t, sets[0].conflicts(sets[3]), "one provider's own registrations do share its key")
+
+	require.NoError(t, e.approve(com1, "m", "0.4"))
+	require.NoError(t, e.approve(com2, "m", "0.5"))
+	sets = nil
+	for _, p := range []*fakeIdentity{prov1, prov2, prov3} {
+		_, err := e.submit(p, "m", fedUpdate(1, "u-"+p.name))
+		require.NoError(t, err)
+		sets = append(sets, e.l.lastRWSet())
+	}
+	require.Empty(t, sets[0].conflicts(sets[1]))
+	require.Empty(t, sets[0].conflicts(sets[2]))
+	require.Empty(t, sets[1].conflicts(sets[2]))
 }
 
 // expectedRandom recomputes a random allocation from public data only.

@@ -17,6 +17,11 @@ type txCtx struct {
 	// transaction that updates one record twice (SubmitVerdicts crediting the member once per
 	// verdict) reads its earlier writes from here instead of losing them.
 	written map[string][]byte
+	// What the transaction's opening established (tx.go): the authenticated
+	// caller, and the model and round it acts on, where it names them.
+	who   *caller
+	model *Model
+	round *Round
 }
 
 func newTx(ctx contractapi.TransactionContextInterface) (*txCtx, error) {
@@ -31,136 +36,178 @@ func newTx(ctx contractapi.TransactionContextInterface) (*txCtx, error) {
 	return &txCtx{stub: stub, txID: stub.GetTxID(), now: ts.GetSeconds(), written: map[string][]byte{}}, nil
 }
 
-func roundAttr(r int64) string { return fmt.Sprintf("%0*d", roundKeyWidth, r) }
-
-func (t *txCtx) key(objectType string, attrs ...string) (string, error) {
-	k, err := t.stub.CreateCompositeKey(objectType, attrs)
+func (t *txCtx) key(k recordKey) (string, error) {
+	s, err := t.stub.CreateCompositeKey(k.objectType, k.attrs)
 	if err != nil {
-		return "", fmt.Errorf("building %s key: %v", objectType, err)
+		return "", fmt.Errorf("building %s key: %v", k.objectType, err)
 	}
-	return k, nil
+	return s, nil
 }
 
-// getJSON loads key into out; found is false when the key is absent.
-func (t *txCtx) getJSON(key string, out any) (bool, error) {
-	b, err := t.getState(key)
-	if err != nil {
-		return false, err
-	}
-	if b == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return false, fmt.Errorf("decoding stored record: %v", err)
-	}
-	return true, nil
-}
-
-// mustLoad reads the record under objectType~attrs; an absent one is an error
-// saying "<what> not found", as every transaction reports it.
-func mustLoad[T any](t *txCtx, what, objectType string, attrs ...string) (*T, error) {
-	k, err := t.key(objectType, attrs...)
+// read returns the bytes under k as this transaction sees them: its own
+// earlier write, else committed state; nil when absent.
+func (t *txCtx) read(k recordKey) ([]byte, error) {
+	s, err := t.key(k)
 	if err != nil {
 		return nil, err
 	}
-	var v T
-	found, err := t.getJSON(k, &v)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("%s not found", what)
-	}
-	return &v, nil
-}
-
-// absentKey builds the key objectType~attrs and returns it only when nothing is
-// stored there yet; otherwise it returns refusal (a duplicate vote, object, id…).
-func (t *txCtx) absentKey(refusal error, objectType string, attrs ...string) (string, error) {
-	k, err := t.key(objectType, attrs...)
-	if err != nil {
-		return "", err
-	}
-	if ok, err := t.exists(k); err != nil {
-		return "", err
-	} else if ok {
-		return "", refusal
-	}
-	return k, nil
-}
-
-func (t *txCtx) exists(key string) (bool, error) {
-	b, err := t.getState(key)
-	if err != nil {
-		return false, err
-	}
-	return b != nil, nil
-}
-
-// getState reads key as this transaction sees it: its own earlier write, else committed state.
-func (t *txCtx) getState(key string) ([]byte, error) {
-	if b, ok := t.written[key]; ok {
+	if b, ok := t.written[s]; ok {
 		return b, nil
 	}
-	b, err := t.stub.GetState(key)
+	b, err := t.stub.GetState(s)
 	if err != nil {
 		return nil, fmt.Errorf("reading state: %v", err)
 	}
 	return b, nil
 }
 
-func (t *txCtx) putJSON(key string, v any) error {
-	b, err := json.Marshal(v)
+func (t *txCtx) stored(k recordKey) (bool, error) {
+	b, err := t.read(k)
+	return b != nil, err
+}
+
+// absent returns refusal (a duplicate vote, object, id…) when k is already stored.
+func (t *txCtx) absent(k recordKey, refusal error) error {
+	ok, err := t.stored(k)
 	if err != nil {
-		return fmt.Errorf("encoding record: %v", err)
+		return err
 	}
-	if err := t.stub.PutState(key, b); err != nil {
-		return fmt.Errorf("writing state: %v", err)
-	}
-	if t.written != nil {
-		t.written[key] = b
+	if ok {
+		return refusal
 	}
 	return nil
 }
 
-// scan returns up to limit entries under a partial composite key, in key
-// order. More than limit entries is an error, never a silent truncation.
-func (t *txCtx) scan(objectType string, attrs []string, limit int) ([]kv, error) {
-	it, err := t.stub.GetStateByPartialCompositeKey(objectType, attrs)
+// find loads the record under k; found is false when it is absent.
+func find[T any](t *txCtx, k recordKey) (*T, bool, error) {
+	b, err := t.read(k)
+	if err != nil || b == nil {
+		return nil, false, err
+	}
+	var v T
+	if err := jsonUnmarshal(b, &v); err != nil {
+		return nil, false, err
+	}
+	return &v, true, nil
+}
+
+// load is find for a record the caller named: absent is the refusal
+// "<what> not found", as every transaction reports it.
+func load[T any](t *txCtx, k recordKey, what string) (*T, error) {
+	v, found, err := find[T](t, k)
+	if err == nil && !found {
+		err = notFound("%s not found", what)
+	}
+	return v, err
+}
+
+func (t *txCtx) save(k recordKey, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("range query on %s: %v", objectType, err)
+		return fmt.Errorf("encoding record: %v", err)
+	}
+	return t.put(k, b)
+}
+
+// putIndex writes an index entry whose value is a plain id.
+func (t *txCtx) putIndex(k recordKey, id string) error { return t.put(k, []byte(id)) }
+
+func (t *txCtx) put(k recordKey, b []byte) error {
+	s, err := t.key(k)
+	if err != nil {
+		return err
+	}
+	if err := t.stub.PutState(s, b); err != nil {
+		return fmt.Errorf("writing state: %v", err)
+	}
+	t.written[s] = b
+	return nil
+}
+
+func (t *txCtx) remove(k recordKey) error {
+	s, err := t.key(k)
+	if err != nil {
+		return err
+	}
+	if err := t.stub.DelState(s); err != nil {
+		return fmt.Errorf("deleting state: %v", err)
+	}
+	t.written[s] = nil // deleted: later reads in this transaction see it absent
+	return nil
+}
+
+type kv struct {
+	Key   string
+	Value []byte
+}
+
+// scan returns up to limit entries under a partial key, in key order. More
+// than limit entries is an error, never a silent truncation.
+func (t *txCtx) scan(k recordKey, limit int) ([]kv, error) {
+	return t.rangeRead(k, limit, true)
+}
+
+// scanFirst returns the first limit entries under a partial key, in key order.
+func (t *txCtx) scanFirst(k recordKey, limit int) ([]kv, error) {
+	return t.rangeRead(k, limit, false)
+}
+
+func (t *txCtx) rangeRead(k recordKey, limit int, strict bool) ([]kv, error) {
+	it, err := t.stub.GetStateByPartialCompositeKey(k.objectType, k.attrs)
+	if err != nil {
+		return nil, fmt.Errorf("range query on %s: %v", k.objectType, err)
 	}
 	defer it.Close()
 	var out []kv
 	for it.HasNext() {
+		if len(out) == limit && !strict {
+			break
+		}
 		r, err := it.Next()
 		if err != nil {
-			return nil, fmt.Errorf("range query on %s: %v", objectType, err)
+			return nil, fmt.Errorf("range query on %s: %v", k.objectType, err)
 		}
 		if len(out) == limit {
-			return nil, fmt.Errorf("range query on %s returned more than %d entries", objectType, limit)
+			return nil, fmt.Errorf("range query on %s returned more than %d entries", k.objectType, limit)
 		}
 		out = append(out, kv{Key: r.GetKey(), Value: r.GetValue()})
 	}
 	return out, nil
 }
 
-// page returns one page under a partial composite key (read-only queries).
-func (t *txCtx) page(objectType string, attrs []string, pageSize, bookmark string) ([]kv, string, error) {
+// scanRecords decodes every record under a partial key (see scan).
+func scanRecords[T any](t *txCtx, k recordKey, limit int) ([]T, error) {
+	entries, err := t.scan(k, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		var v T
+		if err := jsonUnmarshal(e.Value, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// page returns one page under a partial key (read-only queries).
+func (t *txCtx) page(k recordKey, pageSize, bookmark string) ([]kv, string, error) {
 	n, err := parsePageSize(pageSize)
 	if err != nil {
 		return nil, "", err
 	}
-	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(objectType, attrs, n, bookmark)
+	it, meta, err := t.stub.GetStateByPartialCompositeKeyWithPagination(k.objectType, k.attrs, n, bookmark)
 	if err != nil {
-		return nil, "", fmt.Errorf("range query on %s: %v", objectType, err)
+		return nil, "", fmt.Errorf("range query on %s: %v", k.objectType, err)
 	}
 	defer it.Close()
 	var out []kv
 	for it.HasNext() {
 		r, err := it.Next()
 		if err != nil {
-			return nil, "", fmt.Errorf("range query on %s: %v", objectType, err)
+			return nil, "", fmt.Errorf("range query on %s: %v", k.objectType, err)
 		}
 		out = append(out, kv{Key: r.GetKey(), Value: r.GetValue()})
 	}
@@ -171,9 +218,41 @@ func (t *txCtx) page(objectType string, attrs []string, pageSize, bookmark strin
 	return out, next, nil
 }
 
-type kv struct {
-	Key   string
-	Value []byte
+// pageOfRecords pages through records stored under a partial key.
+func pageOfRecords[T any](t *txCtx, k recordKey, pageSize, bookmark string) (*Page, error) {
+	return pageWith(t, k, pageSize, bookmark, func(e kv) (any, error) {
+		var v T
+		return v, jsonUnmarshal(e.Value, &v)
+	})
+}
+
+// pageOfIndex pages through an index whose last key attribute is a record id
+// and resolves each id with load, so a page always shows current records.
+func pageOfIndex[T any](t *txCtx, k recordKey, pageSize, bookmark string, load func(id string) (*T, error)) (*Page, error) {
+	return pageWith(t, k, pageSize, bookmark, func(e kv) (any, error) {
+		id, err := t.lastAttr(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		return load(id)
+	})
+}
+
+func pageWith(t *txCtx, k recordKey, pageSize, bookmark string, item func(kv) (any, error)) (*Page, error) {
+	entries, next, err := t.page(k, pageSize, bookmark)
+	if err != nil {
+		return nil, err
+	}
+	p := &Page{Items: make([]any, 0, len(entries)), Bookmark: next}
+	for _, e := range entries {
+		v, err := item(e)
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, v)
+	}
+	p.Count = len(p.Items)
+	return p, nil
 }
 
 // lastAttr returns the last attribute of a composite key.

@@ -8,6 +8,8 @@
 // contract-api schema layer.
 package fedcommittee
 
+import "slices"
+
 // Role names that an org admin may grant.
 const (
 	RolePublisher = "publisher"
@@ -47,6 +49,11 @@ const (
 	UpdateRejected = "rejected"
 )
 
+// CodeNotFound starts every refusal that names a record the ledger does not
+// hold ("NOT_FOUND: model m1 not found"), so a client can tell a missing
+// record from any other refusal without matching prose.
+const CodeNotFound = "NOT_FOUND"
+
 // Round statuses.
 const (
 	RoundOpen    = "open"    // accepting updates
@@ -73,28 +80,6 @@ const (
 	MaxSamples            = 1_000_000_000_000
 	MaxMinAccepted        = MaxAcceptedPerRound
 	MaxScoreAbs           = 1e12
-)
-
-// Object types used as the first component of composite keys.
-const (
-	keyAccount    = "acct"    // acct~identity
-	keyRole       = "role"    // role~role~identity
-	keyModel      = "model"   // model~modelId
-	keyModelVote  = "mvote"   // mvote~modelId~member
-	keyRound      = "round"   // round~modelId~round(%06d)
-	keyUpdate     = "update"  // update~updateId
-	keyRoundUpd   = "rupd"    // rupd~modelId~round~updateId
-	keyProvUpd    = "pupd"    // pupd~modelId~provider~updateId
-	keyProvRound  = "provrnd" // provrnd~modelId~round~provider -> updateId
-	keyUpdSha     = "updsha"  // updsha~modelId~sha256 -> updateId
-	keyChild      = "child"   // child~parentId~childId
-	keyAccepted   = "acc"     // acc~modelId~round~updateId
-	keyVerdict    = "verdict" // verdict~updateId~member
-	keyAggregate  = "agg"     // agg~modelId~round~sha256
-	keyAggVote    = "aggvote" // aggvote~modelId~round~member
-	keyAggBy      = "aggby"   // aggby~modelId~round~recorder -> sha256
-	keyReward     = "reward"  // reward~modelId~identity
-	roundKeyWidth = 6
 )
 
 // Account is one identity's record: its roles (granted by its org admin) and
@@ -171,9 +156,9 @@ type RewardRules struct {
 	VerdictReward int64 `json:"verdictReward"`
 }
 
-// ModelSpec is the PublishModel input document.
-type ModelSpec struct {
-	ModelID        string          `json:"modelId"`
+// ModelTerms are what the publisher proposes and the committee approves:
+// what is trained, how updates are judged and rewarded, and by whom.
+type ModelTerms struct {
 	Architecture   ArchitectureRef `json:"architecture"`
 	SpecSHA256     string          `json:"specSha256"`
 	InitialWeights ObjectRef       `json:"initialWeights"`
@@ -184,33 +169,37 @@ type ModelSpec struct {
 	Mode           string          `json:"mode"`
 	RoundRules     RoundRules      `json:"roundRules"`
 	RewardRules    RewardRules     `json:"rewardRules"`
-	// Optional protocol rules (absent = the behaviour without the rule).
+}
+
+// ModelRules are the optional protocol rules (absent = the behaviour
+// without the rule, see rules.go) and the publisher's declaration.
+type ModelRules struct {
 	Allocation *AllocationRule `json:"allocation,omitempty"`
 	Stopping   *StoppingRule   `json:"stopping,omitempty"`
 	Governance *GovernanceRule `json:"governance,omitempty"`
 	Rotation   *RotationRule   `json:"rotation,omitempty"`
-	// Optional declaration for the committee's approval check.
+	// Profile is the publisher's declaration the committee approves against.
 	Profile *ModelProfile `json:"profile,omitempty"`
 }
 
-// Model is the on-ledger model record.
+// ModelSpec is the PublishModel input document.
+type ModelSpec struct {
+	ModelID string `json:"modelId"`
+	ModelTerms
+	ModelRules
+}
+
+// Model is the on-ledger model record: the spec it was published with and
+// its progress. The spec's two parts sit where the record has always had
+// their fields, so the stored JSON is unchanged (record_json_test.go).
 type Model struct {
-	DocType        string          `json:"docType"`
-	ID             string          `json:"id"`
-	Publisher      string          `json:"publisher"`
-	Architecture   ArchitectureRef `json:"architecture"`
-	SpecSHA256     string          `json:"specSha256"`
-	InitialWeights ObjectRef       `json:"initialWeights"`
-	Metric         Metric          `json:"metric"`
-	Acceptance     Acceptance      `json:"acceptance"`
-	Quorum         int64           `json:"quorum"`
-	Committee      []CommitteeSeat `json:"committee"`
-	Mode           string          `json:"mode"`
-	RoundRules     RoundRules      `json:"roundRules"`
-	RewardRules    RewardRules     `json:"rewardRules"`
-	Status         string          `json:"status"`
-	Approvals      int64           `json:"approvals"`
-	Rejections     int64           `json:"rejections"`
+	DocType   string `json:"docType"`
+	ID        string `json:"id"`
+	Publisher string `json:"publisher"`
+	ModelTerms
+	Status     string `json:"status"`
+	Approvals  int64  `json:"approvals"`
+	Rejections int64  `json:"rejections"`
 	// Baseline is the committee's median score of the current global model
 	// (initial weights at approval, then each confirmed aggregate); the
 	// "improvement" rule compares against it.
@@ -219,13 +208,7 @@ type Model struct {
 	Global       *ObjectRef `json:"global,omitempty"`
 	Final        *ObjectRef `json:"final,omitempty"`
 	FinalUpdate  string     `json:"finalUpdate,omitempty"`
-	// Optional protocol rules fixed at publication (see rules.go).
-	Allocation *AllocationRule `json:"allocation,omitempty"`
-	Stopping   *StoppingRule   `json:"stopping,omitempty"`
-	Governance *GovernanceRule `json:"governance,omitempty"`
-	Rotation   *RotationRule   `json:"rotation,omitempty"`
-	// Profile is the publisher's declaration the committee approved against.
-	Profile *ModelProfile `json:"profile,omitempty"`
+	ModelRules
 	// AllocationSeed is the seed of the "random" allocation rule: the
 	// PublishModel transaction id.
 	AllocationSeed string `json:"allocationSeed,omitempty"`
@@ -241,6 +224,19 @@ type Model struct {
 	CreatedTx   string `json:"createdTx"`
 	CreatedAt   int64  `json:"createdAt"`
 	UpdatedAt   int64  `json:"updatedAt"`
+}
+
+// committeeKeys lists the identities on the model's committee, in seat order.
+func committeeKeys(m *Model) []string {
+	out := make([]string, len(m.Committee))
+	for i, s := range m.Committee {
+		out[i] = s.Member
+	}
+	return out
+}
+
+func isMember(m *Model, identity string) bool {
+	return slices.ContainsFunc(m.Committee, func(s CommitteeSeat) bool { return s.Member == identity })
 }
 
 // ModelVote is one committee member's approval or rejection of a model.

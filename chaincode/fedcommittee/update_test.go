@@ -102,7 +102,7 @@ func verdictRejections(t *testing.T, e *env) {
 }
 
 func TestAcceptanceRules(t *testing.T) {
-	m := &Model{Metric: Metric{HigherIsBetter: true}, Acceptance: Acceptance{Rule: RuleThreshold, Threshold: ptr(0.5), ScoreMax: 1}}
+	m := &Model{ModelTerms: ModelTerms{Metric: Metric{HigherIsBetter: true}, Acceptance: Acceptance{Rule: RuleThreshold, Threshold: ptr(0.5), ScoreMax: 1}}}
 	u := &Update{}
 	require.True(t, decide(m, u, 0.5))
 	require.False(t, decide(m, u, 0.49))

@@ -44,6 +44,10 @@ func decodeStrict(what, input string, out any) error {
 	dec := json.NewDecoder(strings.NewReader(input))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			typeErr.Field = jsonFieldPath(reflect.TypeOf(out), typeErr.Field)
+		}
 		return fmt.Errorf("%s: invalid JSON: %v", what, err)
 	}
 	var extra json.RawMessage

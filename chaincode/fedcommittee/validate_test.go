@@ -87,3 +87,23 @@ func TestDecodeStrictKeys(t *testing.T) {
 		errContains(t, decodeStrict("update", input, &d), want)
 	}
 }
+
+// A wrongly typed field is named as the input spells it, whatever Go
+// structs the record is built from: the messages below are those the
+// contract gave before ModelSpec was split into embedded parts.
+func TestDecodeErrorNamesTheJSONField(t *testing.T) {
+	const prefix = "PublishModel input: invalid JSON: json: cannot unmarshal "
+	for in, want := range map[string]string{
+		`{"quorum":"2"}`:                               "string into Go struct field ModelSpec.quorum of type int64",
+		`{"committee":[{"member":1}]}`:                 "number into Go struct field CommitteeSeat.committee.member of type string",
+		`{"rotation":{"candidates":[{"shardCid":2}]}}`: "number into Go struct field CommitteeSeat.rotation.candidates.shardCid of type string",
+		`{"acceptance":{"threshold":"x"}}`:             "string into Go struct field Acceptance.acceptance.threshold of type float64",
+		`{"architecture":{"name":3}}`:                  "number into Go struct field ArchitectureRef.architecture.name of type string",
+	} {
+		var spec ModelSpec
+		require.EqualError(t, decodeStrict("PublishModel input", in, &spec), prefix+want)
+	}
+	var d DataInput
+	require.EqualError(t, decodeStrict("RegisterData input", `{"numSamples":"x"}`, &d),
+		"RegisterData input: invalid JSON: json: cannot unmarshal string into Go struct field DataInput.numSamples of type int64")
+}

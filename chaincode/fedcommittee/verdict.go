@@ -3,7 +3,6 @@ package fedcommittee
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -13,26 +12,20 @@ import (
 // Only members of the update's model committee may vote, once each, and not
 // on their own update. The verdict that reaches quorum finalizes the update.
 func (c *Contract) SubmitVerdict(ctx contractapi.TransactionContextInterface, updateID, input string) error {
-	t, err := newTx(ctx)
-	if err != nil {
-		return err
-	}
-	who, err := getCaller(ctx)
-	if err != nil {
-		return err
-	}
-	var in VerdictInput
-	p, err := t.checkVerdict(who, updateID, func(*Model) error {
-		return decodeStrict("SubmitVerdict input", input, &in)
-	}, &in)
-	if err != nil {
-		return err
-	}
-	ev, err := t.applyVerdict(who, p)
-	if err != nil {
-		return err
-	}
-	return t.emit(ev, who.Key)
+	return run(ctx, nil, func(t *txCtx) error {
+		var in VerdictInput
+		p, err := t.checkVerdict(updateID, func(*Model) error {
+			return decodeStrict("SubmitVerdict input", input, &in)
+		}, &in)
+		if err != nil {
+			return err
+		}
+		ev, err := t.applyVerdict(p)
+		if err != nil {
+			return err
+		}
+		return t.emit(ev)
+	})
 }
 
 // maxBatchVerdicts bounds one SubmitVerdicts transaction (its read/write set
@@ -74,58 +67,24 @@ type SkippedEntry struct {
 // fails the whole transaction, naming the verdict's index. One event,
 // VerdictsSubmitted, carries the model, the count and the finalized updates.
 func (c *Contract) SubmitVerdicts(ctx contractapi.TransactionContextInterface, input string) (*BatchVerdictResult, error) {
-	t, err := newTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	who, err := getCaller(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var in BatchVerdictInput
-	if err := decodeStrict("SubmitVerdicts input", input, &in); err != nil {
-		return nil, err
-	}
-	if len(in.Verdicts) == 0 || len(in.Verdicts) > maxBatchVerdicts {
-		return nil, fmt.Errorf("verdicts: need 1 to %d, got %d", maxBatchVerdicts, len(in.Verdicts))
-	}
-	// Check every verdict before writing any: a refused batch changes nothing.
+	return perform(ctx, true, opening{decoded("SubmitVerdicts input", input, &in), valid(func() error {
+		if n := len(in.Verdicts); n == 0 || n > maxBatchVerdicts {
+			return fmt.Errorf("verdicts: need 1 to %d, got %d", maxBatchVerdicts, n)
+		}
+		return nil
+	})}, func(t *txCtx) (*BatchVerdictResult, error) { return t.submitVerdicts(in.Verdicts) })
+}
+
+func (t *txCtx) submitVerdicts(verdicts []BatchVerdict) (*BatchVerdictResult, error) {
 	res := &BatchVerdictResult{Recorded: []string{}, Skipped: []SkippedEntry{}}
-	seen := map[string]bool{}
 	batch := Event{Type: EvVerdictsSubmitted}
-	var todo []*pendingVerdict
-	for i, bv := range in.Verdicts {
-		if seen[bv.UpdateID] {
-			return nil, fmt.Errorf("verdicts[%d]: update %s appears twice", i, bv.UpdateID)
-		}
-		seen[bv.UpdateID] = true
-		v := VerdictInput{Score: bv.Score, Accept: bv.Accept, Reason: bv.Reason}
-		p, err := t.checkVerdict(who, bv.UpdateID, func(m *Model) error {
-			if batch.ModelID != "" && m.ID != batch.ModelID {
-				return fmt.Errorf("update %s belongs to model %s, not %s: one model per batch", bv.UpdateID, m.ID, batch.ModelID)
-			}
-			batch.ModelID, batch.Mode = m.ID, m.Mode
-			return nil
-		}, &v)
-		var race raceError
-		if errors.As(err, &race) {
-			res.Skipped = append(res.Skipped, SkippedEntry{UpdateID: bv.UpdateID, Reason: race.Error()})
-			continue
-		}
-		if err != nil && strings.HasPrefix(err.Error(), "access denied") {
-			// Access decisions read the same as SubmitVerdict's ("access denied: ..."), index last.
-			return nil, fmt.Errorf("%w (verdicts[%d])", err, i)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("verdicts[%d]: %w", i, err)
-		}
-		todo = append(todo, p)
-	}
-	if len(todo) == 0 {
-		return res, nil // every verdict lost its race: nothing changed, nothing to announce
+	todo, err := t.checkBatch(verdicts, res, &batch)
+	if err != nil || len(todo) == 0 {
+		return res, err // every verdict lost its race: nothing changed, nothing to announce
 	}
 	for _, p := range todo {
-		ev, err := t.applyVerdict(who, p)
+		ev, err := t.applyVerdict(p)
 		if err != nil {
 			return nil, err
 		}
@@ -138,28 +97,65 @@ func (c *Contract) SubmitVerdicts(ctx contractapi.TransactionContextInterface, i
 		}
 	}
 	batch.Count = int64(len(res.Recorded))
-	return res, t.emit(batch, who.Key)
+	return res, t.emit(batch)
 }
 
-// raceError marks a verdict that arrived too late (its update is no longer
-// pending, or this member already judged it): an outcome of concurrency, not
-// bad input, so a batch skips it.
-type raceError struct{ error }
+// checkBatch checks every verdict of a batch before any is written, so a
+// refused batch changes nothing. Verdicts that lost a race go to
+// res.Skipped; the model of the batch goes to batch.
+func (t *txCtx) checkBatch(verdicts []BatchVerdict, res *BatchVerdictResult, batch *Event) ([]*pendingVerdict, error) {
+	seen := map[string]bool{}
+	var todo []*pendingVerdict
+	for i, bv := range verdicts {
+		if seen[bv.UpdateID] {
+			return nil, fmt.Errorf("verdicts[%d]: update %s appears twice", i, bv.UpdateID)
+		}
+		seen[bv.UpdateID] = true
+		v := VerdictInput{Score: bv.Score, Accept: bv.Accept, Reason: bv.Reason}
+		p, err := t.checkVerdict(bv.UpdateID, func(m *Model) error {
+			if batch.ModelID != "" && m.ID != batch.ModelID {
+				return fmt.Errorf("update %s belongs to model %s, not %s: one model per batch", bv.UpdateID, m.ID, batch.ModelID)
+			}
+			batch.ModelID, batch.Mode = m.ID, m.Mode
+			return nil
+		}, &v)
+		switch {
+		case lostRace(err):
+			res.Skipped = append(res.Skipped, SkippedEntry{UpdateID: bv.UpdateID, Reason: err.Error()})
+			continue
+		case errors.Is(err, errDenied):
+			// Access decisions read the same as SubmitVerdict's ("access denied: ..."), index last.
+			return nil, fmt.Errorf("%w (verdicts[%d])", err, i)
+		case err != nil:
+			return nil, fmt.Errorf("verdicts[%d]: %w", i, err)
+		}
+		todo = append(todo, p)
+	}
+	return todo, nil
+}
+
+// lostRace reports a verdict that arrived too late: checkVerdict's only
+// state and duplicate refusals are "the update is no longer pending" and
+// "this member already judged it", outcomes of concurrency rather than bad
+// input, so a batch skips them.
+func lostRace(err error) bool {
+	return errors.Is(err, errState) || errors.Is(err, errDuplicate)
+}
 
 // pendingVerdict is a verdict that passed every check, ready to be written.
 type pendingVerdict struct {
 	u     *Update
 	m     *Model
-	key   string
 	in    *VerdictInput
 	prior []Verdict
 }
 
-// checkVerdict checks one verdict of who on updateID against committed state
-// and writes nothing. decode fills in (it runs after the update and model are
-// loaded and who's membership checked, so access errors come before input
-// errors). A verdict that lost a race comes back as a raceError.
-func (t *txCtx) checkVerdict(who *caller, updateID string, decode func(*Model) error, in *VerdictInput) (*pendingVerdict, error) {
+// checkVerdict checks one verdict of the caller on updateID against
+// committed state and writes nothing. decode fills in (it runs after the
+// update and model are loaded and the caller's membership checked, so access
+// errors come before input errors).
+func (t *txCtx) checkVerdict(updateID string, decode func(*Model) error, in *VerdictInput) (*pendingVerdict, error) {
+	who := t.who
 	if err := checkUpdateID("updateId", updateID); err != nil {
 		return nil, err
 	}
@@ -175,30 +171,19 @@ func (t *txCtx) checkVerdict(who *caller, updateID string, decode func(*Model) e
 		return nil, err
 	}
 	if who.Key == u.Provider {
-		return nil, fmt.Errorf("access denied: %s cannot judge its own update", who.Key)
+		return nil, denied("%s cannot judge its own update", who.Key)
 	}
 	if err := decode(m); err != nil {
 		return nil, err
 	}
-	if in.Score == nil {
-		return nil, fmt.Errorf("score: required")
-	}
-	if in.Accept == nil {
-		return nil, fmt.Errorf("accept: required")
-	}
-	if err := checkScoreInRange(m, "score", *in.Score); err != nil {
-		return nil, err
-	}
-	if err := checkText("reason", in.Reason); err != nil {
+	if err := in.check(m); err != nil {
 		return nil, err
 	}
 	if u.Status != UpdatePending {
-		return nil, raceError{fmt.Errorf("update %s is %s, not pending: verdicts are closed", u.ID, u.Status)}
+		return nil, wrongState("update %s is %s, not pending: verdicts are closed", u.ID, u.Status)
 	}
-	vk, err := t.absentKey(
-		raceError{fmt.Errorf("member %s has already submitted a verdict on update %s", who.Key, u.ID)},
-		keyVerdict, u.ID, who.Key)
-	if err != nil {
+	if err := t.absent(verdictKey(u.ID, who.Key),
+		duplicate("member %s has already submitted a verdict on update %s", who.Key, u.ID)); err != nil {
 		return nil, err
 	}
 	// Read the earlier verdicts now: reads see committed state only.
@@ -206,19 +191,32 @@ func (t *txCtx) checkVerdict(who *caller, updateID string, decode func(*Model) e
 	if err != nil {
 		return nil, err
 	}
-	return &pendingVerdict{u: u, m: m, key: vk, in: in, prior: prior}, nil
+	return &pendingVerdict{u: u, m: m, in: in, prior: prior}, nil
+}
+
+func (in *VerdictInput) check(m *Model) error {
+	if in.Score == nil {
+		return fmt.Errorf("score: required")
+	}
+	if in.Accept == nil {
+		return fmt.Errorf("accept: required")
+	}
+	if err := checkScoreInRange(m, "score", *in.Score); err != nil {
+		return err
+	}
+	return checkText("reason", in.Reason)
 }
 
 // applyVerdict writes a checked verdict, credits the member, finalizes the
-// update at quorum, and returns the event that announces it.
-func (t *txCtx) applyVerdict(who *caller, p *pendingVerdict) (Event, error) {
+// update at quorum (round.go), and returns the event that announces it.
+func (t *txCtx) applyVerdict(p *pendingVerdict) (Event, error) {
 	u, m, in := p.u, p.m, p.in
-	v := Verdict{UpdateID: u.ID, ModelID: m.ID, Member: who.Key, Score: *in.Score, Accept: *in.Accept,
+	v := Verdict{UpdateID: u.ID, ModelID: m.ID, Member: t.who.Key, Score: *in.Score, Accept: *in.Accept,
 		Reason: in.Reason, TxID: t.txID, Timestamp: t.now}
-	if err := t.putJSON(p.key, &v); err != nil {
+	if err := t.saveVerdict(&v); err != nil {
 		return Event{}, err
 	}
-	if err := t.credit(m, who.Key, func(a *Account, e *RewardEntry) {
+	if err := t.credit(m, v.Member, func(a *Account, e *RewardEntry) {
 		a.Verdicts++
 		e.Verdicts++
 		a.Rewards += m.RewardRules.VerdictReward
@@ -244,126 +242,4 @@ func (t *txCtx) applyVerdict(who *caller, p *pendingVerdict) (Event, error) {
 	return Event{Type: EvUpdateFinalized, ModelID: m.ID, Mode: m.Mode, Round: u.Round, UpdateID: u.ID,
 		Status: u.Status, Score: u.MedianScore, Count: u.VerdictCount, Quorum: m.Quorum, Provider: u.Provider,
 		CID: u.CID, SHA256: u.SHA256, Parents: u.Parents, Reward: u.Reward, Penalty: u.Penalty}, nil
-}
-
-// finalize decides an update from its quorum of verdicts, credits the
-// provider, and indexes accepted updates for round closing / parent choice.
-func (t *txCtx) finalize(m *Model, u *Update, vs []Verdict) error {
-	scores := make([]float64, len(vs))
-	for i, v := range vs {
-		scores[i] = v.Score
-	}
-	med := median(scores)
-	u.MedianScore = &med
-	accepted := decide(m, u, med)
-	u.FinalizedAt, u.FinalizedTx = t.now, t.txID
-	if accepted {
-		u.Status, u.Reward = UpdateAccepted, m.RewardRules.AcceptReward
-	} else {
-		// Rejected updates (free riders included) earn nothing and may pay a penalty.
-		u.Status, u.Penalty = UpdateRejected, m.RewardRules.RejectPenalty
-	}
-	if err := t.saveUpdate(u); err != nil {
-		return err
-	}
-	if accepted {
-		ak, err := t.key(keyAccepted, m.ID, roundAttr(u.Round), u.ID)
-		if err != nil {
-			return err
-		}
-		if err := t.putJSON(ak, u); err != nil {
-			return err
-		}
-	}
-	return t.credit(m, u.Provider, func(a *Account, e *RewardEntry) {
-		if accepted {
-			a.Accepted++
-			e.Accepted++
-		} else {
-			a.Rejected++
-			e.Rejected++
-		}
-		a.Rewards += u.Reward
-		e.Rewards += u.Reward
-		a.Penalties += u.Penalty
-		e.Penalties += u.Penalty
-	})
-}
-
-// decide applies the model's acceptance rule to the median score.
-func decide(m *Model, u *Update, med float64) bool {
-	a := m.Acceptance
-	switch a.Rule {
-	case RuleThreshold:
-		return med == *a.Threshold || better(m, med, *a.Threshold)
-	case RuleImprovement:
-		base := a.ScoreMin
-		if !m.Metric.HigherIsBetter {
-			base = a.ScoreMax
-		}
-		if u.Baseline != nil {
-			base = *u.Baseline
-		}
-		if m.Metric.HigherIsBetter {
-			return med >= base+*a.MinDelta
-		}
-		return med <= base-*a.MinDelta
-	default: // RuleMajority
-		return u.AcceptVotes*2 > u.VerdictCount
-	}
-}
-
-// credit applies f to identity's account and its per-model reward entry and
-// recomputes reputation.
-func (t *txCtx) credit(m *Model, identity string, f func(*Account, *RewardEntry)) error {
-	a, _, err := t.loadAccount(identity)
-	if err != nil {
-		return err
-	}
-	ek, err := t.key(keyReward, m.ID, identity)
-	if err != nil {
-		return err
-	}
-	var e RewardEntry
-	found, err := t.getJSON(ek, &e)
-	if err != nil {
-		return err
-	}
-	if !found {
-		e = RewardEntry{DocType: "reward", ModelID: m.ID, Identity: identity}
-	}
-	f(a, &e)
-	a.Reputation = reputation(a.Accepted, a.Rejected)
-	e.Reputation = reputation(e.Accepted, e.Rejected)
-	e.Net = e.Rewards - e.Penalties
-	if err := t.saveAccount(a); err != nil {
-		return err
-	}
-	return t.putJSON(ek, &e)
-}
-
-func (t *txCtx) saveUpdate(u *Update) error {
-	k, err := t.key(keyUpdate, u.ID)
-	if err != nil {
-		return err
-	}
-	return t.putJSON(k, u)
-}
-
-// verdicts returns the committed verdicts of an update in member order
-// (bounded by the committee size).
-func (t *txCtx) verdicts(updateID string) ([]Verdict, error) {
-	entries, err := t.scan(keyVerdict, []string{updateID}, MaxCommittee)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Verdict, 0, len(entries))
-	for _, e := range entries {
-		var v Verdict
-		if err := jsonUnmarshal(e.Value, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }

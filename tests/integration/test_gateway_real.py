@@ -138,7 +138,7 @@ def test_chaincode_error_surfaces_with_its_message_and_txid(gateways):
 
     with pytest.raises(ContractError) as excinfo:
         admin.get_model("no-such-model")
-    assert excinfo.value.chaincode_message == "model no-such-model not found"
+    assert excinfo.value.chaincode_message == "NOT_FOUND: model no-such-model not found"
     assert excinfo.value.stage == "evaluate"
     assert re.fullmatch(r"[0-9a-f]{64}", excinfo.value.txid)
 
