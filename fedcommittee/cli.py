@@ -78,27 +78,29 @@ def _experiment(args: argparse.Namespace):
 
 def _agent(args: argparse.Namespace, role: str, user: str, name: str):
     from fedcommittee.endpoints import default_home
-    from fedcommittee.roles.common import Agent
+    from fedcommittee.roles.driver import connect_agent
 
     exp = _experiment(args)
     if args.user:  # the config's own users are checked when it loads
         _named(_profile(args).identity, args.user)
-    return Agent(exp, user=user, role=role, name=name, home=args.home or default_home())
+    return connect_agent(exp, user=user, role=role, name=name, home=args.home or default_home())
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.publisher import run_publisher
+    from fedcommittee.roles.driver import run_role
+    from fedcommittee.roles.publisher import Publisher
 
     exp = _experiment(args)
     agent = _agent(args, "publisher", args.user or exp.publisher, "publisher")
     try:
-        return run_publisher(agent)
+        return run_role(agent, Publisher(agent))
     finally:
         agent.close()
 
 
 def cmd_provider(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.provider import run_provider, run_providers
+    from fedcommittee.roles.driver import run_role, run_roles
+    from fedcommittee.roles.provider import Provider
 
     exp = _experiment(args)
     names = list(dict.fromkeys(args.name))
@@ -110,20 +112,21 @@ def cmd_provider(args: argparse.Namespace) -> int:
         for cfg in cfgs:
             agents.append((_agent(args, "provider", args.user or cfg.user, cfg.name), cfg.name))
         if len(agents) == 1:
-            return run_provider(*agents[0])
-        return run_providers(agents)
+            return run_role(agents[0][0], Provider(*agents[0]))
+        return run_roles([(agent, lambda a=agent, n=name: Provider(a, n)) for agent, name in agents])
     finally:
         for agent, _ in agents:
             agent.close()
 
 
 def cmd_committee(args: argparse.Namespace) -> int:
-    from fedcommittee.roles.committee import run_committee
+    from fedcommittee.roles.committee import Member
+    from fedcommittee.roles.driver import run_role
 
     cfg = _named(_experiment(args).member, args.name)
     agent = _agent(args, "committee", args.user or cfg.user, cfg.name)
     try:
-        return run_committee(agent, cfg.name)
+        return run_role(agent, Member(agent, cfg.name))
     finally:
         agent.close()
 
@@ -142,17 +145,15 @@ def _client(args: argparse.Namespace):
 
 
 def _model_ids(client, model_id: str | None) -> list[str]:
-    from fedcommittee.roles.common import paged
-
     if model_id:
         return [model_id]
-    return [m["id"] for m in paged(lambda b: client.list_models(200, b))]
+    return [m["id"] for m in client.iter_models()]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     import json as _json
 
-    from fedcommittee.roles.common import paged
+    from fedcommittee.ledger import Mode, UpdateStatus
 
     _, gw, client = _client(args)
     with gw:
@@ -161,16 +162,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             m = client.get_model(mid)
             info = {"model": mid, "status": m["status"], "mode": m["mode"], "round": m.get("currentRound"),
                     "quorum": m["quorum"], "rounds": [], "pending_verdicts": []}  # fmt: skip
-            rounds = range(1, int(m.get("currentRound") or 0) + 1) if m["mode"] == "federated" else [0]
+            rounds = range(1, int(m.get("currentRound") or 0) + 1) if m["mode"] == Mode.FEDERATED else [0]
             for r in rounds:
-                ups = list(paged(lambda b, r=r, mid=mid: client.list_round_updates(mid, r, 200, b)))
-                counts = {
-                    s: sum(1 for u in ups if u["status"] == s) for s in ("accepted", "rejected", "pending")
-                }
+                ups = list(client.iter_round_updates(mid, r))
+                shown = (UpdateStatus.ACCEPTED, UpdateStatus.REJECTED, UpdateStatus.PENDING)
+                counts = {str(s): sum(1 for u in ups if u["status"] == s) for s in shown}
                 rd = client.get_round(mid, r) if r else {"status": m["status"]}
                 info["rounds"].append({"round": r, "status": rd["status"], "updates": len(ups), **counts})
                 for u in ups:
-                    if u["status"] == "pending":
+                    if u["status"] == UpdateStatus.PENDING:
                         info["pending_verdicts"].append(
                             {"update": u["id"], "round": r, "verdicts": u.get("verdictCount", 0)}
                         )
@@ -211,7 +211,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from fedcommittee.ledger import load_profile
     from fedcommittee.roles.auditor import audit_model
-    from fedcommittee.roles.common import Reader, load_private_key
+    from fedcommittee.roles.envelopes import load_private_key
+    from fedcommittee.roles.reader import Reader
     from fedcommittee.storage import ContentStore, IpfsClient
 
     endpoints, gw, client = _client(args)
@@ -242,7 +243,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         exp = load_experiment(args.config, model_id=args.model_id, home=args.home)
     endpoints, gw, client = _client(args)
     from fedcommittee.ledger import load_profile
-    from fedcommittee.roles.common import load_private_key
+    from fedcommittee.roles.envelopes import load_private_key
 
     key = load_private_key(load_profile(endpoints.connection_profile).identity(args.user))
     with gw:
@@ -255,7 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from fedcommittee.dashboard import LedgerView, latest_run, run_dashboard
     from fedcommittee.endpoints import default_home
-    from fedcommittee.roles.common import run_dir
+    from fedcommittee.roles.runtime import run_dir
 
     home = args.home or default_home()
     if args.interval <= 0 or args.late_seconds <= 0:
@@ -313,21 +314,20 @@ def cmd_rules(args: argparse.Namespace) -> int:
     import json as _json
 
     from fedcommittee.ledger import ContractError
-    from fedcommittee.roles.common import paged
 
     change = rule_change_of(args) if args.action == "propose" else None
     _, gw, client = _client(args)
     with gw:
         try:
             if args.action == "propose":
-                pid = client.propose_rule_change(args.model_id, change)
+                pid = client.propose_rule_change(args.model_id, change).txid
                 print(f"proposed {pid}: org admins vote with `fedcommittee rules vote {pid} --approve`")
                 _print_rule_change(client.get_rule_change(pid))
             elif args.action == "vote":
                 client.vote_rule_change(args.proposal_id, args.approve)
                 _print_rule_change(client.get_rule_change(args.proposal_id))
             else:
-                items = list(paged(lambda b: client.list_rule_changes(args.model_id, 200, b)))
+                items = list(client.iter_rule_changes(args.model_id))
                 if args.json:
                     print(_json.dumps(items, indent=2))
                 elif not items:

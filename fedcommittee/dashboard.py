@@ -13,7 +13,7 @@ Three parts, each usable alone:
   ``interval`` seconds (ANSI clear/redraw only on a terminal).
 
 The logs are the agents' view, not the truth: accepted/rejected is the ledger's to say, so the round
-table shows the committee's votes as logged, and the ledger line (``run.progress_line``) the outcome.
+table shows the committee's votes as logged, and the ledger line (``progress.progress_line``) the outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from fedcommittee.ledger.records import ModelStatus, Role, Tx
 from fedcommittee.logs import LogTail, latency_by_tx, latency_stats
 
 __all__ = [
@@ -59,7 +60,7 @@ _COUNT_EVENTS = {
 # handler writes its own note.
 _QUIET_WARNINGS = {"conflict"}
 _NOTED_BY_HANDLER = {"update_refused", "aggregate_mismatch"}
-FINAL_EVENTS = {"model_finished": "finished", "model_rejected": "rejected"}
+FINAL_EVENTS = {"model_finished": ModelStatus.FINISHED, "model_rejected": ModelStatus.REJECTED}
 
 
 @dataclass
@@ -236,7 +237,7 @@ class DashboardState:
     def _on_submitted(self, rec: dict, ts: float, name: str) -> None:
         for tx, seconds in latency_by_tx([rec]).items():
             self._latency.setdefault(tx, []).extend(seconds)
-        if rec.get("tx") != "SubmitUpdate":
+        if rec.get("tx") != Tx.SUBMIT_UPDATE:
             return
         key = self._awaiting_submit.pop(name, None)
         if key is None:
@@ -248,7 +249,7 @@ class DashboardState:
             self._uid_index[upd.uid] = key
 
     def _on_skip_submit(self, rec: dict, ts: float, name: str) -> None:
-        if rec.get("tx") == "SubmitUpdate" and name in self._awaiting_submit:
+        if rec.get("tx") == Tx.SUBMIT_UPDATE and name in self._awaiting_submit:
             self._updates[self._awaiting_submit.pop(name)].state = "on ledger"
 
     def _on_update_refused(self, rec: dict, ts: float, name: str) -> None:
@@ -324,7 +325,7 @@ class DashboardState:
         if self.final_ts is None or ts < self.final_ts:
             self.final_status, self.final_ts = status, ts
             self._notes = [n for n in self._notes if n.text not in ("model finished", "model rejected")]
-            self._note(ts, name, f"model {status}", "info" if status == "finished" else "error")
+            self._note(ts, name, f"model {status}", "info" if status == ModelStatus.FINISHED else "error")
 
     _on_model_finished = _final
     _on_model_rejected = _final
@@ -332,7 +333,10 @@ class DashboardState:
     # ------------------------------------------------------------------ views
     @property
     def finished(self) -> bool:
-        return self.final_status is not None or self.ledger_status in ("finished", "rejected")
+        return self.final_status is not None or self.ledger_status in (
+            ModelStatus.FINISHED,
+            ModelStatus.REJECTED,
+        )
 
     def is_late(self, agent: AgentView, now: float) -> bool:
         return not self.finished and not agent.stopped and now - agent.last_ts > self.late_seconds
@@ -348,11 +352,11 @@ class DashboardState:
         return [a.name for a in self.agent_list() if self.is_late(a, now)]
 
     def agent_list(self) -> list[AgentView]:
-        order = {"publisher": 0, "committee": 1, "provider": 2}
+        order = {Role.PUBLISHER: 0, Role.COMMITTEE: 1, Role.PROVIDER: 2}
         return sorted(self.agents.values(), key=lambda a: (order.get(a.role, 3), a.name))
 
     def members(self) -> list[str]:
-        names = {a.name for a in self.agents.values() if a.role == "committee"}
+        names = {a.name for a in self.agents.values() if a.role == Role.COMMITTEE}
         names |= {m for vs in self._verdicts.values() for m in vs}
         return sorted(names)
 
@@ -406,7 +410,7 @@ class DashboardState:
 
 
 class LedgerView:
-    """The ledger's line for the model (``run.progress_line``), polled; never raises.
+    """The ledger's line for the model (``progress.progress_line``), polled; never raises.
 
     ``connect()`` returns ``(gateway, client)`` or raises when the ledger is unreachable; it is tried
     again at most every ``retry_seconds``.
@@ -431,7 +435,7 @@ class LedgerView:
 
     def poll(self) -> None:
         from fedcommittee.endpoints import NetworkNotRunning
-        from fedcommittee.ledger import ContractError, GatewayError
+        from fedcommittee.ledger import ContractError, GatewayError, NotFound
         from fedcommittee.progress import progress_line
 
         if self.client is None:
@@ -445,12 +449,10 @@ class LedgerView:
         try:
             model = self.client.get_model(self.model_id)
             self.line, self.status, self.error = progress_line(self.client, model), model.get("status"), None
-        except ContractError as exc:
-            msg = str(exc.chaincode_message or exc)
-            if "not found" not in msg:
-                self._fail(exc)
-                return
+        except NotFound:
             self.line, self.status, self.error = "model not on the ledger (yet)", None, None
+        except ContractError as exc:
+            self._fail(exc)
         except (GatewayError, OSError, KeyError, ValueError) as exc:
             self._fail(exc)
             self.close()

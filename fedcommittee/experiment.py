@@ -233,7 +233,7 @@ class Experiment:
     governance: GovernanceConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     compression: str = "float32"
-    # Providers seal each update to the model's committee and publisher (roles.common.update_recipients).
+    # Providers seal each update to the model's committee and publisher (roles.envelopes.update_recipients).
     encrypt_updates: bool = False
     max_update_bytes: int = 64 << 20
     # `fedcommittee run` hosts this many providers per process (threads): each process imports torch

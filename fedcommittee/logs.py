@@ -1,5 +1,5 @@
 """Reading the agents' JSON-lines logs (``$FC_HOME/runs/<model>/logs/<agent>.jsonl``, written by
-``roles.common.JsonLog``): one incremental reader shared by ``report`` (one pass over a finished run)
+``roles.runtime.JsonLog``): one incremental reader shared by ``report`` (one pass over a finished run)
 and ``dashboard`` (follows a running one), and the latency statistics both show.
 
 The reader never trusts a line: a half-written last line is held back until its newline arrives, and

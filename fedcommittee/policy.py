@@ -13,7 +13,8 @@ what the roles would otherwise each re-derive from the config:
 
 Built from the config (:meth:`Policy.from_experiment`) or from a model record the ledger holds
 (:meth:`Policy.from_model`), so that a verifier needs only the ledger. Imports torch only when it
-scores or aggregates, and nothing of the ledger or IPFS: the roles fetch, the policy decides.
+scores or aggregates, and of the ledger only its record vocabulary (``ledger.records``: statuses,
+modes, rule names), never the client or IPFS: the roles fetch, the policy decides.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fedcommittee.experiment import Experiment, LocalConfig, ScoringConfig
+from fedcommittee.ledger.records import AcceptRule, Mode, UpdateStatus
 from fedcommittee.ml import registry
 
 SCORE_MIN, SCORE_MAX = -1000.0, 1000.0
@@ -101,12 +103,12 @@ class Aggregator:
 
 @dataclass
 class Policy:
-    mode: str = "federated"
+    mode: str = Mode.FEDERATED
     min_accepted: int = 2
     deadline_seconds: int = 300
     max_rounds: int = 3
     settle_seconds: float = 20.0
-    acceptance: str = "threshold"
+    acceptance: str = AcceptRule.THRESHOLD
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     reference: LocalConfig = field(default_factory=LocalConfig)  # how providers train (trust reference)
     seed: int = 0
@@ -184,8 +186,8 @@ class Policy:
         accepted, nothing is pending and no update came for ``settle_seconds``; or when the deadline
         has passed.
         """
-        final = [u for u in updates if u["status"] != "pending"]
-        accepted = sum(1 for u in final if u["status"] == "accepted")
+        final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
+        accepted = sum(1 for u in final if u["status"] == UpdateStatus.ACCEPTED)
         if now > int(rd.get("deadline") or 0) + 1:
             return True, "deadline"
         if accepted < self.min_accepted or len(final) < len(updates):
@@ -234,9 +236,9 @@ class Policy:
         exp = self._config("ledger_rules")
         rule = self.scoring_rule()
         acceptance = {"rule": self.acceptance, "scoreMin": SCORE_MIN, "scoreMax": SCORE_MAX}
-        if self.acceptance == "threshold":
+        if self.acceptance == AcceptRule.THRESHOLD:
             acceptance["threshold"] = float(rule.threshold)
-        federated = self.mode == "federated"
+        federated = self.mode == Mode.FEDERATED
         spec = {
             "metric": {"name": f"{rule.name}-{rule.metric}", "higherIsBetter": True},
             "acceptance": acceptance,

@@ -23,7 +23,8 @@ def verify_and_report(
 ) -> bool:
     """Audit the model, and write its report when ``report``; True when the audit found nothing."""
     from fedcommittee.roles.auditor import audit_model
-    from fedcommittee.roles.common import Reader, load_private_key
+    from fedcommittee.roles.envelopes import load_private_key
+    from fedcommittee.roles.reader import Reader
     from fedcommittee.storage import ContentStore, IpfsClient
 
     model_id = exp.model_id

@@ -5,26 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fedcommittee.ledger import ContractError, FedcommitteeClient, GatewayError
-from fedcommittee.roles.common import paged
+from fedcommittee.ledger import ContractError, FedcommitteeClient, GatewayError, Mode, UpdateStatus
 
 
 def progress_line(client: FedcommitteeClient, model: dict) -> str:
     mid = model["id"]
-    if model["mode"] == "gossip":
-        ups = list(paged(lambda b: client.list_round_updates(mid, 0, 200, b)))
+    if model["mode"] == Mode.GOSSIP:
+        ups = list(client.iter_round_updates(mid, 0))
         r_desc = "gossip"
     else:
         r = int(model.get("currentRound") or 0)
         if r < 1:
             return f"model {model['status']}: approvals {model.get('approvals', 0)}/{model['quorum']}"
-        ups = list(paged(lambda b: client.list_round_updates(mid, r, 200, b)))
+        ups = list(client.iter_round_updates(mid, r))
         rd = client.get_round(mid, r)
         r_desc = f"round {r}/{model['roundRules']['maxRounds']} {rd['status']}"
-    c = {s: sum(1 for u in ups if u["status"] == s) for s in ("accepted", "rejected", "pending")}
+    c = {s: sum(1 for u in ups if u["status"] == s) for s in UpdateStatus}
     return (
-        f"model {model['status']}, {r_desc}: {len(ups)} updates, "
-        f"{c['accepted']} accepted, {c['rejected']} rejected, {c['pending']} pending"
+        f"model {model['status']}, {r_desc}: {len(ups)} updates, {c[UpdateStatus.ACCEPTED]} accepted, "
+        f"{c[UpdateStatus.REJECTED]} rejected, {c[UpdateStatus.PENDING]} pending"
     )
 
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from fedcommittee.ledger import Mode, Role, RoundStatus, UpdateStatus
 from fedcommittee.logs import (
     RACE_WORDS,
     commit_times,
@@ -27,7 +28,7 @@ from fedcommittee.logs import (
     read_logs,
     round_overhead,
 )
-from fedcommittee.roles.common import paged, run_dir
+from fedcommittee.roles.runtime import run_dir
 
 
 def _short(identity: str, names: dict[str, str]) -> str:
@@ -36,7 +37,7 @@ def _short(identity: str, names: dict[str, str]) -> str:
 
 def identity_names(exp, profile) -> dict[str, str]:
     """identity key -> config name (provider / member / publisher), for readable plots."""
-    from fedcommittee.roles.common import identity_key
+    from fedcommittee.roles.envelopes import identity_key
 
     out: dict[str, str] = {}
     if exp is None or profile is None:
@@ -69,9 +70,9 @@ def participants(exp) -> dict[str, dict[str, str]]:
     """config name -> role and behaviour (providers), from the experiment config the report was given."""
     if exp is None:
         return {}
-    out = {"publisher": {"role": "publisher", "behaviour": ""}}
-    out.update({m.name: {"role": "committee", "behaviour": ""} for m in exp.committee})
-    out.update({p.name: {"role": "provider", "behaviour": p.behaviour} for p in exp.providers})
+    out = {"publisher": {"role": str(Role.PUBLISHER), "behaviour": ""}}
+    out.update({m.name: {"role": str(Role.COMMITTEE), "behaviour": ""} for m in exp.committee})
+    out.update({p.name: {"role": str(Role.PROVIDER), "behaviour": p.behaviour} for p in exp.providers})
     return out
 
 
@@ -93,7 +94,9 @@ def round_times(rounds: list[dict], records: list[dict]) -> tuple[dict[int, floa
         r = int(rd["number"])
         if r not in ledger:
             continue
-        end_tx = rd.get("confirmedTx") or (rd.get("closedTx") if rd.get("status") == "skipped" else None)
+        end_tx = rd.get("confirmedTx") or (
+            rd.get("closedTx") if rd.get("status") == RoundStatus.SKIPPED else None
+        )
         start, end = seen.get(rd.get("openedTx") or ""), seen.get(end_tx or "")
         if start is not None and end is not None and end >= start:
             secs[r], source[r] = round(end - start, 1), "agents"
@@ -107,7 +110,9 @@ def round_walls(rounds: list[dict]) -> dict[int, float]:
     the ledger's block timestamps (whole seconds)."""
     out = {}
     for rd in rounds:
-        end = rd.get("confirmedAt") or (rd.get("closedAt") if rd.get("status") == "skipped" else None)
+        end = rd.get("confirmedAt") or (
+            rd.get("closedAt") if rd.get("status") == RoundStatus.SKIPPED else None
+        )
         if rd.get("openedAt") and end:
             out[int(rd["number"])] = float(int(end) - int(rd["openedAt"]))
     return out
@@ -133,10 +138,10 @@ def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any
     """Rounds, updates and the leaderboard as the ledger has them, identities by their config names."""
     model_id = model["id"]
     rounds_, updates = [], []
-    rounds = range(1, int(model.get("currentRound") or 0) + 1) if model["mode"] == "federated" else [0]
+    rounds = range(1, int(model.get("currentRound") or 0) + 1) if model["mode"] == Mode.FEDERATED else [0]
     for r in rounds:
         rd = client.get_round(model_id, r) if r else {"number": 0, "status": model["status"], "global": None}
-        ups = list(paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)))
+        ups = list(client.iter_round_updates(model_id, r))
         rounds_.append(rd)
         for u in ups:
             updates.append(
@@ -178,7 +183,7 @@ def _log_figures(records: list[dict], rounds: list[dict], mode: str) -> dict[str
         "races": race_counts(records),
     }
     out["round_seconds"], out["round_seconds_source"] = (
-        round_times(rounds, records) if mode == "federated" else ({}, {})
+        round_times(rounds, records) if mode == Mode.FEDERATED else ({}, {})
     )
     out["overhead"] = round_overhead(records, out["round_seconds"])
     out["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
@@ -189,9 +194,9 @@ def _accuracy_points(data: dict, client) -> list[tuple[int, dict]]:
     """(x, weights reference) of each point of the accuracy curve: each round's global model and the
     final one; in gossip the initial weights (0), then every accepted update in submission order."""
     model = data["model"]
-    if model["mode"] == "gossip":
+    if model["mode"] == Mode.GOSSIP:
         acc_ups = sorted(
-            (u for u in data["updates"] if u["status"] == "accepted"),
+            (u for u in data["updates"] if u["status"] == UpdateStatus.ACCEPTED),
             key=lambda u: (u["submittedAt"] or 0, u["id"]),
         )
         refs = [(0, model["initialWeights"])]
@@ -208,7 +213,7 @@ def _accuracy_points(data: dict, client) -> list[tuple[int, dict]]:
 def _test_accuracy(data: dict, client, store, exp, private_key) -> None:
     from fedcommittee import ml
     from fedcommittee.experiment import data_split
-    from fedcommittee.roles.common import Reader
+    from fedcommittee.roles.reader import Reader
     from fedcommittee.storage.errors import EncryptedObject
 
     model = data["model"]
@@ -217,7 +222,7 @@ def _test_accuracy(data: dict, client, store, exp, private_key) -> None:
     # Gossip points are updates, which may be sealed: opened with our key where we are a recipient.
     reader = Reader(client, store, name, max_bytes=exp.max_update_bytes, private_key=private_key,
                     model_id=model["id"])  # fmt: skip
-    gossip = model["mode"] == "gossip"
+    gossip = model["mode"] == Mode.GOSSIP
     data["sealed_not_opened"] = 0
 
     def accuracy(ref: dict, update: bool) -> float | None:
@@ -246,7 +251,7 @@ _MARKERS = {"honest": "ovph*<>", "attacker": "X^P", "free rider": "sD", "?": "ov
 def provider_styles(data: dict) -> dict[str, tuple[str, str]]:
     """provider -> (colour, marker): a distinct colour each (tab20 past ten), a marker per behaviour."""
     provs = sorted({u["provider"] for u in data["updates"]} | set(data.get("refusals") or {}))
-    provs = [p for p in provs if _role(data, p) in ("provider", "?")]
+    provs = [p for p in provs if _role(data, p) in (Role.PROVIDER, "?")]
     used: dict[str, int] = defaultdict(int)
     out = {}
     for i, p in enumerate(provs):
@@ -319,7 +324,7 @@ def _accuracy_plot(data: dict, plt):
             "s--",
             label="committee shards (median)",
         )
-    gossip = data["model"]["mode"] == "gossip"
+    gossip = data["model"]["mode"] == Mode.GOSSIP
     ax.set_xlabel(
         "accepted update, in order (0 = initial)" if gossip else "global model of round (last = final)"
     )
@@ -342,7 +347,7 @@ def _scores_plot(data: dict, plt):
         c = _colour(colour)
         ups = [u for u in data["updates"] if u["provider"] == p and u["median"] is not None]
         for u in ups:
-            acc = u["status"] == "accepted"
+            acc = u["status"] == UpdateStatus.ACCEPTED
             # A small sideways offset per provider keeps equal scores of one round from hiding each other.
             ax.scatter(u["round"] + (i - len(styles) / 2) * 0.03, u["median"], marker=marker, s=40,
                        edgecolors=[c], facecolors=[c] if acc else "none", linewidths=1.2)  # fmt: skip
@@ -355,7 +360,7 @@ def _scores_plot(data: dict, plt):
     if threshold is not None:
         ax.axhline(float(threshold), color="grey", lw=0.8, ls=":")
         handles.append(Line2D([], [], color="grey", lw=0.8, ls=":", label="acceptance threshold"))
-    gossip = data["model"]["mode"] == "gossip"
+    gossip = data["model"]["mode"] == Mode.GOSSIP
     ax.set_xlabel("gossip: every update (round 0)" if gossip else "round")
     ax.set_ylabel("committee median score")
     _whole_rounds(ax)
@@ -520,7 +525,7 @@ def _summary_rows(data: dict, s: dict) -> list[list[str]]:
     rows = [
         ["Model", f"{s['model']} ({s['mode']}, {s['status']})"],
         ["Ledger", s.get("ledger_backend") or "not recorded"],
-        ["Rounds", s["rounds"] if s["mode"] == "federated" else "gossip (no rounds)"],
+        ["Rounds", s["rounds"] if s["mode"] == Mode.FEDERATED else "gossip (no rounds)"],
         [
             "Test accuracy",
             f"{_acc(s['test_accuracy_initial'])} initial → {_acc(s['test_accuracy_final'])} final",
@@ -621,7 +626,7 @@ def summarize(data: dict) -> dict:
     people = _participant_rows(data, by_provider, refusals, rewards)
     groups: dict[str, dict[str, int]] = {}
     for row in people.values():
-        if row["role"] != "provider":
+        if row["role"] != Role.PROVIDER:
             continue
         g = groups.setdefault(
             behaviour_group(row["behaviour"] or None),
@@ -639,8 +644,8 @@ def summarize(data: dict) -> dict:
         "mode": m["mode"],
         "rounds": int(m.get("currentRound") or 0),
         "updates": len(ups),
-        "accepted": sum(1 for u in ups if u["status"] == "accepted"),
-        "rejected": sum(1 for u in ups if u["status"] == "rejected"),
+        "accepted": sum(1 for u in ups if u["status"] == UpdateStatus.ACCEPTED),
+        "rejected": sum(1 for u in ups if u["status"] == UpdateStatus.REJECTED),
         "per_provider": dict(by_provider),
         "per_participant": people,
         "per_behaviour": dict(sorted(groups.items(), key=lambda kv: order.get(kv[0], 99))),
@@ -661,13 +666,15 @@ def _participant_rows(data: dict, by_provider: dict, refusals: dict, rewards: di
     """One row per participant: the config's (providers, then members, then the publisher), then any
     name only the ledger or the logs know."""
     known = data.get("participants") or {}
-    names = [n for n, v in known.items() if v["role"] == "provider"]
-    names += [n for n, v in known.items() if v["role"] == "committee"]
-    names += [n for n in known if known[n]["role"] == "publisher"]
+    names = [n for n, v in known.items() if v["role"] == Role.PROVIDER]
+    names += [n for n, v in known.items() if v["role"] == Role.COMMITTEE]
+    names += [n for n in known if known[n]["role"] == Role.PUBLISHER]
     names += sorted((set(by_provider) | set(refusals) | set(rewards)) - set(names))
     out = {}
     for n in names:
-        role = known.get(n, {}).get("role") or ("provider" if n in by_provider or n in refusals else "?")
+        role = known.get(n, {}).get("role") or (
+            str(Role.PROVIDER) if n in by_provider or n in refusals else "?"
+        )
         counts = by_provider.get(n, {"accepted": 0, "rejected": 0, "pending": 0})
         lb = rewards.get(n, {})
         out[n] = {

@@ -17,10 +17,19 @@ from pathlib import Path
 
 from fedcommittee.endpoints import Endpoints, NetworkNotRunning
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import ContractError, FedcommitteeClient, Gateway, load_profile
+from fedcommittee.ledger import (
+    ContractError,
+    FedcommitteeClient,
+    Gateway,
+    Mode,
+    ModelStatus,
+    Role,
+    load_profile,
+)
 from fedcommittee.postrun import verify_and_report
 from fedcommittee.progress import Progress
-from fedcommittee.roles.common import identity_key, run_dir
+from fedcommittee.roles.envelopes import identity_key
+from fedcommittee.roles.runtime import run_dir
 from fedcommittee.supervision import Supervisor, agent_children
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -30,9 +39,9 @@ TurnHook = Callable[[Supervisor, dict | None], None]
 
 def grant_roles(exp: Experiment, profile, say=print) -> list[tuple[str, str]]:
     """Org admins grant what the config needs; returns the (user, role) pairs actually granted."""
-    wanted = [(exp.publisher, "publisher")]
-    wanted += [(m.user, "committee") for m in exp.committee]
-    wanted += [(p.user, "provider") for p in exp.providers]
+    wanted = [(exp.publisher, Role.PUBLISHER)]
+    wanted += [(m.user, Role.COMMITTEE) for m in exp.committee]
+    wanted += [(p.user, Role.PROVIDER) for p in exp.providers]
     granted = []
     admins: dict[str, tuple[Gateway, FedcommitteeClient]] = {}
     try:
@@ -63,7 +72,7 @@ def _supervise(sup: Supervisor, watch: Progress, *, timeout: float, each_turn: T
     """Watch the model until it is final or ``timeout`` passes; returns its final status, if any."""
     while time.time() - watch.started <= timeout:
         model = watch.poll()
-        if model is not None and model["status"] in ("finished", "rejected"):
+        if model is not None and ModelStatus(model["status"]).final:
             return model["status"]
         if each_turn is not None:
             each_turn(sup, model)
@@ -106,7 +115,7 @@ def run_experiment(
     grant_roles(exp, profile, say)
 
     children = agent_children(exp, Path(config_path).resolve(), home=home, logs=logs)
-    sup = Supervisor(children, gossip=exp.mode == "gossip", say=say)
+    sup = Supervisor(children, gossip=exp.mode == Mode.GOSSIP, say=say)
     gw = Gateway.connect(profile, user=exp.publisher)
     client = FedcommitteeClient(gw.network().contract())
     try:
@@ -128,6 +137,6 @@ def run_experiment(
         clean = verify_and_report(
             client, endpoints, exp, profile, home=home, wall=wall, report=report, say=say
         )
-        return EXIT_OK if final_status == "finished" and clean else EXIT_FAILED
+        return EXIT_OK if final_status == ModelStatus.FINISHED and clean else EXIT_FAILED
     finally:
         gw.close()

@@ -6,18 +6,18 @@ role through the Gateway (endorse, submit, commit status) and the user reads the
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fedcommittee.endpoints import Endpoints
+from fedcommittee.ledger import FedcommitteeClient, Role, transaction_of
 from fedcommittee.ledger.gateway import Gateway
 from fedcommittee.ledger.profile import load_profile
 from fedcommittee.storage import ContentStore, IpfsClient
 
-SMOKE_ROLE = "provider"
+SMOKE_ROLE = Role.PROVIDER
 
 
 @dataclass
@@ -46,21 +46,22 @@ def check_fabric(endpoints: Endpoints) -> Check:
         Gateway.connect(profile, user="org1-user1") as user_gw,
         Gateway.connect(profile, user="org1-admin") as admin_gw,
     ):
-        as_user = user_gw.network().contract()
-        as_admin = admin_gw.network().contract()
+        as_user = FedcommitteeClient(user_gw.network().contract())
+        as_admin = FedcommitteeClient(admin_gw.network().contract())
 
         def roles() -> list[str]:
             # WhoAmI answers for identities the ledger has not seen yet (GetAccount would not).
-            return json.loads(as_user.evaluate("WhoAmI"))["account"]["roles"]
+            return as_user.who_am_i()["account"]["roles"]
 
-        me = json.loads(as_user.evaluate("WhoAmI"))["identity"]
+        me = as_user.who_am_i()["identity"]
         had_role = SMOKE_ROLE in roles()
-        fn = "RevokeRole" if had_role else "GrantRole"
-        result = as_admin.submit_transaction(fn, me, SMOKE_ROLE)
+        send = as_admin.revoke_role if had_role else as_admin.grant_role
+        result = send(me, SMOKE_ROLE)
         has_role = SMOKE_ROLE in roles()
     ok = has_role != had_role
     detail = (
-        f"{fn}({SMOKE_ROLE}) committed in block {result.block_number}, read back: role held={has_role} "
+        f"{transaction_of(send)}({SMOKE_ROLE}) committed in block {result.block_number}, "
+        f"read back: role held={has_role} "
         f"[{endpoints.ledger_words}]"
     )
     return Check("ledger submit + read back", ok, detail, time.perf_counter() - started)

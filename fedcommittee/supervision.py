@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedcommittee.experiment import Experiment
+from fedcommittee.ledger import ModelStatus
 
 MAX_RESTARTS = 3
 
@@ -105,7 +106,7 @@ class Supervisor:
             if c.proc is None or c.alive():
                 continue
             code = c.proc.returncode
-            if code == 0 and model is not None and model["status"] != "active":
+            if code == 0 and model is not None and model["status"] != ModelStatus.ACTIVE:
                 continue
             if code == 0 and self.gossip and c.name != "publisher":
                 continue  # a gossip provider that made all its updates

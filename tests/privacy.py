@@ -5,7 +5,7 @@ tests/integration/test_privacy.py).
   form the pipeline holds it (``sample_forms``), as a whole and as any 32-byte window.
 * :func:`record_problems`: does an update record (the ``SubmitUpdate`` JSON) hold anything but ids,
   hashes, counts and scalar metrics?
-* :class:`CapturingAgent`: the real :class:`fedcommittee.roles.common.Agent` (its ``put``, ``submit``,
+* :class:`CapturingAgent`: the real :class:`fedcommittee.roles.runtime.Agent` (its ``put``, ``submit``,
   ``reader``, ``fetch_weights``) over an in-memory ledger, recording every object the role uploads and
   every transaction it submits, so the real ``Provider`` / publisher code runs unchanged.
 * :class:`PrivacyTally`: the counts behind the summary the integration module prints.
@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ledger.gateway import SubmitResult
-from fedcommittee.roles.common import Agent, JsonLog, identity_key
+from fedcommittee.roles.envelopes import identity_key
+from fedcommittee.roles.runtime import Agent, JsonLog
 from fedcommittee.storage import validate_cid
 
 WINDOW = 32  # bytes: 8 float32 pixels, 4 float64 pixels, 32 uint8 pixels
@@ -272,11 +274,13 @@ def memory_store():
     return ContentStore(FakeIpfs())
 
 
-class MemoryLedger:
-    """The queries the provider and the publisher make, over dicts shaped like the chaincode's JSON;
-    ``contract.submit_transaction`` records each call (the exact arguments that would be endorsed)."""
+class MemoryLedger(FedcommitteeClient):
+    """The real client over the queries the provider and the publisher make, answered from dicts
+    shaped like the chaincode's JSON; ``contract.submit_transaction`` records each transaction (the
+    exact arguments that would be endorsed)."""
 
     def __init__(self, me: str, *, accept: bool = False) -> None:
+        super().__init__(self)
         self.me = me
         self.accept = accept
         self.rounds: dict[int, dict] = {}
@@ -334,20 +338,17 @@ class MemoryLedger:
         return SubmitResult(result=b"", txid=txid, block_number=len(self.submitted))
 
 
-@dataclass
 class CapturingAgent(Agent):
-    """The real Agent class without Fabric: an in-memory ledger, the given store, no event stream.
+    """The real Agent without Fabric: an in-memory ledger, the given store, no event stream.
     Everything the role uploads is in ``uploads`` and everything it submits in ``submitted``."""
 
-    backing_store: Any = None
-    accept_updates: bool = False
-    profile: Any = None
-
-    def __post_init__(self) -> None:
-        self.log = JsonLog(None, self.name, self.role, echo=False)
-        self.me = f"Org1MSP/{self.name}"
-        self.client = MemoryLedger(self.me, accept=self.accept_updates)
-        self.store = CapturingStore(self.backing_store)
+    def __init__(self, exp, *, name: str, role: str, backing_store: Any, accept_updates: bool = False,
+                 profile: Any = None, **_ignored: Any) -> None:  # fmt: skip
+        me = f"Org1MSP/{name}"
+        super().__init__(exp, name, role, client=MemoryLedger(me, accept=accept_updates),
+                         store=CapturingStore(backing_store), me=me,
+                         log=JsonLog(None, name, role, echo=False), profile=profile)  # fmt: skip
+        self.accept_updates = accept_updates
 
     @property
     def uploads(self) -> list[tuple[Any, bytes]]:
@@ -455,7 +456,7 @@ class Recipients:
         return {"publisher": self.identity(self.exp.publisher), "committee": seats}
 
     def open(self, blob: bytes, user: str | None = None) -> bytes:
-        from fedcommittee.roles.common import update_context
+        from fedcommittee.roles.envelopes import update_context
         from fedcommittee.storage import envelope
 
         key = self.keys[user or self.exp.publisher][0]

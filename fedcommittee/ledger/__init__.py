@@ -2,12 +2,16 @@
 
 from fedcommittee.ledger import Gateway, load_profile
 with Gateway.connect(load_profile(".fedcommittee/connection.yaml"), user="org1-user1") as gw:
-    contract = gw.network().contract()
-    contract.submit("RegisterModel", model_json)
+    client = FedcommitteeClient(gw.network().contract())
+    for update in client.iter_round_updates("m1", 1):
+        print(update["id"], update["status"] == UpdateStatus.ACCEPTED)
+
+``FedcommitteeClient`` (contract.py) is the one road to the ledger; ``records`` holds the contract's
+status/mode/role/transaction names (StrEnum) and the shapes of its records.
 """
 
 from .checkpoint import Checkpoint
-from .contract import FedcommitteeClient, decode_event
+from .contract import FedcommitteeClient, decode_event, submit_json, transaction_of
 from .errors import (
     ChaincodeEventsError,
     CommitError,
@@ -20,6 +24,7 @@ from .errors import (
     EvaluateError,
     GatewayConnectionError,
     GatewayError,
+    NotFound,
     SubmitError,
 )
 from .gateway import (
@@ -34,8 +39,21 @@ from .gateway import (
 )
 from .identity import Identity, Signer, load_msp
 from .profile import ConnectionProfile, IdentityConfig, PeerConfig, ProfileError, load_profile
+from .records import (
+    AcceptRule,
+    AllocationRule,
+    Mode,
+    ModelStatus,
+    Role,
+    RoundStatus,
+    StopReason,
+    Tx,
+    UpdateStatus,
+)
 
 __all__ = [
+    "AcceptRule",
+    "AllocationRule",
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsError",
@@ -56,15 +74,25 @@ __all__ = [
     "GatewayError",
     "Identity",
     "IdentityConfig",
+    "Mode",
+    "ModelStatus",
     "Network",
+    "NotFound",
     "PeerConfig",
     "ProfileError",
     "RetryPolicy",
+    "Role",
+    "RoundStatus",
     "Signer",
+    "StopReason",
     "SubmitError",
     "SubmitResult",
     "Timeouts",
+    "Tx",
+    "UpdateStatus",
     "decode_event",
     "load_msp",
     "load_profile",
+    "submit_json",
+    "transaction_of",
 ]

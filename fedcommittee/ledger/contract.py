@@ -1,25 +1,50 @@
-"""A thin typed wrapper over the fedcommittee chaincode's transactions.
+"""The fedcommittee chaincode's transactions as typed Python calls: the only road to the ledger.
 
-Mirrors ``chaincode/fedcommittee`` (contract-api-go, one contract, so bare function names): every argument is
-a string on the wire; JSON documents may be given as dicts; queries return decoded JSON. Anything not wrapped
-here is still reachable with ``client.contract.submit(name, *args)`` / ``evaluate``.
+Mirrors ``chaincode/fedcommittee`` (contract-api-go, one contract, so bare function names). Callers
+pass keyword-friendly Python values (ids, numbers, the :mod:`.records` documents); the client builds
+the strings and JSON the contract takes. Queries return the decoded records; every paged query has
+an ``iter_*`` generator that follows the bookmarks. A refusal naming a record that does not exist
+raises :class:`~.errors.NotFound`.
+
+Every transaction method returns the :class:`SubmitResult` (txid, block, the contract's result
+bytes) and carries the transaction's name as ``.transaction`` (``transaction_of``), so a caller that
+wraps submits (the agents' retrying submit) can log which one it sent without spelling it out.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec
 
 from .gateway import ChaincodeEvent, Contract, SubmitResult
+from .records import (
+    Account,
+    AggregateCandidate,
+    DataRegistration,
+    Model,
+    ObjectRef,
+    Page,
+    Round,
+    Tx,
+    Update,
+    UpdateDoc,
+    Verdict,
+    VerdictDoc,
+    VerdictItem,
+)
 
-__all__ = ["FedcommitteeClient", "decode_event"]
+__all__ = ["FedcommitteeClient", "decode_event", "submit_json", "transaction_of"]
 
-Doc = Mapping[str, Any] | str
+PAGE_SIZE = 200  # the contract's MaxPageSize: fewest round trips for the iter_* generators
+
+P = ParamSpec("P")
+Args = Sequence[str]
 
 
-def _doc(value: Doc) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+def _json(value: Mapping[str, Any] | Sequence[Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _num(value: int | str | None) -> str:
@@ -31,130 +56,154 @@ def decode_event(event: ChaincodeEvent) -> dict[str, Any]:
     return json.loads(event.payload) if event.payload else {}
 
 
+def submit_json(result: SubmitResult) -> Any:
+    """The JSON a transaction returned (e.g. the stored record), or None if it returned nothing."""
+    return json.loads(result.result) if result.result else None
+
+
+def transaction_of(send: Callable[..., Any]) -> str:
+    """The transaction a :class:`FedcommitteeClient` method sends (its ``.transaction``)."""
+    return str(getattr(send, "transaction", getattr(send, "__name__", repr(send))))
+
+
+def _sends(
+    tx: Tx,
+) -> Callable[
+    [Callable[Concatenate[FedcommitteeClient, P], Args]],
+    Callable[Concatenate[FedcommitteeClient, P], SubmitResult],
+]:
+    """Makes a method that returns the wire arguments of ``tx`` into one that submits them."""
+
+    def wrap(arguments: Callable[Concatenate[FedcommitteeClient, P], Args]):
+        @functools.wraps(arguments)
+        def send(self: FedcommitteeClient, /, *args: P.args, **kwargs: P.kwargs) -> SubmitResult:
+            return self.contract.submit_transaction(str(tx), *arguments(self, *args, **kwargs))
+
+        send.transaction = tx  # type: ignore[attr-defined]
+        return send
+
+    return wrap
+
+
 class FedcommitteeClient:
     """Typed calls to the fedcommittee chaincode through a :class:`Contract`."""
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
 
-    # ------------------------------------------------------------ plumbing
-    def _submit(self, fn: str, *args: str) -> SubmitResult:
-        return self.contract.submit_transaction(fn, *args)
-
     def _query(self, fn: str, *args: str) -> Any:
         raw = self.contract.evaluate(fn, *args)
         return json.loads(raw) if raw else None
 
-    # ------------------------------------------------------------ governance
-    def grant_role(self, identity: str, role: str) -> SubmitResult:
-        return self._submit("GrantRole", identity, role)
+    def _pages(self, list_page: Callable[[str], Page | None]) -> Iterator[Any]:
+        bookmark = ""
+        while True:
+            page = list_page(bookmark) or {}
+            items = page.get("items") or []
+            yield from items
+            bookmark = page.get("bookmark") or ""
+            if not bookmark or not items:
+                return
 
-    def revoke_role(self, identity: str, role: str) -> SubmitResult:
-        return self._submit("RevokeRole", identity, role)
+    # ------------------------------------------------------------ governance
+    @_sends(Tx.GRANT_ROLE)
+    def grant_role(self, identity: str, role: str) -> Args:
+        return identity, role
+
+    @_sends(Tx.REVOKE_ROLE)
+    def revoke_role(self, identity: str, role: str) -> Args:
+        return identity, role
 
     # ------------------------------------------------------------ models
-    def publish_model(self, spec: Doc) -> dict:
-        """Record a model proposal; returns the stored model record (the chaincode's JSON result)."""
-        return json.loads(self._submit("PublishModel", _doc(spec)).result)
+    @_sends(Tx.PUBLISH_MODEL)
+    def publish_model(self, spec: Mapping[str, Any]) -> Args:
+        """Record a model proposal (``submit_json`` of the result: the stored model record)."""
+        return (_json(spec),)
 
-    def approve_model(self, model_id: str, score: float | str) -> SubmitResult:
-        return self._submit("ApproveModel", model_id, str(score))
+    @_sends(Tx.APPROVE_MODEL)
+    def approve_model(self, model_id: str, score: float) -> Args:
+        return model_id, repr(float(score))
 
-    def reject_model(self, model_id: str, reason: str) -> SubmitResult:
-        return self._submit("RejectModel", model_id, reason)
+    @_sends(Tx.REJECT_MODEL)
+    def reject_model(self, model_id: str, reason: str) -> Args:
+        return model_id, reason
 
-    def finish_model(self, model_id: str, update_id: str) -> SubmitResult:
-        return self._submit("FinishModel", model_id, update_id)
+    @_sends(Tx.FINISH_MODEL)
+    def finish_model(self, model_id: str, update_id: str) -> Args:
+        """Gossip: end the model, naming the update that becomes its final weights."""
+        return model_id, update_id
 
     # ------------------------------------------------------------ updates, verdicts, rounds
-    def submit_update(self, model_id: str, update: Doc) -> str:
-        """Record an update; returns its id, which is the id of the transaction that recorded it."""
-        return self._submit("SubmitUpdate", model_id, _doc(update)).txid
+    @_sends(Tx.SUBMIT_UPDATE)
+    def submit_update(self, model_id: str, update: UpdateDoc) -> Args:
+        """Record an update; its id is the id of the transaction that recorded it (``.txid``)."""
+        return model_id, _json(update)
 
-    def submit_verdict(self, update_id: str, verdict: Doc) -> SubmitResult:
-        return self._submit("SubmitVerdict", update_id, _doc(verdict))
+    @_sends(Tx.SUBMIT_VERDICT)
+    def submit_verdict(self, update_id: str, verdict: VerdictDoc) -> Args:
+        return update_id, _json(verdict)
 
-    def submit_verdicts(self, verdicts: list[dict]) -> SubmitResult:
-        """Several verdicts of ours (each ``{"updateId", "score", "accept", "reason"}``) in one
-        transaction; its result says which were recorded and which skipped (already final)."""
-        return self._submit("SubmitVerdicts", _doc({"verdicts": verdicts}))
+    @_sends(Tx.SUBMIT_VERDICTS)
+    def submit_verdicts(self, verdicts: Sequence[VerdictItem]) -> Args:
+        """Several verdicts of ours in one transaction; its result (``submit_json``) says which were
+        ``recorded`` and which ``skipped`` (the update was already final), each with a reason."""
+        return (_json({"verdicts": list(verdicts)}),)
 
-    def close_round(self, model_id: str, round: int | str) -> SubmitResult:
-        return self._submit("CloseRound", model_id, _num(round))
+    @_sends(Tx.CLOSE_ROUND)
+    def close_round(self, model_id: str, round: int) -> Args:
+        return model_id, _num(round)
 
-    def record_aggregate(self, model_id: str, round: int | str, aggregate: Doc) -> SubmitResult:
-        return self._submit("RecordAggregate", model_id, _num(round), _doc(aggregate))
+    @_sends(Tx.RECORD_AGGREGATE)
+    def record_aggregate(self, model_id: str, round: int, *, cid: str, sha256: str) -> Args:
+        return model_id, _num(round), _json(ObjectRef(cid=cid, sha256=sha256))
 
-    def confirm_aggregate(self, model_id: str, round: int | str, aggregate: Doc) -> SubmitResult:
-        return self._submit("ConfirmAggregate", model_id, _num(round), _doc(aggregate))
+    @_sends(Tx.CONFIRM_AGGREGATE)
+    def confirm_aggregate(self, model_id: str, round: int, *, sha256: str, score: float) -> Args:
+        """Confirm the candidate whose bytes hash to ``sha256``, with its score on our shard."""
+        return model_id, _num(round), _json({"sha256": sha256, "score": float(score)})
 
     # ------------------------------------------------------------ protocol rules
-    def register_data(self, model_id: str, data: Doc) -> dict:
-        """Record (or replace) this provider's data metadata for a model; returns the stored record."""
-        return json.loads(self._submit("RegisterData", model_id, _doc(data)).result)
+    @_sends(Tx.REGISTER_DATA)
+    def register_data(self, model_id: str, data: Mapping[str, Any]) -> Args:
+        """Record (or replace) this provider's data metadata (``submit_json``: the stored record)."""
+        return model_id, _json(data)
 
-    def propose_rule_change(self, model_id: str, change: Doc) -> str:
-        """Propose a run-time rule change; returns the proposal id (the transaction id)."""
-        return self._submit("ProposeRuleChange", model_id, _doc(change)).txid
+    @_sends(Tx.PROPOSE_RULE_CHANGE)
+    def propose_rule_change(self, model_id: str, change: Mapping[str, Any]) -> Args:
+        """Propose a run-time rule change; the proposal id is the transaction id (``.txid``)."""
+        return model_id, _json(change)
 
-    def vote_rule_change(self, proposal_id: str, approve: bool) -> SubmitResult:
-        return self._submit("VoteRuleChange", proposal_id, "true" if approve else "false")
+    @_sends(Tx.VOTE_RULE_CHANGE)
+    def vote_rule_change(self, proposal_id: str, approve: bool) -> Args:
+        return proposal_id, "true" if approve else "false"
 
     # ------------------------------------------------------------ queries (evaluate, nothing ordered)
     def who_am_i(self) -> dict[str, Any]:
         return self._query("WhoAmI")
 
-    def get_account(self, identity: str) -> dict[str, Any]:
+    def get_account(self, identity: str) -> Account:
         return self._query("GetAccount", identity)
 
-    def list_role_holders(
-        self, role: str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("ListRoleHolders", role, _num(page_size), bookmark)
-
-    def get_model(self, model_id: str) -> dict[str, Any]:
+    def get_model(self, model_id: str) -> Model:
         return self._query("GetModel", model_id)
 
-    def list_models(self, page_size: int | None = None, bookmark: str = "") -> dict[str, Any]:
-        return self._query("ListModels", _num(page_size), bookmark)
+    def get_model_votes(self, model_id: str) -> list[dict[str, Any]]:
+        return self._query("GetModelVotes", model_id) or []
 
-    def get_model_votes(self, model_id: str) -> Any:
-        return self._query("GetModelVotes", model_id)
-
-    def get_round(self, model_id: str, round: int | str) -> dict[str, Any]:
+    def get_round(self, model_id: str, round: int) -> Round:
         return self._query("GetRound", model_id, _num(round))
 
-    def get_update(self, update_id: str) -> dict[str, Any]:
+    def get_update(self, update_id: str) -> Update:
         return self._query("GetUpdate", update_id)
 
-    def get_verdicts(self, update_id: str) -> Any:
-        return self._query("GetVerdicts", update_id)
+    def get_verdicts(self, update_id: str) -> list[Verdict]:
+        return self._query("GetVerdicts", update_id) or []
 
-    def list_round_updates(
-        self, model_id: str, round: int | str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("ListRoundUpdates", model_id, _num(round), _num(page_size), bookmark)
+    def get_parents(self, update_id: str) -> list[Update]:
+        return self._query("GetParents", update_id) or []
 
-    def list_accepted_updates(
-        self, model_id: str, round: int | str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("ListAcceptedUpdates", model_id, _num(round), _num(page_size), bookmark)
-
-    def list_provider_updates(
-        self, model_id: str, provider: str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("ListProviderUpdates", model_id, provider, _num(page_size), bookmark)
-
-    def get_parents(self, update_id: str) -> Any:
-        return self._query("GetParents", update_id)
-
-    def get_children(
-        self, update_id: str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("GetChildren", update_id, _num(page_size), bookmark)
-
-    def get_aggregates(self, model_id: str, round: int | str) -> Any:
-        return self._query("GetAggregates", model_id, _num(round))
+    def get_aggregates(self, model_id: str, round: int) -> list[AggregateCandidate]:
+        return self._query("GetAggregates", model_id, _num(round)) or []
 
     def get_leaderboard(self, model_id: str) -> Any:
         return self._query("GetLeaderboard", model_id)
@@ -162,24 +211,72 @@ class FedcommitteeClient:
     def get_history(self, kind: str, id: str) -> Any:
         return self._query("GetHistory", kind, id)
 
-    def get_data_registration(self, model_id: str, provider: str) -> dict[str, Any]:
+    def get_data_registration(self, model_id: str, provider: str) -> DataRegistration:
         return self._query("GetDataRegistration", model_id, provider)
 
-    def list_data_registrations(
-        self, model_id: str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
-        return self._query("ListDataRegistrations", model_id, _num(page_size), bookmark)
-
-    def get_allocation(self, model_id: str, round: int | str) -> dict[str, Any]:
+    def get_allocation(self, model_id: str, round: int) -> dict[str, Any]:
         return self._query("GetAllocation", model_id, _num(round))
 
-    def get_rotation(self, model_id: str, round: int | str) -> dict[str, Any]:
+    def get_rotation(self, model_id: str, round: int) -> dict[str, Any]:
         return self._query("GetRotation", model_id, _num(round))
 
     def get_rule_change(self, proposal_id: str) -> dict[str, Any]:
         return self._query("GetRuleChange", proposal_id)
 
-    def list_rule_changes(
+    # ------------------------------------------------------------ paged queries: one page, or all
+    def list_role_holders(self, role: str, page_size: int | None = None, bookmark: str = "") -> Page:
+        return self._query("ListRoleHolders", role, _num(page_size), bookmark)
+
+    def iter_role_holders(self, role: str) -> Iterator[dict[str, Any]]:
+        return self._pages(lambda b: self.list_role_holders(role, PAGE_SIZE, b))
+
+    def list_models(self, page_size: int | None = None, bookmark: str = "") -> Page:
+        return self._query("ListModels", _num(page_size), bookmark)
+
+    def iter_models(self) -> Iterator[Model]:
+        return self._pages(lambda b: self.list_models(PAGE_SIZE, b))
+
+    def list_round_updates(
+        self, model_id: str, round: int, page_size: int | None = None, bookmark: str = ""
+    ) -> Page:
+        return self._query("ListRoundUpdates", model_id, _num(round), _num(page_size), bookmark)
+
+    def iter_round_updates(self, model_id: str, round: int) -> Iterator[Update]:
+        """Every update of a round (gossip: round 0, every update of the model)."""
+        return self._pages(lambda b: self.list_round_updates(model_id, round, PAGE_SIZE, b))
+
+    def list_accepted_updates(
+        self, model_id: str, round: int, page_size: int | None = None, bookmark: str = ""
+    ) -> Page:
+        return self._query("ListAcceptedUpdates", model_id, _num(round), _num(page_size), bookmark)
+
+    def iter_accepted_updates(self, model_id: str, round: int) -> Iterator[Update]:
+        return self._pages(lambda b: self.list_accepted_updates(model_id, round, PAGE_SIZE, b))
+
+    def list_provider_updates(
+        self, model_id: str, provider: str, page_size: int | None = None, bookmark: str = ""
+    ) -> Page:
+        return self._query("ListProviderUpdates", model_id, provider, _num(page_size), bookmark)
+
+    def iter_provider_updates(self, model_id: str, provider: str) -> Iterator[Update]:
+        return self._pages(lambda b: self.list_provider_updates(model_id, provider, PAGE_SIZE, b))
+
+    def get_children(self, update_id: str, page_size: int | None = None, bookmark: str = "") -> Page:
+        return self._query("GetChildren", update_id, _num(page_size), bookmark)
+
+    def iter_children(self, update_id: str) -> Iterator[Update]:
+        return self._pages(lambda b: self.get_children(update_id, PAGE_SIZE, b))
+
+    def list_data_registrations(
         self, model_id: str, page_size: int | None = None, bookmark: str = ""
-    ) -> dict[str, Any]:
+    ) -> Page:
+        return self._query("ListDataRegistrations", model_id, _num(page_size), bookmark)
+
+    def iter_data_registrations(self, model_id: str) -> Iterator[DataRegistration]:
+        return self._pages(lambda b: self.list_data_registrations(model_id, PAGE_SIZE, b))
+
+    def list_rule_changes(self, model_id: str, page_size: int | None = None, bookmark: str = "") -> Page:
         return self._query("ListRuleChanges", model_id, _num(page_size), bookmark)
+
+    def iter_rule_changes(self, model_id: str) -> Iterator[dict[str, Any]]:
+        return self._pages(lambda b: self.list_rule_changes(model_id, PAGE_SIZE, b))

@@ -25,8 +25,10 @@ __all__ = [
     "EvaluateError",
     "GatewayConnectionError",
     "GatewayError",
+    "NotFound",
     "SubmitError",
     "chaincode_message",
+    "contract_error",
 ]
 
 
@@ -117,22 +119,56 @@ class CommitError(GatewayError):
         )
 
 
+# The contract starts a refusal that callers act on with a stable code: "NOT_FOUND: model m1".
+_ERROR_CODE = re.compile(r"^([A-Z][A-Z_]*): ")
+
+
 class ContractError(GatewayError):
     """The chaincode rejected the transaction; ``chaincode_message`` is the message the chaincode returned.
 
-    ``stage`` is ``"evaluate"`` or ``"endorse"``. A ContractError raised while endorsing is also an
-    :class:`EndorseError`.
+    ``stage`` is ``"evaluate"`` or ``"endorse"``. ``error_code`` is the contract's code at the start
+    of the message (``NOT_FOUND`` in ``"NOT_FOUND: model m1"``), or None; it is not ``code``, which
+    every :class:`GatewayError` uses for the gRPC status. A ContractError raised while endorsing is
+    also an :class:`EndorseError`.
     """
 
     def __init__(self, message: str, *, chaincode_message: str, stage: str, status: int | None, **kwargs):
         self.chaincode_message = chaincode_message
         self.stage = stage
         self.status = status
+        m = _ERROR_CODE.match(chaincode_message or "")
+        self.error_code: str | None = m.group(1) if m else None
         super().__init__(message, **kwargs)
 
 
 class EndorseContractError(ContractError, EndorseError):
     """The chaincode rejected the proposal while endorsing: both a ContractError and an EndorseError."""
+
+
+class NotFound(ContractError):
+    """The chaincode refused because a record the call names does not exist (``NOT_FOUND``)."""
+
+
+class EndorseNotFound(NotFound, EndorseContractError):
+    """A ``NOT_FOUND`` refusal while endorsing (a submit naming a record that does not exist)."""
+
+
+def _not_found(chaincode_message: str) -> bool:
+    if (_ERROR_CODE.match(chaincode_message) or [None, None])[1] == "NOT_FOUND":
+        return True
+    # Fallback for a contract that predates the NOT_FOUND code ("model m1 not found"): goes once
+    # every deployed contract sends the code.
+    return chaincode_message.endswith(" not found")
+
+
+def contract_error(message: str, *, chaincode_message: str, stage: str, **kwargs) -> ContractError:
+    """The ContractError for a chaincode refusal at ``stage``, of the class its code calls for."""
+    endorse = stage == "endorse"
+    if _not_found(chaincode_message or ""):
+        cls: type[ContractError] = EndorseNotFound if endorse else NotFound
+    else:
+        cls = EndorseContractError if endorse else ContractError
+    return cls(message, chaincode_message=chaincode_message, stage=stage, **kwargs)
 
 
 # The gateway formats a chaincode error response as "chaincode response <status>, <message>"

@@ -36,14 +36,13 @@ from .errors import (
     ChaincodeEventsError,
     CommitError,
     CommitStatusError,
-    ContractError,
-    EndorseContractError,
     EndorseError,
     EvaluateError,
     GatewayConnectionError,
     GatewayError,
     SubmitError,
     chaincode_message,
+    contract_error,
 )
 from .identity import Identity, Signer
 from .profile import ConnectionProfile, load_profile
@@ -132,6 +131,27 @@ class ChaincodeEvent:
     payload: bytes
     txid: str
     block_number: int
+
+
+def _open_channel(endpoint: str, tls_ca_pem: bytes | None, options: list) -> grpc.Channel:
+    """A gRPC channel to ``endpoint``: TLS with ``tls_ca_pem`` as the root, plaintext without one."""
+    if tls_ca_pem is None:
+        return grpc.insecure_channel(endpoint, options=options)
+    creds = grpc.ssl_channel_credentials(root_certificates=tls_ca_pem)
+    return grpc.secure_channel(endpoint, creds, options=options)
+
+
+def _wait_ready(channel: grpc.Channel, endpoint: str, timeout: float, *, tls: bool) -> None:
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        hint = " With TLS, also check the TLS CA certificate and the server name." if tls else ""
+        raise GatewayConnectionError(
+            f"could not connect to the Fabric gateway at {endpoint} within {timeout:g} s: "
+            f"is the peer running and listening there?{hint}",
+            endpoint=endpoint,
+        ) from None
 
 
 def _channel_options(max_message_bytes: int, server_name_override: str | None, extra) -> list[tuple]:
@@ -248,22 +268,9 @@ class Gateway:
                 "or insecure=True"
             )
         options = _channel_options(max_message_bytes, server_name_override, grpc_options)
-        if insecure:
-            channel = grpc.insecure_channel(endpoint, options=options)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca_pem)
-            channel = grpc.secure_channel(endpoint, creds, options=options)
+        channel = _open_channel(endpoint, None if insecure else tls_ca_pem, options)
         if wait_ready:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=timeouts.connect)
-            except grpc.FutureTimeoutError:
-                channel.close()
-                hint = "" if insecure else " With TLS, also check the TLS CA certificate and the server name."
-                raise GatewayConnectionError(
-                    f"could not connect to the Fabric gateway at {endpoint} within {timeouts.connect:g} s: "
-                    f"is the peer running and listening there?{hint}",
-                    endpoint=endpoint,
-                ) from None
+            _wait_ready(channel, endpoint, timeouts.connect, tls=not insecure)
         return cls(
             channel,
             identity,
@@ -347,8 +354,7 @@ class Gateway:
             found = chaincode_message([message, *(d.message for d in details)])
             if found is not None:
                 status, cc_message = found
-                ccls = EndorseContractError if stage == "endorse" else ContractError
-                return ccls(
+                return contract_error(
                     f"chaincode rejected the transaction at {stage}: {cc_message}",
                     chaincode_message=cc_message,
                     stage=stage,
@@ -464,7 +470,7 @@ class Contract:
         )
         result = response.result
         if result.status >= 400:  # the gateway normally reports this as a gRPC error
-            raise ContractError(
+            raise contract_error(
                 f"chaincode rejected the transaction at evaluate: {result.message}",
                 chaincode_message=result.message,
                 stage="evaluate",

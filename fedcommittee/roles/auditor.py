@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from fedcommittee import ml
+from fedcommittee.ledger import AllocationRule, Mode, ModelStatus, Role, RoundStatus, StopReason
+from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
 from fedcommittee.policy import Policy
-from fedcommittee.roles.common import Reader, compute_aggregate, gossip_base, paged
+from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import EncryptedObject, StorageError
 
@@ -65,21 +67,39 @@ def audit_model(
     """``exp``: the config, for what the ledger may not record (the aggregation strategy of a model
     published before the contract kept it: see ``Policy.from_model``); without it the record alone
     decides."""
-    say = progress or (lambda _m: None)
-    rep = AuditReport(model_id)
-    model = reader.client.get_model(model_id)
-    policy = Policy.from_model(model, exp)
-    # A record from before the contract kept the strategy: without the config, say which one recomputed.
-    how = "" if exp is not None or model.get("aggregation") else f" (recomputed with {policy.aggregation})"
-    reader.model_name = model["architecture"]["name"]
-    reader.model_id = model_id
+    audit = _Audit(reader, model_id, progress or (lambda _m: None), exp)
+    if audit.check_model():
+        if audit.model["mode"] == Mode.GOSSIP:
+            audit.check_gossip()
+        else:
+            audit.check_rounds(max_rounds)
+    return audit.rep
 
-    def bad(where: str, problem: str) -> None:
-        rep.findings.append(Finding(where, problem))
-        say(f"DISCREPANCY {where}: {problem}")
 
-    def check_obj(where: str, cid: str, sha: str, kind: str = "weights") -> None:
+class _Audit:
+    """One audit's state: the report, the model, and the chain of confirmed aggregates so far."""
+
+    def __init__(self, reader: Reader, model_id: str, say: Callable[[str], None], exp=None) -> None:
+        self.reader, self.say = reader, say
+        self.rep = AuditReport(model_id)
+        self.model = reader.client.get_model(model_id)
+        self.policy = Policy.from_model(self.model, exp)
+        # A record from before the contract kept the strategy: without the config, say which one recomputed.
+        recorded = exp is not None or self.model.get("aggregation")
+        self.how = "" if recorded else f" (recomputed with {self.policy.aggregation})"
+        reader.model_name = self.model["architecture"]["name"]
+        reader.model_id = model_id
+        self.prev_aggregate = self.model["initialWeights"]
+        self.confirmed = {self.prev_aggregate["sha256"]}
+        self.registered: list[dict] | None = None  # data registrations, read at the first allocated round
+
+    def bad(self, where: str, problem: str) -> None:
+        self.rep.findings.append(Finding(where, problem))
+        self.say(f"DISCREPANCY {where}: {problem}")
+
+    def check_obj(self, where: str, cid: str, sha: str, kind: str = "weights") -> None:
         """kind: weights (never sealed), blob (hash only), or an update's delta / gossip weights."""
+        reader, rep = self.reader, self.rep
         rep.checked += 1
         try:
             data = reader.fetch(cid, sha)
@@ -94,88 +114,103 @@ def audit_model(
         except EncryptedObject:
             rep.not_opened += 1
         except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
-            bad(where, f"{type(exc).__name__}: {exc}")
+            self.bad(where, f"{type(exc).__name__}: {exc}")
 
-    if reader.model_name not in ml.list_models():
-        bad("model.architecture", f"{reader.model_name!r} is not in the model registry")
-        return rep
-    if model["specSha256"] != ml.spec_hash(reader.model_name):
-        bad("model.specSha256", "does not match the registry's spec hash")
-    w = model["initialWeights"]
-    check_obj("model.initialWeights", w["cid"], w["sha256"])
-    for i, seat in enumerate(model.get("committee") or []):
-        check_obj(f"model.committee[{i}].shard", seat["shardCid"], seat["shardSha256"], kind="blob")
+    def check_model(self) -> bool:
+        """The model record and what it points at; False when its architecture is unknown (stop)."""
+        model, name = self.model, self.reader.model_name
+        if name not in ml.list_models():
+            self.bad("model.architecture", f"{name!r} is not in the model registry")
+            return False
+        if model["specSha256"] != ml.spec_hash(name):
+            self.bad("model.specSha256", "does not match the registry's spec hash")
+        w = model["initialWeights"]
+        self.check_obj("model.initialWeights", w["cid"], w["sha256"])
+        for i, seat in enumerate(model.get("committee") or []):
+            self.check_obj(f"model.committee[{i}].shard", seat["shardCid"], seat["shardSha256"], kind="blob")
+        return True
 
-    if model["mode"] == "gossip":
-        updates = list(paged(lambda b: reader.client.list_round_updates(model_id, 0, 200, b)))
+    def check_gossip(self) -> None:
+        model = self.model
+        updates = list(self.reader.client.iter_round_updates(model["id"], 0))
         for u in updates:
-            check_obj(f"update {u['id']}", u["cid"], u["sha256"], kind="update weights")
-            if u["status"] == "accepted":
+            self.check_obj(f"update {u['id']}", u["cid"], u["sha256"], kind="update weights")
+            if u["status"] == UpdateStatus.ACCEPTED:
                 try:
-                    gossip_base(reader, model, u.get("parents") or [])
+                    gossip_base(self.reader, model, u.get("parents") or [])
                 except EncryptedObject:
-                    rep.not_recomputed += 1
+                    self.rep.not_recomputed += 1
                 except (StorageError, ml.WeightsError, ValueError) as exc:
-                    bad(f"update {u['id']}.parents", str(exc))
-        say(f"gossip: {len(updates)} updates checked{rep.sealed_note()}")
-        return rep
+                    self.bad(f"update {u['id']}.parents", str(exc))
+        self.say(f"gossip: {len(updates)} updates checked{self.rep.sealed_note()}")
 
-    prev_aggregate = model["initialWeights"]
-    confirmed = {prev_aggregate["sha256"]}
-    registered = None  # data registrations, read at the first allocated round
-    last = min(int(model.get("currentRound") or 0), max_rounds)
-    for r in range(1, last + 1):
+    def check_rounds(self, max_rounds: int) -> None:
+        for r in range(1, min(int(self.model.get("currentRound") or 0), max_rounds) + 1):
+            self.check_round(r)
+        self.check_final()
+
+    def check_round(self, r: int) -> None:
+        reader, model_id = self.reader, self.model["id"]
         rd = reader.client.get_round(model_id, r)
         where = f"round {r}"
-        if rd["global"]["sha256"] != prev_aggregate["sha256"]:
-            bad(f"{where}.global", "does not equal the previous round's confirmed aggregate")
-        updates = list(paged(lambda b, r=r: reader.client.list_round_updates(model_id, r, 200, b)))
+        if rd["global"]["sha256"] != self.prev_aggregate["sha256"]:
+            self.bad(f"{where}.global", "does not equal the previous round's confirmed aggregate")
+        updates = list(reader.client.iter_round_updates(model_id, r))
         for u in updates:
-            check_obj(f"{where} update {u['id']}", u["cid"], u["sha256"], kind="delta")
+            self.check_obj(f"{where} update {u['id']}", u["cid"], u["sha256"], kind="delta")
         if rd.get("allocated") is not None:
-            rep.checked += 1
-            alloc = reader.client.get_allocation(model_id, r)
-            if registered is None:
-                registered = registered_providers(reader, model)
-            for problem in allocation_problems(model, r, alloc, updates, allocation_pool(registered, alloc)):
-                bad(f"{where}.allocation", problem)
-        accepted = sorted(u["id"] for u in updates if u["status"] == "accepted")
-        if rd["status"] in ("closed", "done", "skipped"):
-            listed = sorted(rd.get("accepted") or [])
-            if not set(listed) <= set(accepted):
-                bad(f"{where}.accepted", "names updates that are not accepted updates of the round")
+            self.check_allocation(r, updates)
+        accepted = sorted(u["id"] for u in updates if u["status"] == UpdateStatus.ACCEPTED)
+        if rd["status"] != RoundStatus.OPEN and not set(rd.get("accepted") or []) <= set(accepted):
+            self.bad(f"{where}.accepted", "names updates that are not accepted updates of the round")
         info = {"round": r, "status": rd["status"], "updates": len(updates), "accepted": len(accepted)}
-        if rd["status"] == "done" and rd.get("aggregate"):
-            agg = rd["aggregate"]
-            check_obj(f"{where}.aggregate", agg["cid"], agg["sha256"])
-            try:
-                blob, _ = compute_aggregate(reader, policy, model, rd)
-                ours = ml.sha256_hex(blob)
-                rep.checked += 1
-                if ours != agg["sha256"]:
-                    bad(
-                        f"{where}.aggregate",
-                        f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}{how}",
-                    )
-            except EncryptedObject:
-                rep.not_recomputed += 1
-            except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
-                bad(f"{where}.aggregate", f"cannot recompute: {exc}")
-            prev_aggregate = agg
-            confirmed.add(agg["sha256"])
+        if rd["status"] == RoundStatus.DONE and rd.get("aggregate"):
+            self.check_aggregate(where, rd)
         info["aggregate"] = (rd.get("aggregate") or {}).get("sha256")
-        rep.rounds.append(info)
-        say(f"{where}: {rd['status']}, {len(updates)} updates, {len(accepted)} accepted")
-    final = model.get("final")
-    if model["status"] == "finished" and final:
-        if model.get("stopReason") == "patience":
+        self.rep.rounds.append(info)
+        self.say(f"{where}: {rd['status']}, {len(updates)} updates, {len(accepted)} accepted")
+
+    def check_allocation(self, r: int, updates: list[Update]) -> None:
+        self.rep.checked += 1
+        alloc = self.reader.client.get_allocation(self.model["id"], r)
+        if self.registered is None:
+            self.registered = registered_providers(self.reader, self.model)
+        pool = allocation_pool(self.registered, alloc)
+        for problem in allocation_problems(self.model, r, alloc, updates, pool):
+            self.bad(f"round {r}.allocation", problem)
+
+    def check_aggregate(self, where: str, rd: Round) -> None:
+        """A done round's recorded aggregate: loadable, and equal to ours recomputed from the ledger."""
+        agg = rd["aggregate"]
+        self.check_obj(f"{where}.aggregate", agg["cid"], agg["sha256"])
+        try:
+            blob, _ = compute_aggregate(self.reader, self.policy, self.model, rd)
+            ours = ml.sha256_hex(blob)
+            self.rep.checked += 1
+            if ours != agg["sha256"]:
+                self.bad(
+                    f"{where}.aggregate",
+                    f"recomputed sha256 {ours} differs from the recorded {agg['sha256']}{self.how}",
+                )
+        except EncryptedObject:
+            self.rep.not_recomputed += 1
+        except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
+            self.bad(f"{where}.aggregate", f"cannot recompute: {exc}")
+        self.prev_aggregate = agg
+        self.confirmed.add(agg["sha256"])
+
+    def check_final(self) -> None:
+        model = self.model
+        final = model.get("final")
+        if model["status"] != ModelStatus.FINISHED or not final:
+            return
+        if model.get("stopReason") == StopReason.PATIENCE:
             # Stopped for lack of progress: the final model is the best confirmed one, not the last.
             best = model.get("best") or {}
-            if final["sha256"] != best.get("sha256") or final["sha256"] not in confirmed:
-                bad("model.final", "stopped on patience but is not the best confirmed aggregate")
-        elif final["sha256"] != prev_aggregate["sha256"]:
-            bad("model.final", "is not the last confirmed aggregate")
-    return rep
+            if final["sha256"] != best.get("sha256") or final["sha256"] not in self.confirmed:
+                self.bad("model.final", "stopped on patience but is not the best confirmed aggregate")
+        elif final["sha256"] != self.prev_aggregate["sha256"]:
+            self.bad("model.final", "is not the last confirmed aggregate")
 
 
 def _hex_sha256(text: str) -> str:
@@ -193,14 +228,11 @@ class Pool(NamedTuple):
     maybe: list[str]
 
 
-def registered_providers(reader: Reader, model: dict) -> list[dict]:
+def registered_providers(reader: Reader, model: Model) -> list[dict]:
     """The model's data registrations whose provider holds the provider role (now: a role revoked
     since a round opened would show up as a discrepancy). Read once per audit."""
-    mid = model["id"]
-    regs = list(paged(lambda b: reader.client.list_data_registrations(mid, 200, b)))
-    holders = {
-        h.get("identity") for h in paged(lambda b: reader.client.list_role_holders("provider", 200, b))
-    }
+    regs = list(reader.client.iter_data_registrations(model["id"]))
+    holders = {h.get("identity") for h in reader.client.iter_role_holders(Role.PROVIDER)}
     return [g for g in regs if g["provider"] in holders]
 
 
@@ -221,13 +253,13 @@ def allocation_problems(
     provider surely in the pool was passed over for a larger draw; for reputation, the k first of the
     ranking; and every update of the round from an allocated provider."""
     problems = []
-    rule = (model.get("allocation") or {}).get("rule", "all")
+    rule = (model.get("allocation") or {}).get("rule", AllocationRule.ALL)
     k = int((model.get("allocation") or {}).get("k") or 0)
     ranking = alloc.get("ranking") or []
     chosen = alloc.get("providers") or []
     if alloc.get("rule") != rule:
         problems.append(f"rule {alloc.get('rule')!r} differs from the model's {rule!r}")
-    if rule == "random":
+    if rule == AllocationRule.RANDOM:
         seed = model.get("allocationSeed") or ""
         round_seed = _hex_sha256(f"{model['id']}|{round_no}|{seed}")
         if alloc.get("roundSeed") != round_seed:
@@ -246,7 +278,7 @@ def allocation_problems(
         passed_over = [p for p in pool.sure if p not in chosen and (len(chosen) < k or draw[p] < cutoff)]
         if passed_over or [draw[p] for p in chosen] != sorted(draw[p] for p in chosen):
             problems.append("allocated providers are not the k smallest draws of the registered providers")
-    elif rule == "reputation" and chosen != [e.get("provider") for e in ranking][:k]:
+    elif rule == AllocationRule.REPUTATION and chosen != [e.get("provider") for e in ranking][:k]:
         problems.append("allocated providers are not the first k of the reputation ranking")
     for u in updates:
         if u["provider"] not in chosen:

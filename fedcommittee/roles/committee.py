@@ -20,7 +20,7 @@
   down), the member records its own.
 * Gossip: each pending update is scored alone against the mean of its parents.
 * Sealed updates (``encrypt_updates``) are opened with our Fabric key. One sealed to fewer than all of
-  the model's update recipients (``common.update_recipients``: whoever aggregates must be able to open
+  the model's update recipients (``envelopes.update_recipients``: whoever aggregates must be able to open
   it) is rejected, and so is one whose content repeats an earlier update of the model: the contract's
   "sha256 once per model" rule sees only ciphertexts, which differ every time a delta is sealed.
 """
@@ -28,30 +28,20 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError
+from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus, submit_json
+from fedcommittee.ledger.records import Model, Round, Update, VerdictDoc
 from fedcommittee.policy import SCORE_MIN, Policy
-from fedcommittee.roles.common import (
-    STEP_RETRYABLE,
-    Agent,
-    compute_aggregate,
-    data_kind,
-    decode_dataset,
-    expected_providers,
-    gossip_base,
-    paged,
-    recipient_key_ids,
-    round_updates,
-    shard_context,
-)
+from fedcommittee.roles.data import data_kind, decode_dataset
+from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
+from fedcommittee.roles.protocol import expected_providers
+from fedcommittee.roles.reader import compute_aggregate, gossip_base
+from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import StorageError
-
-_clamp = Policy.clamp
 
 
 class Member:
@@ -69,18 +59,18 @@ class Member:
         self.idle_logged = False  # "not_seated" said once per spell off the committee
         # update id -> (sha256 of its content, opened if sealed, or None; whether it was sealed)
         self.contents: dict[str, tuple[str | None, bool]] = {}
-        self.round_lists: dict[int, list[dict]] = {}  # updates of rounds that are over (final lists)
+        self.round_lists: dict[int, list[Update]] = {}  # updates of rounds that are over (final lists)
 
     # ------------------------------------------------------------------ shard and model checks
-    def seat(self, model: dict) -> dict | None:
+    def seat(self, model: Model) -> dict | None:
         return next((s for s in model.get("committee") or [] if s["member"] == self.agent.me), None)
 
-    def load_shard(self, model: dict):
+    def load_shard(self, model: Model):
         if self.shard is None:
             seat = self.seat(model)
             if seat is None:
                 raise RuntimeError("not a member of this model's committee")
-            blob = self.agent.fetch(seat["shardCid"], seat["shardSha256"])
+            blob = self.agent.reader.fetch(seat["shardCid"], seat["shardSha256"])
             plain = envelope.open_envelope(blob, self.agent.private_key, shard_context(model["id"]))
             spec = ml.get_spec(model["architecture"]["name"])
             self.shard = decode_dataset(plain, spec.n_classes)
@@ -92,11 +82,11 @@ class Member:
         The contract tracks the best one and applies the stopping target to the committee's median."""
         return ml.evaluate(self.agent.exp.model, state, self.shard).accuracy
 
-    def rule_for(self, model: dict):
+    def rule_for(self, model: Model):
         """Our scoring rule with the threshold the ledger holds now (governance may have changed it)."""
         return self.agent.policy.scoring_rule(model)
 
-    def check_profile(self, model: dict) -> str | None:
+    def check_profile(self, model: Model) -> str | None:
         """The publisher's declaration against the registry and the registered data. Returns a reason
         to reject, "" to wait for more data registrations, or None when it is sound."""
         from fedcommittee.ml.models import num_parameters
@@ -114,7 +104,7 @@ class Member:
         if declared != f"{data_type}/{fmt}":
             return f"profile data {declared} does not fit {arch} ({data_type}/{fmt})"
         a = self.agent
-        regs = list(paged(lambda b: a.client.list_data_registrations(a.model_id, 200, b)))
+        regs = list(a.client.iter_data_registrations(a.model_id))
         held = sum(
             int(g["numSamples"]) for g in regs if (g.get("dataType"), g.get("format")) == (data_type, fmt)
         )
@@ -128,7 +118,7 @@ class Member:
             return ""
         return f"declared {want} training samples but the {len(regs)} registered providers hold {held}"
 
-    def check_model(self, model: dict):
+    def check_model(self, model: Model):
         """Returns (ok, score or reason); (False, "") means: not decided yet."""
         arch = model["architecture"]["name"]
         if arch != self.agent.exp.model or arch not in ml.list_models():
@@ -137,7 +127,7 @@ class Member:
             return False, "specSha256 does not match the registry's spec hash"
         try:
             w = model["initialWeights"]
-            init = self.agent.fetch_weights(w["cid"], w["sha256"])
+            init = self.agent.reader.fetch_weights(w["cid"], w["sha256"])
             self.load_shard(model)
         except (StorageError, ml.WeightsError, ValueError, RuntimeError) as exc:
             return False, f"{type(exc).__name__}: {exc}"[:400]
@@ -146,18 +136,18 @@ class Member:
             return False, problem
         score = self.model_score(init)
         self.agent.log("model_checked", accuracy=round(score, 4), score=score)
-        return True, _clamp(score)
+        return True, Policy.clamp(score)
 
-    def vote(self, model: dict) -> None:
+    def vote(self, model: Model) -> None:
         a = self.agent
         if self.seat(model) is None:
             return
 
         def voted() -> bool:
             # Once the model left "proposed" (quorum reached without us) a vote is moot.
-            if (a.model() or {}).get("status") != "proposed":
+            if (a.model() or {}).get("status") != ModelStatus.PROPOSED:
                 return True
-            votes = a.client.get_model_votes(a.model_id) or []
+            votes = a.client.get_model_votes(a.model_id)
             return any(v.get("member") == a.me for v in votes)
 
         if voted():
@@ -168,17 +158,17 @@ class Member:
         if not ok and value == "":
             return  # waiting for the providers' data registrations
         if ok:
-            a.submit("ApproveModel", a.model_id, repr(float(value)), done=voted)
+            a.submit(a.client.approve_model, a.model_id, float(value), done=voted)
         else:
             a.log("model_rejected_by_me", level="warning", reason=value)
-            a.submit("RejectModel", a.model_id, str(value), done=voted)
+            a.submit(a.client.reject_model, a.model_id, str(value), done=voted)
 
     # ------------------------------------------------------------------ verdicts
     def has_verdict(self, uid: str) -> bool:
-        verdicts = self.agent.client.get_verdicts(uid) or []
+        verdicts = self.agent.client.get_verdicts(uid)
         return any(v.get("member") == self.agent.me for v in verdicts)
 
-    def _required_recipients(self, model: dict) -> set[str]:
+    def _required_recipients(self, model: Model) -> set[str]:
         """Key ids a sealed update of ``model`` must be sealed to (everyone who aggregates it)."""
         try:
             return recipient_key_ids(self.agent, model)
@@ -186,7 +176,7 @@ class Member:
             self.agent.log("recipients_unknown", level="warning", reason=str(exc)[:300])
             return set()
 
-    def _load_update(self, model: dict, u: dict, base_sha: str | None):
+    def _load_update(self, model: Model, u: Update, base_sha: str | None):
         """A federated update's delta as sent (``base_sha``: the round's global) or a gossip update's
         weights; or a reason string if it must be rejected unseen. A sealed update is opened with our
         key, and must be sealed to all of the model's update recipients."""
@@ -207,7 +197,7 @@ class Member:
         except (TypeError, ValueError, RecursionError) as exc:  # untrusted bytes the loader did not expect
             return f"malformed weights: {type(exc).__name__}: {exc}"[:400]
 
-    def _content(self, u: dict) -> str | None:
+    def _content(self, u: Update) -> str | None:
         """sha256 of an update's content (opened if sealed); None if we cannot read it."""
         if u["id"] not in self.contents:
             try:
@@ -217,14 +207,14 @@ class Member:
                 self.contents[u["id"]] = (None, False)
         return self.contents[u["id"]][0]
 
-    def _updates_until(self, model: dict, round_no: int) -> list[dict]:
+    def _updates_until(self, model: Model, round_no: int) -> list[Update]:
         """Every update of the model in rounds 1..round_no (gossip: all of them)."""
         a = self.agent
-        rounds = [0] if model["mode"] == "gossip" else range(1, round_no + 1)
-        out: list[dict] = []
+        rounds = [0] if model["mode"] == Mode.GOSSIP else range(1, round_no + 1)
+        out: list[Update] = []
         for k in rounds:
             if k not in self.round_lists:
-                lst = list(paged(lambda b, k=k: a.client.list_round_updates(a.model_id, k, 200, b)))
+                lst = list(a.client.iter_round_updates(a.model_id, k))
                 if k < round_no:  # a round that is over: its list is final
                     self.round_lists[k] = lst
                 out += lst
@@ -232,7 +222,7 @@ class Member:
                 out += self.round_lists[k]
         return out
 
-    def replay_of(self, model: dict, u: dict) -> str | None:
+    def replay_of(self, model: Model, u: Update) -> str | None:
         """The id of an earlier update of the model (by submission time, then id) with the same
         content as ``u``, when updates are sealed (config, or ``u`` itself); else None. For clear
         updates the contract already refuses a repeated sha256."""
@@ -245,30 +235,30 @@ class Member:
                 return v["id"]
         return None
 
-    def _verdict_doc(self, u: dict, score: float, reason: str, rule) -> dict:
-        score = _clamp(score)
-        doc = {"score": score, "accept": bool(ml.accept(rule or self.rule, score)) and not reason}
+    def _verdict_doc(self, u: Update, score: float, reason: str, rule) -> VerdictDoc:
+        score = Policy.clamp(score)
+        doc: VerdictDoc = {"score": score, "accept": bool(ml.accept(rule or self.rule, score)) and not reason}
         if reason:
             doc["reason"] = reason[:400]
         return doc
 
-    def _logged(self, u: dict, doc: dict) -> None:
+    def _logged(self, u: Update, doc: dict) -> None:
         self.judged.add(u["id"])
         a = self.agent
         a.log("verdict", update=u["id"], provider=u["provider"][:24], score=round(doc["score"], 5),
               accept=doc["accept"], reason=doc.get("reason", ""))  # fmt: skip
 
-    def _verdict(self, u: dict, score: float, reason: str = "", rule=None) -> None:
+    def _verdict(self, u: Update, score: float, reason: str = "", rule=None) -> None:
         a = self.agent
         uid = u["id"]
         doc = self._verdict_doc(u, score, reason, rule)
         try:
-            a.submit("SubmitVerdict", uid, json.dumps(doc), done=lambda: self.has_verdict(uid))
+            a.submit(a.client.submit_verdict, uid, doc, done=lambda: self.has_verdict(uid))
         except ContractError as exc:
             a.log("verdict_refused", level="warning", update=uid, reason=exc.chaincode_message)
         self._logged(u, doc)
 
-    def _verdicts(self, items: list[tuple[dict, float, str, Any]]) -> None:
+    def _verdicts(self, items: list[tuple[Update, float, str, Any]]) -> None:
         """All of a round's verdicts in one ``SubmitVerdicts`` transaction: one commit per member and
         round instead of one per candidate. Verdicts the contract skips (the update was finalized by
         the others meanwhile) are logged as refused, as a late single verdict is."""
@@ -279,7 +269,7 @@ class Member:
         docs = [(u, self._verdict_doc(u, score, reason, rule)) for u, score, reason, rule in items]
         batch = [{"updateId": u["id"], **doc} for u, doc in docs]
         try:
-            result = a.submit("SubmitVerdicts", json.dumps({"verdicts": batch}),
+            result = a.submit(a.client.submit_verdicts, batch,
                               done=lambda: all(self.has_verdict(u["id"]) for u, _ in docs))  # fmt: skip
         except ContractError as exc:
             # A refused batch (e.g. an update whose verdicts closed in a way the batch cannot skip):
@@ -291,17 +281,17 @@ class Member:
             return
         skipped = {}
         if result is not None and result.result:
-            skipped = {s["updateId"]: s["reason"] for s in json.loads(result.result).get("skipped") or []}
+            skipped = {s["updateId"]: s["reason"] for s in submit_json(result).get("skipped") or []}
         for u, doc in docs:
             if u["id"] in skipped:
                 a.log("verdict_refused", level="warning", update=u["id"], reason=skipped[u["id"]])
             self._logged(u, doc)
 
-    def _unjudged(self, updates: list[dict]) -> list[dict]:
+    def _unjudged(self, updates: list[Update]) -> list[Update]:
         out = []
         for u in updates:
             uid = u["id"]
-            if uid in self.judged or u["status"] != "pending" or u["provider"] == self.agent.me:
+            if uid in self.judged or u["status"] != UpdateStatus.PENDING or u["provider"] == self.agent.me:
                 continue
             if self.has_verdict(uid):  # after a restart
                 self.judged.add(uid)
@@ -310,10 +300,10 @@ class Member:
             out.append(u)
         return out
 
-    def judge_round(self, model: dict, rd: dict) -> None:
+    def judge_round(self, model: Model, rd: Round) -> None:
         a = self.agent
         r = int(rd["number"])
-        updates = round_updates(a, r)
+        updates = list(a.client.iter_round_updates(a.model_id, r))
         todo = self._unjudged(updates)
         if not todo:
             return
@@ -323,10 +313,10 @@ class Member:
             return
         self.load_shard(model)
         g = rd["global"]
-        global_state = a.fetch_weights(g["cid"], g["sha256"])
+        global_state = a.reader.fetch_weights(g["cid"], g["sha256"])
         valid, loaded = [], []
         rule = self.rule_for(model)
-        verdicts: list[tuple[dict, float, str, Any]] = []  # (update, score, reason, rule), sent at once
+        verdicts: list[tuple[Update, float, str, Any]] = []  # (update, score, reason, rule), sent at once
         ids = {u["id"] for u in todo}
         for u in updates:
             w = self._load_update(model, u, g["sha256"])
@@ -348,9 +338,9 @@ class Member:
         if verdicts:
             self._verdicts(verdicts)
 
-    def judge_gossip(self, model: dict) -> None:
+    def judge_gossip(self, model: Model) -> None:
         a = self.agent
-        updates = list(paged(lambda b: a.client.list_round_updates(a.model_id, 0, 200, b)))
+        updates = list(a.client.iter_round_updates(a.model_id, 0))
         for u in self._unjudged(updates):
             self.load_shard(model)
             try:
@@ -372,34 +362,55 @@ class Member:
             self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule)
 
     # ------------------------------------------------------------------ aggregates
-    def confirm(self, model: dict, rd: dict) -> None:
+    def _confirmed_by_me(self, cands: list) -> bool:
+        return any(
+            c.get("member") == self.agent.me for cand in cands for c in cand.get("confirmations") or []
+        )
+
+    def confirm(self, model: Model, rd: Round) -> None:
+        """Confirm the round's candidate aggregate that equals ours; log any other as a discrepancy;
+        record our own if no candidate matches within settle_seconds (the publisher is gone)."""
         a = self.agent
         r = int(rd["number"])
         self.closed_seen.setdefault(r, time.time())
 
-        def candidates() -> list[dict]:
-            return a.client.get_aggregates(a.model_id, r) or []
-
         def confirmed() -> bool:
             # A round the quorum already confirmed without us needs nothing more.
-            if a.client.get_round(a.model_id, r)["status"] != "closed":
+            if a.client.get_round(a.model_id, r)["status"] != RoundStatus.CLOSED:
                 return True
-            return any(
-                c.get("member") == a.me for cand in candidates() for c in cand.get("confirmations") or []
-            )
+            return self._confirmed_by_me(a.client.get_aggregates(a.model_id, r))
 
-        cands = candidates()
-        if any(c.get("member") == a.me for cand in cands for c in cand.get("confirmations") or []):
+        cands = a.client.get_aggregates(a.model_id, r)
+        if self._confirmed_by_me(cands):
             return
         if r not in self.aggregates:
             self.aggregates[r] = compute_aggregate(a.reader, a.policy, model, rd)
         blob, new_state = self.aggregates[r]
         mine = ml.sha256_hex(blob)
-        match = next((c for c in cands if c["sha256"] == mine), None)
+        self._note_mismatches(r, cands, mine)
+        if not any(c["sha256"] == mine for c in cands):
+            if time.time() - self.closed_seen[r] >= a.exp.settle_seconds:
+                self._record_own(r, cands, blob, mine)
+            return
+        self.load_shard(model)
+        ev = ml.evaluate(a.exp.model, new_state, self.shard)
+        a.log(
+            "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
+        )
+        a.submit(
+            a.client.confirm_aggregate,
+            a.model_id,
+            r,
+            sha256=mine,
+            score=Policy.clamp(ev.accuracy),
+            done=confirmed,
+        )
+
+    def _note_mismatches(self, r: int, cands: list, mine: str) -> None:
         for c in cands:
             if c["sha256"] != mine and c["sha256"] not in self.discrepancies:
                 self.discrepancies.append(c["sha256"])
-                a.log(
+                self.agent.log(
                     "aggregate_mismatch",
                     level="error",
                     round=r,
@@ -407,36 +418,20 @@ class Member:
                     theirs=c["sha256"],
                     ours=mine,
                 )
-        if match is None:
-            if time.time() - self.closed_seen[r] < a.exp.settle_seconds:
-                return
-            recorded = any(c.get("recordedBy") == a.me for c in cands)
-            if not recorded:
-                obj = a.put(blob)
-                a.log("record_own_aggregate", round=r, sha256=mine)
-                a.submit(
-                    "RecordAggregate",
-                    a.model_id,
-                    str(r),
-                    json.dumps({"cid": obj.cid, "sha256": mine}),
-                    done=lambda: any(c.get("recordedBy") == a.me for c in candidates()),
-                )
-            return
-        self.load_shard(model)
-        ev = ml.evaluate(a.exp.model, new_state, self.shard)
-        score = ev.accuracy
-        a.log(
-            "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
-        )
-        a.submit(
-            "ConfirmAggregate",
-            a.model_id,
-            str(r),
-            json.dumps({"sha256": mine, "score": _clamp(score)}),
-            done=confirmed,
-        )
 
-    def close_if_overdue(self, rd: dict) -> None:
+    def _record_own(self, r: int, cands: list, blob: bytes, mine: str) -> None:
+        a = self.agent
+
+        def recorded() -> bool:
+            return any(c.get("recordedBy") == a.me for c in a.client.get_aggregates(a.model_id, r))
+
+        if any(c.get("recordedBy") == a.me for c in cands):
+            return
+        obj = a.put(blob)
+        a.log("record_own_aggregate", round=r, sha256=mine)
+        a.submit(a.client.record_aggregate, a.model_id, r, cid=obj.cid, sha256=mine, done=recorded)
+
+    def close_if_overdue(self, rd: Round) -> None:
         """Liveness without the publisher: a round past its deadline by settle_seconds is closed by
         any member (the contract allows it; the first one wins, the others see it closed)."""
         a = self.agent
@@ -445,53 +440,47 @@ class Member:
             return
         a.log("close_overdue_round", round=r)
         a.submit(
-            "CloseRound",
+            a.client.close_round,
             a.model_id,
-            str(r),
-            done=lambda: a.client.get_round(a.model_id, r)["status"] != "open",
+            r,
+            done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
         )
 
-    # ------------------------------------------------------------------ loop
-    def step(self, model: dict) -> None:
+    # ------------------------------------------------------------------ the role's step (driver.run_role)
+    def step(self, model: Model | None) -> int | None:
+        if model is None:
+            return None
+        if self.seat(model) is None and model["status"] != ModelStatus.PROPOSED:
+            return self.off_the_committee(model)
+        self.idle_logged = False
         status = model["status"]
-        if status == "proposed":
+        if status == ModelStatus.PROPOSED:
             self.vote(model)
-        elif status == "active":
-            if model["mode"] == "gossip":
-                self.judge_gossip(model)
-                return
-            r = int(model["currentRound"])
-            rd = self.agent.client.get_round(self.agent.model_id, r)
-            if rd["status"] == "open":
+        elif status == ModelStatus.ACTIVE and model["mode"] == Mode.GOSSIP:
+            self.judge_gossip(model)
+        elif status == ModelStatus.ACTIVE:
+            rd = self.agent.client.get_round(self.agent.model_id, int(model["currentRound"]))
+            if rd["status"] == RoundStatus.OPEN:
                 self.judge_round(model, rd)
                 self.close_if_overdue(rd)
-            elif rd["status"] == "closed":
+            elif rd["status"] == RoundStatus.CLOSED:
                 self.confirm(model, rd)
+        return None
 
+    def off_the_committee(self, model: Model) -> int | None:
+        """Not seated on an approved model: an error, unless governance may seat us later."""
+        if model.get("governance") is None:
+            self.agent.log("not_a_member", level="error")
+            return 1
+        # Governance can add or remove members during the run: stand by while off the seat.
+        if not self.idle_logged:
+            self.agent.log("not_seated", round=model.get("currentRound"))
+            self.idle_logged = True
+        return None
 
-def run_committee(agent: Agent, name: str) -> int:
-    m = Member(agent, name)
-    agent.start_events()
-    while True:
-        model = agent.model()
-        if model is not None:
-            if model["status"] in ("finished", "rejected"):
-                agent.log("model_" + model["status"], discrepancies=len(m.discrepancies))
-                return 0 if model["status"] == "finished" else 1
-            seated = m.seat(model) is not None
-            if not seated and model["status"] != "proposed":
-                if model.get("governance") is None:
-                    agent.log("not_a_member", level="error")
-                    return 1
-                # Governance can add or remove members during the run: stand by while off the seat.
-                if not m.idle_logged:
-                    agent.log("not_seated", round=model.get("currentRound"))
-                    m.idle_logged = True
-                agent.wait()
-                continue
-            m.idle_logged = False
-            try:
-                m.step(model)
-            except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
-                agent.step_failed(exc)
-        agent.wait(timeout=1.0 if m.first_seen else None)
+    def final_fields(self, model: Model) -> dict[str, Any]:
+        return {"discrepancies": len(self.discrepancies)}
+
+    def wait_seconds(self) -> float | None:
+        # Updates seen but not judged yet: look again soon (settle_seconds may run out).
+        return 1.0 if self.first_seen else None

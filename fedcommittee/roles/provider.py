@@ -11,29 +11,24 @@ updates among the newest ``gossip.recency`` ones (by committee median score), na
 trains and submits the *full weights* (a gossip update is a model, not a delta).
 
 With ``encrypt_updates`` the encoded update is sealed (storage ``envelope``) to the model's update
-recipients (``common.update_recipients``: the committee seats and the publisher on the ledger, and in
-gossip mode the registered providers) under ``common.update_context``; IPFS and the ledger's
+recipients (``envelopes.update_recipients``: the committee seats and the publisher on the ledger, and
+in gossip mode the registered providers) under ``envelopes.update_context``; IPFS and the ledger's
 cid/sha256 hold the sealed bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
 import time
+from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError
-from fedcommittee.roles.common import (
-    STEP_RETRYABLE,
-    Agent,
-    data_registration,
-    gossip_base,
-    paged,
-    update_context,
-    update_recipients,
-)
+from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus
+from fedcommittee.ledger.records import Model, Update, UpdateDoc
+from fedcommittee.roles.data import data_registration
+from fedcommittee.roles.envelopes import update_context, update_recipients
+from fedcommittee.roles.reader import gossip_base
+from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
 
 
@@ -78,14 +73,14 @@ class Provider:
                 return False
             return int(reg.get("numSamples") or 0) == doc["numSamples"]
 
-        a.submit("RegisterData", a.model_id, json.dumps(doc), done=done)
+        a.submit(a.client.register_data, a.model_id, doc, done=done)
         a.log("data_registered", samples=doc["numSamples"], histogram=doc["shareHistogram"])
         self.registered = True
 
     # ------------------------------------------------------------------ ledger view
-    def my_updates(self) -> list[dict]:
+    def my_updates(self) -> list[Update]:
         a = self.agent
-        return list(paged(lambda b: a.client.list_provider_updates(a.model_id, a.me, 200, b)))
+        return list(a.client.iter_provider_updates(a.model_id, a.me))
 
     def has_update(self, round_no: int) -> bool:
         return any(int(u.get("round") or 0) == round_no for u in self.my_updates())
@@ -101,7 +96,7 @@ class Provider:
             metrics["epsilon"] = float(self.dp.epsilon())
         return upd, metrics
 
-    def upload(self, model: dict, plain: bytes) -> tuple[object, dict]:
+    def upload(self, model: Model, plain: bytes) -> tuple[object, dict]:
         """Put the encoded update on IPFS, sealed to the model's update recipients when the config says
         so; returns the stored object (what the ledger records) and fields for the ``trained`` log."""
         a = self.agent
@@ -116,22 +111,22 @@ class Provider:
         return obj, {"encrypted": True, "plain_bytes": len(plain), "recipients": len(keys),
                      "seal_seconds": round(seconds, 4)}  # fmt: skip
 
-    def submit(self, doc: dict, round_no: int, done) -> None:
+    def submit(self, doc: UpdateDoc, round_no: int, done) -> None:
         try:
-            self.agent.submit("SubmitUpdate", self.agent.model_id, json.dumps(doc), done=done)
+            self.agent.submit(self.agent.client.submit_update, self.agent.model_id, doc, done=done)
         except ContractError as exc:
             # e.g. the same bytes as an earlier update (a replaying free rider): refused for good.
             self.agent.log("update_refused", level="warning", round=round_no, reason=exc.chaincode_message)
             self.refused.add(round_no)
 
     # ------------------------------------------------------------------ federated
-    def federated_step(self, model: dict) -> None:
+    def federated_step(self, model: Model) -> None:
         a = self.agent
         r = int(model["currentRound"])
         if r < 1 or r in self.refused:
             return
         rd = a.client.get_round(a.model_id, r)
-        if rd["status"] != "open" or r in self.not_allocated or self.has_update(r):
+        if rd["status"] != RoundStatus.OPEN or r in self.not_allocated or self.has_update(r):
             return
         if rd.get("allocated") is not None and a.me not in rd["allocated"]:
             # The contract's allocation rule picked others for this round (partial participation).
@@ -139,7 +134,7 @@ class Provider:
             self.not_allocated.add(r)
             return
         g = rd["global"]
-        global_state = a.fetch_weights(g["cid"], g["sha256"])
+        global_state = a.reader.fetch_weights(g["cid"], g["sha256"])
         upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
         from fedcommittee.ml.compress import compress
@@ -147,7 +142,7 @@ class Provider:
         obj, sealing = self.upload(model, compress(upd.delta, self.scheme))
         a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, bytes=obj.size,
               scheme=self.scheme, **sealing, **metrics)  # fmt: skip
-        doc = {
+        doc: UpdateDoc = {
             "round": r,
             "baseCid": g["cid"],
             "baseSha256": g["sha256"],
@@ -159,16 +154,16 @@ class Provider:
         self.submit(doc, r, done=lambda: self.has_update(r))
 
     # ------------------------------------------------------------------ gossip
-    def gossip_step(self, model: dict) -> bool:
+    def gossip_step(self, model: Model) -> bool:
         """One gossip update if any is still due; returns False when this provider is done."""
         a = self.agent
         mine = self.my_updates()
         n = len(mine) + len(self.refused)
         if n >= a.exp.gossip.updates_per_provider:
             return False
-        if any(u["status"] == "pending" for u in mine):
+        if any(u["status"] == UpdateStatus.PENDING for u in mine):
             return True  # wait for the verdict on our last one before building on the DAG again
-        accepted = list(paged(lambda b: a.client.list_accepted_updates(a.model_id, 0, 200, b)))
+        accepted = list(a.client.iter_accepted_updates(a.model_id, 0))
         accepted.sort(key=lambda u: (u.get("submittedAt") or 0, u["id"]))
         recent = accepted[-a.exp.gossip.recency :]
         best = sorted(recent, key=lambda u: (-(u.get("medianScore") or 0.0), u["id"]))
@@ -180,7 +175,7 @@ class Provider:
         weights = st.add_scaled(base, upd.delta)
         obj, sealing = self.upload(model, ml.dumps(weights))
         a.log("trained", step=n, parents=parents, sha256=obj.sha256_hex, bytes=obj.size, **sealing, **metrics)
-        doc = {
+        doc: UpdateDoc = {
             "parents": parents,
             "cid": obj.cid,
             "sha256": obj.sha256_hex,
@@ -190,56 +185,27 @@ class Provider:
         self.submit(doc, -(n + 1), done=lambda: len(self.my_updates()) > len(mine))
         return True
 
+    # ------------------------------------------------------------------ the role's step (driver.run_role)
+    def step(self, model: Model | None) -> int | None:
+        if model is None:
+            return None
+        status = model["status"]
+        if status in (ModelStatus.PROPOSED, ModelStatus.ACTIVE) and not self.registered:
+            try:
+                self.register()
+            except STEP_RETRYABLE as exc:  # still train this pass: registering is retried next pass
+                self.agent.step_failed(exc)
+        if status != ModelStatus.ACTIVE:
+            return None
+        if model["mode"] == Mode.FEDERATED:
+            self.federated_step(model)
+        elif not self.gossip_step(model):
+            self.agent.log("gossip_done")
+            return 0
+        return None
 
-def run_provider(agent: Agent, name: str) -> int:
-    p = Provider(agent, name)
-    agent.start_events()
-    while True:
-        model = agent.model()
-        if model is not None:
-            status = model["status"]
-            if status in ("finished", "rejected"):
-                agent.log("model_" + status)
-                return 0 if status == "finished" else 1
-            if status in ("proposed", "active") and not p.registered:
-                try:
-                    p.register()
-                except STEP_RETRYABLE as exc:
-                    agent.step_failed(exc)
-            if status == "active":
-                try:
-                    if model["mode"] == "federated":
-                        p.federated_step(model)
-                    elif not p.gossip_step(model):
-                        agent.log("gossip_done")
-                        return 0
-                except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
-                    agent.step_failed(exc)
-        agent.wait()
+    def final_fields(self, model: Model) -> dict[str, Any]:
+        return {}
 
-
-def run_providers(agents: list[tuple[Agent, str]]) -> int:
-    """Several providers in one process, one thread each (``providers_per_process``): they share one
-    torch and one data split. Exit code: the worst of theirs. If one of them raises, the whole group
-    exits at once with an error, so the orchestrator restarts it like any dead agent (providers are
-    idempotent: each reconciles from the ledger, so restarting its healthy neighbours is harmless)."""
-    codes: dict[str, int] = {}
-    failed = threading.Event()
-
-    def one(agent: Agent, name: str) -> None:
-        try:
-            codes[name] = run_provider(agent, name)
-        except BaseException as exc:  # noqa: BLE001 (logged, then the group exits non-zero)
-            agent.log("crashed", level="error", error=f"{type(exc).__name__}: {exc}")
-            codes[name] = 1
-            failed.set()
-
-    threads = [threading.Thread(target=one, args=pair, name=f"provider-{pair[1]}", daemon=True)
-               for pair in agents]  # fmt: skip
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads) and not failed.is_set():
-        failed.wait(1.0)
-    if failed.is_set():
-        return 1
-    return max(codes.values(), default=0)
+    def wait_seconds(self) -> float | None:
+        return None

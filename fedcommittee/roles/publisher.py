@@ -16,21 +16,17 @@ Gossip: it finishes the model once every provider has made its updates, naming t
 
 from __future__ import annotations
 
-import json
 import time
+from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.roles.common import (
-    STEP_RETRYABLE,
-    Agent,
-    declared_profile,
-    encode_dataset,
-    expected_providers,
-    paged,
-    profile_certificate,
-    round_updates,
-    shard_context,
-)
+from fedcommittee.ledger import Mode, ModelStatus, Role, RoundStatus, UpdateStatus
+from fedcommittee.ledger.records import Model, Round
+from fedcommittee.roles.data import declared_profile, encode_dataset
+from fedcommittee.roles.envelopes import profile_certificate, shard_context
+from fedcommittee.roles.protocol import expected_providers
+from fedcommittee.roles.reader import compute_aggregate
+from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 
 
@@ -38,7 +34,7 @@ def member_certificate(agent: Agent, user: str):
     """A committee member's certificate, checked against the ledger (identity key + committee role)."""
     key, cert = profile_certificate(agent.profile, user)
     account = agent.client.get_account(key)
-    if "committee" not in (account.get("roles") or []):
+    if Role.COMMITTEE not in (account.get("roles") or []):
         raise RuntimeError(f"{user} ({key[:24]}...) does not hold the committee role on the ledger")
     return key, cert
 
@@ -74,88 +70,94 @@ def publish(agent: Agent) -> None:
         agent.log("already_published", model=agent.model_id)
         return
     spec = build_spec(agent)
-    agent.submit(
-        "PublishModel", json.dumps(spec, separators=(",", ":")), done=lambda: agent.model() is not None
-    )
+    agent.submit(agent.client.publish_model, spec, done=lambda: agent.model() is not None)
     agent.log("published", model=agent.model_id, initial=spec["initialWeights"]["cid"])
 
 
-def drive_round(agent: Agent, model: dict) -> None:
-    r = int(model["currentRound"])
-    if r < 1:
-        return
-    rd = agent.client.get_round(agent.model_id, r)
-    if rd["status"] == "open":
-        updates = round_updates(agent, r)
-        close, why = agent.policy.should_close(rd, updates, expected_providers(agent.exp, rd), time.time())
+class Publisher:
+    """The publisher's protocol logic (``driver.run_role`` runs its step): publish the model, then
+    drive the federated rounds, or finish a gossip model."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.published = False  # checked once: the model is on the ledger (now or before we started)
+
+    def step(self, model: Model | None) -> int | None:
+        if not self.published:
+            publish(self.agent)
+            self.published = True
+        if model is not None and model["status"] == ModelStatus.ACTIVE:
+            if model["mode"] == Mode.FEDERATED:
+                self.drive_round(model)
+            else:
+                self.drive_gossip(model)
+        return None
+
+    def final_fields(self, model: Model) -> dict[str, Any]:
+        return {"round": model.get("currentRound")}
+
+    def wait_seconds(self) -> float | None:
+        return None
+
+    def drive_round(self, model: Model) -> None:
+        a = self.agent
+        r = int(model["currentRound"])
+        if r < 1:
+            return
+        rd = a.client.get_round(a.model_id, r)
+        if rd["status"] == RoundStatus.OPEN:
+            self.close_when_due(rd)
+        elif rd["status"] == RoundStatus.CLOSED:
+            self.record_aggregate(model, rd)
+
+    def close_when_due(self, rd: Round) -> None:
+        a = self.agent
+        r = int(rd["number"])
+        updates = list(a.client.iter_round_updates(a.model_id, r))
+        close, why = a.policy.should_close(rd, updates, expected_providers(a.exp, rd), time.time())
         if close:
-            agent.log("close_round", round=r, why=why, updates=len(updates))
-            agent.submit(
-                "CloseRound",
-                agent.model_id,
-                str(r),
-                done=lambda: agent.client.get_round(agent.model_id, r)["status"] != "open",
+            a.log("close_round", round=r, why=why, updates=len(updates))
+            a.submit(
+                a.client.close_round,
+                a.model_id,
+                r,
+                done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
             )
-    elif rd["status"] == "closed":
+
+    def record_aggregate(self, model: Model, rd: Round) -> None:
+        a = self.agent
+        r = int(rd["number"])
 
         def recorded() -> bool:
-            cands = agent.client.get_aggregates(agent.model_id, r) or []
-            return any(c.get("recordedBy") == agent.me for c in cands)
+            return any(c.get("recordedBy") == a.me for c in a.client.get_aggregates(a.model_id, r))
 
         if recorded():
             return
-        from fedcommittee.roles.common import compute_aggregate
+        blob, _ = compute_aggregate(a.reader, a.policy, model, rd)
+        obj = a.put(blob)
+        a.log("aggregate", round=r, accepted=len(rd.get("accepted") or []), sha256=obj.sha256_hex)
+        a.submit(a.client.record_aggregate, a.model_id, r, cid=obj.cid, sha256=obj.sha256_hex, done=recorded)
 
-        blob, _ = compute_aggregate(agent.reader, agent.policy, model, rd)
-        obj = agent.put(blob)
-        agent.log("aggregate", round=r, accepted=len(rd.get("accepted") or []), sha256=obj.sha256_hex)
-        agent.submit(
-            "RecordAggregate",
-            agent.model_id,
-            str(r),
-            json.dumps({"cid": obj.cid, "sha256": obj.sha256_hex}),
-            done=recorded,
+    def drive_gossip(self, model: Model) -> None:
+        """Finish once every provider has made its updates (or nothing new came for settle_seconds)
+        and none is pending: the best accepted update (committee median, then newest) becomes the
+        final model."""
+        a = self.agent
+        updates = list(a.client.iter_round_updates(a.model_id, 0))
+        want = len(a.exp.providers) * a.exp.gossip.updates_per_provider
+        pending = [u for u in updates if u["status"] == UpdateStatus.PENDING]
+        last = max([int(u.get("submittedAt") or 0) for u in updates] + [int(model.get("updatedAt") or 0)])
+        quiet = time.time() - last > 3 * a.exp.settle_seconds
+        if pending or not (len(updates) >= want or (updates and quiet)):
+            return
+        accepted = [u for u in updates if u["status"] == UpdateStatus.ACCEPTED]
+        if not accepted:
+            return
+        best = max(accepted, key=lambda u: (u.get("medianScore") or 0.0, u.get("submittedAt") or 0, u["id"]))
+        a.log("finish", best=best["id"], score=best.get("medianScore"), updates=len(updates))
+        a.submit(
+            a.client.finish_model,
+            a.model_id,
+            best["id"],
+            done=lambda: (a.model() or {}).get("status") == ModelStatus.FINISHED,
         )
-
-
-def drive_gossip(agent: Agent, model: dict) -> None:
-    """Finish once every provider has made its updates (or nothing new came for settle_seconds) and
-    none is pending: the best accepted update (committee median, then newest) becomes the final model."""
-    updates = list(paged(lambda b: agent.client.list_round_updates(agent.model_id, 0, 200, b)))
-    want = len(agent.exp.providers) * agent.exp.gossip.updates_per_provider
-    pending = [u for u in updates if u["status"] == "pending"]
-    last = max([int(u.get("submittedAt") or 0) for u in updates] + [int(model.get("updatedAt") or 0)])
-    quiet = time.time() - last > 3 * agent.exp.settle_seconds
-    if pending or not (len(updates) >= want or (updates and quiet)):
-        return
-    accepted = [u for u in updates if u["status"] == "accepted"]
-    if not accepted:
-        return
-    best = max(accepted, key=lambda u: (u.get("medianScore") or 0.0, u.get("submittedAt") or 0, u["id"]))
-    agent.log("finish", best=best["id"], score=best.get("medianScore"), updates=len(updates))
-    agent.submit(
-        "FinishModel",
-        agent.model_id,
-        best["id"],
-        done=lambda: (agent.model() or {}).get("status") == "finished",
-    )
-
-
-def run_publisher(agent: Agent) -> int:
-    publish(agent)
-    agent.start_events()
-    while True:
-        model = agent.model()
-        status = model["status"]
-        if status in ("finished", "rejected"):
-            agent.log("model_" + status, round=model.get("currentRound"))
-            return 0 if status == "finished" else 1
-        if status == "active":
-            try:
-                if model["mode"] == "federated":
-                    drive_round(agent, model)
-                else:
-                    drive_gossip(agent, model)
-            except STEP_RETRYABLE as exc:  # the round closed meanwhile, or a node is restarting
-                agent.step_failed(exc)
-        agent.wait()

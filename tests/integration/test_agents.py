@@ -53,11 +53,10 @@ def provider_names(net) -> dict[str, str]:
 
 
 def updates_by_provider(client, model_id: str, rounds: int, names: dict[str, str]) -> dict[str, list[dict]]:
-    from fedcommittee.roles.common import paged
 
     out: dict[str, list[dict]] = {}
     for r in range(1, rounds + 1):
-        for u in paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)):
+        for u in client.iter_round_updates(model_id, r):
             out.setdefault(names[u["provider"]], []).append(u)
     return out
 

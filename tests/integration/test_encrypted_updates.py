@@ -102,7 +102,6 @@ def test_sealed_gossip_run(local_network, fabric, tmp_path):
     from fedcommittee.endpoints import Endpoints
     from fedcommittee.experiment import load_experiment
     from fedcommittee.ledger import load_profile
-    from fedcommittee.roles.common import paged
     from fedcommittee.storage import IpfsClient, envelope
     from tests.integration.network import ROOT
 
@@ -129,7 +128,7 @@ def test_sealed_gossip_run(local_network, fabric, tmp_path):
     want = sorted(envelope.key_id(profile.identity(u).load()[0].certificate.public_key()) for u in users)
     gw, client = ledger(net)
     with gw, IpfsClient(endpoints.ipfs_api) as ipfs:
-        updates = list(paged(lambda b: client.list_round_updates(model_id, 0, 200, b)))
+        updates = list(client.iter_round_updates(model_id, 0))
         assert len(updates) == len(exp.providers) * exp.gossip.updates_per_provider  # none refused
         for u in updates:
             raw = ipfs.cat(u["cid"], 1 << 22)

@@ -81,7 +81,6 @@ class Experiment:
 def accepted_updates(net: LocalNetwork, model_id: str) -> dict[str, dict]:
     """Accepted updates of every round so far, by id (read through org1's peer, never stopped)."""
     from fedcommittee.ledger import ContractError
-    from fedcommittee.roles.common import paged
 
     gw, client = ledger(net)
     with gw:
@@ -91,7 +90,7 @@ def accepted_updates(net: LocalNetwork, model_id: str) -> dict[str, dict]:
             return {}
         out = {}
         for r in range(1, int(model.get("currentRound") or 0) + 1):
-            for u in paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)):
+            for u in client.iter_round_updates(model_id, r):
                 if u["status"] == "accepted":
                     out[u["id"]] = u
         return out

@@ -48,7 +48,8 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
 
 from fedcommittee.ledger import CommitError, ContractError, FedcommitteeClient, Gateway, GatewayError
-from fedcommittee.roles.common import RETRY_CODES, Agent, identity_key, paged
+from fedcommittee.roles.envelopes import identity_key
+from fedcommittee.roles.runtime import RETRY_CODES, Agent
 from fedcommittee.storage import ContentStore, IpfsClient
 from tests.integration.drills import DrillLedger, model_spec
 from tests.integration.network import ROOT
@@ -226,7 +227,10 @@ class Submitter:
         call = self.call = Call(fn, self.user)
         started = time.perf_counter()
         try:
-            Agent.submit(self, fn, *args, done=done)
+            # The raw transaction (this test drives the contract directly), through the agents' submit.
+            Agent.submit(
+                self, lambda *wire: self.client.contract.submit_transaction(fn, *wire), *args, done=done
+            )
         except Exception as exc:  # noqa: BLE001 (a final failure: counted, and asserted to be none)
             call.error = f"{type(exc).__name__}: {exc}"[:300]
         call.seconds = time.perf_counter() - started
@@ -376,7 +380,7 @@ class Drill:
             self.planned.setdefault(r, {})[p.key] = {"i": i, "cid": obj.cid, "sha256": obj.sha256_hex}
 
             def submitted() -> bool:
-                mine = paged(lambda b: p.client.list_provider_updates(self.model_id, p.key, 200, b))
+                mine = p.client.iter_provider_updates(self.model_id, p.key)
                 return any(u["round"] == r for u in mine)
 
             return [p.submit("SubmitUpdate", self.model_id, json.dumps(doc), done=submitted)]
@@ -389,9 +393,7 @@ class Drill:
 
         def member_job(j: int, user: str):
             m = self.subs[user]
-            updates = sorted(
-                paged(lambda b: m.client.list_round_updates(self.model_id, r, 200, b)), key=lambda u: u["id"]
-            )
+            updates = sorted(m.client.iter_round_updates(self.model_id, r), key=lambda u: u["id"])
             assert len(updates) == len(PROVIDERS), f"{user} sees {len(updates)} updates of round {r}"
             out = []
             for u in updates:
@@ -648,7 +650,7 @@ def test_load_final_state(load_drill):
     outcomes: dict[str, list[str]] = {}
     for r in range(1, ROUNDS + 1):
         plan = drill.planned[r]
-        updates = list(paged(lambda b, r=r: q.list_round_updates(mid, r, 200, b)))
+        updates = list(q.iter_round_updates(mid, r))
         # Every update recorded once: one per provider, with the object the provider put.
         assert sorted(u["provider"] for u in updates) == sorted(plan), f"round {r}"
         assert len({u["id"] for u in updates}) == len(PROVIDERS)

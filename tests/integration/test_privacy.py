@@ -34,7 +34,8 @@ import torch
 from fedcommittee import ml
 from fedcommittee.experiment import data_split
 from fedcommittee.ml import compress
-from fedcommittee.roles.common import decode_dataset, encode_dataset, identity_key, shard_context
+from fedcommittee.roles.data import decode_dataset, encode_dataset
+from fedcommittee.roles.envelopes import identity_key, shard_context
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import DecryptionError, IntegrityError, NotARecipient
 from tests.integration.network import ROOT
@@ -225,7 +226,8 @@ def test_encrypted_updates_to_the_committee(split, store, tally):
     other key is refused; each member and the publisher opens it to the delta the provider encoded."""
     import time
 
-    from fedcommittee.roles.common import Reader, update_context
+    from fedcommittee.roles.envelopes import update_context
+    from fedcommittee.roles.reader import Reader
     from fedcommittee.storage.errors import EncryptedObject
     from tests.privacy import model_recipients
 

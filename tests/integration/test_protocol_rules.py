@@ -73,8 +73,10 @@ def rules_run(local_network, fabric):
             # of the three orgs lengthen the round deadline for later rounds.
             admins = {n: ledger_as(net, f"org{n}-admin") for n in (1, 2)}
             try:
-                pid = admins[1][1].propose_rule_change(
-                    model_id, {"deadlineSeconds": 150, "reason": "slow peers"}
+                pid = (
+                    admins[1][1]
+                    .propose_rule_change(model_id, {"deadlineSeconds": 150, "reason": "slow peers"})
+                    .txid
                 )
                 for n in (1, 2):
                     admins[n][1].vote_rule_change(pid, True)
@@ -108,13 +110,12 @@ def test_the_run_stops_at_the_target_and_audits_clean(rules_run):
 
 def test_approval_followed_the_profile_and_the_registrations(rules_run):
     net, model_id, _, _, _ = rules_run
-    from fedcommittee.roles.common import paged
 
     gw, client = ledger(net)
     with gw:
         model = client.get_model(model_id)
         votes = client.get_model_votes(model_id)
-        regs = list(paged(lambda b: client.list_data_registrations(model_id, 200, b)))
+        regs = list(client.iter_data_registrations(model_id))
     prof = model["profile"]
     assert prof["purpose"].startswith("handwritten digit recognition")
     assert len(regs) == 5
@@ -132,11 +133,11 @@ def test_approval_followed_the_profile_and_the_registrations(rules_run):
 
 def test_only_allocated_providers_trained(rules_run):
     net, model_id, _, _, _ = rules_run
+
     from fedcommittee.endpoints import Endpoints
     from fedcommittee.experiment import load_experiment
     from fedcommittee.ledger import load_profile
     from fedcommittee.report import identity_names
-    from fedcommittee.roles.common import paged
 
     gw, client = ledger(net)
     with gw:
@@ -148,7 +149,7 @@ def test_only_allocated_providers_trained(rules_run):
         seen = set()
         for r in range(1, rounds + 1):
             alloc = client.get_allocation(model_id, r)
-            ups = list(paged(lambda b, r=r: client.list_round_updates(model_id, r, 200, b)))
+            ups = list(client.iter_round_updates(model_id, r))
             # Round 1's pool is whoever registered before activation; by round 2 everyone has.
             assert alloc["rule"] == "random" and len(alloc["providers"]) == min(3, alloc["eligible"])
             assert alloc["eligible"] == 5 or (r == 1 and alloc["eligible"] >= 2), alloc

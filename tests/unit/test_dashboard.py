@@ -1,5 +1,5 @@
 """`fedcommittee dashboard`: the log reader, the state model, the frame and the command, on fake
-JSON-lines logs written the way ``roles.common.JsonLog`` writes them."""
+JSON-lines logs written the way ``roles.runtime.JsonLog`` writes them."""
 
 from __future__ import annotations
 
@@ -372,7 +372,12 @@ def test_ansi_only_on_a_tty_and_ctrl_c_exits_0(run_home):
 
 
 def test_ledger_view_from_a_client_and_when_unreachable():
-    class FakeClient:
+    from fedcommittee.ledger import FedcommitteeClient
+
+    class FakeClient(FedcommitteeClient):  # the real client's iter_* over the page query below
+        def __init__(self) -> None:
+            super().__init__(contract=None)
+
         def get_model(self, mid):
             return {"id": mid, "status": "active", "mode": "federated", "currentRound": 2, "quorum": 2,
                     "roundRules": {"maxRounds": 5}}  # fmt: skip

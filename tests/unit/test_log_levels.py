@@ -4,11 +4,12 @@ what needs a person stays a warning (issue 18, item 5)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from fedcommittee.logs import contract_refusals, expected_race, race_counts, read_logs, refusal_kind
-from fedcommittee.roles.common import JsonLog
+from fedcommittee.roles.runtime import JsonLog
 
 U = "117e03c12e14fbd4e532d9a0d3d4b3550617dbcf31bfa5cd391d4ea50b089028"
 CLOSED = f"update {U} is accepted, not pending: verdicts are closed"
@@ -107,7 +108,9 @@ def test_a_refused_replay_keeps_its_own_round_and_is_counted_per_provider(tmp_pa
 
 
 def _agent_with_log(outcomes, path):
-    from fedcommittee.roles import common
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.ledger import FedcommitteeClient
+    from fedcommittee.roles.runtime import Agent
 
     class Contract:
         def submit_transaction(self, fn, *args):
@@ -116,22 +119,23 @@ def _agent_with_log(outcomes, path):
                 raise out
             return out
 
-    agent = object.__new__(common.Agent)
-    agent.client = type("C", (), {"contract": Contract()})()
-    agent.log = JsonLog(path, "member1", "committee", echo=False)
-    agent.current_round = 4
-    return agent
+    exp = load_experiment(Path(__file__).resolve().parents[2] / "configs" / "small.yaml", model_id="m")
+    log = JsonLog(path, "member1", "committee", echo=False)
+    return Agent(exp, "member1", "committee", client=FedcommitteeClient(Contract()), store=None,
+                 me="Org1MSP/member1", log=log, current_round=4)  # fmt: skip
 
 
 def test_a_retry_that_succeeds_is_no_warning_but_giving_up_is(tmp_path, monkeypatch):
     from fedcommittee.ledger import CommitError
-    from fedcommittee.roles import common
+    from fedcommittee.roles import runtime
 
-    monkeypatch.setattr(common.time, "sleep", lambda s: None)
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     conflict = CommitError("t1", "MVCC_READ_CONFLICT", code_value=11, block_number=4)
     ok = type("R", (), {"txid": "t2", "block_number": 5})()
     agent = _agent_with_log([conflict, ok], tmp_path / "ok.jsonl")
-    assert agent.submit("ConfirmAggregate", "m", done=lambda: False) is ok
+    assert (
+        agent.submit(agent.client.confirm_aggregate, "m", 4, sha256="ab", score=1, done=lambda: False) is ok
+    )
     agent.log.close()
     recs = _lines(tmp_path / "ok.jsonl")
     assert not [r for r in recs if r.get("level")]
@@ -139,7 +143,9 @@ def test_a_retry_that_succeeds_is_no_warning_but_giving_up_is(tmp_path, monkeypa
 
     agent = _agent_with_log([conflict] * 3, tmp_path / "gave_up.jsonl")
     with pytest.raises(RuntimeError, match="gave up"):
-        agent.submit("ConfirmAggregate", "m", done=lambda: False, attempts=3)
+        agent.submit(
+            agent.client.confirm_aggregate, "m", 4, sha256="ab", score=1, done=lambda: False, attempts=3
+        )
     agent.log.close()
     recs = _lines(tmp_path / "gave_up.jsonl")
     assert [r["event"] for r in recs if r.get("level") == "warning"] == ["submit_gave_up"]

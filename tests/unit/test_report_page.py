@@ -16,7 +16,8 @@ import pytest
 
 from fedcommittee import report
 from fedcommittee.experiment import load_experiment
-from fedcommittee.roles.common import JsonLog
+from fedcommittee.ledger import FedcommitteeClient
+from fedcommittee.roles.runtime import JsonLog
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 5
@@ -25,12 +26,13 @@ CLOSED = "update x{} is accepted, not pending: verdicts are closed"
 REPLAY = "sha256: an update with sha256 {} was already submitted to model m"
 
 
-class FakeLedger:
-    """The queries ``report.collect`` makes, answered from a synthetic finished run of the default
-    consortium: honest providers accepted, the attacker rejected, the free rider's first update
-    rejected and its resubmissions refused by the contract (so never on the ledger)."""
+class FakeLedger(FedcommitteeClient):
+    """The real client with the queries ``report.collect`` makes answered from a synthetic finished
+    run of the default consortium: honest providers accepted, the attacker rejected, the free rider's
+    first update rejected and its resubmissions refused by the contract (so never on the ledger)."""
 
     def __init__(self, exp) -> None:
+        super().__init__(contract=None)
         self.exp = exp
         self.rounds = []
         self.updates: dict[int, list[dict]] = {}

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fedcommittee.ledger.contract import FedcommitteeClient, decode_event
+from fedcommittee.ledger import ContractError, NotFound
+from fedcommittee.ledger.contract import FedcommitteeClient, decode_event, submit_json, transaction_of
 from fedcommittee.ledger.gateway import ChaincodeEvent
+from fedcommittee.ledger.records import Tx
 
 from .fake_gateway import Outcome
 
@@ -34,34 +36,53 @@ def client(gateway, fake):
 
 
 def _wrapped_functions() -> set[str]:
+    """Every transaction (``Tx``) and every query the client sends."""
     src = Path(__file__).resolve().parents[3] / "fedcommittee" / "ledger" / "contract.py"
-    return set(re.findall(r'_(?:submit|query)\("([A-Za-z]+)"', src.read_text()))
+    return {str(t) for t in Tx} | set(re.findall(r'_query\("([A-Za-z]+)"', src.read_text()))
 
 
 def test_transactions_are_submitted_with_string_args(client):
     c, calls, fake = client
-    model = c.publish_model({"modelId": "m1", "committee": []})
+    model = submit_json(c.publish_model({"modelId": "m1", "committee": []}))
     assert model["fn"] == "PublishModel"
-    update_id = c.submit_update("m1", {"round": 1})
-    assert update_id in fake.tx_status, "submit_update must return the update id, i.e. its txid"
+    update = c.submit_update("m1", {"round": 1})
+    assert submit_json(update)["id"] == update.txid  # an update's id is its txid
     res = c.submit_verdict("u1", {"score": 0.9, "accept": True})
     assert fake.tx_status[res.txid][0] == 0  # committed VALID
     c.close_round("m1", 3)
-    c.record_aggregate("m1", 3, '{"cid":"x"}')
+    c.record_aggregate("m1", 3, cid="x", sha256="ab")
+    c.confirm_aggregate("m1", 3, sha256="ab", score=1)
+    c.submit_verdicts([{"updateId": "u1", "score": -1.0, "accept": False, "reason": "bad"}])
+    c.approve_model("m1", 0.25)
+    c.reject_model("m1", "no profile")
+    c.finish_model("m1", "u1")
     assert calls == [
         ("PublishModel", ['{"modelId":"m1","committee":[]}']),
         ("SubmitUpdate", ["m1", '{"round":1}']),
         ("SubmitVerdict", ["u1", '{"score":0.9,"accept":true}']),
         ("CloseRound", ["m1", "3"]),
-        ("RecordAggregate", ["m1", "3", '{"cid":"x"}']),
+        ("RecordAggregate", ["m1", "3", '{"cid":"x","sha256":"ab"}']),
+        ("ConfirmAggregate", ["m1", "3", '{"sha256":"ab","score":1.0}']),
+        ("SubmitVerdicts", ['{"verdicts":[{"updateId":"u1","score":-1.0,"accept":false,"reason":"bad"}]}']),
+        ("ApproveModel", ["m1", "0.25"]),
+        ("RejectModel", ["m1", "no profile"]),
+        ("FinishModel", ["m1", "u1"]),
     ]
+
+
+def test_each_transaction_method_names_its_transaction(client):
+    c, _, _ = client
+    assert transaction_of(c.close_round) == "CloseRound" == Tx.CLOSE_ROUND
+    assert transaction_of(c.submit_verdicts) == "SubmitVerdicts"
+    sends = {name for name in dir(c) if hasattr(getattr(c, name), "transaction")}
+    assert {transaction_of(getattr(c, n)) for n in sends} == {str(t) for t in Tx}
 
 
 def test_protocol_rule_transactions(client):
     c, calls, fake = client
-    assert c.register_data("m1", {"numSamples": 5, "dataType": "image"})["fn"] == "RegisterData"
-    pid = c.propose_rule_change("m1", {"quorum": 2})
-    assert pid in fake.tx_status, "propose_rule_change must return the proposal id, i.e. its txid"
+    assert submit_json(c.register_data("m1", {"numSamples": 5, "dataType": "image"}))["fn"] == "RegisterData"
+    pid = c.propose_rule_change("m1", {"quorum": 2}).txid
+    assert pid in fake.tx_status, "a proposal's id is its txid"
     c.vote_rule_change(pid, True)
     c.vote_rule_change(pid, False)
     assert c.get_allocation("m1", 4) == {"fn": "GetAllocation"}
@@ -85,6 +106,42 @@ def test_queries_are_evaluated_and_decoded(client):
         ("ListRoundUpdates", ["m1", "2", "10", "b"]),
     ]
     assert fake.tx_status == {}  # queries are never ordered
+
+
+def test_iter_follows_bookmarks_until_an_empty_one(gateway, fake):
+    pages = {"": (["a", "b"], "p2"), "p2": (["c"], "p3"), "p3": ([], "")}
+    seen = []
+
+    def page(inv, state):
+        model_id, round_no, size, bookmark = (a.decode() for a in inv.args)
+        seen.append((model_id, round_no, size, bookmark))
+        items, nxt = pages[bookmark]
+        return Outcome(payload=json.dumps({"items": items, "bookmark": nxt}).encode())
+
+    fake.handlers["ListRoundUpdates"] = page
+    c = FedcommitteeClient(gateway.network("fedchannel").contract("fedcommittee"))
+    assert list(c.iter_round_updates("m1", 2)) == ["a", "b", "c"]
+    assert seen == [("m1", "2", "200", ""), ("m1", "2", "200", "p2"), ("m1", "2", "200", "p3")]
+
+
+@pytest.mark.parametrize(
+    "message, not_found, code",
+    [
+        ("NOT_FOUND: model m1", True, "NOT_FOUND"),
+        ("model m1 not found", True, None),  # the contract before the code (fallback, goes later)
+        ("BAD_INPUT: score is NaN", False, "BAD_INPUT"),
+        ("round 2 is closed", False, None),
+    ],
+)
+def test_a_not_found_refusal_is_a_typed_error(gateway, fake, message, not_found, code):
+    fake.handlers["GetModel"] = lambda inv, state: Outcome(status=500, message=message)
+    fake.handlers["CloseRound"] = lambda inv, state: Outcome(status=500, message=message)
+    c = FedcommitteeClient(gateway.network("fedchannel").contract("fedcommittee"))
+    for call in (lambda: c.get_model("m1"), lambda: c.close_round("m1", 2)):
+        with pytest.raises(ContractError) as info:
+            call()
+        assert isinstance(info.value, NotFound) is not_found
+        assert info.value.error_code == code and info.value.chaincode_message == message
 
 
 def test_decode_event():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedcommittee.experiment import load_experiment
-from fedcommittee.ledger import ContractError
+from fedcommittee.ledger import ContractError, FedcommitteeClient
 from fedcommittee.ledger.gateway import SubmitResult
 from fedcommittee.policy import Policy
 from fedcommittee.roles.committee import Member
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @dataclass
 class StubAgent:
-    """What Member's verdict path uses: exp, me, submit, log, and the ledger's verdicts."""
+    """What Member's verdict path uses: exp, me, submit, log, and the ledger's verdicts; also the
+    contract under its client, recording each transaction's wire arguments."""
 
     exp: object
     me: str = "Org1MSP/member"
@@ -27,7 +28,15 @@ class StubAgent:
     refuse_batch: bool = False
     skip: tuple = ()
 
-    def submit(self, fn, *args, done=None):
+    @property
+    def client(self) -> FedcommitteeClient:
+        """The real client, its transactions sent to ``submit_transaction`` below."""
+        return FedcommitteeClient(self)
+
+    def submit(self, send, *args, done=None, **kwargs):
+        return send(*args, **kwargs)
+
+    def submit_transaction(self, fn, *args):
         self.calls.append((fn, args))
         if fn == "SubmitVerdicts":
             if self.refuse_batch:

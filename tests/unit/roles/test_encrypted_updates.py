@@ -18,12 +18,8 @@ from fedcommittee import ml
 from fedcommittee.experiment import ConfigError
 from fedcommittee.ml import compress
 from fedcommittee.roles.auditor import audit_model
-from fedcommittee.roles.common import (
-    Reader,
-    gossip_base,
-    update_context,
-    update_recipients,
-)
+from fedcommittee.roles.envelopes import update_context, update_recipients
+from fedcommittee.roles.reader import Reader, gossip_base
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import DecryptionError, EncryptedObject
 from tests.privacy import (

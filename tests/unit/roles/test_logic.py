@@ -18,19 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fedcommittee import ml
-from fedcommittee.ledger import CommitError, ContractError
+from fedcommittee.experiment import load_experiment
+from fedcommittee.ledger import CommitError, ContractError, FedcommitteeClient
 from fedcommittee.policy import Policy
-from fedcommittee.roles import common
+from fedcommittee.roles import runtime
 from fedcommittee.roles.auditor import audit_model
-from fedcommittee.roles.common import (
-    Reader,
-    compute_aggregate,
-    decode_dataset,
-    encode_dataset,
-    identity_key,
-    mean_state,
-    paged,
-)
+from fedcommittee.roles.data import decode_dataset, encode_dataset
+from fedcommittee.roles.envelopes import identity_key
+from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
 from fedcommittee.storage.errors import IntegrityError
 
 MODEL = "mlp"
@@ -54,10 +49,12 @@ class FakeStore:
         return data
 
 
-class FakeLedger:
-    """Just the queries the auditor and aggregation use, over dicts shaped like the chaincode's JSON."""
+class FakeLedger(FedcommitteeClient):
+    """The real client with just the queries the auditor and aggregation use answered from dicts
+    shaped like the chaincode's JSON (its ``iter_*`` page through them)."""
 
     def __init__(self) -> None:
+        super().__init__(contract=None)
         self.models: dict[str, dict] = {}
         self.rounds: dict[tuple[str, int], dict] = {}
         self.updates: dict[str, dict] = {}
@@ -145,10 +142,10 @@ def test_audit_recomputes_a_stateful_aggregation_the_ledger_records():
     fedavgm = {"name": "fedavgm", "params": {"momentum": 0.9}}
     policy = Policy(aggregation="fedavgm", aggregation_params={"momentum": 0.9})
     _, ledger, reader = federated_history(rounds=3, policy=policy)
-    rep = audit_model(reader, "m")  # the record names no strategy: recomputed as FedAvg
+    rep = audit_model(reader, "m")  # a record from before the contract kept the strategy: FedAvg
     assert [f.where for f in rep.findings] == ["round 2.aggregate", "round 3.aggregate"], rep.findings
     assert "(recomputed with fedavg)" in rep.findings[0].problem
-    ledger.models["m"]["aggregation"] = fedavgm  # as a contract with the field would record it
+    ledger.models["m"]["aggregation"] = fedavgm  # as the contract records it
     rep = audit_model(reader, "m")
     assert rep.ok, rep.findings
 
@@ -182,10 +179,23 @@ def test_audit_flags_an_unknown_architecture():
     assert not rep.ok and rep.findings[0].where == "model.architecture"
 
 
-def test_mean_state_is_order_free():
-    a, b = ml.initial_state(MODEL, 1), ml.initial_state(MODEL, 2)
-    m1, m2 = mean_state([a, b]), mean_state([b, a])
+def test_gossip_base_is_the_order_free_mean_of_its_parents():
+    store, ledger = FakeStore(), FakeLedger()
+    init, a, b = (ml.initial_state(MODEL, s) for s in (0, 1, 2))
+    g = store.put(ml.dumps(init))
+    model = {"id": "m", "initialWeights": {"cid": g.cid, "sha256": g.sha256_hex}}
+    for uid, state in (("ua", a), ("ub", b)):
+        obj = store.put(ml.dumps(state))
+        ledger.updates[uid] = {"id": uid, "modelId": "m", "status": "accepted", "cid": obj.cid,
+                               "sha256": obj.sha256_hex}  # fmt: skip
+    reader = Reader(ledger, store, MODEL)
+    m1, m2 = gossip_base(reader, model, ["ua", "ub"]), gossip_base(reader, model, ["ub", "ua"])
     assert ml.dumps(m1) == ml.dumps(m2)
+    assert all(m1[k].dtype == a[k].dtype and torch.allclose(m1[k], (a[k] + b[k]) / 2) for k in a)
+    assert ml.dumps(gossip_base(reader, model, [])) == ml.dumps(init)  # no parents: the initial weights
+    ledger.updates["ub"]["status"] = "rejected"
+    with pytest.raises(ValueError, match="parent ub is rejected"):
+        gossip_base(reader, model, ["ua", "ub"])
 
 
 def test_shard_encoding_round_trip_and_checks():
@@ -217,11 +227,6 @@ def test_identity_key_matches_the_chaincode_format():
     )
 
 
-def test_paged_follows_bookmarks():
-    pages = {"": {"items": [1, 2], "bookmark": "b1"}, "b1": {"items": [3], "bookmark": ""}}
-    assert list(paged(lambda b: pages[b])) == [1, 2, 3]
-
-
 # ------------------------------------------------------------------ Agent.submit: check before, retry
 
 
@@ -238,26 +243,30 @@ class FakeContract:
         return out
 
 
-def bare_agent(contract):
-    agent = object.__new__(common.Agent)
-    agent.client = type("C", (), {"contract": contract})()
-    agent.log = lambda *a, **k: None
-    return agent
+def bare_agent(contract, log=None):
+    """A real Agent over a fake contract (no Fabric, no IPFS, no events)."""
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    return runtime.Agent(exp, "member1", "committee", client=FedcommitteeClient(contract), store=FakeStore(),
+                         me="Org1MSP/member1", log=log or (lambda *a, **k: None))  # fmt: skip
 
 
 def test_submit_skips_what_the_ledger_already_has(monkeypatch):
     contract = FakeContract([])
-    assert bare_agent(contract).submit("SubmitVerdict", "u", "{}", done=lambda: True) is None
+    agent = bare_agent(contract)
+    assert agent.submit(agent.client.submit_verdict, "u", {}, done=lambda: True) is None
     assert contract.calls == 0
 
 
 def test_submit_retries_mvcc_conflicts(monkeypatch):
-    monkeypatch.setattr(common.time, "sleep", lambda s: None)
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     ok = type("R", (), {"txid": "t2", "block_number": 5})()
     conflict = CommitError("t1", "MVCC_READ_CONFLICT", code_value=11, block_number=4)
     contract = FakeContract([conflict, ok])
-    assert bare_agent(contract).submit("SubmitVerdict", "u", "{}", done=lambda: False) is ok
+    logged = []
+    agent = bare_agent(contract, log=lambda event, **f: logged.append((event, f.get("tx"))))
+    assert agent.submit(agent.client.submit_verdict, "u", {"score": 1.0}, done=lambda: False) is ok
     assert contract.calls == 2
+    assert logged == [("conflict", "SubmitVerdict"), ("submitted", "SubmitVerdict")]
 
 
 def test_submit_treats_a_refusal_explained_by_the_ledger_as_done(monkeypatch):
@@ -270,13 +279,13 @@ def test_submit_treats_a_refusal_explained_by_the_ledger_as_done(monkeypatch):
             state["done"] = True  # someone else completed it meanwhile
             raise err
 
-    assert (
-        bare_agent(Refuse([])).submit("ConfirmAggregate", "m", "1", "{}", done=lambda: state["done"]) is None
-    )
+    agent = bare_agent(Refuse([]))
+    send = agent.client.confirm_aggregate
+    assert agent.submit(send, "m", 1, sha256="ab", score=0.5, done=lambda: state["done"]) is None
 
 
 def test_json_log_lines(tmp_path):
-    log = common.JsonLog(tmp_path / "a.jsonl", "a", "provider", echo=False)
+    log = runtime.JsonLog(tmp_path / "a.jsonl", "a", "provider", echo=False)
     log("trained", round=1, loss=0.5)
     log("conflict", level="warning", tx="X")
     log.close()
@@ -341,7 +350,7 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     agent.model_id, agent.me, agent.client, agent.reader = "m", "Org2MSP/me", ledger, reader
     agent.log = lambda *a, **k: None
     agent.put = store.put
-    agent.submit = lambda fn, *args, done=None: submitted.append((fn, args))
+    agent.submit = lambda send, *args, done=None, **kw: submitted.append((send.transaction, args, kw))
     member = Member(agent, "member1")
     member.shard = ml.load_digits().subset(list(range(40)))
     clock = [1000.0]
@@ -351,10 +360,10 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     assert submitted == [] and member.discrepancies == [bogus.sha256_hex]
     clock[0] += agent.exp.settle_seconds + 1  # nobody recorded the right one: record our own
     member.confirm(ledger.models["m"], rd)
-    assert [fn for fn, _ in submitted] == ["RecordAggregate"]
-    ours = json.loads(submitted[0][1][2])["sha256"]
+    assert [fn for fn, _, _ in submitted] == ["RecordAggregate"]
+    ours = submitted[0][2]["sha256"]
     assert ours == ledger.rounds[("m", 1)]["aggregate"]["sha256"]
     cands.append({"sha256": ours, "cid": "x", "recordedBy": agent.me, "confirmations": []})
     member.confirm(ledger.models["m"], rd)
-    assert [fn for fn, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
-    assert json.loads(submitted[1][1][2])["sha256"] == ours
+    assert [fn for fn, _, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
+    assert submitted[1][2]["sha256"] == ours

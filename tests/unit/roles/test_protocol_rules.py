@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from fedcommittee.experiment import load_experiment
+from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ml.models import num_parameters
 from fedcommittee.roles.auditor import Pool, allocation_pool, allocation_problems
-from fedcommittee.roles.common import data_kind, data_registration, declared_profile, expected_providers
+from fedcommittee.roles.data import data_kind, data_registration, declared_profile
+from fedcommittee.roles.protocol import expected_providers
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,8 +66,11 @@ def test_expected_providers_follows_the_allocation(exp):
 # ------------------------------------------------------------------------------ committee approval
 
 
-class Registrations:
+class Registrations(FedcommitteeClient):
+    """The real client answering ListDataRegistrations from a list."""
+
     def __init__(self, regs):
+        super().__init__(contract=None)
         self.regs = regs
 
     def list_data_registrations(self, model_id, page_size=None, bookmark=""):

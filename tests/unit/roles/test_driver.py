@@ -1,0 +1,83 @@
+"""The one loop every role runs (``driver.run_role``), on a real Agent over a fake ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fedcommittee.experiment import load_experiment
+from fedcommittee.ledger import FedcommitteeClient, GatewayError, NotFound
+from fedcommittee.roles.driver import run_role
+from fedcommittee.roles.runtime import Agent, JsonLog
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class Ledger(FedcommitteeClient):
+    """GetModel answers from a script: None (not published yet) or a status."""
+
+    def __init__(self, script) -> None:
+        super().__init__(contract=None)
+        self.script = list(script)
+
+    def get_model(self, model_id):
+        status = self.script.pop(0)
+        if status is None:
+            raise NotFound(
+                "refused", chaincode_message=f"NOT_FOUND: model {model_id}", stage="evaluate", status=500
+            )
+        return {"id": model_id, "status": status, "currentRound": 1}
+
+
+class Role:
+    def __init__(self, fail_on=(), stop_on="no status") -> None:
+        self.seen, self.fail_on, self.stop_on = [], fail_on, stop_on
+
+    def step(self, model):
+        status = None if model is None else model["status"]
+        self.seen.append(status)
+        if len(self.seen) in self.fail_on:
+            raise GatewayError("peer restarting")
+        return 0 if status == self.stop_on else None
+
+    def final_fields(self, model):
+        return {"round": model["currentRound"]}
+
+    def wait_seconds(self):
+        return 0.0
+
+
+def _agent(script, path):
+    exp = load_experiment(ROOT / "configs" / "small.yaml", model_id="m")
+    log = JsonLog(path, "a", "provider", echo=False)
+    agent = Agent(exp, "a", "provider", client=Ledger(script), store=None, me="Org1MSP/a", log=log,
+                  poll_seconds=0.0)  # fmt: skip
+    return agent
+
+
+def _records(path):
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    return [
+        (r["event"], {k: v for k, v in r.items() if k not in ("ts", "agent", "role", "event")}) for r in recs
+    ]
+
+
+def test_the_loop_steps_until_the_model_is_final_and_exits_with_its_outcome(tmp_path):
+    agent = _agent([None, "proposed", "active", "active", "finished"], tmp_path / "a.jsonl")
+    role = Role(fail_on=(3,))
+    assert run_role(agent, role) == 0
+    agent.log.close()
+    assert role.seen == [None, "proposed", "active", "active"]  # a failed step is simply tried again
+    records = _records(tmp_path / "a.jsonl")
+    assert ("step_refused", {"level": "warning", "reason": "peer restarting"}) in records
+    assert records[-1] == ("model_finished", {"round": 1})
+    agent = _agent(["proposed", "rejected"], tmp_path / "b.jsonl")
+    assert run_role(agent, Role()) == 1
+    agent.log.close()
+    assert _records(tmp_path / "b.jsonl")[-1] == ("model_rejected", {"round": 1})
+
+
+def test_a_step_may_stop_the_agent_with_an_exit_code(tmp_path):
+    agent = _agent(["active", "active"], tmp_path / "a.jsonl")
+    role = Role(stop_on="active")
+    assert run_role(agent, role) == 0 and role.seen == ["active"]
