@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from fedcommittee.ledger import ModelStatus
 from fedcommittee.supervision import Supervisor
 
 
@@ -23,7 +24,7 @@ class KillDrill:
     def __call__(self, sup: Supervisor, model: dict | None) -> None:
         now = time.time()
         if self.active_since is None:
-            if model is not None and model["status"] != "proposed":
+            if model is not None and model["status"] != ModelStatus.PROPOSED:
                 self.active_since = now
             return
         due = [
