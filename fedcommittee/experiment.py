@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from fedcommittee import layout
+from fedcommittee.ledger.records import AcceptRule, AllocationRule, Mode
 from fedcommittee.ml import registry
 from fedcommittee.ml.schemes import get_scheme
 
@@ -39,12 +40,14 @@ __all__ = [
 ]
 
 # The ML choices (models, partitions, behaviours, scoring rules, aggregation strategies) and their
-# parameters come from fedcommittee.ml.registry, which needs no torch; these are the protocol's own.
-ACCEPTANCE_RULES = ("threshold", "majority")
-MODES = ("federated", "gossip")
+# parameters come from fedcommittee.ml.registry, which needs no torch; the protocol's own come from
+# the ledger's record vocabulary (the contract's constants); of the contract's acceptance rules the
+# agents offer threshold and majority.
+ACCEPTANCE_RULES = (AcceptRule.THRESHOLD.value, AcceptRule.MAJORITY.value)
+MODES = tuple(m.value for m in Mode)
 _USER = re.compile(r"^org(\d+)-(user\d+|admin)$")
 _MSP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-ALLOCATION_RULES = ("all", "random", "reputation")
+ALLOCATION_RULES = tuple(a.value for a in AllocationRule)
 GOVERNANCE_POLICIES = ("majority", "all")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -175,7 +178,7 @@ class GossipConfig:
 
 @dataclass(frozen=True)
 class AllocationConfig:
-    rule: str = "all"  # all | random (verifiable draw from an on-chain seed) | reputation
+    rule: str = AllocationRule.ALL  # all | random (verifiable draw from an on-chain seed) | reputation
     k: int = 0  # providers per round (random, reputation)
 
 
@@ -211,7 +214,7 @@ class Experiment:
     publisher: str
     model_id: str = ""
     seed: int = 0
-    mode: str = "federated"
+    mode: str = Mode.FEDERATED
     rounds: int = 3
     min_accepted: int = 2
     deadline_seconds: int = 300
@@ -219,7 +222,7 @@ class Experiment:
     settle_seconds: float = 20.0
     aggregation: str = "fedavg"  # a strategy of ml.registry.STRATEGIES ...
     aggregation_params: dict[str, float | bool] = field(default_factory=dict)  # ... and its keywords
-    acceptance: str = "threshold"
+    acceptance: str = AcceptRule.THRESHOLD
     data: DataConfig = field(default_factory=DataConfig)
     partition: str = "iid"
     partition_params: dict[str, float] = field(default_factory=dict)
@@ -465,13 +468,13 @@ def _protocol(r: _Reader, top: Mapping) -> dict[str, Any]:
     """The top-level scalars: rounds, their closing rules, acceptance, sizes."""
     return dict(
         seed=r.num(top, "seed", "seed", 0, kind=int, lo=0),
-        mode=r.text(top, "mode", "mode", "federated", choices=MODES),
+        mode=r.text(top, "mode", "mode", Mode.FEDERATED, choices=MODES),
         rounds=r.num(top, "rounds", "rounds", 3, kind=int, lo=1, hi=10000),
         min_accepted=r.num(top, "min_accepted", "min_accepted", 2, kind=int, lo=1),
         deadline_seconds=r.num(top, "deadline_seconds", "deadline_seconds", 300, kind=int, lo=1),
         quorum=r.num(top, "quorum", "quorum", 0, kind=int, lo=0),
         settle_seconds=r.num(top, "settle_seconds", "settle_seconds", 20.0, lo=0),
-        acceptance=r.text(top, "acceptance", "acceptance", "threshold", choices=ACCEPTANCE_RULES),
+        acceptance=r.text(top, "acceptance", "acceptance", AcceptRule.THRESHOLD, choices=ACCEPTANCE_RULES),
         encrypt_updates=r.flag(top, "encrypt_updates", "encrypt_updates", False),
         max_update_bytes=r.num(top, "max_update_bytes", "max_update_bytes", 64 << 20, kind=int, lo=1024),
         providers_per_process=r.num(
@@ -560,7 +563,7 @@ def _gossip(r: _Reader, top: Mapping) -> GossipConfig:
 def _allocation(r: _Reader, top: Mapping) -> AllocationConfig:
     al = r.mapping(top.get("allocation"), "allocation", {"rule", "k"})
     return AllocationConfig(
-        rule=r.text(al, "rule", "allocation.rule", "all", choices=ALLOCATION_RULES),
+        rule=r.text(al, "rule", "allocation.rule", AllocationRule.ALL, choices=ALLOCATION_RULES),
         k=r.num(al, "k", "allocation.k", 0, kind=int, lo=0),
     )
 
@@ -684,15 +687,15 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
     compressed = exp.compression != "float32" or any(
         p.compression not in (None, "float32") for p in exp.providers
     )
-    federated_only = {"allocation": exp.allocation.rule != "all", "stopping": exp.stopping is not None,
-                      "compression": compressed}  # fmt: skip
+    federated_only = {"allocation": exp.allocation.rule != AllocationRule.ALL,
+                      "stopping": exp.stopping is not None, "compression": compressed}  # fmt: skip
     for key, used in federated_only.items():
-        if used and exp.mode != "federated":
+        if used and exp.mode != Mode.FEDERATED:
             raise r.fail(key, "only federated models have rounds (remove it for gossip mode)")
     a = exp.allocation
-    if a.rule == "all" and a.k:
+    if a.rule == AllocationRule.ALL and a.k:
         raise r.fail("allocation.k", "not used by rule 'all' (every provider trains)")
-    if a.rule != "all":
+    if a.rule != AllocationRule.ALL:
         if not a.k:
             raise r.fail("allocation.k", f"rule {a.rule!r} needs k >= 1 providers per round")
         if a.k < exp.min_accepted:
