@@ -32,12 +32,7 @@ from setting import Setting, experiment_doc, provider_name  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
 # Grid name -> (scoring rule, parameters): variants of the effect rule measured while choosing it.
-RULE_VARIANTS = {
-    "effect_s1": ("effect", {"sym_se": 1.0}),
-    "effect_l3": ("effect", {"loo_se": 3.0}),
-    "effect_sym": ("effect", {"loo_se": float("inf")}),
-    "effect_loo": ("effect", {"sym_se": float("inf")}),
-}
+RULE_VARIANTS = {"effect_loo2": ("effect", {"loo_se": 2.0})}
 
 
 def make_rule(exp, name: str):
@@ -101,7 +96,7 @@ class Run:
 
     def effect_t(self, g, deltas, sizes) -> list[list]:
         """Screening: per member and update, the effect rule's two t statistics (mean / SE of the
-        paired loss differences), or None for a norm violator."""
+        paired loss differences) and the cosine to the reference, or None for a norm violator."""
         from fedcommittee.ml import scoring
 
         def t(diff) -> float:
@@ -110,7 +105,7 @@ class Run:
 
         rule = make_rule(self.exp, "effect")
         tests = [scoring.effect_tests(rule, self.s.model, g, deltas, sh, sizes) for sh in self.shards]
-        return [[None if isinstance(x, float) else (t(x[0]), t(x[1])) for x in member] for member in tests]
+        return [[None if isinstance(x, float) else (t(x[0]), t(x[1]), x[2]) for x in m] for m in tests]
 
     def backdoor_success(self, g) -> float:
         """Share of triggered test images (true class not the target) classified as the target."""
@@ -121,19 +116,6 @@ class Run:
         keep = self.split.test.y != target
         pred = predict_logits(self.s.model, g, add_trigger(self.split.test.x[keep])).argmax(dim=1)
         return float((pred == target).double().mean())
-
-
-SCREEN_K = (0.0, 1.0, 2.0, 3.0, float("inf"))
-
-
-def screen_verdicts(t_stats: list[list]) -> dict[str, list[bool]]:
-    """Verdicts of the effect rule for every (sym_se, loo_se) in SCREEN_K: an update passes iff at
-    least 2 of the 3 members (the median) see both its t statistics within the bounds."""
-    out = {}
-    for ks, kl in product(SCREEN_K, SCREEN_K):
-        votes = [[x is not None and x[0] <= ks and x[1] <= kl for x in member] for member in t_stats]
-        out[f"eff_s{ks:g}_l{kl:g}"] = [2 * sum(col) > len(col) for col in zip(*votes, strict=True)]
-    return out
 
 
 def run_one(args: tuple) -> dict:
@@ -154,18 +136,20 @@ def run_one(args: tuple) -> dict:
         else:
             ok, med, score_s = run.verdicts(run.rule, g, deltas, sizes)
         shadow_ok = {n: run.verdicts(sr, g, deltas, sizes)[0] for n, sr in run.shadow.items()}
-        if screen:
-            shadow_ok.update(screen_verdicts(run.effect_t(g, deltas, sizes)))
+        rec_t = run.effect_t(g, deltas, sizes) if screen else None
         chosen = [(d, n) for d, n, a in zip(deltas, sizes, ok, strict=True) if a]
         if len(chosen) >= run.exp.min_accepted:
             g = ml.get_strategy("fedavg").aggregate(g, chosen)
         rec = {"round": r, "accepted": ok, "scores": med, "shadow": shadow_ok, "train_s": train_s,
-               "score_s": score_s, "accuracy": ml.evaluate(s.model, g, run.split.test).accuracy}  # fmt: skip
-        if attack == "backdoor":
-            rec["backdoor_success"] = run.backdoor_success(g)
+               "score_s": score_s, "t_stats": rec_t,
+               "accuracy": None}  # fmt: skip
+        if r > rounds - 3:  # the test set is scored where the tables read it: the last 3 rounds
+            rec["accuracy"] = ml.evaluate(s.model, g, run.split.test).accuracy
+            if attack == "backdoor":
+                rec["backdoor_success"] = run.backdoor_success(g)
         out["rounds"].append(rec)
         print(f"[{run_key(partition, attack, fraction, rule, seed, rounds)}] round {r} acc "
-              f"{rec['accuracy']:.3f} accepted {sum(ok)} score {score_s:.2f}s train {train_s:.2f}s",
+              f"{rec['accuracy'] or 0:.3f} accepted {sum(ok)} score {score_s:.2f}s train {train_s:.2f}s",
               file=sys.stderr, flush=True)  # fmt: skip
     return out
 
@@ -184,7 +168,7 @@ def _rates(honest: list[bool], verdicts: list[list[bool]]) -> dict:
 
 def summarize(run: dict) -> dict:
     rounds = run["rounds"]
-    acc = [r["accuracy"] for r in rounds]
+    acc = [r["accuracy"] for r in rounds if r["accuracy"] is not None]
     out = {
         "final": acc[-1],
         "tail3": statistics.mean(acc[-3:]),
@@ -241,7 +225,11 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--shadow", nargs="*", default=[])
-    ap.add_argument("--screen", action="store_true", help="also record the effect rule's t statistics")
+    ap.add_argument(
+        "--screen",
+        action="store_true",
+        help="also record the effect rule's statistics (offline screening of its parameters)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--table", action="store_true", help="only print the table of the cached runs")
@@ -249,7 +237,8 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.table:
         todo = []
-        for p, atk, rule, seed in product(a.partitions, a.attacks, a.rules, a.seeds):
+        # Seed by seed: an interrupted grid still has every cell at its first seeds.
+        for seed, p, atk, rule in product(a.seeds, a.partitions, a.attacks, a.rules):
             frac = 0.0 if atk == "honest" else a.fraction
             path = a.out / f"{run_key(p, atk, frac, rule, seed, a.rounds)}.json"
             if not path.exists():
@@ -257,6 +246,7 @@ def main() -> None:
         with ProcessPoolExecutor(a.workers) as pool:
             for (_, path), res in zip(todo, pool.map(run_one, [t for t, _ in todo]), strict=True):
                 path.write_text(json.dumps(res))
+                print(f"saved {path.name}", file=sys.stderr, flush=True)
     print(table(a.out, a.rounds))
 
 

@@ -56,8 +56,10 @@ class ScoringRule:
     damping: float = 10.0  # damped, effect: n, the expected number of updates aggregated per round
     max_norm_ratio: float = 3.0  # trust: deltas longer than this x the median candidate norm score < 0
     peer_fraction: float = 0.25  # trust: score is cosine minus this x the round's median cosine (if > 0)
-    sym_se: float = 0.0  # effect: the update may lose to its negation by at most this many SEs
-    loo_se: float = 2.0  # effect: the aggregate without it may be better by at most this many SEs
+    cos_floor: float = 0.01  # effect: below this cosine to the reference an update must prove useful
+    rescue_se: float = 1.0  # effect: ... by being better than its negation by this many SEs
+    sym_se: float = 1.0  # effect: the update may lose to its negation by at most this many SEs
+    loo_se: float = float("inf")  # effect: the aggregate without it may be better by this many SEs
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20, lr=0.05, batch_size=32))
 
     def __post_init__(self) -> None:
@@ -116,19 +118,13 @@ def se_margin(worse: torch.Tensor, k: float) -> float:
         return 1.0
     mean = float(worse.mean())
     se = float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
-    bar = k * se
-    return 1.0 if bar + abs(mean) == 0.0 else (bar - mean) / (bar + abs(mean))
+    bar = k * se  # k < 0: the update must be better by -k standard errors
+    return 1.0 if abs(bar) + abs(mean) == 0.0 else (bar - mean) / (abs(bar) + abs(mean))
 
 
-def _yardstick(rule: ScoringRule, model_name: str, global_state: State, deltas, norms, shard) -> float:
-    # With >= 3 candidates the median norm is robust (a minority of attackers cannot move it);
-    # alone, the member's own reference update of the round sets the scale.
-    if len(deltas) >= 3:
-        return statistics.median(norms)
-    return st.l2_norm(reference_delta(rule, model_name, global_state, shard))
-
-
-Paired = tuple[torch.Tensor, torch.Tensor]  # per-sample loss differences: (vs negated, vs without)
+# Per-sample loss differences of the aggregate with the update (vs negated, vs without), and the
+# update's cosine to the member's reference.
+Paired = tuple[torch.Tensor, torch.Tensor, float]
 
 
 def effect_tests(
@@ -140,9 +136,13 @@ def effect_tests(
     num_samples: Sequence[int],
 ) -> list[float | Paired]:
     """Per update: its norm penalty (a score below -1), or the paired per-sample loss differences of
-    the aggregate with it minus with it negated, and minus without it (see the module docstring)."""
+    the aggregate with it minus with it negated, and minus without it, and its cosine to the member's
+    reference update (see the module docstring)."""
+    ref = reference_delta(rule, model_name, global_state, shard)
     norms = [st.l2_norm(d) for d in deltas]
-    yardstick = _yardstick(rule, model_name, global_state, deltas, norms, shard)
+    # With >= 3 candidates the median norm is robust (a minority of attackers cannot move it);
+    # with fewer, the member's own reference update sets the scale.
+    yardstick = statistics.median(norms) if len(deltas) >= 3 else st.l2_norm(ref)
     out: list = [norm_penalty(n, yardstick, rule.max_norm_ratio) for n in norms]
     inside = [i for i, pen in enumerate(out) if pen is None]
     if len(deltas) == 1:  # alone (gossip): the step it would take in an aggregate of ``damping``
@@ -157,15 +157,23 @@ def effect_tests(
     with_it = per_sample_loss(model_name, full, shard)
     for i, w in weights.items():
         negated = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -2.0 * w), shard)
-        without = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard)
-        out[i] = (with_it - negated, with_it - without)
+        without = (
+            per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard)
+            if rule.loo_se != float("inf")
+            else with_it  # the test is off: skip its forward pass
+        )
+        out[i] = (with_it - negated, with_it - without, st.cosine(deltas[i], ref))
     return out
 
 
 def effect_score(test: float | Paired, rule: ScoringRule) -> float:
+    """An update pointing away from the reference (cosine < cos_floor) must be better than its
+    negation by rescue_se standard errors; one pointing along it must not be worse by sym_se."""
     if isinstance(test, float):
         return test
-    return min(se_margin(test[0], rule.sym_se), se_margin(test[1], rule.loo_se))
+    sym, loo, cos = test
+    k = rule.sym_se if cos >= rule.cos_floor else -rule.rescue_se
+    return min(se_margin(sym, k), se_margin(loo, rule.loo_se))
 
 
 def score_updates(
