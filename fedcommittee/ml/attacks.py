@@ -208,17 +208,20 @@ class Collude(Behaviour):
 class Adaptive(Behaviour):
     """Knows the committee's rule: mixes the benign mean with its own sign-flipped delta, scaled to
     the median benign norm, taking the largest share of the malicious direction that the rule still
-    accepts (with ``margin`` to spare) on its surrogate data, found by bisection."""
+    accepts (with ``margin`` to spare) on its surrogate data, found by bisection. Without a view's
+    rule (the provider network) it assumes the scoring rule named ``rule``."""
 
     name = "adaptive"
     needs_round = True
     margin: float = 0.05
+    rule: str = "effect"
 
     def poison_round(self, delta: State, view: RoundView, seed: int) -> State:
         from fedcommittee.ml import scoring
 
-        if view.rule is None or view.surrogate is None:
-            raise ValueError("the adaptive attacker needs the committee's rule and surrogate data")
+        if view.surrogate is None:
+            raise ValueError("the adaptive attacker needs surrogate data to try the committee's rule on")
+        rule = view.rule if view.rule is not None else scoring.ScoringRule(self.rule)
         b = _stack(view.benign)
         size = float(torch.linalg.vector_norm(b, dim=1).median())
         good = b.mean(dim=0) / max(float(torch.linalg.vector_norm(b.mean(dim=0))), 1e-12)
@@ -230,9 +233,9 @@ class Adaptive(Behaviour):
             return st.unflatten(v / max(float(torch.linalg.vector_norm(v)), 1e-12) * size, delta)
 
         def passes(share: float) -> bool:
-            scores = scoring.score_updates(view.rule, view.model_name, view.global_state,
+            scores = scoring.score_updates(rule, view.model_name, view.global_state,
                                            [mix(share), *view.benign], view.surrogate)  # fmt: skip
-            return scores[0] >= view.rule.threshold + self.margin
+            return scores[0] >= rule.threshold + self.margin
 
         return mix(_largest(passes, hi=1.0, steps=6))
 
