@@ -55,7 +55,9 @@ class Run:
         from fedcommittee.experiment import data_split, parse_experiment
 
         self.s, self.ml = s, ml
-        self.exp = parse_experiment(experiment_doc(s), "<grid>").with_model_id("grid")
+        # The behaviours come from the setting (s.behaviours()); the config parser knows only the
+        # classic ones, and the split, seeds and training do not depend on them.
+        self.exp = parse_experiment(experiment_doc(s.clean()), "<grid>").with_model_id("grid")
         self.split = data_split(self.exp)
         self.shards = ml.split_shards(self.split.val, s.members, self.exp.seed + 3)
         self.rule = None if rule == "fedavg" else make_rule(self.exp, rule)
