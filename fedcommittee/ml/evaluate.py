@@ -54,6 +54,14 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -
     return EvalResult(loss, float(tp.sum() / max(len(true), 1)), macro_f1, per_class, int(len(true)))
 
 
+def per_sample_loss(model_name: str, state: State, dataset: Dataset, batch_size: int = 256) -> torch.Tensor:
+    """Cross-entropy of every sample (float64, in dataset order): paired comparisons of two models."""
+    if len(dataset) == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    logits = predict_logits(model_name, state, dataset.x, batch_size)
+    return F.cross_entropy(logits.double(), dataset.y, reduction="none")
+
+
 def evaluate(model_name: str, state: State, dataset: Dataset, batch_size: int = 256) -> EvalResult:
     """Evaluate weights ``state`` of architecture ``model_name`` on ``dataset``."""
     if len(dataset) == 0:

@@ -13,6 +13,19 @@ contract can compare the committee's median score with one number. Rules:
   between the delta and a reference delta the member trains itself on its shard, minus
   ``peer_fraction`` x the round's median cosine; a delta far longer than its peers (or than the
   reference) scores negative.
+- ``effect``: what the update does for the model the consortium gets, on the member's shard. Its
+  step in the round's FedAvg aggregate (alone, as in gossip mode: 1/``damping`` of it from the
+  base) must pass two paired tests on the shard's per-sample losses: the aggregate with the update
+  is not worse than with the update negated by more than ``sym_se`` standard errors (the symmetric
+  test: the curvature cancels, so an overshooting aggregate cannot make a sign flip look useful, and
+  exactly one of an update and its negation passes at 0), and not worse than the aggregate without
+  it by more than ``loo_se`` standard errors (leave-one-out: catches harm the symmetric test cannot
+  see). Both are measured where the other updates already took the model, so a skewed honest update
+  is judged by what it adds to them, not by how it looks from a balanced reference. Scores are
+  ratios of the loss difference and its standard error, so no threshold drifts as losses shrink. A
+  norm outside [yardstick / max_norm_ratio, yardstick x max_norm_ratio] (the median candidate norm,
+  or the member's reference update when fewer than 3 are scored together) scores below -1 and stays
+  out of the aggregates: scaling buys no influence and an empty update is refused.
 
 ``metric`` is "loss" (the negative cross-entropy, smooth even on small shards) or "accuracy".
 """
@@ -23,14 +36,16 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import torch
+
 from fedcommittee.ml import state as st
 from fedcommittee.ml.aggregate import FedAvg
 from fedcommittee.ml.data import Dataset
-from fedcommittee.ml.evaluate import evaluate
+from fedcommittee.ml.evaluate import evaluate, per_sample_loss
 from fedcommittee.ml.models import State
 from fedcommittee.ml.train import TrainConfig, local_train
 
-RULES = ("absolute", "damped", "loo", "trust")
+RULES = ("absolute", "damped", "loo", "trust", "effect")
 
 
 @dataclass(frozen=True)
@@ -38,9 +53,13 @@ class ScoringRule:
     name: str = "trust"
     metric: str = "loss"  # "loss" (score uses -loss) or "accuracy"
     threshold: float | None = None  # accept iff score >= threshold; None = the rule's default below
-    damping: float = 10.0  # damped: n, the expected number of updates aggregated per round
+    damping: float = 10.0  # damped, effect: n, the expected number of updates aggregated per round
     max_norm_ratio: float = 3.0  # trust: deltas longer than this x the median candidate norm score < 0
     peer_fraction: float = 0.25  # trust: score is cosine minus this x the round's median cosine (if > 0)
+    cos_floor: float = 0.01  # effect: below this cosine to the reference an update must prove useful
+    rescue_se: float = 1.0  # effect: ... by being better than its negation by this many SEs
+    sym_se: float = 1.0  # effect: the update may lose to its negation by at most this many SEs
+    loo_se: float = float("inf")  # effect: the aggregate without it may be better by this many SEs
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20, lr=0.05, batch_size=32))
 
     def __post_init__(self) -> None:
@@ -54,7 +73,7 @@ class ScoringRule:
 
 # absolute: plain accuracy/-loss floor is data-dependent, 0.0 only stops nothing; set it explicitly.
 # trust: 0.01 sits above the cosine of pure noise or a zero delta (~0) and below honest skewed updates.
-DEFAULT_THRESHOLDS = {"absolute": 0.0, "damped": 0.0, "loo": 0.0, "trust": 0.01}
+DEFAULT_THRESHOLDS = {"absolute": 0.0, "damped": 0.0, "loo": 0.0, "trust": 0.01, "effect": 0.0}
 
 DEFAULT_RULE = ScoringRule()
 
@@ -82,6 +101,81 @@ def trust_score(
     return cos
 
 
+def norm_penalty(norm: float, yardstick: float, ratio: float) -> float | None:
+    """A score below -1 for a norm outside [yardstick / ratio, yardstick * ratio], else None."""
+    if norm > yardstick * ratio:
+        return -1.0 - (norm / (yardstick * ratio) - 1.0)
+    if norm < yardstick / ratio:
+        return -1.0 - (1.0 - norm * ratio / yardstick) if yardstick > 0 else -2.0
+    return None
+
+
+def se_margin(worse: torch.Tensor, k: float) -> float:
+    """In [-1, 1], >= 0 iff the mean of the paired per-sample loss differences ``worse`` is at most
+    ``k`` standard errors above 0 (k = inf: the test is off). A ratio, so it keeps its meaning as
+    losses shrink over training."""
+    if k == float("inf"):
+        return 1.0
+    mean = float(worse.mean())
+    se = float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
+    bar = k * se  # k < 0: the update must be better by -k standard errors
+    return 1.0 if abs(bar) + abs(mean) == 0.0 else (bar - mean) / (abs(bar) + abs(mean))
+
+
+# Per-sample loss differences of the aggregate with the update (vs negated, vs without), and the
+# update's cosine to the member's reference.
+Paired = tuple[torch.Tensor, torch.Tensor, float]
+
+
+def effect_tests(
+    rule: ScoringRule,
+    model_name: str,
+    global_state: State,
+    deltas: Sequence[State],
+    shard: Dataset,
+    num_samples: Sequence[int],
+) -> list[float | Paired]:
+    """Per update: its norm penalty (a score below -1), or the paired per-sample loss differences of
+    the aggregate with it minus with it negated, and minus without it, and its cosine to the member's
+    reference update (see the module docstring)."""
+    ref = reference_delta(rule, model_name, global_state, shard)
+    norms = [st.l2_norm(d) for d in deltas]
+    # With >= 3 candidates the median norm is robust (a minority of attackers cannot move it);
+    # with fewer, the member's own reference update sets the scale.
+    yardstick = statistics.median(norms) if len(deltas) >= 3 else st.l2_norm(ref)
+    out: list = [norm_penalty(n, yardstick, rule.max_norm_ratio) for n in norms]
+    inside = [i for i, pen in enumerate(out) if pen is None]
+    if len(deltas) == 1:  # alone (gossip): the step it would take in an aggregate of ``damping``
+        weights = {i: 1.0 / rule.damping for i in inside}
+    else:  # norm violators stay out: one boosted update would dominate every aggregate
+        total = float(sum(num_samples[i] for i in inside))
+        weights = {i: num_samples[i] / total for i in inside}
+    step = st.zeros_like(global_state)
+    for i, w in weights.items():
+        step = st.add_scaled(step, deltas[i], w)
+    full = st.add_scaled(global_state, step)
+    with_it = per_sample_loss(model_name, full, shard)
+    for i, w in weights.items():
+        negated = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -2.0 * w), shard)
+        without = (
+            per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard)
+            if rule.loo_se != float("inf")
+            else with_it  # the test is off: skip its forward pass
+        )
+        out[i] = (with_it - negated, with_it - without, st.cosine(deltas[i], ref))
+    return out
+
+
+def effect_score(test: float | Paired, rule: ScoringRule) -> float:
+    """An update pointing away from the reference (cosine < cos_floor) must be better than its
+    negation by rescue_se standard errors; one pointing along it must not be worse by sym_se."""
+    if isinstance(test, float):
+        return test
+    sym, loo, cos = test
+    k = rule.sym_se if cos >= rule.cos_floor else -rule.rescue_se
+    return min(se_margin(sym, k), se_margin(loo, rule.loo_se))
+
+
 def score_updates(
     rule: ScoringRule,
     model_name: str,
@@ -99,6 +193,11 @@ def score_updates(
         base = _value(rule, model_name, global_state, shard)
         return [_value(rule, model_name, st.add_scaled(global_state, d, 1.0 / rule.damping), shard) - base
                 for d in deltas]  # fmt: skip
+    if rule.name == "effect":
+        sizes = list(num_samples) if num_samples is not None else [1] * len(deltas)
+        return [
+            effect_score(t, rule) for t in effect_tests(rule, model_name, global_state, deltas, shard, sizes)
+        ]
     if rule.name == "trust":
         ref = reference_delta(rule, model_name, global_state, shard)
         # With >= 3 candidates the median candidate norm is a robust yardstick (a minority of attackers

@@ -57,3 +57,86 @@ def test_label_flip_changes_labels_and_direction(setup):
 def test_unknown_behaviour():
     with pytest.raises(ValueError):
         get_behaviour("polite")
+
+
+@pytest.fixture(scope="module")
+def view(setup, digits_split):
+    """Five honest deltas of different providers: what an omniscient attacker sees of the round."""
+    from fedcommittee.ml.attacks import RoundView
+    from fedcommittee.ml.scoring import ScoringRule
+
+    g, _, _ = setup
+    tr = digits_split[0]
+    benign = [run_behaviour(get_behaviour("honest"), "mlp", g, tr.subset(range(k * 200, k * 200 + 200)),
+                            CFG).delta for k in range(5)]  # fmt: skip
+    return RoundView(benign, "mlp", g, ScoringRule("effect"), tr.subset(range(1000, 1256)))
+
+
+def _matrix(deltas):
+    return torch.stack([st.flatten(d) for d in deltas])
+
+
+def test_alie_is_mean_minus_z_std(setup, view):
+    g, tr, _ = setup
+    u = run_behaviour(get_behaviour("alie"), "mlp", g, tr, CFG, view)
+    b = _matrix(view.benign)
+    z = 0.5244  # the paper's z for 10 providers, 3 of them colluding: Phi^-1(0.7)
+    expected = b.mean(dim=0) - z * b.std(dim=0, unbiased=False)
+    assert torch.allclose(st.flatten(u.delta), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["min_max", "min_sum"])
+def test_min_max_and_min_sum_sit_on_their_distance_bound(setup, view, name):
+    g, tr, _ = setup
+    mal = st.flatten(run_behaviour(get_behaviour(name), "mlp", g, tr, CFG, view).delta)
+    b = _matrix(view.benign)
+    assert not torch.allclose(mal, b.mean(dim=0))  # moved away from the benign mean
+    pairwise = torch.cdist(b, b)
+    if name == "min_max":
+        used, bound = float(torch.cdist(mal[None], b).max()), float(pairwise.max())
+    else:
+        used, bound = float((torch.cdist(mal[None], b) ** 2).sum()), float((pairwise**2).sum(dim=1).max())
+    assert 0.98 * bound <= used <= bound * 1.0001
+
+
+def test_colluders_send_near_copies_against_the_benign_mean(setup, view):
+    g, tr, _ = setup
+    a = run_behaviour(get_behaviour("collude"), "mlp", g, tr, CFG, view).delta
+    b = run_behaviour(get_behaviour("collude"), "mlp", g, tr, TrainConfig(steps=10, lr=0.1, batch_size=16,
+                                                                          seed=4), view).delta  # fmt: skip
+    assert 0.999 < st.cosine(a, b) < 1.0
+    mean = st.unflatten(_matrix(view.benign).mean(dim=0), a)
+    assert st.cosine(a, mean) < -0.99
+
+
+def test_adaptive_attacker_sits_just_inside_the_rule(setup, view):
+    from fedcommittee.ml import scoring
+
+    g, tr, honest = setup
+    u = run_behaviour(get_behaviour("adaptive"), "mlp", g, tr, CFG, view)
+    s = scoring.score_updates(view.rule, "mlp", g, [u.delta, *view.benign], view.surrogate)[0]
+    assert scoring.accept(view.rule, s)
+    mean = st.unflatten(_matrix(view.benign).mean(dim=0), u.delta)
+    assert st.cosine(u.delta, mean) < 0.999  # it did take some of the malicious direction
+    assert st.cosine(u.delta, honest.delta) < st.cosine(mean, honest.delta)
+
+
+def test_round_aware_attack_without_a_view_estimates_the_round_from_its_own_data(setup):
+    g, tr, honest = setup
+    u = run_behaviour(get_behaviour("alie"), "mlp", g, tr, CFG)
+    assert st.l2_norm(u.delta) > 0
+    assert not torch.equal(st.flatten(u.delta), st.flatten(honest.delta))
+    adaptive = run_behaviour(get_behaviour("adaptive"), "mlp", g, tr, CFG)  # assumes the effect rule
+    assert st.l2_norm(adaptive.delta) > 0
+
+
+def test_backdoor_triggers_a_fraction_and_relabels_it(setup):
+    from fedcommittee.ml.attacks import add_trigger
+
+    _, tr, _ = setup
+    bd = get_behaviour("backdoor", target=3, fraction=0.5)
+    poisoned = bd.poison_data(tr, seed=1)
+    triggered = (poisoned.x[:, :, -3:, -3:] == tr.x.max()).flatten(1).all(dim=1)
+    assert int(triggered.sum()) >= len(tr) // 2
+    assert bool((poisoned.y[triggered & (tr.x != poisoned.x).flatten(1).any(dim=1)] == 3).all())
+    assert torch.equal(add_trigger(tr.x)[:, :, :-3, :], tr.x[:, :, :-3, :])

@@ -77,3 +77,52 @@ def test_rule_validation():
         scoring.ScoringRule("vibes")
     assert scoring.ScoringRule("damped").threshold == 0.0
     assert scoring.ScoringRule("trust", threshold=0.2).threshold == 0.2
+
+
+EFFECT = scoring.ScoringRule("effect")
+
+
+@pytest.mark.parametrize("attack", ["label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider"])
+def test_effect_rule_keeps_honest_skewed_updates_and_rejects_attacks(attack, digits_split, dominant_parts,
+                                                                     trained_global, shards):  # fmt: skip
+    updates = _round(attack, digits_split, dominant_parts, trained_global)
+    ok = _verdicts(EFFECT, updates, trained_global, shards)
+    assert [ok[i] for i in range(10) if i not in BAD] == [True] * 8, ok
+    assert [ok[i] for i in BAD] == [False, False], ok
+
+
+def test_effect_rule_alone_accepts_an_honest_skewed_update_and_rejects_its_sign_flip(
+    digits_split, dominant_parts, trained_global, shards
+):
+    u = _round("honest", digits_split, dominant_parts[:1], trained_global)[0]
+    flipped = {k: -v for k, v in u.delta.items()}
+    for shard in shards:
+        assert scoring.accept(EFFECT, scoring.score(EFFECT, "mlp", trained_global, u.delta, shard))
+        assert not scoring.accept(EFFECT, scoring.score(EFFECT, "mlp", trained_global, flipped, shard))
+
+
+def test_effect_scores_are_deterministic(digits_split, dominant_parts, trained_global, shards):
+    deltas = [u.delta for u in _round("label_flip", digits_split, dominant_parts, trained_global)]
+    first = scoring.score_updates(EFFECT, "mlp", trained_global, deltas, shards[0], [5] * 10)
+    assert first == scoring.score_updates(EFFECT, "mlp", trained_global, deltas, shards[0], [5] * 10)
+
+
+def test_effect_rule_is_scale_free():
+    """Its margins depend on loss differences only through mean / SE, and its norm bound only on the
+    ratio to the yardstick: multiplying all by a constant (as converging losses do) changes nothing."""
+    import torch
+
+    diff = torch.tensor([0.3, -0.1, 0.2, 0.05, -0.02], dtype=torch.float64)
+    for k in (0.0, 1.0, 2.0):
+        assert scoring.se_margin(diff * 1e-4, k) == pytest.approx(scoring.se_margin(diff, k))
+    assert scoring.se_margin(diff, 0.0) < 0 < scoring.se_margin(-diff, 0.0)
+    assert scoring.norm_penalty(1e-5, 1e-5, 3.0) is None
+    assert scoring.norm_penalty(3.1e-5, 1e-5, 3.0) == pytest.approx(scoring.norm_penalty(3.1, 1.0, 3.0))
+    assert scoring.norm_penalty(3.1, 1.0, 3.0) < -1 and scoring.norm_penalty(0.0, 1.0, 3.0) <= -1
+
+
+def test_scaled_copy_buys_no_influence(digits_split, dominant_parts, trained_global, shards):
+    deltas = [u.delta for u in _round("honest", digits_split, dominant_parts, trained_global)]
+    boosted = {k: 10 * v for k, v in deltas[0].items()}
+    scores = scoring.score_updates(EFFECT, "mlp", trained_global, [boosted, *deltas[1:]], shards[0])
+    assert scores[0] < -1 and all(s >= 0 for s in scores[1:]), scores

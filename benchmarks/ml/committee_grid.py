@@ -1,0 +1,256 @@
+"""In-process committee grid (no ledger, no IPFS): scoring rules against attacks on the Flower
+comparison's setting (benchmarks/flower/setting.py: cnn-small, 10 providers, 3 member shards, 20
+local steps, lr 0.03, momentum 0.9, the same deterministic split, seeds and provider training).
+
+Each run is one (partition, attack, fraction, rule, seed). Per round: the providers train (round-aware
+attackers see the round's honest deltas: omniscient), every member scores all updates on its shard,
+an update is accepted iff the members' median score passes the rule, FedAvg aggregates the accepted
+ones. ``fedavg`` accepts everything: the in-process FedAvg, the same work as Flower FedAvg
+(benchmarks/flower/notes.md). ``--shadow`` also scores every round with other rules without acting
+on them (screening). Runs are cached as JSON under --out; ``--table`` prints mean and sd over seeds.
+
+  nice -n 10 .venv/bin/python benchmarks/ml/committee_grid.py --partitions dir0.5 --rules fedavg \
+      trust effect --seeds 0 1 2 --rounds 30 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from itertools import product
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks" / "flower"))
+
+from setting import Setting, experiment_doc, provider_name  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
+# Grid name -> (scoring rule, parameters): variants of the effect rule measured while choosing it.
+RULE_VARIANTS = {"effect_loo2": ("effect", {"loo_se": 2.0})}
+
+
+def make_rule(exp, name: str):
+    """The experiment's scoring rule (reference trained like the providers) under another name."""
+    from fedcommittee.ml import scoring
+
+    base, params = RULE_VARIANTS.get(name, (name, {}))
+    return replace(exp.scoring_rule(), name=base, threshold=scoring.DEFAULT_THRESHOLDS[base], **params)
+
+
+def run_key(partition: str, attack: str, fraction: float, rule: str, seed: int, rounds: int) -> str:
+    return f"{partition}-{attack}{round(100 * fraction)}-{rule}-s{seed}-r{rounds}"
+
+
+class Run:
+    """One run's fixed parts: the setting's experiment, split, shards and attackers."""
+
+    def __init__(self, s: Setting, rule: str, shadow: list[str]) -> None:
+        from fedcommittee import ml
+        from fedcommittee.experiment import data_split, parse_experiment
+
+        self.s, self.ml = s, ml
+        # The behaviours come from the setting (s.behaviours()); the config parser knows only the
+        # classic ones, and the split, seeds and training do not depend on them.
+        self.exp = parse_experiment(experiment_doc(s.clean()), "<grid>").with_model_id("grid")
+        self.split = data_split(self.exp)
+        self.shards = ml.split_shards(self.split.val, s.members, self.exp.seed + 3)
+        self.rule = None if rule == "fedavg" else make_rule(self.exp, rule)
+        self.shadow = {name: make_rule(self.exp, name) for name in shadow if name != rule}
+        self.behaviours = s.behaviours()
+        self.data = [self.split.train.subset(self.split.partition[i]) for i in range(s.providers)]
+
+    def train(self, g, r: int) -> tuple[list, list[int], float]:
+        """Honest providers first, then attackers with the honest deltas as their view."""
+        from fedcommittee.roles.provider import _seed
+
+        ml, exp, s = self.ml, self.exp, self.s
+        deltas: list = [None] * s.providers
+        sizes = [len(d) for d in self.data]
+        honest = [i for i, b in enumerate(self.behaviours) if b == "honest"]
+        t0 = time.perf_counter()
+        for i in honest:
+            cfg = exp.train_config(_seed(exp.seed, provider_name(i), r))
+            deltas[i] = ml.local_train(s.model, g, self.data[i], cfg).delta
+        train_s = (time.perf_counter() - t0) / max(len(honest), 1)
+        view_rule = self.rule or make_rule(exp, "trust")
+        for i, b in enumerate(self.behaviours):
+            if b == "honest":
+                continue
+            cfg = exp.train_config(_seed(exp.seed, provider_name(i), r))
+            surrogate = self.data[i].subset(range(min(256, len(self.data[i]))))
+            view = ml.attacks.RoundView([deltas[j] for j in honest], s.model, g, view_rule, surrogate)
+            deltas[i] = ml.run_behaviour(ml.get_behaviour(b), s.model, g, self.data[i], cfg, view).delta
+        return deltas, sizes, train_s
+
+    def verdicts(self, rule, g, deltas, sizes) -> tuple[list[bool], list[float], float]:
+        ml = self.ml
+        t0 = time.perf_counter()
+        per_member = [ml.score_updates(rule, self.s.model, g, deltas, sh, sizes) for sh in self.shards]
+        seconds = (time.perf_counter() - t0) / len(self.shards)
+        med = [statistics.median(col) for col in zip(*per_member, strict=True)]
+        return [ml.accept(rule, m) for m in med], med, seconds
+
+    def effect_t(self, g, deltas, sizes) -> list[list]:
+        """Screening: per member and update, the effect rule's two t statistics (mean / SE of the
+        paired loss differences) and the cosine to the reference, or None for a norm violator."""
+        from fedcommittee.ml import scoring
+
+        def t(diff) -> float:
+            se = float(diff.std()) / len(diff) ** 0.5
+            return float(diff.mean()) / se if se > 0 else 0.0
+
+        rule = make_rule(self.exp, "effect")
+        tests = [scoring.effect_tests(rule, self.s.model, g, deltas, sh, sizes) for sh in self.shards]
+        return [[None if isinstance(x, float) else (t(x[0]), t(x[1]), x[2]) for x in m] for m in tests]
+
+    def backdoor_success(self, g) -> float:
+        """Share of triggered test images (true class not the target) classified as the target."""
+        from fedcommittee.ml.attacks import add_trigger, get_behaviour
+        from fedcommittee.ml.evaluate import predict_logits
+
+        target = get_behaviour("backdoor").target
+        keep = self.split.test.y != target
+        pred = predict_logits(self.s.model, g, add_trigger(self.split.test.x[keep])).argmax(dim=1)
+        return float((pred == target).double().mean())
+
+
+def run_one(args: tuple) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    partition, attack, fraction, rule, seed, rounds, shadow, screen = args
+    s = Setting(partition=partition, rounds=rounds, seed=seed, attack=attack, attack_fraction=fraction)
+    run = Run(s, rule, shadow)
+    ml = run.ml
+    g = ml.initial_state(s.model, run.exp.seed)
+    honest = [b == "honest" for b in run.behaviours]
+    out: dict = {"setting": json.loads(s.to_json()), "rule": rule, "honest": honest, "rounds": []}
+    for r in range(1, rounds + 1):
+        deltas, sizes, train_s = run.train(g, r)
+        if run.rule is None:
+            ok, med, score_s = [True] * len(deltas), [], 0.0
+        else:
+            ok, med, score_s = run.verdicts(run.rule, g, deltas, sizes)
+        shadow_ok = {n: run.verdicts(sr, g, deltas, sizes)[0] for n, sr in run.shadow.items()}
+        rec_t = run.effect_t(g, deltas, sizes) if screen else None
+        chosen = [(d, n) for d, n, a in zip(deltas, sizes, ok, strict=True) if a]
+        if len(chosen) >= run.exp.min_accepted:
+            g = ml.get_strategy("fedavg").aggregate(g, chosen)
+        rec = {"round": r, "accepted": ok, "scores": med, "shadow": shadow_ok, "train_s": train_s,
+               "score_s": score_s, "t_stats": rec_t,
+               "accuracy": None}  # fmt: skip
+        if r > rounds - 3:  # the test set is scored where the tables read it: the last 3 rounds
+            rec["accuracy"] = ml.evaluate(s.model, g, run.split.test).accuracy
+            if attack == "backdoor":
+                rec["backdoor_success"] = run.backdoor_success(g)
+        out["rounds"].append(rec)
+        print(f"[{run_key(partition, attack, fraction, rule, seed, rounds)}] round {r} acc "
+              f"{rec['accuracy'] or 0:.3f} accepted {sum(ok)} score {score_s:.2f}s train {train_s:.2f}s",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return out
+
+
+def _rates(honest: list[bool], verdicts: list[list[bool]]) -> dict:
+    tp = sum(a and h for v in verdicts for a, h in zip(v, honest, strict=True))
+    fp = sum(a and not h for v in verdicts for a, h in zip(v, honest, strict=True))
+    n_h = sum(honest) * len(verdicts)
+    n_m = (len(honest) - sum(honest)) * len(verdicts)
+    return {
+        "recall": tp / n_h if n_h else None,
+        "rejected": (n_m - fp) / n_m if n_m else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
+    }
+
+
+def summarize(run: dict) -> dict:
+    rounds = run["rounds"]
+    acc = [r["accuracy"] for r in rounds if r["accuracy"] is not None]
+    out = {
+        "final": acc[-1],
+        "tail3": statistics.mean(acc[-3:]),
+        **_rates(run["honest"], [r["accepted"] for r in rounds]),
+    }
+    out["score_s"] = statistics.mean(r["score_s"] for r in rounds)
+    out["train_s"] = statistics.mean(r["train_s"] for r in rounds)
+    if "backdoor_success" in rounds[-1]:
+        out["backdoor"] = rounds[-1]["backdoor_success"]
+    for name in rounds[0]["shadow"]:
+        for k, v in _rates(run["honest"], [r["shadow"][name] for r in rounds]).items():
+            out[f"{name}.{k}"] = v
+    return out
+
+
+def _fmt(values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.3f}±{sd:.3f}"
+
+
+def table(out: Path, rounds: int | None) -> str:
+    groups: dict = {}
+    for f in sorted(out.glob("*.json")):
+        run = json.loads(f.read_text())
+        s = run["setting"]
+        if rounds and s["rounds"] != rounds:
+            continue
+        key = (s["partition"], s["attack"], s["attack_fraction"], s["rounds"], run["rule"])
+        groups.setdefault(key, []).append(summarize(run))
+    cols = ["final", "tail3", "recall", "rejected", "precision", "backdoor", "score_s", "train_s"]
+    lines = ["| partition | attack | frac | rounds | rule | seeds | " + " | ".join(cols) + " |",
+             "|" + "---|" * (6 + len(cols))]  # fmt: skip
+    for (p, a, fr, rd, rule), runs in sorted(groups.items()):
+        cells = [_fmt([r.get(c) for r in runs]) for c in cols]
+        lines.append(f"| {p} | {a} | {fr} | {rd} | {rule} | {len(runs)} | " + " | ".join(cells) + " |")
+    shadow = sorted({k for runs in groups.values() for r in runs for k in r if "." in k})
+    if shadow:
+        lines.append("\nShadow rules (scored on the same updates, not acted on):")
+        for (p, a, fr, rd, rule), runs in sorted(groups.items()):
+            cells = [f"{k}={_fmt([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
+            lines.append(f"{p} {a}{fr} r{rd} driven by {rule}: " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--partitions", nargs="+", default=["dir0.5"])
+    ap.add_argument("--attacks", nargs="+", default=["honest"])
+    ap.add_argument("--fraction", type=float, default=0.3)
+    ap.add_argument("--rules", nargs="+", default=["fedavg", "trust", "effect"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--shadow", nargs="*", default=[])
+    ap.add_argument(
+        "--screen",
+        action="store_true",
+        help="also record the effect rule's statistics (offline screening of its parameters)",
+    )
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--table", action="store_true", help="only print the table of the cached runs")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if not a.table:
+        todo = []
+        # Seed by seed: an interrupted grid still has every cell at its first seeds.
+        for seed, p, atk, rule in product(a.seeds, a.partitions, a.attacks, a.rules):
+            frac = 0.0 if atk == "honest" else a.fraction
+            path = a.out / f"{run_key(p, atk, frac, rule, seed, a.rounds)}.json"
+            if not path.exists():
+                todo.append(((p, atk, frac, rule, seed, a.rounds, a.shadow, a.screen), path))
+        with ProcessPoolExecutor(a.workers) as pool:
+            for (_, path), res in zip(todo, pool.map(run_one, [t for t, _ in todo]), strict=True):
+                path.write_text(json.dumps(res))
+                print(f"saved {path.name}", file=sys.stderr, flush=True)
+    print(table(a.out, a.rounds))
+
+
+if __name__ == "__main__":
+    main()
