@@ -139,7 +139,7 @@ class ProviderConfig:
     name: str
     user: str
     behaviour: str = "honest"
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, float | bool | str] = field(default_factory=dict)
     dp: DPConfig | None = None  # None = the experiment's dp
     compression: str | None = None  # None = the experiment's compression
 
@@ -160,6 +160,11 @@ class ScoringConfig:
     peer_fraction: float = 0.25
     reference_steps: int = 20
     reference_lr: float = 0.05
+    # The effect rule's tests (ml.scoring): the cosine floor and the standard-error margins.
+    cos_floor: float = 0.01
+    rescue_se: float = 1.0
+    sym_se: float = 1.0
+    loo_se: float | None = None  # None: no leave-one-out test
 
 
 @dataclass(frozen=True)
@@ -527,7 +532,7 @@ def _local(r: _Reader, top: Mapping) -> LocalConfig:
 def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
-        "reference_lr"})  # fmt: skip
+        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se"})  # fmt: skip
     return ScoringConfig(
         rule=r.text(sc, "rule", "scoring.rule", "trust", choices=registry.SCORING_RULES),
         metric=r.text(sc, "metric", "scoring.metric", "loss", choices=registry.SCORING_METRICS),
@@ -537,6 +542,10 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
         peer_fraction=r.num(sc, "peer_fraction", "scoring.peer_fraction", 0.25, lo=0, hi=1),
         reference_steps=r.num(sc, "reference_steps", "scoring.reference_steps", 20, kind=int, lo=1),
         reference_lr=r.num(sc, "reference_lr", "scoring.reference_lr", 0.05, lo=0, lo_open=True),
+        cos_floor=r.num(sc, "cos_floor", "scoring.cos_floor", 0.01, lo=-1, hi=1),
+        rescue_se=r.num(sc, "rescue_se", "scoring.rescue_se", 1.0, lo=0),
+        sym_se=r.num(sc, "sym_se", "scoring.sym_se", 1.0, lo=0),
+        loo_se=r.num(sc, "loo_se", "scoring.loo_se", None, lo=0),
     )
 
 

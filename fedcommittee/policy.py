@@ -216,6 +216,10 @@ class Policy:
             damping=s.damping,
             max_norm_ratio=s.max_norm_ratio,
             peer_fraction=s.peer_fraction,
+            cos_floor=s.cos_floor,
+            rescue_se=s.rescue_se,
+            sym_se=s.sym_se,
+            loo_se=float("inf") if s.loo_se is None else s.loo_se,
             # The member's own reference update is trained like the providers' (optimizer, momentum,
             # batch), so that its length and direction are comparable with theirs.
             reference=ml.TrainConfig(steps=s.reference_steps, lr=s.reference_lr, batch_size=c.batch_size,

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 class Param:
     """One parameter of a registered choice: its type and range (``lo``/``hi`` bounds, open or closed)."""
 
-    kind: type = float  # float, int or bool
+    kind: type = float  # float, int, bool or str
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
     required: bool = False
+    choices: tuple[str, ...] = ()  # kind str: the accepted values
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` does not fit, or None."""
+        if self.kind is str:
+            return None if value in self.choices else f"must be one of {list(self.choices)}, got {value!r}"
         if self.kind is bool:
             return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -74,6 +77,10 @@ STRATEGIES: dict[str, dict[str, Param]] = {
     "krum": {"f": Param(kind=int, lo=0), "multi": Param(kind=int, lo=1)},
 }
 
+# Committee scoring rules (ml.scoring.RULES) and what they measure.
+SCORING_RULES = ("absolute", "damped", "loo", "trust", "effect")
+SCORING_METRICS = ("loss", "accuracy")
+
 # Provider behaviours (ml.attacks.BEHAVIOURS): honest training and the poisoning attacks.
 BEHAVIOURS: dict[str, dict[str, Param]] = {
     "honest": {},
@@ -82,6 +89,20 @@ BEHAVIOURS: dict[str, dict[str, Param]] = {
     "gaussian_noise": {"sigma": Param(lo=0), "replace": Param(kind=bool)},
     "scaling": {"factor": Param()},
     "free_rider": {},
+    # Round-aware attacks: in the provider network they estimate the round from their own data.
+    "alie": {"n": Param(kind=int, lo=1), "m": Param(kind=int, lo=0)},  # providers, colluders
+    "min_max": {},
+    "min_sum": {},
+    "collude": {"jitter": Param(lo=0)},
+    "adaptive": {
+        "margin": Param(lo=0),
+        "rule": Param(kind=str, choices=SCORING_RULES),  # the rule it assumes the committee uses
+    },
+    "backdoor": {
+        "target": Param(kind=int, lo=0),
+        "fraction": Param(lo=0, hi=1, lo_open=True),
+        "boost": Param(lo=0, lo_open=True),
+    },
 }
 
 # Data partitioners (ml.partition.PARTITIONERS); labels, n_clients and seed come from the run.
@@ -96,10 +117,6 @@ PARTITIONS: dict[str, dict[str, Param]] = {
     "one_class_per_client": {"n_classes": Param(kind=int, lo=2)},
     "quantity_skew": {"alpha": Param(lo=0, lo_open=True), "min_size": Param(kind=int, lo=0)},
 }
-
-# Committee scoring rules (ml.scoring.RULES) and what they measure.
-SCORING_RULES = ("absolute", "damped", "loo", "trust")
-SCORING_METRICS = ("loss", "accuracy")
 
 # Model architectures (ml.models.list_models()).
 MODELS = ("cnn-fmnist", "cnn-small", "mlp", "mlp-fmnist")

@@ -204,3 +204,21 @@ def test_strategy_parameters_are_checked():
         Aggregator("median", {"beta": 0.1})
     with pytest.raises(ValueError, match="unknown aggregation strategy"):
         Aggregator("fedsgd")
+
+
+def test_the_effect_rule_and_its_margins_reach_the_committee_from_a_config():
+    exp = parse_experiment(small(scoring={"rule": "effect", "sym_se": 2.0, "loo_se": 3.0}))
+    rule = Policy.from_experiment(exp).scoring_rule()
+    assert (rule.name, rule.sym_se, rule.loo_se, rule.cos_floor) == ("effect", 2.0, 3.0, 0.01)
+    assert Policy.from_experiment(parse_experiment(small())).scoring_rule().loo_se == float("inf")
+    with pytest.raises(ValueError, match=r"scoring\.sym_se"):
+        parse_experiment(small(scoring={"rule": "effect", "sym_se": -1}))
+
+
+def test_round_aware_attacks_are_configurable_and_their_parameters_checked():
+    doc = small()
+    doc["providers"][0].update(behaviour="adaptive", params={"rule": "trust", "margin": 0.1})
+    assert parse_experiment(doc).providers[0].params == {"rule": "trust", "margin": 0.1}
+    doc["providers"][0]["params"] = {"rule": "cosine"}
+    with pytest.raises(ValueError, match=r"providers\[0\]\.params\.rule: must be one of"):
+        parse_experiment(doc)
