@@ -6,7 +6,7 @@ For every round it prints the milestones of the critical path, in seconds after 
     fetch       the first provider fetched the round's global model
     trained     the last provider finished training and uploading (``trained``)
     submitted   the last SubmitUpdate committed
-    judge       the first member began fetching the round's updates to score them
+    judge       the first member began scoring (its fetches may be earlier, as the updates arrive)
     scored      the last member finished scoring (``scored``)
     verdicts    the last SubmitVerdicts committed
     close       the publisher decided to close (``close_round``)
@@ -65,14 +65,12 @@ def milestones(by_round: dict[int, list[dict]], r: int, opened: float | None) ->
         role[rec.get("role")].append(rec)
     prov, mem, pub = role["provider"], role["committee"], role["publisher"]
     close = _first([x["ts"] for x in pub if x.get("event") == "close_round"])
-    # A member's fetches before the close are its scoring; after it, the aggregate's recomputation.
-    judging = _started([x for x in mem if close is None or x["ts"] < close], "ipfs")
     return {
         "open": opened,
         "fetch": _first(_started(prov, "ipfs")),
         "trained": _last([x["ts"] for x in prov if x.get("event") == "trained" and "seconds" in x]),
         "submitted": _last(_committed(prov, "SubmitUpdate")),
-        "judge": _first(judging),
+        "judge": _first(_started(mem, "scored")),
         "scored": _last([x["ts"] for x in mem if x.get("event") == "scored"]),
         "verdicts": _last(_committed(mem, "SubmitVerdicts") + _committed(mem, "SubmitVerdict")),
         "close": close,
