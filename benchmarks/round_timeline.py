@@ -3,7 +3,7 @@
 For every round it prints the milestones of the critical path, in seconds after the round opened:
 
     open        the last ConfirmAggregate of the previous round committed (round 1: the last ApproveModel)
-    fetch       the first provider fetched the round's global model
+    train       the first provider began training (its global model fetched, or prefetched before)
     trained     the last provider finished training and uploading (``trained``)
     submitted   the last SubmitUpdate committed
     judge       the first member began scoring (its fetches may be earlier, as the updates arrive)
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from fedcommittee.logs import read_logs  # noqa: E402
 
-MILESTONES = ("open", "fetch", "trained", "submitted", "judge", "scored", "verdicts", "close", "closed",
+MILESTONES = ("open", "train", "trained", "submitted", "judge", "scored", "verdicts", "close", "closed",
               "recorded", "confirmed")  # fmt: skip
 
 
@@ -67,7 +67,7 @@ def milestones(by_round: dict[int, list[dict]], r: int, opened: float | None) ->
     close = _first([x["ts"] for x in pub if x.get("event") == "close_round"])
     return {
         "open": opened,
-        "fetch": _first(_started(prov, "ipfs")),
+        "train": _first(_started([x for x in prov if "seconds" in x], "trained")),
         "trained": _last([x["ts"] for x in prov if x.get("event") == "trained" and "seconds" in x]),
         "submitted": _last(_committed(prov, "SubmitUpdate")),
         "judge": _first(_started(mem, "scored")),
