@@ -9,6 +9,8 @@ Fabric's, measured in the same invocation. Every figure names its backend.
     .venv/bin/python benchmarks/main_job_bench.py --backend dev
     FC_FABRIC_HOME=/path/to/fabric-3.1.5 .venv/bin/python benchmarks/main_job_bench.py --backend both \
         --out reports/main_job_bench.json
+    .venv/bin/python benchmarks/main_job_bench.py --keep-logs /tmp/logs && \
+        .venv/bin/python benchmarks/round_timeline.py /tmp/logs/dev
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,7 @@ from fedcommittee.layout import BACKEND_NAMES  # noqa: E402
 from tests.integration.network import LocalNetwork  # noqa: E402
 
 
-def run_backend(backend: str, config: Path) -> dict:
+def run_backend(backend: str, config: Path, keep_logs: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fc-main-{backend}-") as tmp:
         net = LocalNetwork(home=Path(tmp) / "state", extra_env={"FC_LEDGER": backend})
         started = time.perf_counter()
@@ -53,6 +56,9 @@ def run_backend(backend: str, config: Path) -> dict:
             summary = json.loads((net.home / "runs" / model_id / "report" / "report.json").read_text())[
                 "summary"
             ]
+            if keep_logs is not None:  # the network's folder goes; keep the logs for round_timeline.py
+                logs = net.home / "runs" / model_id / "logs"
+                shutil.copytree(logs, keep_logs / backend, dirs_exist_ok=True)
         finally:
             net.run("down", check=False)
     audit = re.search(r"(\d+) checks, (\d+) discrepancies", proc.stdout)
@@ -75,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=["dev", "fabric", "both"], default="dev")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--keep-logs", type=Path, help="copy each run's agent logs to DIR/<backend> "
+                    "(for benchmarks/round_timeline.py)")  # fmt: skip
     args = ap.parse_args(argv)
     backends = ["dev", "fabric"] if args.backend == "both" else [args.backend]
     runs = []
     for b in backends:
-        r = run_backend(b, args.config.resolve())
+        r = run_backend(b, args.config.resolve(), args.keep_logs)
         runs.append(r)
         print(f"[{r['backend']}] " + json.dumps({k: v for k, v in r.items() if k != "backend"}), flush=True)
     result: dict = {"config": str(args.config), "runs": runs}

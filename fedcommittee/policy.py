@@ -194,10 +194,22 @@ class Policy:
             return False, "waiting"
         if len(final) >= providers:
             return True, "everyone"
-        last = max([int(u.get("submittedAt") or 0) for u in updates] + [int(rd.get("openedAt") or 0)])
-        if now - last > self.settle_seconds:
+        if now > self.quiet_from(rd, updates):
             return True, "quiet"
         return False, "waiting"
+
+    def quiet_from(self, rd: dict, updates: list[dict]) -> float:
+        """When an open round with no new update counts as quiet: ``settle_seconds`` after its last
+        update (or its opening)."""
+        last = max([int(u.get("submittedAt") or 0) for u in updates] + [int(rd.get("openedAt") or 0)])
+        return last + self.settle_seconds
+
+    def next_close_check(self, rd: dict, updates: list[dict], now: float) -> float | None:
+        """Seconds until :meth:`should_close` may turn true with no new ledger event (the quiet window
+        or the deadline running out; None: no such time ahead), so that the publisher sleeps that
+        long rather than a whole poll. A new update or verdict wakes it earlier through its event."""
+        ahead = [t for t in (self.quiet_from(rd, updates), int(rd.get("deadline") or 0) + 1) if t >= now]
+        return min(ahead) - now + 0.05 if ahead else None
 
     # ------------------------------------------------------------------ scoring and acceptance
     def scoring_rule(self, model: dict | None = None):

@@ -60,6 +60,10 @@ class Member:
         # update id -> (sha256 of its content, opened if sealed, or None; whether it was sealed)
         self.contents: dict[str, tuple[str | None, bool]] = {}
         self.round_lists: dict[int, list[Update]] = {}  # updates of rounds that are over (final lists)
+        # The open round's global model and its updates as loaded (a delta, or why it is rejected).
+        self.global_of: tuple[tuple[int, str] | None, Any] = (None, None)
+        self.loaded: dict[str, Any] = {}
+        self.settle_due: float | None = None  # when a settle window that holds back our verdicts ends
 
     # ------------------------------------------------------------------ shard and model checks
     def seat(self, model: Model) -> dict | None:
@@ -307,19 +311,23 @@ class Member:
         todo = self._unjudged(updates)
         if not todo:
             return
-        everyone = len(updates) >= expected_providers(a.exp, rd)
-        waited = time.time() - min(self.first_seen[u["id"]] for u in todo)
-        if not everyone and waited < a.exp.settle_seconds:
-            return
-        self.load_shard(model)
         g = rd["global"]
-        global_state = a.reader.fetch_weights(g["cid"], g["sha256"])
-        valid, loaded = [], []
+        # The work that does not depend on which updates are in (the shard, the global model, each
+        # update fetched, opened and decoded) is done as they arrive, while the settle window runs.
+        self.load_shard(model)
+        global_state = self._round_global(r, g)
+        loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
+        everyone = len(updates) >= expected_providers(a.exp, rd)
+        settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
+        if not everyone and time.time() < settle_ends:
+            self.settle_due = settle_ends
+            return
+        valid, states = [], []
         rule = self.rule_for(model)
         verdicts: list[tuple[Update, float, str, Any]] = []  # (update, score, reason, rule), sent at once
         ids = {u["id"] for u in todo}
         for u in updates:
-            w = self._load_update(model, u, g["sha256"])
+            w = loaded[u["id"]]
             replay = None if isinstance(w, str) else self.replay_of(model, u)
             if replay is not None:
                 w = f"repeats the content of update {replay} (sealed again: new bytes, same update)"
@@ -328,15 +336,31 @@ class Member:
                     verdicts.append((u, SCORE_MIN, w, None))
                 continue
             valid.append(u)
-            loaded.append(w)
+            states.append(w)
         if valid:
             started = time.perf_counter()
             sizes = [int(u["numSamples"]) for u in valid]
-            scores = ml.score_updates(self.rule, a.exp.model, global_state, loaded, self.shard, sizes)
+            scores = ml.score_updates(self.rule, a.exp.model, global_state, states, self.shard, sizes)
             a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
         if verdicts:
             self._verdicts(verdicts)
+
+    def _round_global(self, r: int, g: dict):
+        """Round ``r``'s global model, fetched once per round."""
+        if self.global_of[0] != (r, g["sha256"]):
+            self.global_of = ((r, g["sha256"]), self.agent.reader.fetch_weights(g["cid"], g["sha256"]))
+            self.loaded.clear()  # the previous round's updates are judged
+        return self.global_of[1]
+
+    def _loaded(self, model: Model, u: Update, base_sha: str):
+        """``_load_update`` once per update (the update's bytes never change under its id)."""
+        if u["id"] in self.loaded:
+            return self.loaded[u["id"]]
+        w = self._load_update(model, u, base_sha)
+        if not isinstance(w, str):  # a reason to reject is found again at judging (IPFS may be back)
+            self.loaded[u["id"]] = w
+        return w
 
     def judge_gossip(self, model: Model) -> None:
         a = self.agent
@@ -384,16 +408,21 @@ class Member:
         if self._confirmed_by_me(cands):
             return
         if r not in self.aggregates:
-            self.aggregates[r] = compute_aggregate(a.reader, a.policy, model, rd)
-        blob, new_state = self.aggregates[r]
+            # Evaluated at once too, while the publisher computes and records its candidate: when
+            # that appears, confirming it takes one transaction.
+            blob, new_state = compute_aggregate(a.reader, a.policy, model, rd)
+            self.load_shard(model)
+            self.aggregates[r] = (blob, ml.evaluate(a.exp.model, new_state, self.shard))
+        blob, ev = self.aggregates[r]
         mine = ml.sha256_hex(blob)
         self._note_mismatches(r, cands, mine)
         if not any(c["sha256"] == mine for c in cands):
-            if time.time() - self.closed_seen[r] >= a.exp.settle_seconds:
+            settle_ends = self.closed_seen[r] + a.exp.settle_seconds
+            if time.time() >= settle_ends:
                 self._record_own(r, cands, blob, mine)
+            else:
+                self.settle_due = settle_ends
             return
-        self.load_shard(model)
-        ev = ml.evaluate(a.exp.model, new_state, self.shard)
         a.log(
             "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
         )
@@ -482,5 +511,9 @@ class Member:
         return {"discrepancies": len(self.discrepancies)}
 
     def wait_seconds(self) -> float | None:
-        # Updates seen but not judged yet: look again soon (settle_seconds may run out).
-        return 1.0 if self.first_seen else None
+        # A settle window runs out with no event to wake us: look again then (the poll interval stays
+        # the fallback for lost events).
+        if self.settle_due is None:
+            return None
+        due, self.settle_due = self.settle_due, None
+        return min(max(0.05, due - time.time() + 0.05), self.agent.poll_seconds)

@@ -54,6 +54,7 @@ class Provider:
         self.refused: set[int] = set()
         self.registered = False
         self.not_allocated: set[int] = set()
+        self.prefetched: dict[str, Any] = {}  # sha256 -> weights of a closed round's candidate aggregate
         agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp),
                   compression=self.scheme)  # fmt: skip
 
@@ -126,6 +127,8 @@ class Provider:
         if r < 1 or r in self.refused:
             return
         rd = a.client.get_round(a.model_id, r)
+        if rd["status"] == RoundStatus.CLOSED:
+            self.prefetch(r)
         if rd["status"] != RoundStatus.OPEN or r in self.not_allocated or self.has_update(r):
             return
         if rd.get("allocated") is not None and a.me not in rd["allocated"]:
@@ -133,9 +136,8 @@ class Provider:
             a.log("not_allocated", round=r, allocated=len(rd["allocated"]))
             self.not_allocated.add(r)
             return
+        upd, metrics = self.train(self.global_model(rd["global"]), _seed(a.exp.seed, self.cfg.name, r))
         g = rd["global"]
-        global_state = a.reader.fetch_weights(g["cid"], g["sha256"])
-        upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
         from fedcommittee.ml.compress import compress
 
@@ -152,6 +154,22 @@ class Provider:
             "metrics": metrics,
         }
         self.submit(doc, r, done=lambda: self.has_update(r))
+
+    def prefetch(self, r: int) -> None:
+        """Round ``r`` is closed: fetch the candidate aggregates recorded so far (hash-checked), so
+        that the next round's training starts the moment the committee confirms one of them."""
+        a = self.agent
+        for c in a.client.get_aggregates(a.model_id, r):
+            if c["sha256"] not in self.prefetched:
+                self.prefetched[c["sha256"]] = a.reader.fetch_weights(c["cid"], c["sha256"])
+
+    def global_model(self, g: dict):
+        """The round's global weights: prefetched when they were a candidate aggregate, else fetched."""
+        state = self.prefetched.get(g["sha256"])
+        self.prefetched.clear()  # the candidates of earlier rounds are of no further use
+        if state is None:
+            state = self.agent.reader.fetch_weights(g["cid"], g["sha256"])
+        return state
 
     # ------------------------------------------------------------------ gossip
     def gossip_step(self, model: Model) -> bool:

@@ -81,8 +81,10 @@ class Publisher:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.published = False  # checked once: the model is on the ledger (now or before we started)
+        self.recheck_in: float | None = None  # when an open round's close rule may turn true unprompted
 
     def step(self, model: Model | None) -> int | None:
+        self.recheck_in = None
         if not self.published:
             publish(self.agent)
             self.published = True
@@ -97,7 +99,11 @@ class Publisher:
         return {"round": model.get("currentRound")}
 
     def wait_seconds(self) -> float | None:
-        return None
+        # The quiet window or the deadline of the open round runs out with no event to wake us:
+        # look again then, not a whole poll later (the poll stays the fallback for lost events).
+        if self.recheck_in is None:
+            return None
+        return min(self.recheck_in, self.agent.poll_seconds)
 
     def drive_round(self, model: Model) -> None:
         a = self.agent
@@ -114,8 +120,11 @@ class Publisher:
         a = self.agent
         r = int(rd["number"])
         updates = list(a.client.iter_round_updates(a.model_id, r))
-        close, why = a.policy.should_close(rd, updates, expected_providers(a.exp, rd), time.time())
-        if close:
+        now = time.time()
+        close, why = a.policy.should_close(rd, updates, expected_providers(a.exp, rd), now)
+        if not close:
+            self.recheck_in = a.policy.next_close_check(rd, updates, now)
+        else:
             a.log("close_round", round=r, why=why, updates=len(updates))
             a.submit(
                 a.client.close_round,

@@ -53,6 +53,15 @@ def test_a_silent_provider_does_not_stall_the_round():
     assert closes(two, 3, 2, 1031) == (True, "quiet")
 
 
+def test_the_next_close_check_is_when_the_quiet_window_or_deadline_runs_out():
+    policy = Policy(min_accepted=2, settle_seconds=20)
+    two = ups("accepted", "accepted")
+    assert policy.next_close_check(ROUND, two, 1025) == pytest.approx(1030 - 1025 + 0.05)
+    # Quiet already (closing then waits for an event: a verdict): the deadline is what is left.
+    assert policy.next_close_check(ROUND, two, 1100) == pytest.approx(1301 - 1100 + 0.05)
+    assert policy.next_close_check(ROUND, two, 1400) is None
+
+
 def test_an_empty_round_closes_only_at_the_deadline():
     assert closes([], 3, 1, 1200)[0] is False
     assert closes([], 3, 1, 1400) == (True, "deadline")

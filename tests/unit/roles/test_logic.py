@@ -350,6 +350,7 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     agent.model_id, agent.me, agent.client, agent.reader = "m", "Org2MSP/me", ledger, reader
     agent.log = lambda *a, **k: None
     agent.put = store.put
+    agent.poll_seconds = 30.0
     agent.submit = lambda send, *args, done=None, **kw: submitted.append((send.transaction, args, kw))
     member = Member(agent, "member1")
     member.shard = ml.load_digits().subset(list(range(40)))
@@ -358,6 +359,9 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
 
     member.confirm(ledger.models["m"], rd)
     assert submitted == [] and member.discrepancies == [bogus.sha256_hex]
+    # The member sleeps until its settle window ends (not a poll), then records its own.
+    assert member.wait_seconds() == pytest.approx(agent.exp.settle_seconds + 0.05)
+    assert member.wait_seconds() is None  # an event-driven wait again once that pass is done
     clock[0] += agent.exp.settle_seconds + 1  # nobody recorded the right one: record our own
     member.confirm(ledger.models["m"], rd)
     assert [fn for fn, _, _ in submitted] == ["RecordAggregate"]
@@ -367,3 +371,52 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     member.confirm(ledger.models["m"], rd)
     assert [fn for fn, _, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
     assert submitted[1][2]["sha256"] == ours
+
+
+def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
+    from fedcommittee.roles import publisher as publisher_mod
+    from fedcommittee.roles.publisher import Publisher
+
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent = type("A", (), {})()
+    agent.exp, agent.policy, agent.model_id, agent.poll_seconds = exp, Policy.from_experiment(exp), "m", 30.0
+    ups = [{"id": f"u{i}", "status": "accepted", "submittedAt": 1010} for i in range(2)]
+    rd = {"number": 1, "status": "open", "openedAt": 1000, "deadline": 1000 + exp.deadline_seconds}
+    agent.client = type(
+        "C", (), {"iter_round_updates": lambda self, mid, r: iter(ups), "close_round": None}
+    )()
+    closed = []
+    agent.log = lambda *a, **k: closed.append(k.get("why"))
+    agent.submit = lambda *a, **k: None
+    monkeypatch.setattr(publisher_mod.time, "time", lambda: 1012.0)
+    pub = Publisher(agent)
+    pub.close_when_due(rd)  # 2 of the configured providers, not quiet yet
+    assert closed == [] and pub.wait_seconds() == pytest.approx(1010 + exp.settle_seconds - 1012 + 0.05)
+    monkeypatch.setattr(publisher_mod.time, "time", lambda: 1010.0 + exp.settle_seconds + 0.1)
+    pub.close_when_due(rd)
+    assert closed == ["quiet"]
+
+
+def test_provider_trains_on_the_prefetched_candidate_when_it_is_confirmed():
+    from fedcommittee.roles.provider import Provider
+
+    store = FakeStore()
+    agg = store.put(ml.dumps(ml.initial_state(MODEL, 3)))
+    other = store.put(ml.dumps(ml.initial_state(MODEL, 4)))
+    fetched = []
+    reader = Reader(None, store, MODEL, on_io=lambda op, size, s: fetched.append(op))
+    agent = type("A", (), {})()
+    agent.model_id, agent.reader = "m", reader
+    agent.client = type(
+        "C", (), {"get_aggregates": lambda self, mid, r: [{"cid": agg.cid, "sha256": agg.sha256_hex}]}
+    )()
+    prov = object.__new__(Provider)  # the data split is not needed for fetching
+    prov.agent, prov.prefetched = agent, {}
+    prov.prefetch(1)
+    prov.prefetch(1)  # level-triggered: fetched once
+    assert fetched == ["get"]
+    state = prov.global_model({"cid": agg.cid, "sha256": agg.sha256_hex})
+    assert fetched == ["get"] and torch.equal(state["fc1.weight"], ml.initial_state(MODEL, 3)["fc1.weight"])
+    # A global that is not the prefetched candidate is fetched (hash-checked) as before.
+    prov.global_model({"cid": other.cid, "sha256": other.sha256_hex})
+    assert fetched == ["get", "get"] and prov.prefetched == {}
