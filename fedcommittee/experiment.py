@@ -101,8 +101,13 @@ class ConfigError(ValueError):
     """The experiment file is invalid; ``key`` names where."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:
-        self.key = key
+        self.source, self.key, self.problem = source, key, problem
         super().__init__(f"{source}: {key}: {problem}")
+
+    def __reduce__(self):
+        # Rebuilt from its three parts, so that a worker process can send it back (pickle would call
+        # __init__ with the message alone).
+        return type(self), (self.source, self.key, self.problem)
 
 
 @dataclass(frozen=True)

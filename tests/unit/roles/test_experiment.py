@@ -192,3 +192,13 @@ def test_providers_per_process_groups_providers_in_config_order():
         with pytest.raises(ConfigError) as err:
             parse_experiment(doc)
         assert err.value.key == "providers_per_process"
+
+
+def test_a_config_error_survives_the_trip_back_from_a_worker_process():
+    import pickle
+
+    from fedcommittee.experiment import ConfigError
+
+    err = ConfigError("cfg.yaml", "rounds", "must be >= 1, got 0")
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), str(back), back.key) == (ConfigError, str(err), "rounds")
