@@ -33,7 +33,8 @@ _HOME = {
     "evaluate": ("EvalResult", "evaluate"),
     "models": ("get_model", "get_spec", "initial_state", "list_models", "spec_hash", "state_layout"),
     "partition": ("format_summary", "make_partition", "plot_partition", "summary"),
-    "scoring": ("DEFAULT_RULE", "ScoringRule", "accept", "score", "score_updates"),
+    "scoring": ("DEFAULT_RULE", "REFERENCE_RULES", "ScoringRule", "accept", "reference_delta", "score",
+                "score_updates"),
     "serialize": ("WeightsError", "dumps", "loads", "sha256_hex", "state_hash"),
     "train": ("TrainConfig", "Update", "local_train"),
 }  # fmt: skip

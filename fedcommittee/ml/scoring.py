@@ -46,6 +46,7 @@ from fedcommittee.ml.models import State
 from fedcommittee.ml.train import TrainConfig, local_train
 
 RULES = ("absolute", "damped", "loo", "trust", "effect")
+REFERENCE_RULES = ("trust", "effect")  # the rules that train the member's own reference update
 
 
 @dataclass(frozen=True)
@@ -134,11 +135,12 @@ def effect_tests(
     deltas: Sequence[State],
     shard: Dataset,
     num_samples: Sequence[int],
+    reference: State | None = None,
 ) -> list[float | Paired]:
     """Per update: its norm penalty (a score below -1), or the paired per-sample loss differences of
     the aggregate with it minus with it negated, and minus without it, and its cosine to the member's
-    reference update (see the module docstring)."""
-    ref = reference_delta(rule, model_name, global_state, shard)
+    reference update (see the module docstring; ``reference`` as in ``score_updates``)."""
+    ref = reference if reference is not None else reference_delta(rule, model_name, global_state, shard)
     norms = [st.l2_norm(d) for d in deltas]
     # With >= 3 candidates the median norm is robust (a minority of attackers cannot move it);
     # with fewer, the member's own reference update sets the scale.
@@ -183,8 +185,13 @@ def score_updates(
     deltas: Sequence[State],
     shard: Dataset,
     num_samples: Sequence[int] | None = None,
+    reference: State | None = None,
 ) -> list[float]:
-    """Scores of all candidate deltas of a round (``num_samples`` weights the loo aggregates)."""
+    """Scores of all candidate deltas of a round (``num_samples`` weights the loo aggregates).
+
+    ``reference``: the member's own update (``reference_delta``) where it was computed ahead, e.g.
+    while the round's updates were still arriving; it depends only on the rule, the global model and
+    the shard, so the scores are the same either way."""
     if not deltas:
         return []
     if rule.name == "absolute":
@@ -196,10 +203,11 @@ def score_updates(
     if rule.name == "effect":
         sizes = list(num_samples) if num_samples is not None else [1] * len(deltas)
         return [
-            effect_score(t, rule) for t in effect_tests(rule, model_name, global_state, deltas, shard, sizes)
+            effect_score(t, rule)
+            for t in effect_tests(rule, model_name, global_state, deltas, shard, sizes, reference)
         ]
     if rule.name == "trust":
-        ref = reference_delta(rule, model_name, global_state, shard)
+        ref = reference if reference is not None else reference_delta(rule, model_name, global_state, shard)
         # With >= 3 candidates the median candidate norm is a robust yardstick (a minority of attackers
         # cannot move it) that does not depend on the member's own training settings.
         norms = sorted(st.l2_norm(d) for d in deltas)

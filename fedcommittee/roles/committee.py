@@ -62,6 +62,7 @@ class Member:
         self.round_lists: dict[int, list[Update]] = {}  # updates of rounds that are over (final lists)
         # The open round's global model and its updates as loaded (a delta, or why it is rejected).
         self.global_of: tuple[tuple[int, str] | None, Any] = (None, None)
+        self.reference_of: tuple[tuple[int, str] | None, Any] = (None, None)  # our own update on it
         self.loaded: dict[str, Any] = {}
         self.settle_due: float | None = None  # when a settle window that holds back our verdicts ends
 
@@ -316,6 +317,7 @@ class Member:
         # update fetched, opened and decoded) is done as they arrive, while the settle window runs.
         self.load_shard(model)
         global_state = self._round_global(r, g)
+        reference = self._round_reference(r, g, global_state)
         loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
         everyone = len(updates) >= expected_providers(a.exp, rd)
         settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
@@ -340,7 +342,9 @@ class Member:
         if valid:
             started = time.perf_counter()
             sizes = [int(u["numSamples"]) for u in valid]
-            scores = ml.score_updates(self.rule, a.exp.model, global_state, states, self.shard, sizes)
+            scores = ml.score_updates(
+                self.rule, a.exp.model, global_state, states, self.shard, sizes, reference
+            )
             a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
         if verdicts:
@@ -352,6 +356,19 @@ class Member:
             self.global_of = ((r, g["sha256"]), self.agent.reader.fetch_weights(g["cid"], g["sha256"]))
             self.loaded.clear()  # the previous round's updates are judged
         return self.global_of[1]
+
+    def _round_reference(self, r: int, g: dict, global_state):
+        """Our own reference update on round ``r``'s global model, for the rules that use one: trained
+        once, as soon as the global model is here, since it does not depend on the updates (scoring
+        then waits for no training). Logged as ``reference``: work off the round's critical path."""
+        if self.rule.name not in ml.REFERENCE_RULES:
+            return None
+        if self.reference_of[0] != (r, g["sha256"]):
+            started = time.perf_counter()
+            ref = ml.reference_delta(self.rule, self.agent.exp.model, global_state, self.shard)
+            self.agent.log("reference", round=r, seconds=round(time.perf_counter() - started, 3))
+            self.reference_of = ((r, g["sha256"]), ref)
+        return self.reference_of[1]
 
     def _loaded(self, model: Model, u: Update, base_sha: str):
         """``_load_update`` once per update (the update's bytes never change under its id)."""

@@ -126,3 +126,21 @@ def test_scaled_copy_buys_no_influence(digits_split, dominant_parts, trained_glo
     boosted = {k: 10 * v for k, v in deltas[0].items()}
     scores = scoring.score_updates(EFFECT, "mlp", trained_global, [boosted, *deltas[1:]], shards[0])
     assert scores[0] < -1 and all(s >= 0 for s in scores[1:]), scores
+
+
+@pytest.mark.parametrize("name", scoring.REFERENCE_RULES)
+def test_a_reference_trained_ahead_gives_the_same_scores(
+    name, digits_split, dominant_parts, trained_global, shards
+):
+    """Members train their reference while a round's updates arrive; the scores must not move."""
+    rule = scoring.ScoringRule(name)
+    deltas = [u.delta for u in _round("sign_flip", digits_split, dominant_parts, trained_global)]
+    ahead = scoring.reference_delta(rule, "mlp", trained_global, shards[0])
+    assert scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10, ahead) == (
+        scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10)
+    )
+    if name == "trust":  # its scores are the cosines to the reference: another reference moves them
+        other = scoring.reference_delta(rule, "mlp", trained_global, shards[1])
+        assert scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10, other) != (
+            scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10)
+        )
