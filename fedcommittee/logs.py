@@ -194,8 +194,8 @@ RACE_CONFLICT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
 # reached before the last member's batch commits) or that this member had already recorded (restart).
 _VERDICT_RACES = ("not pending: verdicts are closed", "has already submitted a verdict")
 # The contract's words for an update whose bytes were already submitted to the model: a replay (the
-# free rider's behaviour), refused for good by design.
-_REPLAY = ("sha256: an update with sha256", "was already submitted")
+# free rider's behaviour). The contract records it as rejected on the spot (the update's ``refusal``).
+_REPLAY = ("replay: sha256", "was already submitted")
 
 
 # Column heads for people (report): each race kind ``expected_race`` returns.

@@ -223,9 +223,11 @@ func (t *txCtx) saveUpdate(u *Update) error { return t.save(updateKey(u.ID), u) 
 // submissions never write the same key.
 func (t *txCtx) indexUpdate(u *Update) error {
 	keys := []recordKey{
-		updateSHAKey(u.ModelID, u.SHA256),
 		{keyRoundUpd, []string{u.ModelID, roundAttr(u.Round), u.ID}},
 		{keyProvUpd, []string{u.ModelID, u.Provider, u.ID}},
+	}
+	if u.Refusal == "" { // a replay leaves the sha256 to the update that first had it
+		keys = append(keys, updateSHAKey(u.ModelID, u.SHA256))
 	}
 	if u.Mode == ModeFederated {
 		keys = append(keys, providerRoundKey(u.ModelID, u.Round, u.Provider))

@@ -288,6 +288,9 @@ type Update struct {
 	SubmittedAt  int64              `json:"submittedAt"`
 	FinalizedAt  int64              `json:"finalizedAt,omitempty"`
 	FinalizedTx  string             `json:"finalizedTx,omitempty"`
+	// Refusal says why the contract rejected the update at submission,
+	// without verdicts (see refuseReplay); empty for a judged update.
+	Refusal string `json:"refusal,omitempty"`
 }
 
 // VerdictInput is the SubmitVerdict input document.

@@ -60,12 +60,6 @@ func (t *txCtx) submitUpdate(in *UpdateInput) (*Update, error) {
 	if u.Metrics == nil {
 		u.Metrics = map[string]float64{}
 	}
-	// A sha256 may be submitted once per model, so nobody can claim credit
-	// for another provider's update by resubmitting its object.
-	if err := t.absent(updateSHAKey(m.ID, in.SHA256),
-		duplicate("sha256: an update with sha256 %s was already submitted to model %s", in.SHA256, m.ID)); err != nil {
-		return nil, err
-	}
 	place := t.placeGossipUpdate
 	if m.Mode == ModeFederated {
 		place = t.placeFederatedUpdate
@@ -76,6 +70,9 @@ func (t *txCtx) submitUpdate(in *UpdateInput) (*Update, error) {
 	if err := t.absent(updateKey(u.ID), duplicate("update %s already exists", u.ID)); err != nil {
 		return nil, err
 	}
+	if err := t.refuseReplay(&u); err != nil {
+		return nil, err
+	}
 	if err := t.saveUpdate(&u); err != nil {
 		return nil, err
 	}
@@ -83,7 +80,33 @@ func (t *txCtx) submitUpdate(in *UpdateInput) (*Update, error) {
 		return nil, err
 	}
 	return &u, t.emit(Event{Type: EvUpdateSubmitted, ModelID: m.ID, Mode: m.Mode, Round: u.Round, UpdateID: u.ID,
-		Status: u.Status, CID: u.CID, SHA256: u.SHA256, Provider: u.Provider, Parents: u.Parents})
+		Status: u.Status, CID: u.CID, SHA256: u.SHA256, Provider: u.Provider, Parents: u.Parents,
+		Penalty: u.Penalty})
+}
+
+// refuseReplay rejects u on the spot when its object was already submitted
+// to the model (a replaying free rider, or someone claiming another
+// provider's update). A sha256 earns credit once per model, so the replay
+// is recorded as rejected, with the penalty and without verdicts, rather
+// than refused outright: that way it fills its provider's place in the
+// round, and the round can close as soon as every allocated provider's
+// update is final instead of waiting out a settle window for an update
+// that will never come.
+func (t *txCtx) refuseReplay(u *Update) error {
+	first, err := t.read(updateSHAKey(u.ModelID, u.SHA256))
+	if err != nil || first == nil {
+		return err
+	}
+	m := t.model
+	u.Status, u.Penalty = UpdateRejected, m.RewardRules.RejectPenalty
+	u.Refusal = fmt.Sprintf("replay: sha256 %s was already submitted to model %s as update %s", u.SHA256, m.ID, first)
+	u.FinalizedAt, u.FinalizedTx = t.now, t.txID
+	return t.credit(m, u.Provider, func(a *Account, e *RewardEntry) {
+		a.Rejected++
+		e.Rejected++
+		a.Penalties += u.Penalty
+		e.Penalties += u.Penalty
+	})
 }
 
 // placeFederatedUpdate applies the round rules and places u in the open round.

@@ -54,13 +54,31 @@ func submitUpdateRejections(t *testing.T, e *env) {
 	u, err := e.submit(prov1, "m", fedUpdate(1, "u"))
 	require.NoError(t, err)
 	require.Equal(t, map[string]float64{"loss": 0.3}, u.Metrics)
-	// Same object again from another provider: rejected (no free riding by copy).
-	_, err = e.submit(prov2, "m", fedUpdate(1, "u"))
-	errContains(t, err, "was already submitted to model m")
+	// Same object again from another provider: recorded, but rejected on
+	// the spot (no free riding by copy), so it fills prov2's place.
+	cp, err := e.submit(prov2, "m", fedUpdate(1, "u"))
+	require.NoError(t, err)
+	require.Equal(t, UpdateRejected, cp.Status)
+	require.Contains(t, cp.Refusal, "replay: sha256 "+shaOf("u")+" was already submitted to model m as update "+u.ID)
+	penalty := e.model("m").RewardRules.RejectPenalty
+	require.Equal(t, penalty, cp.Penalty)
+	acc := e.account(prov2)
+	require.Equal(t, int64(1), acc.Rejected)
+	require.Equal(t, penalty, acc.Penalties)
+	require.Equal(t, UpdateRejected, e.update(cp.ID).Status)
+	errContains(t, e.verdict(com1, cp.ID, 0.9, true), "not pending: verdicts are closed")
+	_, err = e.submit(prov2, "m", fedUpdate(1, "again"))
+	errContains(t, err, "provider "+prov2.key()+" already submitted an update to round 1")
+	// The sha256 still names the first update: a third copy cites it too.
+	cp3, err := e.submit(prov3, "m", fedUpdate(1, "u"))
+	require.NoError(t, err)
+	require.Contains(t, cp3.Refusal, "as update "+u.ID)
+	require.Equal(t, UpdatePending, e.update(u.ID).Status)
 
 	in = fedUpdate(1, "nometrics")
 	delete(in, "metrics")
-	u2, err := e.submit(prov2, "m", in)
+	e.grant(com1, RoleProvider)
+	u2, err := e.submit(com1, "m", in)
 	require.NoError(t, err)
 	require.NotNil(t, u2.Metrics)
 }

@@ -243,6 +243,7 @@ class Update(TypedDict, total=False):
     status: str  # an UpdateStatus
     medianScore: float
     submittedAt: int
+    refusal: str  # set when the contract rejected the update at submission (a replay), without verdicts
 
 
 class Verdict(TypedDict, total=False):

@@ -308,10 +308,12 @@ class Member:
     def judge_round(self, model: Model, rd: Round) -> None:
         a = self.agent
         r = int(rd["number"])
-        updates = list(a.client.iter_round_updates(a.model_id, r))
-        todo = self._unjudged(updates)
+        recorded = list(a.client.iter_round_updates(a.model_id, r))
+        todo = self._unjudged(recorded)
         if not todo:
             return
+        # A replay the contract rejected on the spot counts as its provider's turn, but is not scored.
+        updates = [u for u in recorded if not u.get("refusal")]
         g = rd["global"]
         # The work that does not depend on which updates are in (the shard, the global model, each
         # update fetched, opened and decoded) is done as they arrive, while the settle window runs.
@@ -319,7 +321,7 @@ class Member:
         global_state = self._round_global(r, g)
         reference = self._round_reference(r, g, global_state)
         loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
-        everyone = len(updates) >= expected_providers(a.exp, rd)
+        everyone = len(recorded) >= expected_providers(a.exp, rd)
         settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
         if not everyone and time.time() < settle_ends:
             self.settle_due = settle_ends

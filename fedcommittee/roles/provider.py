@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus
+from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus, submit_json
 from fedcommittee.ledger.records import Model, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
@@ -114,11 +114,17 @@ class Provider:
 
     def submit(self, doc: UpdateDoc, round_no: int, done) -> None:
         try:
-            self.agent.submit(self.agent.client.submit_update, self.agent.model_id, doc, done=done)
+            result = self.agent.submit(self.agent.client.submit_update, self.agent.model_id, doc, done=done)
         except ContractError as exc:
-            # e.g. the same bytes as an earlier update (a replaying free rider): refused for good.
+            # e.g. the round closed or its deadline passed while we trained: refused for good.
             self.agent.log("update_refused", level="warning", round=round_no, reason=exc.chaincode_message)
             self.refused.add(round_no)
+            return
+        # The same bytes as an earlier update (a replaying free rider) are recorded, rejected on the
+        # spot: the round counts us as done, so nobody waits for an update that will not come.
+        refusal = submit_json(result).get("refusal") if result is not None and result.result else None
+        if refusal:
+            self.agent.log("update_refused", level="warning", round=round_no, reason=refusal)
 
     # ------------------------------------------------------------------ federated
     def federated_step(self, model: Model) -> None:

@@ -73,22 +73,32 @@ def check_outcome(net, model_id: str, *, sealed: bool = False) -> None:
         # Honest providers: one accepted update per round, never two.
         for name in ("honest1", "honest2"):
             assert [u["status"] for u in ups[name]] == ["accepted"] * rounds, (name, ups[name])
-        # The sign-flipper is rejected every round; the free rider's zero delta is rejected, and its
-        # byte-identical replay in later rounds is refused by the contract (no duplicate objects).
+        # The sign-flipper is rejected every round, and so is the free rider: its zero delta by the
+        # committee, its replays in later rounds either by the committee (sealed: new bytes, same
+        # content) or by the contract on the spot (byte-identical: recorded with a refusal, no verdicts).
         assert [u["status"] for u in ups["flipper"]] == ["rejected"] * rounds
-        assert [u["status"] for u in ups["freerider"]] == ["rejected"] * (rounds if sealed else 1)
+        assert [u["status"] for u in ups["freerider"]] == ["rejected"] * rounds
+        first = ups["freerider"][0]["id"]
+        assert "refusal" not in ups["freerider"][0]
         for u in ups["freerider"][1:]:
-            reasons = {v.get("reason", "") for v in client.get_verdicts(u["id"])}
-            assert all(
-                r.startswith(f"repeats the content of update {ups['freerider'][0]['id']}") for r in reasons
-            )
-        # Nothing counted twice: each update has exactly `quorum`..committee verdicts, one per member.
+            if sealed:
+                reasons = {v.get("reason", "") for v in client.get_verdicts(u["id"])}
+                assert reasons
+                assert all(r.startswith(f"repeats the content of update {first}") for r in reasons)
+            else:
+                assert u["refusal"].startswith("replay: sha256 ")
+                assert u["refusal"].endswith(f"as update {first}")
+        # Nothing counted twice: each judged update has `quorum`..committee verdicts, one per member;
+        # one the contract refused has none.
         for lst in ups.values():
             for u in lst:
                 verdicts = client.get_verdicts(u["id"])
                 members = [v["member"] for v in verdicts]
                 assert len(members) == len(set(members)), u["id"]
-                assert model["quorum"] <= len(members) <= len(model["committee"])
+                if u.get("refusal"):
+                    assert members == [], u["id"]
+                else:
+                    assert model["quorum"] <= len(members) <= len(model["committee"])
         # Rewards agree with the outcomes.
         board = {e["identity"]: e for e in client.get_leaderboard(model_id)}
         for lst in ups.values():

@@ -463,11 +463,13 @@ def test_closed_rounds_non_members_and_double_votes_are_rejected(
             "is closed: updates are closed",
         ),
         (
-            "another provider's object again",
+            # The round's rules come first: a replay into an open round is recorded as rejected
+            # (tests/integration/test_agents.py), into a closed one it writes nothing.
+            "another provider's object again, to the closed round",
             PROVIDER,
             "SubmitUpdate",
             [model_f, with_(federated_update(store, f, "x"), "sha256", round_closed["u1"]["sha256"])],
-            "was already submitted to model",
+            "is closed: updates are closed",
         ),
         ("closed round again", PUBLISHER, "CloseRound", [model_f, "1"], "is closed, not open"),
         # Verdicts from non-members.

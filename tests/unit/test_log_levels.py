@@ -14,7 +14,7 @@ from fedcommittee.roles.runtime import JsonLog
 U = "117e03c12e14fbd4e532d9a0d3d4b3550617dbcf31bfa5cd391d4ea50b089028"
 CLOSED = f"update {U} is accepted, not pending: verdicts are closed"
 AGAIN = f"member Org1MSP/abc has already submitted a verdict on update {U}"
-REPLAY = f"sha256: an update with sha256 {'d' * 64} was already submitted to model m"
+REPLAY = f"replay: sha256 {'d' * 64} was already submitted to model m as update {'e' * 64}"
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 5
 T0 = 1_800_000_000.0
 CLOSED = "update x{} is accepted, not pending: verdicts are closed"
-REPLAY = "sha256: an update with sha256 {} was already submitted to model m"
+REPLAY = "replay: sha256 {} was already submitted to model m as update " + "e" * 64
 
 
 class FakeLedger(FedcommitteeClient):
