@@ -57,6 +57,17 @@ RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLIC
 STEP_RETRYABLE = (GatewayError, IpfsUnavailable)
 
 
+def conflict_backoff(attempt: int) -> float:
+    """Seconds to wait before retrying a transaction that lost an MVCC race.
+
+    The winner is already committed when we learn of the conflict, so the first retry can go almost
+    at once: the common case is two members' verdicts on one update in the same block, and that wait
+    sits on the round's critical path. It doubles after each further loss, and is jittered so that
+    agents that collided do not collide again on the same schedule.
+    """
+    return min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.5)
+
+
 class AgentStopped(Exception):
     """The model reached a final state (or the agent was asked to stop)."""
 
@@ -281,9 +292,7 @@ class Agent:
                 code = getattr(exc, "validation_code", "")
                 self.log("conflict", level="warning", tx=tx, code=code, attempt=attempt)
                 if code in RETRY_CODES:
-                    # Jittered: agents that collided would collide again on the same schedule (100
-                    # providers registering data at once kept conflicting on the model's counter).
-                    time.sleep((0.3 + 0.4 * attempt) * random.uniform(0.5, 1.5))
+                    time.sleep(conflict_backoff(attempt))
                     continue
                 raise
             except ContractError as exc:

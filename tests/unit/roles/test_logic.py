@@ -269,6 +269,16 @@ def test_submit_retries_mvcc_conflicts(monkeypatch):
     assert logged == [("conflict", "SubmitVerdict"), ("submitted", "SubmitVerdict")]
 
 
+def test_conflict_backoff_starts_short_doubles_and_stays_bounded():
+    lows = [runtime.conflict_backoff(a) for a in range(8) for _ in range(50)]
+    assert all(0.025 <= w <= 3.0 for w in lows)
+    first = [runtime.conflict_backoff(0) for _ in range(200)]
+    assert max(first) <= 0.075  # the winner is committed: retry almost at once
+    assert len({round(w, 6) for w in first}) > 100  # jittered, not in step
+    medians = [sorted(runtime.conflict_backoff(a) for _ in range(201))[100] for a in range(4)]
+    assert medians == sorted(medians) and medians[3] > 4 * medians[0]
+
+
 def test_submit_treats_a_refusal_explained_by_the_ledger_as_done(monkeypatch):
     state = {"done": False}
     msg = "round 1 of model m is done, not closed"
