@@ -308,18 +308,19 @@ class Member:
     def judge_round(self, model: Model, rd: Round) -> None:
         a = self.agent
         r = int(rd["number"])
+        g = rd["global"]
+        # The work that does not depend on which updates are in is done before they come: the shard,
+        # the global model and our reference update as soon as the round opens (while the providers
+        # train), then each update fetched, opened and decoded as it arrives.
+        self.load_shard(model)
+        global_state = self._round_global(r, g)
+        reference = self._round_reference(r, g, global_state)
         recorded = list(a.client.iter_round_updates(a.model_id, r))
         todo = self._unjudged(recorded)
         if not todo:
             return
         # A replay the contract rejected on the spot counts as its provider's turn, but is not scored.
         updates = [u for u in recorded if not u.get("refusal")]
-        g = rd["global"]
-        # The work that does not depend on which updates are in (the shard, the global model, each
-        # update fetched, opened and decoded) is done as they arrive, while the settle window runs.
-        self.load_shard(model)
-        global_state = self._round_global(r, g)
-        reference = self._round_reference(r, g, global_state)
         loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
         everyone = len(recorded) >= expected_providers(a.exp, rd)
         settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
