@@ -29,6 +29,7 @@ func (t *txCtx) finalize(m *Model, u *Update, vs []Verdict) error {
 	}
 	med := median(scores)
 	u.MedianScore = &med
+	u.MedianQuality = medianQuality(vs)
 	accepted := decide(m, u, med)
 	u.FinalizedAt, u.FinalizedTx = t.now, t.txID
 	if accepted {
@@ -58,6 +59,23 @@ func (t *txCtx) finalize(m *Model, u *Update, vs []Verdict) error {
 		a.Penalties += u.Penalty
 		e.Penalties += u.Penalty
 	})
+}
+
+// medianQuality is the median quality of vs, or nil unless every verdict
+// carries one (a quality the committee did not all measure ranks nothing).
+func medianQuality(vs []Verdict) *float64 {
+	qs := make([]float64, 0, len(vs))
+	for _, v := range vs {
+		if v.Quality == nil {
+			return nil
+		}
+		qs = append(qs, *v.Quality)
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	q := median(qs)
+	return &q
 }
 
 // decide applies the model's acceptance rule to the median score.

@@ -282,12 +282,15 @@ type Update struct {
 	VerdictCount int64              `json:"verdictCount"`
 	AcceptVotes  int64              `json:"acceptVotes"`
 	MedianScore  *float64           `json:"medianScore,omitempty"`
-	Baseline     *float64           `json:"baseline,omitempty"`
-	Reward       int64              `json:"reward"`
-	Penalty      int64              `json:"penalty"`
-	SubmittedAt  int64              `json:"submittedAt"`
-	FinalizedAt  int64              `json:"finalizedAt,omitempty"`
-	FinalizedTx  string             `json:"finalizedTx,omitempty"`
+	// MedianQuality is the median of the deciding verdicts' quality, set
+	// when every one of them carries one.
+	MedianQuality *float64 `json:"medianQuality,omitempty"`
+	Baseline      *float64 `json:"baseline,omitempty"`
+	Reward        int64    `json:"reward"`
+	Penalty       int64    `json:"penalty"`
+	SubmittedAt   int64    `json:"submittedAt"`
+	FinalizedAt   int64    `json:"finalizedAt,omitempty"`
+	FinalizedTx   string   `json:"finalizedTx,omitempty"`
 	// Refusal says why the contract rejected the update at submission,
 	// without verdicts (see refuseReplay); empty for a judged update.
 	Refusal string `json:"refusal,omitempty"`
@@ -298,18 +301,23 @@ type VerdictInput struct {
 	Score  *float64 `json:"score"`
 	Accept *bool    `json:"accept"`
 	Reason string   `json:"reason"`
+	// Quality, optional, is the member's measure in [0, 1] (its shard
+	// accuracy) of the model the update yields, as against Score, which
+	// judges the update's effect. Gossip ranks models by it.
+	Quality *float64 `json:"quality,omitempty"`
 }
 
 // Verdict is one committee member's judgement of one update.
 type Verdict struct {
-	UpdateID  string  `json:"updateId"`
-	ModelID   string  `json:"modelId"`
-	Member    string  `json:"member"`
-	Score     float64 `json:"score"`
-	Accept    bool    `json:"accept"`
-	Reason    string  `json:"reason,omitempty"`
-	TxID      string  `json:"txId"`
-	Timestamp int64   `json:"timestamp"`
+	UpdateID  string   `json:"updateId"`
+	ModelID   string   `json:"modelId"`
+	Member    string   `json:"member"`
+	Score     float64  `json:"score"`
+	Accept    bool     `json:"accept"`
+	Reason    string   `json:"reason,omitempty"`
+	TxID      string   `json:"txId"`
+	Timestamp int64    `json:"timestamp"`
+	Quality   *float64 `json:"quality,omitempty"`
 }
 
 // Round is one federated round.

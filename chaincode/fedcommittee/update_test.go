@@ -295,3 +295,51 @@ func gossipFlow(t *testing.T, e *env) {
 	e.activeModel(spec("fed"))
 	errContains(t, finish(pub, "fed", b.ID), "model fed is federated")
 }
+
+func TestVerdictQuality(t *testing.T) { bothModes(t, verdictQuality) }
+
+// verdictQuality: a verdict may carry the member's quality measure of the
+// model the update yields; the update gets the median only when every
+// deciding verdict has one.
+func verdictQuality(t *testing.T, e *env) {
+	e.setupRoles()
+	e.activeModel(gossipSpec("g"))
+	withQuality := func(who *fakeIdentity, id string, q any) error {
+		return e.tx(who, func(ctx ctxT) error {
+			return e.cc.SubmitVerdict(ctx, id, mustJSON(map[string]any{"score": 0.9, "accept": true, "quality": q}))
+		})
+	}
+	u, err := e.submit(prov1, "g", gossipUpdate("a"))
+	require.NoError(t, err)
+	errContains(t, withQuality(com1, u.ID, 1.5), "quality: 1.5 is outside [0, 1]")
+	errContains(t, withQuality(com1, u.ID, -0.1), "quality: -0.1 is outside [0, 1]")
+	require.NoError(t, withQuality(com1, u.ID, 0.7))
+	require.NoError(t, withQuality(com2, u.ID, 0.8))
+	got := e.update(u.ID)
+	require.Equal(t, UpdateAccepted, got.Status)
+	require.NotNil(t, got.MedianQuality)
+	require.InDelta(t, 0.75, *got.MedianQuality, 1e-12)
+	var vs []Verdict
+	require.NoError(t, e.query(nobody, &vs, func(ctx ctxT) (string, error) { return e.cc.GetVerdicts(ctx, u.ID) }))
+	require.Len(t, vs, 2)
+	require.NotNil(t, vs[0].Quality)
+
+	// One deciding verdict without a quality: no median quality at all.
+	w, err := e.submit(prov2, "g", gossipUpdate("b"))
+	require.NoError(t, err)
+	require.NoError(t, withQuality(com1, w.ID, 0.9))
+	require.NoError(t, e.verdict(com2, w.ID, 0.9, true))
+	require.Nil(t, e.update(w.ID).MedianQuality)
+
+	// The batch carries it too.
+	x, err := e.submit(prov3, "g", gossipUpdate("c"))
+	require.NoError(t, err)
+	for _, who := range []*fakeIdentity{com1, com2} {
+		require.NoError(t, e.tx(who, func(ctx ctxT) error {
+			_, err := e.cc.SubmitVerdicts(ctx, mustJSON(map[string]any{"verdicts": []map[string]any{
+				{"updateId": x.ID, "score": 0.9, "accept": true, "quality": 0.6}}}))
+			return err
+		}))
+	}
+	require.InDelta(t, 0.6, *e.update(x.ID).MedianQuality, 1e-12)
+}

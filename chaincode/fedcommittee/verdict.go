@@ -44,6 +44,7 @@ type BatchVerdict struct {
 	Score    *float64 `json:"score"`
 	Accept   *bool    `json:"accept"`
 	Reason   string   `json:"reason"`
+	Quality  *float64 `json:"quality,omitempty"`
 }
 
 // BatchVerdictResult says what SubmitVerdicts did with each verdict.
@@ -111,7 +112,7 @@ func (t *txCtx) checkBatch(verdicts []BatchVerdict, res *BatchVerdictResult, bat
 			return nil, fmt.Errorf("verdicts[%d]: update %s appears twice", i, bv.UpdateID)
 		}
 		seen[bv.UpdateID] = true
-		v := VerdictInput{Score: bv.Score, Accept: bv.Accept, Reason: bv.Reason}
+		v := VerdictInput{Score: bv.Score, Accept: bv.Accept, Reason: bv.Reason, Quality: bv.Quality}
 		p, err := t.checkVerdict(bv.UpdateID, func(m *Model) error {
 			if batch.ModelID != "" && m.ID != batch.ModelID {
 				return fmt.Errorf("update %s belongs to model %s, not %s: one model per batch", bv.UpdateID, m.ID, batch.ModelID)
@@ -204,6 +205,9 @@ func (in *VerdictInput) check(m *Model) error {
 	if err := checkScoreInRange(m, "score", *in.Score); err != nil {
 		return err
 	}
+	if q := in.Quality; q != nil && !(*q >= 0 && *q <= 1) { // NaN fails both
+		return fmt.Errorf("quality: %v is outside [0, 1]", *q)
+	}
 	return checkText("reason", in.Reason)
 }
 
@@ -212,7 +216,7 @@ func (in *VerdictInput) check(m *Model) error {
 func (t *txCtx) applyVerdict(p *pendingVerdict) (Event, error) {
 	u, m, in := p.u, p.m, p.in
 	v := Verdict{UpdateID: u.ID, ModelID: m.ID, Member: t.who.Key, Score: *in.Score, Accept: *in.Accept,
-		Reason: in.Reason, TxID: t.txID, Timestamp: t.now}
+		Reason: in.Reason, TxID: t.txID, Timestamp: t.now, Quality: in.Quality}
 	if err := t.saveVerdict(&v); err != nil {
 		return Event{}, err
 	}

@@ -153,6 +153,7 @@ class VerdictDoc(TypedDict, total=False):
     score: float
     accept: bool
     reason: str
+    quality: float  # the member's shard accuracy of the model the update yields (gossip ranks by it)
 
 
 class VerdictItem(VerdictDoc, total=False):
@@ -242,6 +243,7 @@ class Update(TypedDict, total=False):
     metrics: dict[str, float]
     status: str  # an UpdateStatus
     medianScore: float
+    medianQuality: float  # set when every deciding verdict carried a quality
     submittedAt: int
     refusal: str  # set when the contract rejected the update at submission (a replay), without verdicts
 
@@ -253,6 +255,7 @@ class Verdict(TypedDict, total=False):
     score: float
     accept: bool
     reason: str
+    quality: float
 
 
 class Confirmation(TypedDict, total=False):

@@ -240,11 +240,15 @@ class Member:
                 return v["id"]
         return None
 
-    def _verdict_doc(self, u: Update, score: float, reason: str, rule) -> VerdictDoc:
+    def _verdict_doc(
+        self, u: Update, score: float, reason: str, rule, quality: float | None = None
+    ) -> VerdictDoc:
         score = Policy.clamp(score)
         doc: VerdictDoc = {"score": score, "accept": bool(ml.accept(rule or self.rule, score)) and not reason}
         if reason:
             doc["reason"] = reason[:400]
+        if quality is not None:
+            doc["quality"] = quality
         return doc
 
     def _logged(self, u: Update, doc: dict) -> None:
@@ -253,10 +257,12 @@ class Member:
         a.log("verdict", update=u["id"], provider=u["provider"][:24], score=round(doc["score"], 5),
               accept=doc["accept"], reason=doc.get("reason", ""))  # fmt: skip
 
-    def _verdict(self, u: Update, score: float, reason: str = "", rule=None) -> None:
+    def _verdict(
+        self, u: Update, score: float, reason: str = "", rule=None, quality: float | None = None
+    ) -> None:
         a = self.agent
         uid = u["id"]
-        doc = self._verdict_doc(u, score, reason, rule)
+        doc = self._verdict_doc(u, score, reason, rule, quality)
         try:
             a.submit(a.client.submit_verdict, uid, doc, done=lambda: self.has_verdict(uid))
         except ContractError as exc:
@@ -403,7 +409,10 @@ class Member:
 
             delta = st.subtract(w, base)
             rule = self.rule_for(model)
-            self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule)
+            # The score judges what the update does to its base; the quality measures the model it
+            # yields, which is what a gossip run ranks by (parents, the final model).
+            quality = round(self.model_score(w), 6)
+            self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule, quality=quality)
 
     # ------------------------------------------------------------------ aggregates
     def _confirmed_by_me(self, cands: list) -> bool:

@@ -3,13 +3,45 @@ closing, scoring and aggregation are the policy's: ``fedcommittee/policy.py``.)"
 
 from __future__ import annotations
 
-from fedcommittee.experiment import Experiment
-from fedcommittee.ledger.records import Round
+from collections.abc import Iterable
 
-__all__ = ["expected_providers"]
+from fedcommittee.experiment import Experiment
+from fedcommittee.ledger.records import Round, Update
+
+__all__ = ["choose_parents", "expected_providers", "model_rank"]
 
 
 def expected_providers(exp: Experiment, round_doc: Round) -> int:
     """How many updates a round can get: its allocated providers, or every configured one."""
     allocated = round_doc.get("allocated")
     return len(exp.providers) if allocated is None else len(allocated)
+
+
+def model_rank(u: Update) -> tuple:
+    """How good the model an accepted gossip update yields is, by the committee's measure, as a sort
+    key (larger is better): the median of the members' shard accuracy (``medianQuality``) where
+    every deciding verdict measured it, then the median score; newer, then the id, break ties.
+
+    A score says what an update did to its own base, so an early update on a weak base can outscore
+    a later, better model: ranking models by it picked a final model far below later ones.
+    """
+    quality = u.get("medianQuality")
+    return (
+        quality is not None,
+        quality or 0.0,
+        u.get("medianScore") or 0.0,
+        u.get("submittedAt") or 0,
+        u["id"],
+    )
+
+
+def choose_parents(candidates: Iterable[Update], limit: int) -> list[str]:
+    """The parents of a new gossip update: the best-ranked ``candidates`` (``model_rank``), at most
+    one per provider, so that the mix averages different providers' models and one skewed provider's
+    chain cannot fill it. Returned sorted by id (the order the contract and ``gossip_base`` use)."""
+    chosen: dict[str, str] = {}
+    for u in sorted(candidates, key=model_rank, reverse=True):
+        if len(chosen) >= limit:
+            break
+        chosen.setdefault(u["provider"], u["id"])
+    return sorted(chosen.values())

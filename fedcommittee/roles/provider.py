@@ -27,6 +27,7 @@ from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, U
 from fedcommittee.ledger.records import Model, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
+from fedcommittee.roles.protocol import choose_parents
 from fedcommittee.roles.reader import gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
@@ -189,9 +190,7 @@ class Provider:
             return True  # wait for the verdict on our last one before building on the DAG again
         accepted = list(a.client.iter_accepted_updates(a.model_id, 0))
         accepted.sort(key=lambda u: (u.get("submittedAt") or 0, u["id"]))
-        recent = accepted[-a.exp.gossip.recency :]
-        best = sorted(recent, key=lambda u: (-(u.get("medianScore") or 0.0), u["id"]))
-        parents = sorted(u["id"] for u in best[: a.exp.gossip.max_parents])
+        parents = choose_parents(accepted[-a.exp.gossip.recency :], a.exp.gossip.max_parents)
         base = gossip_base(a.reader, model, parents)
         upd, metrics = self.train(base, _seed(a.exp.seed, self.cfg.name, "gossip", n))
         from fedcommittee.ml import state as st

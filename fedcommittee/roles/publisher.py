@@ -24,7 +24,7 @@ from fedcommittee.ledger import Mode, ModelStatus, Role, RoundStatus, UpdateStat
 from fedcommittee.ledger.records import Model, Round
 from fedcommittee.roles.data import declared_profile, encode_dataset
 from fedcommittee.roles.envelopes import profile_certificate, shard_context
-from fedcommittee.roles.protocol import expected_providers
+from fedcommittee.roles.protocol import expected_providers, model_rank
 from fedcommittee.roles.reader import compute_aggregate
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
@@ -149,8 +149,8 @@ class Publisher:
 
     def drive_gossip(self, model: Model) -> None:
         """Finish once every provider has made its updates (or nothing new came for settle_seconds)
-        and none is pending: the best accepted update (committee median, then newest) becomes the
-        final model."""
+        and none is pending: the accepted update whose model the committee measured best
+        (``protocol.model_rank``) becomes the final model."""
         a = self.agent
         updates = list(a.client.iter_round_updates(a.model_id, 0))
         want = len(a.exp.providers) * a.exp.gossip.updates_per_provider
@@ -162,8 +162,9 @@ class Publisher:
         accepted = [u for u in updates if u["status"] == UpdateStatus.ACCEPTED]
         if not accepted:
             return
-        best = max(accepted, key=lambda u: (u.get("medianScore") or 0.0, u.get("submittedAt") or 0, u["id"]))
-        a.log("finish", best=best["id"], score=best.get("medianScore"), updates=len(updates))
+        best = max(accepted, key=model_rank)
+        a.log("finish", best=best["id"], quality=best.get("medianQuality"), score=best.get("medianScore"),
+              updates=len(updates))  # fmt: skip
         a.submit(
             a.client.finish_model,
             a.model_id,

@@ -209,7 +209,17 @@ def test_gossip_run(local_network, fabric):
         model = client.get_model(model_id)
         assert model["status"] == "finished" and model["finalUpdate"]
         attacker_ids = {u["id"] for u in report["updates"] if u["provider"] == "attacker"}
+        accepted = []
         for u in report["updates"]:
-            parents = client.get_update(u["id"]).get("parents") or []
-            assert not attacker_ids & set(parents), "a rejected update became a parent"
+            full = client.get_update(u["id"])
+            assert not attacker_ids & set(full.get("parents") or []), "a rejected update became a parent"
+            if full["status"] == "accepted":
+                accepted.append(full)
+        # Every accepted model carries the committee's measured quality (the median of the members'
+        # shard accuracies, each verdict recording its own), and the final model is the best of them.
+        for u in accepted:
+            qualities = sorted(v["quality"] for v in client.get_verdicts(u["id"]))
+            assert 0.0 <= u["medianQuality"] <= 1.0 and qualities[0] <= u["medianQuality"] <= qualities[-1]
+        best = max(u["medianQuality"] for u in accepted)
+        assert client.get_update(model["finalUpdate"])["medianQuality"] == best
     assert report["summary"]["test_accuracy_final"] > report["summary"]["test_accuracy_initial"] + 0.15

@@ -14,7 +14,7 @@ from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ml.models import num_parameters
 from fedcommittee.roles.auditor import Pool, allocation_pool, allocation_problems
 from fedcommittee.roles.data import data_kind, data_registration, declared_profile
-from fedcommittee.roles.protocol import expected_providers
+from fedcommittee.roles.protocol import choose_parents, expected_providers, model_rank
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -200,3 +200,33 @@ def test_reputation_allocation_takes_the_first_k_of_the_ranking():
     assert allocation_problems(model, 1, bad, [], POOL) == [
         "allocated providers are not the first k of the reputation ranking"
     ]
+
+
+def gossip_update(uid: str, provider: str, score: float, quality: float | None, at: int = 0) -> dict:
+    u = {"id": uid, "provider": provider, "medianScore": score, "submittedAt": at}
+    if quality is not None:
+        u["medianQuality"] = quality
+    return u
+
+
+def test_gossip_models_rank_by_measured_quality_not_by_score():
+    early = gossip_update("a", "p1", score=0.9, quality=0.31, at=1)  # big effect on a weak base
+    later = gossip_update("b", "p2", score=0.2, quality=0.52, at=2)
+    unmeasured = gossip_update("c", "p3", score=0.95, quality=None, at=3)
+    ranked = sorted([early, later, unmeasured], key=model_rank, reverse=True)
+    assert [u["id"] for u in ranked] == ["b", "a", "c"]
+    # Equal quality: the score, then the newer one decides.
+    tie = gossip_update("d", "p4", score=0.2, quality=0.52, at=5)
+    assert max([later, tie], key=model_rank)["id"] == "d"
+
+
+def test_parents_are_the_best_models_at_most_one_per_provider():
+    ups = [
+        gossip_update("u1", "skewed", 0.5, 0.60),
+        gossip_update("u2", "skewed", 0.5, 0.59),  # second best, but the same provider's chain
+        gossip_update("u3", "other", 0.5, 0.55),
+        gossip_update("u4", "third", 0.5, 0.40),
+    ]
+    assert choose_parents(ups, 2) == ["u1", "u3"]
+    assert choose_parents(ups, 5) == ["u1", "u3", "u4"]
+    assert choose_parents([], 3) == []
