@@ -67,6 +67,7 @@ const (
 	MaxInputBytes         = 64 * 1024
 	MaxCommittee          = 64
 	MaxParents            = 16
+	MaxFinalMix           = 256 // updates averaged into a gossip model's final weights
 	MaxMetrics            = 32
 	MaxTextLen            = 512
 	MaxAcceptedPerRound   = 1000 // accepted updates fixed into one round
@@ -209,6 +210,8 @@ type Model struct {
 	Global       *ObjectRef `json:"global,omitempty"`
 	Final        *ObjectRef `json:"final,omitempty"`
 	FinalUpdate  string     `json:"finalUpdate,omitempty"`
+	// FinalMix: the accepted updates whose mean is Final (gossip, FinishWithMix).
+	FinalMix []string `json:"finalMix,omitempty"`
 	ModelRules
 	// AllocationSeed is the seed of the "random" allocation rule: the
 	// PublishModel transaction id.

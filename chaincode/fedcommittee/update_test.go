@@ -343,3 +343,50 @@ func verdictQuality(t *testing.T, e *env) {
 	}
 	require.InDelta(t, 0.6, *e.update(x.ID).MedianQuality, 1e-12)
 }
+
+func TestFinishWithMix(t *testing.T) { bothModes(t, finishWithMix) }
+
+// finishWithMix: a gossip model may end on the mean of several accepted
+// updates; the contract checks the updates and records them with the object.
+func finishWithMix(t *testing.T, e *env) {
+	e.setupRoles()
+	e.activeModel(gossipSpec("g"))
+	accepted := func(who *fakeIdentity, name string, ok bool) *Update {
+		u, err := e.submit(who, "g", gossipUpdate(name))
+		require.NoError(t, err)
+		require.NoError(t, e.verdict(com1, u.ID, 0.9, ok))
+		require.NoError(t, e.verdict(com2, u.ID, 0.9, ok))
+		return u
+	}
+	a, b := accepted(prov1, "a", true), accepted(prov2, "b", true)
+	pending, err := e.submit(prov3, "g", gossipUpdate("p"))
+	require.NoError(t, err)
+	mix := func(who *fakeIdentity, model string, ids []string, obj string) error {
+		in := mustJSON(map[string]any{"updates": ids, "cid": cidOf(obj), "sha256": shaOf(obj)})
+		return e.tx(who, func(ctx ctxT) error { return e.cc.FinishWithMix(ctx, model, in) })
+	}
+	errContains(t, mix(prov1, "g", []string{a.ID}, "m"), "only the publisher of model g")
+	errContains(t, mix(pub, "g", nil, "m"), "updates: need 1 to 256, got 0")
+	errContains(t, mix(pub, "g", []string{a.ID, a.ID}, "m"), "updates[1]: "+a.ID+" is listed twice")
+	errContains(t, mix(pub, "g", []string{"bad"}, "m"), "updates[0]")
+	errContains(t, mix(pub, "g", []string{a.ID, pending.ID}, "m"), "updates[1]: update "+pending.ID+" is not an accepted update of model g")
+	errContains(t, mix(pub, "g", []string{a.ID, shaOf("none")}, "m"), "not found")
+	errContains(t, e.tx(pub, func(ctx ctxT) error {
+		return e.cc.FinishWithMix(ctx, "g", `{"updates":["`+a.ID+`"],"cid":"QmTooShort","sha256":"`+shaOf("m")+`"}`)
+	}), "final.cid")
+	require.Equal(t, ModelActive, e.model("g").Status) // nothing written by a refusal
+
+	require.NoError(t, mix(pub, "g", []string{a.ID, b.ID}, "mean"))
+	ev := e.event()
+	require.Equal(t, EvModelFinished, ev.Type)
+	require.Equal(t, []string{a.ID, b.ID}, ev.Parents)
+	m := e.model("g")
+	require.Equal(t, ModelFinished, m.Status)
+	require.Equal(t, []string{a.ID, b.ID}, m.FinalMix)
+	require.Equal(t, &ObjectRef{CID: cidOf("mean"), SHA256: shaOf("mean")}, m.Final)
+	require.Empty(t, m.FinalUpdate)
+	errContains(t, mix(pub, "g", []string{a.ID}, "m"), "model g is finished, not active")
+
+	e.activeModel(spec("fed"))
+	errContains(t, mix(pub, "fed", []string{a.ID}, "m"), "model fed is federated")
+}

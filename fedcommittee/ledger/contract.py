@@ -133,6 +133,11 @@ class FedcommitteeClient:
         """Gossip: end the model, naming the update that becomes its final weights."""
         return model_id, update_id
 
+    @_sends(Tx.FINISH_WITH_MIX)
+    def finish_with_mix(self, model_id: str, update_ids: Sequence[str], *, cid: str, sha256: str) -> Args:
+        """Gossip: end the model on the mean of accepted updates, stored as the object ``cid``."""
+        return model_id, _json({"updates": list(update_ids), "cid": cid, "sha256": sha256})
+
     # ------------------------------------------------------------ updates, verdicts, rounds
     @_sends(Tx.SUBMIT_UPDATE)
     def submit_update(self, model_id: str, update: UpdateDoc) -> Args:

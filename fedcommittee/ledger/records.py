@@ -115,6 +115,7 @@ class Tx(StrEnum):
     APPROVE_MODEL = "ApproveModel"
     REJECT_MODEL = "RejectModel"
     FINISH_MODEL = "FinishModel"
+    FINISH_WITH_MIX = "FinishWithMix"
     SUBMIT_UPDATE = "SubmitUpdate"
     SUBMIT_VERDICT = "SubmitVerdict"
     SUBMIT_VERDICTS = "SubmitVerdicts"
@@ -200,6 +201,8 @@ Model = TypedDict(
         "currentRound": int,
         "global": ObjectRef,
         "final": ObjectRef,
+        "finalUpdate": str,  # gossip: the accepted update that is the final model (FinishModel)
+        "finalMix": list[str],  # gossip: the accepted updates whose mean is the final model
         "best": dict[str, Any],
         "stopReason": str,
         "allocation": dict[str, Any],

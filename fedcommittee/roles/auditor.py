@@ -22,6 +22,7 @@ from fedcommittee import ml
 from fedcommittee.ledger import AllocationRule, Mode, ModelStatus, Role, RoundStatus, StopReason
 from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
 from fedcommittee.policy import Policy
+from fedcommittee.roles.protocol import final_mix
 from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import EncryptedObject, StorageError
@@ -142,7 +143,29 @@ class _Audit:
                     self.rep.not_recomputed += 1
                 except (StorageError, ml.WeightsError, ValueError) as exc:
                     self.bad(f"update {u['id']}.parents", str(exc))
+        self.check_final_mix([u for u in updates if u["status"] == UpdateStatus.ACCEPTED])
         self.say(f"gossip: {len(updates)} updates checked{self.rep.sealed_note()}")
+
+    def check_final_mix(self, accepted: list[Update]) -> None:
+        """A gossip model finished on a mix: the mix is every provider's best accepted model by the
+        committee's measure, and the final object is their mean."""
+        model = self.model
+        mix = model.get("finalMix")
+        if model["status"] != ModelStatus.FINISHED or not mix:
+            return
+        if mix != final_mix(accepted):
+            self.bad("model.finalMix", "is not the best accepted model of each provider (medianQuality)")
+        self.rep.checked += 1
+        try:
+            blob = ml.dumps(gossip_base(self.reader, model, mix))
+        except EncryptedObject:
+            self.rep.not_recomputed += 1
+            return
+        except (StorageError, ml.WeightsError, ValueError) as exc:
+            self.bad("model.finalMix", f"cannot recompute: {exc}")
+            return
+        if ml.sha256_hex(blob) != model["final"]["sha256"]:
+            self.bad("model.final", "is not the mean of model.finalMix")
 
     def check_rounds(self, max_rounds: int) -> None:
         for r in range(1, min(int(self.model.get("currentRound") or 0), max_rounds) + 1):

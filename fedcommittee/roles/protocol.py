@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from fedcommittee.experiment import Experiment
 from fedcommittee.ledger.records import Round, Update
 
-__all__ = ["choose_parents", "expected_providers", "model_rank"]
+__all__ = ["choose_parents", "expected_providers", "final_mix", "model_rank"]
 
 
 def expected_providers(exp: Experiment, round_doc: Round) -> int:
@@ -45,3 +45,10 @@ def choose_parents(candidates: Iterable[Update], limit: int) -> list[str]:
             break
         chosen.setdefault(u["provider"], u["id"])
     return sorted(chosen.values())
+
+
+def final_mix(accepted: Iterable[Update]) -> list[str]:
+    """The accepted updates whose mean ends a gossip run: the best model of every provider (the same
+    rule as parents, without a limit). One provider's model carries the drift of its own last
+    training; the mean of every provider's best averages it out, as a federated round does."""
+    return choose_parents(accepted, limit=2**31)

@@ -24,8 +24,8 @@ from fedcommittee.ledger import Mode, ModelStatus, Role, RoundStatus, UpdateStat
 from fedcommittee.ledger.records import Model, Round
 from fedcommittee.roles.data import declared_profile, encode_dataset
 from fedcommittee.roles.envelopes import profile_certificate, shard_context
-from fedcommittee.roles.protocol import expected_providers, model_rank
-from fedcommittee.roles.reader import compute_aggregate
+from fedcommittee.roles.protocol import expected_providers, final_mix
+from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 
@@ -149,8 +149,8 @@ class Publisher:
 
     def drive_gossip(self, model: Model) -> None:
         """Finish once every provider has made its updates (or nothing new came for settle_seconds)
-        and none is pending: the accepted update whose model the committee measured best
-        (``protocol.model_rank``) becomes the final model."""
+        and none is pending, on the mean of every provider's best accepted model by the committee's
+        measure (``protocol.final_mix``)."""
         a = self.agent
         updates = list(a.client.iter_round_updates(a.model_id, 0))
         want = len(a.exp.providers) * a.exp.gossip.updates_per_provider
@@ -162,12 +162,21 @@ class Publisher:
         accepted = [u for u in updates if u["status"] == UpdateStatus.ACCEPTED]
         if not accepted:
             return
-        best = max(accepted, key=model_rank)
-        a.log("finish", best=best["id"], quality=best.get("medianQuality"), score=best.get("medianScore"),
-              updates=len(updates))  # fmt: skip
+        mix = final_mix(accepted)
+        obj = a.put(ml.dumps(gossip_base(a.reader, model, mix)))
+        quality = {u["id"]: u.get("medianQuality") for u in accepted}
+        a.log(
+            "finish",
+            mix=mix,
+            qualities=[quality[i] for i in mix],
+            sha256=obj.sha256_hex,
+            updates=len(updates),
+        )
         a.submit(
-            a.client.finish_model,
+            a.client.finish_with_mix,
             a.model_id,
-            best["id"],
+            mix,
+            cid=obj.cid,
+            sha256=obj.sha256_hex,
             done=lambda: (a.model() or {}).get("status") == ModelStatus.FINISHED,
         )

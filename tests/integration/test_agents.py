@@ -207,7 +207,7 @@ def test_gossip_run(local_network, fabric):
     gw, client = ledger(net)
     with gw:
         model = client.get_model(model_id)
-        assert model["status"] == "finished" and model["finalUpdate"]
+        assert model["status"] == "finished" and model["finalMix"]
         attacker_ids = {u["id"] for u in report["updates"] if u["provider"] == "attacker"}
         accepted = []
         for u in report["updates"]:
@@ -216,10 +216,15 @@ def test_gossip_run(local_network, fabric):
             if full["status"] == "accepted":
                 accepted.append(full)
         # Every accepted model carries the committee's measured quality (the median of the members'
-        # shard accuracies, each verdict recording its own), and the final model is the best of them.
+        # shard accuracies, each verdict recording its own). The final model is the mean of each
+        # provider's best by that measure (the audit recomputes the mean: its verdict is below).
+        top: dict[str, float] = {}
         for u in accepted:
             qualities = sorted(v["quality"] for v in client.get_verdicts(u["id"]))
             assert 0.0 <= u["medianQuality"] <= 1.0 and qualities[0] <= u["medianQuality"] <= qualities[-1]
-        best = max(u["medianQuality"] for u in accepted)
-        assert client.get_update(model["finalUpdate"])["medianQuality"] == best
+            top[u["provider"]] = max(top.get(u["provider"], -1.0), u["medianQuality"])
+        mix = [client.get_update(uid) for uid in model["finalMix"]]
+        assert sorted(u["provider"] for u in mix) == sorted(top)  # one per provider with an accepted model
+        assert all(u["medianQuality"] == top[u["provider"]] for u in mix)
+    assert "verify: " in proc.stdout and " 0 discrepancies" in proc.stdout
     assert report["summary"]["test_accuracy_final"] > report["summary"]["test_accuracy_initial"] + 0.15

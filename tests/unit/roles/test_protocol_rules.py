@@ -14,7 +14,7 @@ from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ml.models import num_parameters
 from fedcommittee.roles.auditor import Pool, allocation_pool, allocation_problems
 from fedcommittee.roles.data import data_kind, data_registration, declared_profile
-from fedcommittee.roles.protocol import choose_parents, expected_providers, model_rank
+from fedcommittee.roles.protocol import choose_parents, expected_providers, final_mix, model_rank
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -230,3 +230,14 @@ def test_parents_are_the_best_models_at_most_one_per_provider():
     assert choose_parents(ups, 2) == ["u1", "u3"]
     assert choose_parents(ups, 5) == ["u1", "u3", "u4"]
     assert choose_parents([], 3) == []
+
+
+def test_the_final_mix_is_every_providers_best_model():
+    ups = [
+        gossip_update("u1", "p1", 0.5, 0.60),
+        gossip_update("u2", "p1", 0.5, 0.70),
+        gossip_update("u3", "p2", 0.5, 0.55),
+        gossip_update("u4", "p3", 0.5, 0.40),
+        gossip_update("u5", "p3", 0.5, 0.45),
+    ]
+    assert final_mix(ups) == ["u2", "u3", "u5"]
