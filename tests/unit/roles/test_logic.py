@@ -172,6 +172,54 @@ def test_audit_finds_a_tampered_object_and_a_wrong_aggregate():
     assert "round 2.global" in wheres  # round 2 did not start from the recorded round-1 aggregate
 
 
+def gossip_history():
+    """A gossip model finished on the mean of each provider's best accepted model: p1 made two
+    accepted models (qualities 0.6, 0.7), p2 one (0.5), p3 a rejected one."""
+    store, ledger = FakeStore(), FakeLedger()
+    init = ml.initial_state(MODEL, 0)
+    g = store.put(ml.dumps(init))
+    model = {
+        "id": "g", "architecture": {"name": MODEL, "version": "1"}, "specSha256": ml.spec_hash(MODEL),
+        "initialWeights": {"cid": g.cid, "sha256": g.sha256_hex}, "committee": [], "mode": "gossip",
+        "status": "finished", "currentRound": 0,
+    }  # fmt: skip
+    ledger.models["g"] = model
+    for i, (uid, provider, status, quality) in enumerate(
+        [
+            ("a1", "p1", "accepted", 0.6),
+            ("a2", "p1", "accepted", 0.7),
+            ("b1", "p2", "accepted", 0.5),
+            ("c1", "p3", "rejected", None),
+        ]  # fmt: skip
+    ):
+        gen = torch.Generator().manual_seed(i)
+        weights = {k: v + torch.randn(v.shape, generator=gen) * 0.01 for k, v in init.items()}
+        obj = store.put(ml.dumps(weights))
+        ledger.updates[uid] = {"id": uid, "modelId": "g", "round": 0, "provider": provider, "parents": [],
+                               "cid": obj.cid, "sha256": obj.sha256_hex, "status": status}  # fmt: skip
+        if quality is not None:
+            ledger.updates[uid]["medianQuality"] = quality
+    reader = Reader(ledger, store, MODEL)
+    final = store.put(ml.dumps(gossip_base(reader, model, ["a2", "b1"])))
+    model.update(finalMix=["a2", "b1"], final={"cid": final.cid, "sha256": final.sha256_hex})
+    return store, ledger, reader
+
+
+def test_audit_recomputes_a_gossip_models_final_mix():
+    store, ledger, reader = gossip_history()
+    rep = audit_model(reader, "g")
+    assert rep.ok, rep.findings
+    # A mix that skips p1's best model, and a final object that is not the mix's mean: both found.
+    model = ledger.models["g"]
+    model["finalMix"] = ["a1", "b1"]
+    assert [f.where for f in audit_model(reader, "g").findings] == ["model.finalMix", "model.final"]
+    model["finalMix"] = ["a2", "b1"]
+    other = store.put(ml.dumps(gossip_base(reader, model, ["a1", "b1"])))
+    model["final"] = {"cid": other.cid, "sha256": other.sha256_hex}
+    findings = audit_model(reader, "g").findings
+    assert [(f.where, f.problem) for f in findings] == [("model.final", "is not the mean of model.finalMix")]
+
+
 def test_audit_flags_an_unknown_architecture():
     _, ledger, reader = federated_history()
     ledger.models["m"]["architecture"]["name"] = "resnet-9000"
