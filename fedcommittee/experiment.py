@@ -184,6 +184,10 @@ class GossipConfig:
     updates_per_provider: int = 3
     max_parents: int = 2
     recency: int = 10  # only the newest N accepted updates are parent candidates
+    # A provider's next update waits until its parents come from this many providers (its own
+    # model counts), or settle_seconds: an update built on one provider's model alone keeps that
+    # provider's skew, and the run's final mix then averages less.
+    min_parents: int = 1
 
 
 @dataclass(frozen=True)
@@ -564,13 +568,16 @@ def _rewards(r: _Reader, top: Mapping) -> RewardsConfig:
 
 
 def _gossip(r: _Reader, top: Mapping) -> GossipConfig:
-    gs = r.mapping(top.get("gossip"), "gossip", {"updates_per_provider", "max_parents", "recency"})
+    gs = r.mapping(
+        top.get("gossip"), "gossip", {"updates_per_provider", "max_parents", "recency", "min_parents"}
+    )
     return GossipConfig(
         updates_per_provider=r.num(
             gs, "updates_per_provider", "gossip.updates_per_provider", 3, kind=int, lo=1
         ),
         max_parents=r.num(gs, "max_parents", "gossip.max_parents", 2, kind=int, lo=1, hi=16),
         recency=r.num(gs, "recency", "gossip.recency", 10, kind=int, lo=1),
+        min_parents=r.num(gs, "min_parents", "gossip.min_parents", 1, kind=int, lo=1, hi=16),
     )
 
 
@@ -698,6 +705,11 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
         )
     if exp.gossip.max_parents > 16:
         raise r.fail("gossip.max_parents", "at most 16")
+    if exp.gossip.min_parents > exp.gossip.max_parents:
+        raise r.fail(
+            "gossip.min_parents",
+            f"{exp.gossip.min_parents} exceeds gossip.max_parents ({exp.gossip.max_parents})",
+        )
     compressed = exp.compression != "float32" or any(
         p.compression not in (None, "float32") for p in exp.providers
     )

@@ -53,6 +53,7 @@ class Provider:
         )
         self.scheme = agent.exp.provider_compression(name)
         self.refused: set[int] = set()
+        self.parents_wait_since: float | None = None  # gossip: since when we wait for more parents
         self.registered = False
         self.not_allocated: set[int] = set()
         self.prefetched: dict[str, Any] = {}  # sha256 -> weights of a closed round's candidate aggregate
@@ -179,6 +180,22 @@ class Provider:
         return state
 
     # ------------------------------------------------------------------ gossip
+    def enough_parents(self, found: int) -> bool:
+        """Whether parents from ``found`` providers are enough to build on: ``gossip.min_parents``,
+        or fewer once we have waited ``settle_seconds`` for more (a provider may be gone)."""
+        a = self.agent
+        if found >= a.exp.gossip.min_parents:
+            self.parents_wait_since = None
+            return True
+        if self.parents_wait_since is None:
+            self.parents_wait_since = time.time()
+            a.log("waiting_for_parents", have=found, want=a.exp.gossip.min_parents)
+        if time.time() - self.parents_wait_since < a.exp.settle_seconds:
+            return False
+        a.log("parents_wait_over", level="warning", have=found, want=a.exp.gossip.min_parents)
+        self.parents_wait_since = None
+        return True
+
     def gossip_step(self, model: Model) -> bool:
         """One gossip update if any is still due; returns False when this provider is done."""
         a = self.agent
@@ -191,6 +208,8 @@ class Provider:
         accepted = list(a.client.iter_accepted_updates(a.model_id, 0))
         accepted.sort(key=lambda u: (u.get("submittedAt") or 0, u["id"]))
         parents = choose_parents(accepted[-a.exp.gossip.recency :], a.exp.gossip.max_parents)
+        if n > 0 and not self.enough_parents(len(parents)):
+            return True  # woken by the next accepted update, or by the poll once the wait is over
         base = gossip_base(a.reader, model, parents)
         upd, metrics = self.train(base, _seed(a.exp.seed, self.cfg.name, "gossip", n))
         from fedcommittee.ml import state as st

@@ -94,6 +94,11 @@ def error_for(doc) -> ConfigError:
         (lambda d: d.update(compression="zip"), "compression"),
         (lambda d: d["providers"][1].update(compression="int8+topk:2"), "providers[1].compression"),
         (lambda d: d.update(compression="float16", mode="gossip"), "compression"),
+        (
+            lambda d: d.update(mode="gossip", gossip={"max_parents": 2, "min_parents": 3}),
+            "gossip.min_parents",
+        ),
+        (lambda d: d.update(mode="gossip", gossip={"min_parents": 0}), "gossip.min_parents"),
         (lambda d: d.update(profile={"purpose": ""}), "profile.purpose"),
         (lambda d: d["data"].update(share_histogram="yes"), "data.share_histogram"),
     ],
