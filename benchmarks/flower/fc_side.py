@@ -162,7 +162,8 @@ def round_counts(report: dict, records: list[dict], providers: int) -> dict[str,
 
 def run_network(setting: Setting, home: Path) -> dict:
     doc = experiment_doc(setting, name="bench")
-    model_id = f"{setting.tag()}-{int(time.time())}"
+    # Model ids are at most 64 characters: the seconds of the clock modulo a million keep long tags in.
+    model_id = f"{setting.tag()}-{int(time.time()) % 10**6:06d}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(doc, f)
         cfg = Path(f.name)

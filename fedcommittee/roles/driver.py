@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from fedcommittee.endpoints import Endpoints
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import FedcommitteeClient, Gateway, ModelStatus, load_profile
+from fedcommittee.ledger import ConnectionProfile, FedcommitteeClient, Gateway, ModelStatus, load_profile
 from fedcommittee.ledger.records import Model
 from fedcommittee.roles.envelopes import identity_key, load_private_key
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent, EventPump, JsonLog, run_dir
@@ -40,10 +40,18 @@ class RoleStep(Protocol):
 
 
 def connect_agent(
-    exp: Experiment, *, user: str, role: str, name: str, home: Path, endpoints: Endpoints | None = None
+    exp: Experiment,
+    *,
+    user: str,
+    role: str,
+    name: str,
+    home: Path,
+    endpoints: Endpoints | None = None,
+    profile: ConnectionProfile | None = None,
 ) -> Agent:
     """An Agent on the running network at ``home``: ``user``'s gateway (its org's peer), IPFS, its
-    log and event checkpoint under ``run_dir``."""
+    log and event checkpoint under ``run_dir``. ``profile``: the network's connection profile, when
+    the caller has it already (agents hosted in one process share it)."""
     import torch
 
     torch.set_num_threads(1)
@@ -57,7 +65,7 @@ def connect_agent(
     state_dir = run_dir(home, exp.model_id) / "agents" / name
     state_dir.mkdir(parents=True, exist_ok=True)
     log = JsonLog(run_dir(home, exp.model_id) / "logs" / f"{name}.jsonl", name, role)
-    profile = load_profile(endpoints.connection_profile)
+    profile = profile or load_profile(endpoints.connection_profile)
     id_cfg = profile.identity(user)
     ident, _ = id_cfg.load()
     gateway = Gateway.connect(profile, user=user, peer=profile.peer(msp_id=ident.msp_id).name)
