@@ -42,6 +42,7 @@ type handler struct {
 	logf    func(string, ...any)
 
 	sendMu sync.Mutex
+	slots  chan struct{} // one per transaction on the stream (maxInFlight)
 
 	mu   sync.Mutex
 	txs  map[string]*txCtx
@@ -65,7 +66,8 @@ func ctxKey(channel, txid string) string { return channel + "\x00" + txid }
 // newHandler runs the registration handshake on st (wait REGISTER, send
 // REGISTERED and READY) and starts the receive loop.
 func newHandler(ctx context.Context, ccName string, st msgStream, closeFn func(), logf func(string, ...any)) (*handler, error) {
-	h := &handler{ccName: ccName, st: st, closeFn: closeFn, logf: logf, txs: map[string]*txCtx{}, done: make(chan struct{})}
+	h := &handler{ccName: ccName, st: st, closeFn: closeFn, logf: logf, txs: map[string]*txCtx{}, done: make(chan struct{}),
+		slots: make(chan struct{}, maxInFlight)}
 
 	type recvd struct {
 		msg *peer.ChaincodeMessage
@@ -427,7 +429,22 @@ func newIterID() string {
 
 // execute runs one invocation on this stream
 // (core/chaincode/handler.go Execute).
+// maxInFlight bounds the transactions on one stream. A caller beyond it waits for a slot, where
+// giving up (its context ending) costs nothing; a transaction once sent runs to its end even if
+// abandoned, and its state requests share the stream with new transactions. Unbounded, 1,000
+// agents retrying timed-out queries queued thousands of sends ahead of the answers the running
+// transactions waited for, and no query finished in time again.
+const maxInFlight = 64
+
 func (h *handler) execute(ctx context.Context, req Request) (*Result, error) {
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transaction %s abandoned while waiting for the chaincode: %w", req.TxID, ctx.Err())
+	case <-h.done:
+		return nil, fmt.Errorf("transaction %s: %w", req.TxID, h.cause())
+	}
 	key := ctxKey(req.ChannelID, req.TxID)
 	tx := &txCtx{req: req, result: make(chan *peer.ChaincodeMessage, 1), iters: map[string]*queryIter{}}
 	h.mu.Lock()

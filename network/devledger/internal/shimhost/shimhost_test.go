@@ -589,3 +589,38 @@ func TestCCaaS(t *testing.T) {
 		t.Fatalf("wrong CA: %v", err)
 	}
 }
+
+// With maxInFlight transactions running on the stream, one more waits for a slot; if its caller
+// gives up meanwhile it is never sent (the chaincode never sees it), and once a slot frees the
+// next transaction runs.
+func TestInFlightBound(t *testing.T) {
+	cc := newTestCC()
+	e := inProcEnv(t, cc)
+	e.st.put(ccName, "a", []byte("A"), "seed")
+	var wg sync.WaitGroup
+	for i := range maxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.call(context.Background(), e.user, fmt.Sprintf("held-%d", i), "block"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.h.(*host).cur.slots) < maxInFlight && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := e.call(ctx, e.user, "over-the-bound", "get", "a")
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "abandoned while waiting for the chaincode") {
+		t.Fatalf("transaction beyond the bound: %v", err)
+	}
+	for i := range maxInFlight {
+		close(cc.gate(fmt.Sprintf("held-%d", i)))
+		<-cc.late
+	}
+	wg.Wait()
+	e.ok(e.user, "get", "a")
+}
