@@ -429,17 +429,17 @@ func newIterID() string {
 
 // execute runs one invocation on this stream
 // (core/chaincode/handler.go Execute).
-// maxInFlight bounds the transactions on one stream. A caller beyond it waits for a slot, where
-// giving up (its context ending) costs nothing; a transaction once sent runs to its end even if
-// abandoned, and its state requests share the stream with new transactions. Unbounded, 1,000
-// agents retrying timed-out queries queued thousands of sends ahead of the answers the running
-// transactions waited for, and no query finished in time again.
+// maxInFlight bounds the transactions waiting to be sent on one stream. A caller beyond it waits
+// for a slot, where giving up (its context ending) costs nothing, and one whose caller gave up
+// before its turn is not sent: a transaction once sent runs to its end even if abandoned, and its
+// state requests share the stream with new transactions. Unbounded, 1,000 agents retrying
+// timed-out queries queued thousands of sends ahead of the answers the running transactions
+// waited for, and no query finished in time again.
 const maxInFlight = 64
 
 func (h *handler) execute(ctx context.Context, req Request) (*Result, error) {
 	select {
-	case h.slots <- struct{}{}:
-		defer func() { <-h.slots }()
+	case h.slots <- struct{}{}: // given back once the transaction is sent, or known not to be
 	case <-ctx.Done():
 		return nil, fmt.Errorf("transaction %s abandoned while waiting for the chaincode: %w", req.TxID, ctx.Err())
 	case <-h.done:
@@ -471,7 +471,14 @@ func (h *handler) execute(ctx context.Context, req Request) (*Result, error) {
 	}
 	msg := &peer.ChaincodeMessage{Type: typ, Payload: payload, Txid: req.TxID, ChannelId: req.ChannelID, Proposal: req.SignedProposal}
 	sent := make(chan error, 1)
-	go func() { sent <- h.send(msg) }()
+	go func() {
+		defer func() { <-h.slots }()
+		if err := ctx.Err(); err != nil { // abandoned while the stream was busy: never sent
+			sent <- nil
+			return
+		}
+		sent <- h.send(msg)
+	}()
 
 	var resp *peer.ChaincodeMessage
 	for resp == nil {

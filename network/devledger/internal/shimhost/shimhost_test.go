@@ -590,26 +590,15 @@ func TestCCaaS(t *testing.T) {
 	}
 }
 
-// With maxInFlight transactions running on the stream, one more waits for a slot; if its caller
-// gives up meanwhile it is never sent (the chaincode never sees it), and once a slot frees the
-// next transaction runs.
+// With maxInFlight transactions waiting to be sent, one more waits for a slot; if its caller gives
+// up meanwhile it is never sent, and once slots free the stream serves again.
 func TestInFlightBound(t *testing.T) {
 	cc := newTestCC()
 	e := inProcEnv(t, cc)
 	e.st.put(ccName, "a", []byte("A"), "seed")
-	var wg sync.WaitGroup
-	for i := range maxInFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := e.call(context.Background(), e.user, fmt.Sprintf("held-%d", i), "block"); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(e.h.(*host).cur.slots) < maxInFlight && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	h := e.h.(*host).cur
+	for range maxInFlight { // a busy stream: every slot taken
+		h.slots <- struct{}{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	_, err := e.call(ctx, e.user, "over-the-bound", "get", "a")
@@ -617,10 +606,11 @@ func TestInFlightBound(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "abandoned while waiting for the chaincode") {
 		t.Fatalf("transaction beyond the bound: %v", err)
 	}
-	for i := range maxInFlight {
-		close(cc.gate(fmt.Sprintf("held-%d", i)))
-		<-cc.late
+	for range maxInFlight {
+		<-h.slots
 	}
-	wg.Wait()
 	e.ok(e.user, "get", "a")
+	if len(h.slots) != 0 {
+		t.Fatalf("%d slots still taken after the transaction", len(h.slots))
+	}
 }
