@@ -181,6 +181,8 @@ def section_scale(r: Runner, a: argparse.Namespace) -> None:
                 max_samples=a.max_samples,
                 test_samples=1000,
                 providers_per_process=a.providers_per_process,
+                settle_seconds=a.settle,
+                deadline_seconds=a.deadline,
             )
             try:
                 r.fedcommittee("scale", s)
@@ -202,7 +204,7 @@ def main() -> int:
         default="all",
         help="run only one side (fedcommittee includes the in-process baseline)",
     )
-    ap.add_argument("--model", default="cnn-small")
+    ap.add_argument("--model", default="cnn-small", help="architecture (linear-fmnist: the light model)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--steps", type=int, default=20, help="local SGD steps per round (batch 32)")
     ap.add_argument("--lr", type=float, default=0.03)
@@ -220,6 +222,14 @@ def main() -> int:
     ap.add_argument("--max-samples", type=int, default=12000, help="scale: training pool size")
     ap.add_argument("--keep-going", action="store_true", help="scale: go on after a failed size")
     ap.add_argument("--providers-per-process", type=int, default=5, help="scale: providers per agent process")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="scale: a round closes after this many seconds with no new update (raise it to the"
+        " deadline to make every round wait for every allocated provider)",
+    )
+    ap.add_argument("--deadline", type=int, default=300, help="scale: seconds a round stays open at most")
     a = ap.parse_args()
     if a.rounds is None:
         a.rounds = {"accuracy": 30, "robustness": 15, "overhead": 10, "scale": 3}.get(a.section, 30)

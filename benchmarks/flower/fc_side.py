@@ -20,12 +20,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
 from setting import Setting, experiment_doc, provider_name
+
+from fedcommittee.logs import read_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,15 +46,17 @@ def _pss_mb(pid: int) -> float:
 
 class MemorySampler(threading.Thread):
     """Peak of the summed PSS of the run's processes (every process whose command line names the model
-    id: the agents and the `fedcommittee run` orchestrator) and of the network's nodes."""
+    id: the agents and the `fedcommittee run` orchestrator), of its provider processes alone (for the
+    memory a provider costs) and of the network's nodes."""
 
     def __init__(self, home: Path, model_id: str, every: float = 2.0) -> None:
         super().__init__(daemon=True)
         self.home, self.model_id, self.every = home, model_id, every
-        self.peak_agents = self.peak_network = self.peak_agent_max = 0.0
+        self.peak_agents = self.peak_network = self.peak_agent_max = self.peak_providers = 0.0
         self._halt = threading.Event()
 
-    def _agent_pids(self) -> list[int]:
+    def _agent_pids(self) -> list[tuple[int, bool]]:
+        """(pid, hosts providers) of the run's processes."""
         out = []
         for d in Path("/proc").iterdir():
             if d.name.isdigit():
@@ -61,19 +65,20 @@ class MemorySampler(threading.Thread):
                 except OSError:
                     continue
                 if self.model_id.encode() in cmd and b"--model-id" in cmd:
-                    out.append(int(d.name))
+                    out.append((int(d.name), b"\0provider\0" in cmd))
         return out
 
     def run(self) -> None:
         while not self._halt.is_set():
-            agents = [_pss_mb(p) for p in self._agent_pids()]
+            agents = [(_pss_mb(pid), provider) for pid, provider in self._agent_pids()]
             net = sum(
                 _pss_mb(int(f.read_text().split()[0]))
                 for f in (self.home / "pids").glob("*.pid")
                 if f.read_text().split()
             )
-            self.peak_agents = max(self.peak_agents, sum(agents))
-            self.peak_agent_max = max(self.peak_agent_max, max(agents, default=0.0))
+            self.peak_agents = max(self.peak_agents, sum(mb for mb, _ in agents))
+            self.peak_providers = max(self.peak_providers, sum(mb for mb, provider in agents if provider))
+            self.peak_agent_max = max([self.peak_agent_max] + [mb for mb, _ in agents])
             self.peak_network = max(self.peak_network, net)
             self._halt.wait(self.every)
 
@@ -83,6 +88,7 @@ class MemorySampler(threading.Thread):
         return {
             "agents_peak_mb": round(self.peak_agents),
             "agent_max_mb": round(self.peak_agent_max),
+            "provider_processes_peak_mb": round(self.peak_providers),
             "network_peak_mb": round(self.peak_network),
         }
 
@@ -109,19 +115,55 @@ def _acceptance(report: dict, behaviours: dict[str, str]) -> dict:
     }
 
 
-def _transactions_per_round(logs: Path) -> dict[int, int]:
-    from fedcommittee.logs import read_logs
+def _by_round(records: list[dict], event: str) -> dict[int, list[dict]]:
+    """The ``event`` records per round (round 0: set-up, before the first round opened)."""
+    out: dict[int, list[dict]] = defaultdict(list)
+    for rec in records:
+        if rec.get("event") == event:
+            out[int(rec.get("round") or 0)].append(rec)
+    return out
 
-    per: Counter = Counter()
-    for rec in read_logs(logs):
-        if rec.get("event") == "submitted" and int(rec.get("round") or 0) > 0:
-            per[int(rec["round"])] += 1
-    return dict(per)
+
+def round_counts(report: dict, records: list[dict], providers: int) -> dict[str, list]:
+    """Per round (index 0 = round 1), from the report and the agents' logs: updates allocated (every
+    provider where the round names no allocation), recorded on the ledger and judged; transactions
+    committed; transactions given up; MVCC conflicts retried (``logs.race_counts``); p95 of the
+    submit-to-commit seconds of the round's transactions. ``setup``: the same for round 0 (data
+    registrations, approvals)."""
+    from fedcommittee.logs import percentile, race_counts
+
+    submitted, gave_up = _by_round(records, "submitted"), _by_round(records, "submit_gave_up")
+    races = race_counts(records)
+    updates: dict[int, list[dict]] = defaultdict(list)
+    for u in report["updates"]:
+        updates[int(u["round"])].append(u)
+
+    def ledger_side(r: int) -> dict:
+        secs = [float(x["seconds"]) for x in submitted.get(r, []) if "seconds" in x]
+        return {
+            "transactions": len(submitted.get(r, [])),
+            "given_up": len(gave_up.get(r, [])),
+            "mvcc_conflicts": races.get(r, {}).get("mvcc_retry", 0),
+            "commit_p95_s": round(percentile(secs, 0.95), 3) if secs else None,
+        }
+
+    rounds = sorted(report["rounds"], key=lambda rd: int(rd["number"]))
+    out: dict[str, list] = defaultdict(list)
+    for rd in rounds:
+        r = int(rd["number"])
+        allocated = rd.get("allocated")
+        out["allocated"].append(providers if allocated is None else len(allocated))
+        out["recorded"].append(len(updates[r]))
+        out["judged"].append(sum(u["status"] in ("accepted", "rejected") for u in updates[r]))
+        for k, v in ledger_side(r).items():
+            out[k].append(v)
+    return {**out, "setup": ledger_side(0)}
 
 
 def run_network(setting: Setting, home: Path) -> dict:
     doc = experiment_doc(setting, name="bench")
-    model_id = f"{setting.tag()}-{int(time.time())}"
+    # Model ids are at most 64 characters: the seconds of the clock modulo a million keep long tags in.
+    model_id = f"{setting.tag()}-{int(time.time()) % 10**6:06d}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(doc, f)
         cfg = Path(f.name)
@@ -150,7 +192,7 @@ def run_network(setting: Setting, home: Path) -> dict:
     acc.append(report["final_test_accuracy"])
     behaviours = {p["name"]: p["behaviour"] for p in doc["providers"]}
     overhead = report["overhead"]
-    tx = _transactions_per_round(run / "logs")
+    counts = round_counts(report, read_logs(run / "logs"), setting.providers)
     return {
         "system": "fedcommittee",
         "setting": json.loads(setting.to_json()),
@@ -163,7 +205,11 @@ def run_network(setting: Setting, home: Path) -> dict:
         "acceptance": _acceptance(report, behaviours),
         "accepted": report["summary"]["accepted"],
         "rejected": report["summary"]["rejected"],
-        "transactions_per_round_median": statistics.median(tx.values()) if tx else None,
+        "transactions_per_round_median": statistics.median(counts["transactions"])
+        if report["rounds"]
+        else None,
+        "per_round": counts,
+        "ledger_backend": report.get("ledger_backend"),
         "memory": memory,
     }
 

@@ -40,12 +40,20 @@ class Setting:
     attack: str = "honest"
     attack_fraction: float = 0.0
     providers_per_process: int = 1  # fedcommittee only: providers hosted per agent process
+    # fedcommittee only: a round closes when every provider's update is judged, or when no update came
+    # for settle_seconds (nothing pending), or at the deadline. Scale runs raise both so that a round
+    # waits for every allocated provider.
+    settle_seconds: float = 10.0
+    deadline_seconds: int = 300
 
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
             raise ValueError(f"unknown partition {self.partition!r} (have {sorted(PARTITIONS)})")
         if not 0.0 <= self.attack_fraction < 1.0:
             raise ValueError(f"attack_fraction must be in [0, 1), got {self.attack_fraction}")
+        if not 0 < self.settle_seconds <= self.deadline_seconds:
+            bound = f"(0, deadline_seconds={self.deadline_seconds}]"
+            raise ValueError(f"settle_seconds must be in {bound}, got {self.settle_seconds}")
 
     @property
     def n_attackers(self) -> int:
@@ -69,6 +77,8 @@ class Setting:
             t += f"-{self.attack}{round(100 * self.attack_fraction)}"
         if self.providers_per_process > 1:
             t += f"-pp{self.providers_per_process}"
+        if (self.settle_seconds, self.deadline_seconds) != (10.0, 300):
+            t += f"-w{self.settle_seconds:g}d{self.deadline_seconds}"
         return t
 
     def to_json(self) -> str:
@@ -109,10 +119,10 @@ def experiment_doc(s: Setting, name: str = "bench") -> dict:
         "mode": "federated",
         "rounds": s.rounds,
         "min_accepted": 2,
-        "deadline_seconds": 300,
+        "deadline_seconds": s.deadline_seconds,
         # Rounds close as soon as every provider is final; the settle window only bounds the wait for
         # a missing one. 10 s keeps a provider slowed by a busy machine in its round.
-        "settle_seconds": 10,
+        "settle_seconds": s.settle_seconds,
         "providers_per_process": s.providers_per_process,
         "quorum": s.members // 2 + 1,
         "data": {

@@ -318,6 +318,7 @@ class Gateway:
         retry_on: frozenset[grpc.StatusCode],
         on_error: Callable[[grpc.RpcError], GatewayError],
     ):
+        """``request``: the message, or a function making a fresh one for every try."""
         if self._closed:
             raise GatewayError("gateway is closed")
         method = getattr(self._stub, rpc)
@@ -325,7 +326,8 @@ class Gateway:
         while True:
             try:
                 # A retry waits (within its deadline) for the channel to reconnect instead of failing fast.
-                return method(request, timeout=timeout, wait_for_ready=retry_number > 0 or None)
+                message = request() if callable(request) else request
+                return method(message, timeout=timeout, wait_for_ready=retry_number > 0 or None)
             except grpc.RpcError as err:
                 code = _status.status_code(err)
                 if code in retry_on and retry_number + 1 < self.retry.attempts and not self._closed:
@@ -454,19 +456,26 @@ class Contract:
     ) -> bytes:
         """Run a transaction function on a peer without ordering it; return its result payload."""
         gw = self._gw
-        prop = self._proposal(fn, args, transient)
-        request = gateway_pb2.EvaluateRequest(
-            transaction_id=prop.txid,
-            channel_id=prop.channel,
-            proposed_transaction=prop.signed_proposal,
-            target_organizations=list(target_orgs or []),
-        )
+        txids: list[str] = []
+
+        def request() -> gateway_pb2.EvaluateRequest:
+            # Every try is a new proposal: after a timeout the peer may still be running the earlier
+            # one, and it refuses a transaction id it is running, which would end the query for good.
+            prop = self._proposal(fn, args, transient)
+            txids.append(prop.txid)
+            return gateway_pb2.EvaluateRequest(
+                transaction_id=prop.txid,
+                channel_id=prop.channel,
+                proposed_transaction=prop.signed_proposal,
+                target_organizations=list(target_orgs or []),
+            )
+
         response = gw._call(
             "Evaluate",
             request,
             timeout=gw.timeouts.evaluate,
             retry_on=_RETRY_IDEMPOTENT,
-            on_error=lambda e: gw._error(EvaluateError, "evaluate", e, prop.txid),
+            on_error=lambda e: gw._error(EvaluateError, "evaluate", e, txids[-1]),
         )
         result = response.result
         if result.status >= 400:  # the gateway normally reports this as a gRPC error
@@ -475,7 +484,7 @@ class Contract:
                 chaincode_message=result.message,
                 stage="evaluate",
                 status=result.status,
-                txid=prop.txid,
+                txid=txids[-1],
             )
         return result.payload
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from fedcommittee.endpoints import Endpoints
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import FedcommitteeClient, Gateway, ModelStatus, load_profile
+from fedcommittee.ledger import ConnectionProfile, FedcommitteeClient, Gateway, ModelStatus, load_profile
 from fedcommittee.ledger.records import Model
 from fedcommittee.roles.envelopes import identity_key, load_private_key
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent, EventPump, JsonLog, run_dir
@@ -40,10 +40,18 @@ class RoleStep(Protocol):
 
 
 def connect_agent(
-    exp: Experiment, *, user: str, role: str, name: str, home: Path, endpoints: Endpoints | None = None
+    exp: Experiment,
+    *,
+    user: str,
+    role: str,
+    name: str,
+    home: Path,
+    endpoints: Endpoints | None = None,
+    profile: ConnectionProfile | None = None,
 ) -> Agent:
     """An Agent on the running network at ``home``: ``user``'s gateway (its org's peer), IPFS, its
-    log and event checkpoint under ``run_dir``."""
+    log and event checkpoint under ``run_dir``. ``profile``: the network's connection profile, when
+    the caller has it already (agents hosted in one process share it)."""
     import torch
 
     torch.set_num_threads(1)
@@ -57,7 +65,7 @@ def connect_agent(
     state_dir = run_dir(home, exp.model_id) / "agents" / name
     state_dir.mkdir(parents=True, exist_ok=True)
     log = JsonLog(run_dir(home, exp.model_id) / "logs" / f"{name}.jsonl", name, role)
-    profile = load_profile(endpoints.connection_profile)
+    profile = profile or load_profile(endpoints.connection_profile)
     id_cfg = profile.identity(user)
     ident, _ = id_cfg.load()
     gateway = Gateway.connect(profile, user=user, peer=profile.peer(msp_id=ident.msp_id).name)
@@ -74,10 +82,27 @@ def connect_agent(
         profile=profile,
         events=EventPump(gateway, state_dir / "events.json", name, log),
         closers=[gateway.close, ipfs.close],
+        poll_seconds=poll_seconds(),
     )
     log("start", user=user, identity=agent.me[:24], model=exp.model_id, pid=os.getpid(),
         ledger=endpoints.backend)  # fmt: skip
     return agent
+
+
+def poll_seconds() -> float:
+    """How long an agent waits for an event before it reads the ledger anyway: ``FC_POLL_SECONDS``,
+    else 3. The poll only covers lost events; a scale run raises it: 1,000 agents reading the ledger
+    every 3 s are 333 reads a second before anything has happened."""
+    raw = os.environ.get("FC_POLL_SECONDS", "").strip()
+    if not raw:
+        return 3.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 600:
+        raise ValueError(f"FC_POLL_SECONDS must be a number of seconds from 0.1 to 600, got {raw!r}")
+    return value
 
 
 def run_role(agent: Agent, role: RoleStep) -> int:

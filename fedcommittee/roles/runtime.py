@@ -314,7 +314,7 @@ class Agent:
             )
             return result
         # Retries are routine (logged at info); running out of them is not.
-        self.log("submit_gave_up", level="warning", tx=tx, attempts=attempts)
+        self.log("submit_gave_up", level="warning", tx=tx, attempts=attempts, round=self.current_round)
         raise RuntimeError(f"{tx}: gave up after {attempts} attempts")
 
     # ------------------------------------------------------------------ objects

@@ -141,3 +141,52 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "- 20 local steps: 8.0%: met" in out.read_text()
     assert (tmp_path / "accuracy_dominant.png").exists()
     assert "No scale results yet" in text
+
+
+def _scale_logs() -> tuple[dict, list[dict]]:
+    """A 2-round run of 3 providers: round 2 allocated two, one update of round 2 still pending."""
+    report_doc = {
+        "rounds": [{"number": 2, "allocated": ["a", "b"]}, {"number": 1}],
+        "updates": [{"round": 1, "status": "accepted"}] * 3
+        + [{"round": 2, "status": "rejected"}, {"round": 2, "status": "pending"}],
+    }
+    sub = {"event": "submitted", "tx": "SubmitUpdate"}
+    records = [
+        {**sub, "round": 0, "seconds": 0.5},
+        *({**sub, "round": 1, "seconds": s} for s in (0.1, 0.2, 0.3, 0.4, 1.4)),
+        {**sub, "round": 2, "seconds": 0.2},
+        {"event": "conflict", "race": "mvcc_retry", "round": 1},
+        {"event": "conflict", "race": "mvcc_retry", "round": 1},
+        {"event": "verdict_refused", "race": "verdict_after_close", "round": 2},
+        {"event": "submit_gave_up", "round": 2, "tx": "SubmitVerdicts"},
+    ]
+    return report_doc, records
+
+
+def test_round_counts_per_round_from_report_and_logs():
+    counts = fc_side.round_counts(*_scale_logs(), providers=3)
+    assert counts["allocated"] == [3, 2] and counts["recorded"] == [3, 2] and counts["judged"] == [3, 1]
+    assert counts["transactions"] == [5, 1] and counts["given_up"] == [0, 1]
+    assert counts["mvcc_conflicts"] == [2, 0]  # a verdict after quorum is a race, not a conflict
+    # p95 of (0.1, 0.2, 0.3, 0.4, 1.4): 0.4 + 0.8 * (1.4 - 0.4)
+    assert counts["commit_p95_s"] == [1.2, 0.2]
+    assert counts["setup"] == {"transactions": 1, "given_up": 0, "mvcc_conflicts": 0, "commit_p95_s": 0.5}
+
+
+def test_scale_report_checks_every_target(tmp_path):
+    s = Setting(providers=3, rounds=2, model="linear-fmnist", settle_seconds=600, deadline_seconds=900)
+    counts = fc_side.round_counts(*_scale_logs(), providers=3)
+    memory = {
+        "agents_peak_mb": 900,
+        "agent_max_mb": 400,
+        "provider_processes_peak_mb": 300,
+        "network_peak_mb": 50,
+    }
+    extra = {"per_round": counts, "memory": memory, "ledger_backend": "embedded ledger", "accepted": 3}
+    _result(tmp_path, "scale", "fedcommittee", s, [0.5, 0.6], transactions_per_round_median=3, **extra)
+    text = "\n".join(report.scale_section(tmp_path, tmp_path))
+    assert "| embedded ledger | `linear-fmnist`, 20 | 3 | 3 | 1 | 2.0 | 3, 2 | 3/3, 1/2 | 5, 1 | 1 |" in text
+    assert "every allocated update recorded and judged in every round: missed" in text
+    assert "transactions given up 1 (target 0): missed" in text
+    assert "most MVCC conflicts in a round 2 (target < 0.3): missed" in text
+    assert "| 300 (100.0) |" in text and (tmp_path / "scale.png").exists()

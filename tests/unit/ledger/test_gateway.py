@@ -121,6 +121,22 @@ def test_evaluate_retries_unavailable(gateway, fake):
     assert fake.calls["Evaluate"] == 3
 
 
+def test_evaluate_retry_is_a_new_proposal(gateway, fake, monkeypatch):
+    # A peer still running a timed-out query refuses its transaction id again ("channel exists").
+    txids: list[str] = []
+    evaluate = gateway._stub.Evaluate
+
+    def recording(request, **kwargs):
+        txids.append(request.transaction_id)
+        return evaluate(request, **kwargs)
+
+    monkeypatch.setattr(gateway._stub, "Evaluate", recording)
+    fake.fail_next["Evaluate"].extend([grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE])
+    fake.state["a"] = b"1"
+    assert gateway.network("fedchannel").contract("fedcommittee").evaluate("Get", "a") == b"1"
+    assert len(txids) == 3 and len(set(txids)) == 3
+
+
 def test_evaluate_retry_waits_for_peer_restart(fake, org):
     srv = FakeServer(fake)
     port = srv.port

@@ -29,3 +29,24 @@ def test_seeded_initial_state():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["fc1.weight"], c["fc1.weight"])
     assert list(models.state_layout("mlp")) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+
+
+def test_light_model_is_logistic_regression_on_28x28():
+    assert models.num_parameters("linear-fmnist") == 784 * 10 + 10
+    assert list(models.state_layout("linear-fmnist")) == ["fc.weight", "fc.bias"]
+    out = models.get_model("linear-fmnist", seed=0)(torch.zeros(4, 1, 28, 28))
+    assert out.shape == (4, 10)
+    # It learns: a few SGD steps on a separable toy problem lower the loss.
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    x[torch.arange(64), 0, 0, y] += 5.0
+    model = models.get_model("linear-fmnist", seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = None
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first

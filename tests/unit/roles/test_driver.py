@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import FedcommitteeClient, GatewayError, NotFound
 from fedcommittee.roles.driver import run_role
@@ -81,3 +83,16 @@ def test_a_step_may_stop_the_agent_with_an_exit_code(tmp_path):
     agent = _agent(["active", "active"], tmp_path / "a.jsonl")
     role = Role(stop_on="active")
     assert run_role(agent, role) == 0 and role.seen == ["active"]
+
+
+def test_poll_interval_from_the_environment(monkeypatch):
+    from fedcommittee.roles.driver import poll_seconds
+
+    monkeypatch.delenv("FC_POLL_SECONDS", raising=False)
+    assert poll_seconds() == 3.0
+    monkeypatch.setenv("FC_POLL_SECONDS", "30")
+    assert poll_seconds() == 30.0
+    for bad in ("soon", "0", "nan", "1e9"):
+        monkeypatch.setenv("FC_POLL_SECONDS", bad)
+        with pytest.raises(ValueError, match=f"FC_POLL_SECONDS must be .* got '{bad}'"):
+            poll_seconds()

@@ -42,6 +42,7 @@ type handler struct {
 	logf    func(string, ...any)
 
 	sendMu sync.Mutex
+	slots  chan struct{} // one per transaction on the stream (maxInFlight)
 
 	mu   sync.Mutex
 	txs  map[string]*txCtx
@@ -65,7 +66,8 @@ func ctxKey(channel, txid string) string { return channel + "\x00" + txid }
 // newHandler runs the registration handshake on st (wait REGISTER, send
 // REGISTERED and READY) and starts the receive loop.
 func newHandler(ctx context.Context, ccName string, st msgStream, closeFn func(), logf func(string, ...any)) (*handler, error) {
-	h := &handler{ccName: ccName, st: st, closeFn: closeFn, logf: logf, txs: map[string]*txCtx{}, done: make(chan struct{})}
+	h := &handler{ccName: ccName, st: st, closeFn: closeFn, logf: logf, txs: map[string]*txCtx{}, done: make(chan struct{}),
+		slots: make(chan struct{}, maxInFlight)}
 
 	type recvd struct {
 		msg *peer.ChaincodeMessage
@@ -427,7 +429,22 @@ func newIterID() string {
 
 // execute runs one invocation on this stream
 // (core/chaincode/handler.go Execute).
+// maxInFlight bounds the transactions waiting to be sent on one stream. A caller beyond it waits
+// for a slot, where giving up (its context ending) costs nothing, and one whose caller gave up
+// before its turn is not sent: a transaction once sent runs to its end even if abandoned, and its
+// state requests share the stream with new transactions. Unbounded, 1,000 agents retrying
+// timed-out queries queued thousands of sends ahead of the answers the running transactions
+// waited for, and no query finished in time again.
+const maxInFlight = 64
+
 func (h *handler) execute(ctx context.Context, req Request) (*Result, error) {
+	select {
+	case h.slots <- struct{}{}: // given back once the transaction is sent, or known not to be
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transaction %s abandoned while waiting for the chaincode: %w", req.TxID, ctx.Err())
+	case <-h.done:
+		return nil, fmt.Errorf("transaction %s: %w", req.TxID, h.cause())
+	}
 	key := ctxKey(req.ChannelID, req.TxID)
 	tx := &txCtx{req: req, result: make(chan *peer.ChaincodeMessage, 1), iters: map[string]*queryIter{}}
 	h.mu.Lock()
@@ -454,7 +471,14 @@ func (h *handler) execute(ctx context.Context, req Request) (*Result, error) {
 	}
 	msg := &peer.ChaincodeMessage{Type: typ, Payload: payload, Txid: req.TxID, ChannelId: req.ChannelID, Proposal: req.SignedProposal}
 	sent := make(chan error, 1)
-	go func() { sent <- h.send(msg) }()
+	go func() {
+		defer func() { <-h.slots }()
+		if err := ctx.Err(); err != nil { // abandoned while the stream was busy: never sent
+			sent <- nil
+			return
+		}
+		sent <- h.send(msg)
+	}()
 
 	var resp *peer.ChaincodeMessage
 	for resp == nil {

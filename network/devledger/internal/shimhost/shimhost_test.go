@@ -589,3 +589,28 @@ func TestCCaaS(t *testing.T) {
 		t.Fatalf("wrong CA: %v", err)
 	}
 }
+
+// With maxInFlight transactions waiting to be sent, one more waits for a slot; if its caller gives
+// up meanwhile it is never sent, and once slots free the stream serves again.
+func TestInFlightBound(t *testing.T) {
+	cc := newTestCC()
+	e := inProcEnv(t, cc)
+	e.st.put(ccName, "a", []byte("A"), "seed")
+	h := e.h.(*host).cur
+	for range maxInFlight { // a busy stream: every slot taken
+		h.slots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := e.call(ctx, e.user, "over-the-bound", "get", "a")
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "abandoned while waiting for the chaincode") {
+		t.Fatalf("transaction beyond the bound: %v", err)
+	}
+	for range maxInFlight {
+		<-h.slots
+	}
+	e.ok(e.user, "get", "a")
+	if len(h.slots) != 0 {
+		t.Fatalf("%d slots still taken after the transaction", len(h.slots))
+	}
+}
