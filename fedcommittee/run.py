@@ -6,13 +6,16 @@
 3. Progress lines from the ledger (:mod:`fedcommittee.progress`: round, accepted / rejected /
    pending) until the model is finished or rejected, then the children are stopped, the model
    audited (``verify``) and a report written (:mod:`fedcommittee.postrun`).
-Ctrl-C stops every child (SIGTERM, then SIGKILL) before returning 130.
+Ctrl-C, or a SIGTERM to the run, stops every child (SIGTERM, then SIGKILL) before returning 130.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fedcommittee.endpoints import Endpoints, NetworkNotRunning
@@ -82,6 +85,26 @@ def _supervise(sup: Supervisor, watch: Progress, *, timeout: float, each_turn: T
     return None
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, a SIGTERM to this process raises KeyboardInterrupt, as Ctrl-C does, so the
+    agents are stopped on the way out. (Python's default for SIGTERM ends the process at once; the
+    agents run in sessions of their own and would be left running.) Main thread only: elsewhere
+    signals cannot be handled and the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_experiment(
     exp: Experiment,
     config_path: Path,
@@ -121,10 +144,11 @@ def run_experiment(
     try:
         watch = Progress(client, model_id, started=started, say=say)
         try:
-            sup.start_all()
-            say(f"started {len(children)} agents; logs in {logs}")
-            final_status = _supervise(sup, watch, timeout=timeout, each_turn=each_turn)
-            sup.wait_for_exit(20)
+            with sigterm_interrupts():
+                sup.start_all()
+                say(f"started {len(children)} agents; logs in {logs}")
+                final_status = _supervise(sup, watch, timeout=timeout, each_turn=each_turn)
+                sup.wait_for_exit(20)
         except KeyboardInterrupt:
             say("interrupted: stopping agents")
             raise
