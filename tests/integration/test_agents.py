@@ -157,14 +157,16 @@ def test_bad_config_is_a_usage_error(local_network, tmp_path):
     assert "roundz" in proc.stderr
 
 
-def test_agents_survive_a_kill_and_restart(local_network, fabric):
+def test_agents_survive_a_kill_and_restart(local_network, fabric, tmp_path):
     from fedcommittee.experiment import load_experiment
     from fedcommittee.run import run_experiment
     from tests.integration.crash_drill import KillDrill
 
     net = local_network["network"]
     model_id = f"small-drill-{int(time.time())}"
-    exp = load_experiment(CONFIG, model_id=model_id)
+    config = tmp_path / "small.yaml"  # more rounds, so that both kills fall inside the run
+    config.write_text(CONFIG.read_text().replace("\nrounds: 2\n", "\nrounds: 5\n"))
+    exp = load_experiment(config, model_id=model_id)
     env = net.env()
     import os
 
@@ -173,11 +175,11 @@ def test_agents_survive_a_kill_and_restart(local_network, fabric):
     try:
         code = run_experiment(
             exp,
-            CONFIG,
+            config,
             home=net.home,
             timeout=400,
             report=False,
-            each_turn=KillDrill({"honest1": 3, "member2": 12}),
+            each_turn=KillDrill({"honest1": 1, "member2": 3}),
         )
     finally:
         for k, v in old.items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -33,7 +34,9 @@ import pytest
 from tests.integration.network import ROOT, LocalNetwork
 from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, cli, ledger
 
-ROUNDS = 4
+# Rounds take seconds and go on while a drill's node is down, so there must be rounds left for the
+# next drill when one ends: each drill waits for the next round to open after the previous one.
+ROUNDS = 16
 # The first drill's node, per ledger backend: a Raft orderer, or the embedded ledger itself.
 FIRST = {"fabric": ("orderer", "orderer2"), "dev": ("ledger", "ledger")}
 PEER = "peer0.org2"  # the gateway of member2 and honest2 (org2 users)
@@ -64,14 +67,18 @@ class Experiment:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_for(self, text: str, timeout: float) -> bool:
+    def rounds_opened(self) -> int:
+        """The highest round this run's progress lines have named so far, in any state (0: none
+        yet). Progress is polled, so a quick round may never be printed as open."""
+        found = [int(m.group(1)) for ln in self.lines if (m := re.search(r"round (\d+)/\d+ ", ln))]
+        return max(found, default=0)
+
+    def wait_for_round(self, rnd: int, timeout: float) -> bool:
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(text in ln for ln in self.lines):
+        while time.time() < deadline and self.running():
+            if self.rounds_opened() >= rnd:
                 return True
-            if not self.running():
-                return False
-            time.sleep(0.5)
+            time.sleep(0.2)
         return False
 
     def output(self) -> str:
@@ -190,12 +197,11 @@ def drilled_run(fault_network, tmp_path_factory):
         seen.update(accepted_updates(net, model_id))
 
     try:
-        # Each drill starts as its round opens: the providers are training and submitting.
-        for rnd, (name, node, down_for) in enumerate(
-            [(*FIRST[backend(net)], 10), ("peer", PEER, 10), ("ipfs", "ipfs", 5)], start=1
-        ):
-            if exp.wait_for(f"round {rnd}/{ROUNDS} open", 300):
-                drill(f"{name} (round {rnd})", node, down_for)
+        # Each drill starts as a round opens (the providers are training and submitting): the first
+        # in round 1, each later one in the first round that opens after the previous drill ended.
+        for name, node, down_for in [(*FIRST[backend(net)], 10), ("peer", PEER, 10), ("ipfs", "ipfs", 5)]:
+            if exp.wait_for_round(exp.rounds_opened() + 1, 300):
+                drill(f"{name} (round {exp.rounds_opened()})", node, down_for)
         exp.proc.wait(timeout=600)
     finally:
         if exp.running():  # SIGINT: `fedcommittee run` stops its agents before it returns

@@ -1,9 +1,9 @@
 """Restart every agent at once: a running experiment loses nothing when all its agents die together.
 
-On the session network, ``run_experiment`` runs ``configs/small.yaml`` with 3 rounds instead of 2
-and a ``KillDrill`` (crash_drill.py) naming *every* agent (all providers, all committee members and
-the publisher) with the same time: ``KILL_AT`` seconds after the model became active, all of them
-are SIGKILLed before any is restarted, so for a moment no agent of the consortium is alive,
+On the session network, ``run_experiment`` runs ``configs/small.yaml`` with ``ROUNDS`` rounds instead
+of 2 and a ``KillDrill`` (crash_drill.py) naming *every* agent (all providers, all committee members
+and the publisher) with the same round: once round ``KILL_IN`` opens, all of them are SIGKILLed
+before any is restarted, so for a moment no agent of the consortium is alive,
 whatever it was doing (training, scoring, submitting, between an IPFS put and its transaction).
 
 Agents are level-triggered and idempotent: restarted, each reads the ledger and does what is still
@@ -32,8 +32,8 @@ from fedcommittee.ledger import ContractError
 from tests.integration.test_agents import CONFIG, check_outcome, ledger
 from tests.integration.test_faults import accepted_updates, agent_crashes, audit_nothing_lost
 
-ROUNDS = 3
-KILL_AT = 20.0  # seconds after activation: inside round 1 or 2 of the small experiment
+ROUNDS = 6
+KILL_IN = 3  # the round all agents die in: rounds before it are done, rounds after it still to come
 
 
 class Tee:
@@ -96,7 +96,7 @@ def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
                 home=net.home,
                 timeout=600,
                 report=False,
-                each_turn=KillDrill(dict.fromkeys(names, KILL_AT)),
+                each_turn=KillDrill(dict.fromkeys(names, KILL_IN)),
             )
         except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
             result["error"] = exc
@@ -174,7 +174,7 @@ def test_experiment_survives_restarting_every_agent_at_once(restarted_run):
         "\n".join(
             [
                 "restart-all drill summary",
-                f"  killed at once ({KILL_AT:.0f} s after activation): {', '.join(sorted(names))}",
+                f"  killed at once (in round {KILL_IN}): {', '.join(sorted(names))}",
                 f"  ledger at the kill: model {state_at_kill['status']}, round {state_at_kill['round']} "
                 f"{state_at_kill['round_status']}, {len(seen)} updates accepted",
                 f"  experiment {model_id}: finished, exit {code}, {wall:.0f} s, {ROUNDS} rounds",
