@@ -122,20 +122,35 @@ class Runner:
 
         return self._run(section, f"flower-{strategy}", s, f"flower {strategy} {s.tag()}", compute)
 
-    def fedcommittee(self, section: str, s: Setting) -> dict | None:
+    def backend(self) -> tuple[str, str]:
+        """The running network's ledger backend: its key (``dev``, ``fabric``) and its words."""
+        from fedcommittee.endpoints import Endpoints
+
+        e = Endpoints.load(self.home)
+        return e.backend or "fabric", e.ledger_words
+
+    def fedcommittee(self, section: str, s: Setting, per_backend: bool = False) -> dict | None:
+        """``per_backend``: one result per ledger backend (file ``fedcommittee-<backend>__...``)."""
         from fc_side import run_network
 
         if not self.wanted("fedcommittee"):
             return None
+        system = f"fedcommittee-{self.backend()[0]}" if per_backend else "fedcommittee"
         start = f"fedcommittee {s.tag()} (network at {self.home})"
-        return self._run(section, "fedcommittee", s, start, lambda _: run_network(s, self.home))
+        return self._run(section, system, s, start, lambda _: run_network(s, self.home))
 
-    def inprocess(self, section: str, s: Setting) -> dict | None:
+    def inprocess(self, section: str, s: Setting, beside_backend: bool = False) -> dict | None:
+        """``beside_backend``: the baseline measured again in each backend's invocation (the ratio's
+        two sides under the same machine load), recorded with the backend it was measured beside."""
         from fc_side import run_inprocess
 
         if not self.wanted("fedcommittee"):
             return None
-        return self._run(section, "in-process", s, f"in-process {s.tag()}", lambda _: run_inprocess(s))
+        if not beside_backend:
+            return self._run(section, "in-process", s, f"in-process {s.tag()}", lambda _: run_inprocess(s))
+        key, words = self.backend()
+        return self._run(section, f"in-process-{key}", s, f"in-process {s.tag()} (beside {words})",
+                         lambda _: {**run_inprocess(s), "measured_beside": words})  # fmt: skip
 
 
 def base_setting(a: argparse.Namespace, **kw) -> Setting:
@@ -167,8 +182,8 @@ def section_overhead(r: Runner, a: argparse.Namespace) -> None:
     # IPFS depends on how much computing a round has to do.
     for steps in (int(x) for x in a.overhead_steps.split(",")):
         s = replace(base_setting(a, partition=a.partition), steps=steps)
-        r.fedcommittee("overhead", s)
-        r.inprocess("overhead", s)
+        r.fedcommittee("overhead", s, per_backend=True)
+        r.inprocess("overhead", s, beside_backend=True)
 
 
 def section_scale(r: Runner, a: argparse.Namespace) -> None:

@@ -205,39 +205,49 @@ def robustness_section(results: Path) -> list[str]:
     return lines
 
 
-def overhead_section(results: Path) -> list[str]:
-    runs = _load(results, "overhead")
-    pairs: dict[int, dict[str, dict]] = defaultdict(dict)
+# Overhead results from before they named their backend were measured on Fabric.
+_OLDER_OVERHEAD = "Fabric v3.1.5 (older run, before the round-waiting changes)"
+
+
+def _overhead_pairs(runs: list[dict]) -> dict[tuple[str, int], dict[str, dict]]:
+    """(backend, steps) -> {"fedcommittee": run, "in-process": the baseline measured beside it}."""
+    pairs: dict[tuple[str, int], dict[str, dict]] = defaultdict(dict)
     for r in runs:
-        pairs[r["setting"]["steps"]][r["system"]] = r
+        backend = r.get("ledger_backend") or r.get("measured_beside") or _OLDER_OVERHEAD
+        pairs[(backend, r["setting"]["steps"])][r["system"]] = r
+    return {k: v for k, v in sorted(pairs.items()) if "fedcommittee" in v and "in-process" in v}
+
+
+def overhead_section(results: Path) -> list[str]:
     lines = []
-    complete = {k: v for k, v in sorted(pairs.items()) if "fedcommittee" in v and "in-process" in v}
+    complete = _overhead_pairs(_load(results, "overhead"))
     if complete:
         s = Setting(**next(iter(complete.values()))["fedcommittee"]["setting"])
         lines += [
             f"Partition `{s.partition}`, {s.providers} providers, {s.members} members, `{s.model}`,"
             f" {s.rounds} rounds. In-process: the same training, committee scoring, acceptance, FedAvg and"
-            " aggregate checks in a pool of as many worker processes as cores, no ledger, no IPFS. Round"
-            " breakdown: medians over rounds along the critical path (`fedcommittee.logs.round_overhead`).",
+            " aggregate checks in a pool of as many worker processes as cores, no ledger, no IPFS, measured"
+            " in the same invocation as the backend's row. Round breakdown: medians over rounds along the"
+            " critical path (`fedcommittee.logs.round_overhead`).",
             "",
-            "| local steps | in-process s/round | fedcommittee s/round | ratio | compute | ledger | IPFS"
-            " | other | ledger + IPFS share |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| ledger | local steps | in-process s/round | fedcommittee s/round | ratio | compute | ledger"
+            " | IPFS | other | ledger + IPFS share |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for steps, v in complete.items():
+        for (backend, steps), v in complete.items():
             fc, ip = v["fedcommittee"], v["in-process"]
             f_med, i_med = statistics.median(fc["round_seconds"]), statistics.median(ip["round_seconds"])
             b = fc["breakdown_median"] or {}
             parts = " | ".join(_fmt(b.get(k), ".2f") for k in ("compute", "ledger", "ipfs", "other"))
             lines.append(
-                f"| {steps} | {i_med:.2f} | {f_med:.2f} | {f_med / i_med:.2f} | {parts} |"
+                f"| {backend} | {steps} | {i_med:.2f} | {f_med:.2f} | {f_med / i_med:.2f} | {parts} |"
                 f" {_fmt(fc['ledger_ipfs_share'], '.1%')} |"
             )
-        shares = {k: v["fedcommittee"]["ledger_ipfs_share"] for k, v in complete.items()}
         lines += ["", "Target (ledger + IPFS <= 10 % of round time at 10 providers):", ""]
-        for steps, share in shares.items():
+        for (backend, steps), v in complete.items():
+            share = v["fedcommittee"]["ledger_ipfs_share"]
             verdict = "met" if share <= 0.10 else f"missed by {100 * (share - 0.10):.1f} points"
-            lines.append(f"- {steps} local steps: {share:.1%}: {verdict}")
+            lines.append(f"- {backend}, {steps} local steps: {share:.1%}: {verdict}")
     else:
         lines.append("No overhead results yet (`compare.py overhead`).")
     acc = [r for r in _load(results, "accuracy") if r["system"] == "fedcommittee"]

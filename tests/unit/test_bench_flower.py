@@ -86,7 +86,9 @@ def test_acceptance_counts_against_behaviours():
     assert (a["precision"], a["recall"], a["attackers_rejected"]) == (0.5, 0.5, round(2 / 3, 4))
 
 
-def _result(tmp: Path, section: str, system: str, s: Setting, acc: list[float], **extra) -> None:
+def _result(
+    tmp: Path, section: str, system: str, s: Setting, acc: list[float], file: str | None = None, **extra
+) -> None:
     d = tmp / section
     d.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -97,7 +99,7 @@ def _result(tmp: Path, section: str, system: str, s: Setting, acc: list[float], 
         "round_seconds": [2.0] * len(acc),
         **extra,
     }
-    (d / f"{system}__{s.tag()}.json").write_text(json.dumps(doc))
+    (d / f"{file or system}__{s.tag()}.json").write_text(json.dumps(doc))
 
 
 def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
@@ -137,8 +139,17 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "No overhead results yet" in text
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
     _result(tmp_path, "overhead", "in-process", s, [0.5])
+    # Each backend's row pairs with the baseline measured beside it; a result without a backend is
+    # an older Fabric one.
+    dev = {**fc_extra, "ledger_ipfs_share": 0.15, "ledger_backend": "embedded ledger", "round_seconds": [1.5]}
+    _result(tmp_path, "overhead", "fedcommittee", s, [0.5], file="fedcommittee-dev", **dev)
+    _result(tmp_path, "overhead", "in-process", s, [0.5], file="in-process-dev", round_seconds=[0.5],
+            measured_beside="embedded ledger")  # fmt: skip
     report.write(tmp_path, out)
-    assert "- 20 local steps: 8.0%: met" in out.read_text()
+    text = out.read_text()
+    assert "- Fabric v3.1.5 (older run, before the round-waiting changes), 20 local steps: 8.0%: met" in text
+    assert "- embedded ledger, 20 local steps: 15.0%: missed by 5.0 points" in text
+    assert "| embedded ledger | 20 | 0.50 | 1.50 | 3.00 |" in text
     assert (tmp_path / "accuracy_dominant.png").exists()
     assert "No scale results yet" in text
 
