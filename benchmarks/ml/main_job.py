@@ -1,0 +1,206 @@
+"""The main job (configs/default.yaml, what ``bash scripts/run.sh`` runs) in one process, without
+ledger and IPFS, to choose its training and scoring settings by measurement.
+
+The config is read as the agents read it (same split, member shards, initial weights, provider
+seeds and behaviours); ``--set KEY=VALUE`` overrides a key of the YAML (dotted path, value read as
+YAML) and ``--seeds`` replaces its ``seed``. Each round the providers train, every member scores
+every update on its shard, an update is accepted iff the members' median score passes, and the
+config's aggregation strategy (its state kept across rounds) aggregates the accepted ones; the test
+set is scored after every round. ``--rule oracle`` accepts exactly the honest providers unscored
+(the perfect committee: a cheap screen of training settings). Runs are cached as JSON under --out,
+keyed by the resulting config, so nothing is computed twice.
+
+  nice -n 15 .venv/bin/python benchmarks/ml/main_job.py --seeds 0 1 2 --set local.steps=50
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks" / "ml"))
+
+from committee_grid import Run  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "ml" / "results" / "main_job"
+
+
+def with_overrides(doc: dict, sets: list[str]) -> dict:
+    """``doc`` with each ``dotted.key=yaml value`` of ``sets`` applied (a copy)."""
+    doc = copy.deepcopy(doc)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
+        *path, last = key.split(".")
+        node = doc
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"--set {item!r}: {part!r} is not a mapping in the config")
+        node[last] = yaml.safe_load(text)
+    return doc
+
+
+def run_key(doc: dict, rule: str) -> str:
+    digest = hashlib.sha256(json.dumps([doc, rule], sort_keys=True).encode()).hexdigest()[:12]
+    return f"{rule}-s{doc['seed']}-{digest}"
+
+
+def run_one(args: tuple) -> dict:
+    import torch
+
+    from fedcommittee.experiment import parse_experiment
+
+    torch.set_num_threads(1)
+    doc, rule, label = args
+    exp = parse_experiment(doc, "<main_job>").with_model_id("main-job")
+    behaviours = [p.behaviour for p in exp.providers]
+    # "config": the config's own rule; otherwise a grid rule name (fedavg, oracle, trust, effect...).
+    run = Run(exp, behaviours, exp.scoring.rule if rule == "config" else rule, [])
+    g = run.ml.initial_state(exp.model, exp.seed)
+    out: dict = {"doc": doc, "rule": rule, "honest": [b == "honest" for b in behaviours], "rounds": []}
+    for r in range(1, exp.rounds + 1):
+        g, rec = run.step(g, r)
+        result = run.ml.evaluate(exp.model, g, run.split.test)
+        rec["accuracy"] = result.accuracy
+        if r == exp.rounds:  # where the skew shows: the classes no honest provider holds most of
+            rec["per_class"] = [float(a) for a in result.per_class_accuracy]
+        out["rounds"].append(rec)
+        print(f"[{label}] round {r} acc {rec['accuracy']:.3f} accepted {sum(rec['accepted'])} "
+              f"score {rec['score_s']:.2f}s train {rec['train_s']:.2f}s",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return out
+
+
+def centralized(doc: dict, steps: int, lr: float) -> str:
+    """The ceiling of the honest providers' data: one model trained on all of it pooled (the
+    config's model, batch and momentum), scored on the same test set."""
+    import numpy as np
+    import torch
+
+    from fedcommittee import ml
+    from fedcommittee.experiment import data_split, parse_experiment
+    from fedcommittee.ml import state as st
+
+    torch.set_num_threads(1)
+    exp = parse_experiment(doc, "<main_job>").with_model_id("main-job")
+    split = data_split(exp)
+    honest = [split.partition[i] for i, p in enumerate(exp.providers) if p.behaviour == "honest"]
+    pool = split.train.subset(np.sort(np.concatenate(honest)))
+    g = ml.initial_state(exp.model, exp.seed)
+    cfg = ml.TrainConfig(steps=steps, lr=lr, momentum=exp.local.momentum, batch_size=exp.local.batch_size,
+                         seed=exp.seed)  # fmt: skip
+    trained = st.add_scaled(g, ml.local_train(exp.model, g, pool, cfg).delta)
+    r = ml.evaluate(exp.model, trained, split.test)
+    per_class = " ".join(f"{a:.2f}" for a in r.per_class_accuracy)
+    return (f"{exp.model} seed {exp.seed}, {steps} steps at lr {lr} on the honest providers' "
+            f"{len(pool)} samples (per class {pool.class_counts().tolist()}): test accuracy "
+            f"{r.accuracy:.3f}, per class {per_class}")  # fmt: skip
+
+
+def summarize(run: dict) -> dict:
+    honest, rounds = run["honest"], run["rounds"]
+    ok = [r["accepted"] for r in rounds]
+    n_h, n_m = sum(honest), len(honest) - sum(honest)
+    acc = [r["accuracy"] for r in rounds]
+    local = run["doc"]["local"]
+    return {
+        "final": acc[-1],
+        "best": max(acc),
+        "recall": sum(a for v in ok for a, h in zip(v, honest, strict=True) if h) / (n_h * len(ok)),
+        "rejected": sum(not a for v in ok for a, h in zip(v, honest, strict=True) if not h) / (n_m * len(ok))
+        if n_m
+        else None,
+        # Provider steps over the run: the main job's training cost (members train a reference of
+        # scoring.reference_steps a round as well).
+        "steps": local["steps"] * len(rounds),
+        "train_s": statistics.mean(r["train_s"] for r in rounds),
+        "score_s": statistics.mean(r["score_s"] for r in rounds),
+    }
+
+
+def _fmt(values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.3f} ± {sd:.3f}"
+
+
+def changes(doc, base, prefix: str = "") -> list[str]:
+    """``key=value`` for every dotted key where ``doc`` differs from ``base`` (the seed aside)."""
+    if isinstance(doc, dict) and isinstance(base, dict):
+        keys = sorted((set(doc) | set(base)) - ({"seed"} if not prefix else set()))
+        return [c for k in keys for c in changes(doc.get(k), base.get(k), f"{prefix}{k}.")]
+    return [] if doc == base else [f"{prefix[:-1]}={json.dumps(doc)}"]
+
+
+def cached(out: Path, base: dict) -> dict[str, list[dict]]:
+    """Every cached run under ``out``, grouped by its changes to ``base`` and its rule."""
+    groups: dict[str, list[dict]] = {}
+    for f in sorted(out.glob("*.json")):
+        run = json.loads(f.read_text())
+        label = " ".join(changes(run["doc"], base)) or "the config"
+        groups.setdefault(f"{label} [{run['rule']}]", []).append(run)
+    return groups
+
+
+def table(runs: dict[str, list[dict]]) -> str:
+    cols = ["final", "best", "recall", "rejected", "steps", "train_s", "score_s"]
+    lines = ["| variant | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (2 + len(cols))]
+    for label, group in runs.items():
+        sums = [summarize(r) for r in group]
+        cells = [_fmt([s[c] for s in sums]) for c in cols]
+        lines.append(f"| {label} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--rule", default="config", help="config (its own rule), oracle, fedavg, trust, effect")
+    ap.add_argument("--label", default="", help="the variant's name in the table (default: the --set items)")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--table", action="store_true", help="only print the table of every cached run")
+    ap.add_argument("--centralized", nargs="+", default=[], metavar="STEPS:LR",
+                    help="instead: train one model on the honest providers' pooled data")  # fmt: skip
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(a.config.read_text())
+    if a.table:
+        print(table(cached(a.out, config)))
+        return
+    base = with_overrides(config, a.sets)
+    for item in a.centralized:  # cheap, not cached
+        steps, _, lr = item.partition(":")
+        for seed in a.seeds:
+            print(centralized(dict(base, seed=seed), int(steps), float(lr)), flush=True)
+    if a.centralized:
+        return
+    label = a.label or (" ".join(a.sets) or "config") + f" [{a.rule}]"
+    docs = [dict(base, seed=seed) for seed in a.seeds]
+    paths = [a.out / f"{run_key(d, a.rule)}.json" for d in docs]
+    todo = [(d, p) for d, p in zip(docs, paths, strict=True) if not p.exists()]
+    with ProcessPoolExecutor(a.workers) as pool:
+        jobs = [(d, a.rule, f"{label} s{d['seed']}") for d, _ in todo]
+        for (_, path), res in zip(todo, pool.map(run_one, jobs), strict=True):
+            path.write_text(json.dumps(res))
+            print(f"saved {path.name}", file=sys.stderr, flush=True)
+    print(table({label: [json.loads(p.read_text()) for p in paths]}))
+
+
+if __name__ == "__main__":
+    main()
