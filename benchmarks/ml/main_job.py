@@ -51,9 +51,9 @@ def with_overrides(doc: dict, sets: list[str]) -> dict:
     return doc
 
 
-def run_key(doc: dict, rule: str) -> str:
+def run_key(doc: dict, rule: str, screen: bool) -> str:
     digest = hashlib.sha256(json.dumps([doc, rule], sort_keys=True).encode()).hexdigest()[:12]
-    return f"{rule}-s{doc['seed']}-{digest}"
+    return f"{rule}{'-screen' if screen else ''}-s{doc['seed']}-{digest}"
 
 
 def run_one(args: tuple) -> dict:
@@ -62,7 +62,7 @@ def run_one(args: tuple) -> dict:
     from fedcommittee.experiment import parse_experiment
 
     torch.set_num_threads(1)
-    doc, rule, label = args
+    doc, rule, label, screen = args
     exp = parse_experiment(doc, "<main_job>").with_model_id("main-job")
     behaviours = [p.behaviour for p in exp.providers]
     # "config": the config's own rule; otherwise a grid rule name (fedavg, oracle, trust, effect...).
@@ -70,7 +70,7 @@ def run_one(args: tuple) -> dict:
     g = run.ml.initial_state(exp.model, exp.seed)
     out: dict = {"doc": doc, "rule": rule, "honest": [b == "honest" for b in behaviours], "rounds": []}
     for r in range(1, exp.rounds + 1):
-        g, rec = run.step(g, r)
+        g, rec = run.step(g, r, screen)
         result = run.ml.evaluate(exp.model, g, run.split.test)
         rec["accuracy"] = result.accuracy
         if r == exp.rounds:  # where the skew shows: the classes no honest provider holds most of
@@ -106,6 +106,69 @@ def centralized(doc: dict, steps: int, lr: float) -> str:
     return (f"{exp.model} seed {exp.seed}, {steps} steps at lr {lr} on the honest providers' "
             f"{len(pool)} samples (per class {pool.class_counts().tolist()}): test accuracy "
             f"{r.accuracy:.3f}, per class {per_class}")  # fmt: skip
+
+
+# Offline screening. A rule whose verdicts on the oracle trajectory are the oracle's in every round
+# would, run for real, produce exactly that trajectory (training and scoring are deterministic), so
+# scoring a variant on a screened oracle run says all there is to know about it.
+def effect_passes(stat: list | None, cos_floor: float, sym_se: float, rescue_se: float) -> bool:
+    """One member's verdict under the effect rule (no leave-one-out test) from its screened
+    statistics: (t of the symmetric test, t of leave-one-out, cosine), None for a norm violator."""
+    if stat is None:
+        return False
+    t_sym, _, cos = stat
+    return t_sym <= (sym_se if cos >= cos_floor else -rescue_se)
+
+
+def trust_passes(stats: list, peer_fraction: float, threshold: float) -> list[bool]:
+    """One member's trust verdicts on a round from the same statistics (their cosine to the same
+    reference; a norm violator here is the free rider's empty update, whose cosine is 0)."""
+    raw = [0.0 if x is None else x[2] for x in stats]
+    peer = max(statistics.median(raw), 0.0)
+    return [(c - peer_fraction * peer if c >= 0 else c) >= threshold for c in raw]
+
+
+def offline(run: dict, rule: str, **params) -> list[list[bool]]:
+    """Per round, the committee's verdicts (2 of 3 members: the median score passes) under a rule."""
+    out = []
+    for rec in run["rounds"]:
+        if rule == "effect":
+            member = [[effect_passes(x, **params) for x in m] for m in rec["t_stats"]]
+        else:
+            member = [trust_passes(m, **params) for m in rec["t_stats"]]
+        out.append([sum(col) * 2 > len(member) for col in zip(*member, strict=True)])
+    return out
+
+
+def screen_row(runs: list[dict], rule: str, **params) -> str:
+    """Per run: honest recall / malicious rejected (rounds whose verdicts are all the oracle's)."""
+    cells = []
+    for run in runs:
+        honest, verdicts = run["honest"], offline(run, rule, **params)
+        pairs = [(a, h) for v in verdicts for a, h in zip(v, honest, strict=True)]
+        recall = sum(a for a, h in pairs if h) / sum(h for _, h in pairs)
+        bad = [a for a, h in pairs if not h]
+        rejected = f"{1 - sum(bad) / len(bad):.3f}" if bad else "-"
+        cells.append(f"{recall:.3f} / {rejected} ({sum(v == honest for v in verdicts)}/{len(verdicts)})")
+    name = f"{rule} " + " ".join(f"{k}={v:g}" for k, v in params.items())
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+# The variants --variants scores offline: today's rules and the knobs that move their bars.
+INF = float("inf")
+VARIANTS = [
+    ("trust", {"peer_fraction": pf, "threshold": th}) for pf, th in ((0.25, 0.01), (0.1, 0.01), (0.0, 0.001))
+] + [
+    ("effect", {"cos_floor": cf, "sym_se": k, "rescue_se": rs})
+    for cf, k, rs in ((0.01, 1, 1), (0.01, 3, 1), (0.01, 10, 1), (0.0, 10, 0), (0.0, INF, 0), (-0.05, 3, 1),
+                      (-0.05, 10, 1), (-0.05, 10, 0), (-0.05, INF, 1))
+]  # fmt: skip
+
+
+def variants_table(runs: list[dict]) -> str:
+    seeds = " | ".join(f"seed {r['doc']['seed']}: recall / rejected (rounds = oracle)" for r in runs)
+    lines = [f"| variant | {seeds} |", "|---|" + "---|" * len(runs)]
+    return "\n".join(lines + [screen_row(runs, rule, **params) for rule, params in VARIANTS])
 
 
 def summarize(run: dict) -> dict:
@@ -174,6 +237,13 @@ def main() -> None:
     ap.add_argument("--label", default="", help="the variant's name in the table (default: the --set items)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument(
+        "--screen",
+        action="store_true",
+        help="also record the effect rule's statistics per member and update (offline screening)",
+    )
+    ap.add_argument("--variants", action="store_true",
+                    help="with --screen: score rule variants offline on the screened runs")  # fmt: skip
     ap.add_argument("--table", action="store_true", help="only print the table of every cached run")
     ap.add_argument("--centralized", nargs="+", default=[], metavar="STEPS:LR",
                     help="instead: train one model on the honest providers' pooled data")  # fmt: skip
@@ -192,14 +262,15 @@ def main() -> None:
         return
     label = a.label or (" ".join(a.sets) or "config") + f" [{a.rule}]"
     docs = [dict(base, seed=seed) for seed in a.seeds]
-    paths = [a.out / f"{run_key(d, a.rule)}.json" for d in docs]
+    paths = [a.out / f"{run_key(d, a.rule, a.screen)}.json" for d in docs]
     todo = [(d, p) for d, p in zip(docs, paths, strict=True) if not p.exists()]
     with ProcessPoolExecutor(a.workers) as pool:
-        jobs = [(d, a.rule, f"{label} s{d['seed']}") for d, _ in todo]
+        jobs = [(d, a.rule, f"{label} s{d['seed']}", a.screen) for d, _ in todo]
         for (_, path), res in zip(todo, pool.map(run_one, jobs), strict=True):
             path.write_text(json.dumps(res))
             print(f"saved {path.name}", file=sys.stderr, flush=True)
-    print(table({label: [json.loads(p.read_text()) for p in paths]}))
+    runs = [json.loads(p.read_text()) for p in paths]
+    print(variants_table(runs) if a.variants else table({label: runs}))
 
 
 if __name__ == "__main__":
