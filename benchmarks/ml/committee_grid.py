@@ -212,7 +212,8 @@ def summarize(run: dict) -> dict:
     return out
 
 
-def _fmt(values: list) -> str:
+def mean_sd(values: list) -> str:
+    """'mean±sd' of the values that are not None ('-' if none)."""
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
@@ -233,13 +234,13 @@ def table(out: Path, rounds: int | None) -> str:
     lines = ["| partition | attack | frac | rounds | rule | seeds | " + " | ".join(cols) + " |",
              "|" + "---|" * (6 + len(cols))]  # fmt: skip
     for (p, a, fr, rd, rule), runs in sorted(groups.items()):
-        cells = [_fmt([r.get(c) for r in runs]) for c in cols]
+        cells = [mean_sd([r.get(c) for r in runs]) for c in cols]
         lines.append(f"| {p} | {a} | {fr} | {rd} | {rule} | {len(runs)} | " + " | ".join(cells) + " |")
     shadow = sorted({k for runs in groups.values() for r in runs for k in r if "." in k})
     if shadow:
         lines.append("\nShadow rules (scored on the same updates, not acted on):")
         for (p, a, fr, rd, rule), runs in sorted(groups.items()):
-            cells = [f"{k}={_fmt([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
+            cells = [f"{k}={mean_sd([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
             lines.append(f"{p} {a}{fr} r{rd} driven by {rule}: " + " ".join(cells))
     return "\n".join(lines)
 

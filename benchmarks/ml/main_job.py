@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from itertools import combinations
 from pathlib import Path
 
 import yaml
@@ -29,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "ml"))
 
-from committee_grid import Run  # noqa: E402
+from committee_grid import Run, mean_sd  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "ml" / "results" / "main_job"
 
@@ -111,37 +112,51 @@ def centralized(doc: dict, steps: int, lr: float) -> str:
 # Offline screening. A rule whose verdicts on the oracle trajectory are the oracle's in every round
 # would, run for real, produce exactly that trajectory (training and scoring are deterministic), so
 # scoring a variant on a screened oracle run says all there is to know about it.
-def effect_passes(stat: list | None, cos_floor: float, sym_se: float, rescue_se: float) -> bool:
-    """One member's verdict under the effect rule (no leave-one-out test) from its screened
-    statistics: (t of the symmetric test, t of leave-one-out, cosine), None for a norm violator."""
+def effect_stat_score(stat: list | None, cos_floor: float, sym_se: float, rescue_se: float) -> float:
+    """One member's effect score (no leave-one-out test) from its screened statistics: (t of the
+    symmetric test, t of leave-one-out, cosine), None for a norm violator (scored -2 here: any
+    violator scores below -1). The standard error cancels: se_margin is (k - t) / (|k| + |t|)."""
     if stat is None:
-        return False
+        return -2.0
     t_sym, _, cos = stat
-    return t_sym <= (sym_se if cos >= cos_floor else -rescue_se)
+    k = sym_se if cos >= cos_floor else -rescue_se
+    if k == float("inf"):
+        return 1.0
+    return 1.0 if abs(k) + abs(t_sym) == 0 else (k - t_sym) / (abs(k) + abs(t_sym))
 
 
-def trust_passes(stats: list, peer_fraction: float, threshold: float) -> list[bool]:
-    """One member's trust verdicts on a round from the same statistics (their cosine to the same
+def trust_stat_scores(stats: list, peer_fraction: float) -> list[float]:
+    """One member's trust scores of a round from the same statistics (the cosine to the same
     reference; a norm violator here is the free rider's empty update, whose cosine is 0)."""
     raw = [0.0 if x is None else x[2] for x in stats]
     peer = max(statistics.median(raw), 0.0)
-    return [(c - peer_fraction * peer if c >= 0 else c) >= threshold for c in raw]
+    return [c - peer_fraction * peer if c >= 0 else c for c in raw]
 
 
-def offline(run: dict, rule: str, **params) -> list[list[bool]]:
-    """Per round, the committee's verdicts (2 of 3 members: the median score passes) under a rule."""
-    out = []
+def offline(run: dict, rule: str, quorum: int | None = None, **params) -> list[list[bool]]:
+    """Per round, the committee's verdicts under a rule: the median score of all members passes
+    (quorum None), or of *every* ``quorum`` of them (the contract decides on the first ``quorum``
+    verdicts in, whichever members they come from): an update counts as accepted only if every
+    quorum accepts it, rejected only if every quorum rejects it, else as the oracle's opposite."""
+    threshold = params.pop("threshold", 0.0)
+    out, honest = [], run["honest"]
     for rec in run["rounds"]:
         if rule == "effect":
-            member = [[effect_passes(x, **params) for x in m] for m in rec["t_stats"]]
+            member = [[effect_stat_score(x, **params) for x in m] for m in rec["t_stats"]]
         else:
-            member = [trust_passes(m, **params) for m in rec["t_stats"]]
-        out.append([sum(col) * 2 > len(member) for col in zip(*member, strict=True)])
+            member = [trust_stat_scores(m, **params) for m in rec["t_stats"]]
+        size = quorum or len(member)
+        verdicts = []
+        for col, h in zip(zip(*member, strict=True), honest, strict=True):
+            votes = {statistics.median(q) >= threshold for q in combinations(col, size)}
+            verdicts.append(votes.pop() if len(votes) == 1 else not h)
+        out.append(verdicts)
     return out
 
 
 def screen_row(runs: list[dict], rule: str, **params) -> str:
-    """Per run: honest recall / malicious rejected (rounds whose verdicts are all the oracle's)."""
+    """Per run: honest recall / malicious rejected on the members' median, and the rounds whose
+    verdicts are all the oracle's on the median of all members / on every quorum of 2."""
     cells = []
     for run in runs:
         honest, verdicts = run["honest"], offline(run, rule, **params)
@@ -149,7 +164,9 @@ def screen_row(runs: list[dict], rule: str, **params) -> str:
         recall = sum(a for a, h in pairs if h) / sum(h for _, h in pairs)
         bad = [a for a, h in pairs if not h]
         rejected = f"{1 - sum(bad) / len(bad):.3f}" if bad else "-"
-        cells.append(f"{recall:.3f} / {rejected} ({sum(v == honest for v in verdicts)}/{len(verdicts)})")
+        by_two = sum(v == honest for v in offline(run, rule, quorum=2, **params))
+        right = sum(v == honest for v in verdicts)
+        cells.append(f"{recall:.3f} / {rejected} ({right}, {by_two} of {len(verdicts)})")
     name = f"{rule} " + " ".join(f"{k}={v:g}" for k, v in params.items())
     return f"| {name} | " + " | ".join(cells) + " |"
 
@@ -165,8 +182,16 @@ VARIANTS = [
 ]  # fmt: skip
 
 
+def run_name(run: dict) -> str:
+    """'seed N' for a main-job run, 'partition attack seed N' for a committee_grid one."""
+    if "doc" in run:
+        return f"seed {run['doc']['seed']}"
+    s = run["setting"]
+    return f"{s['partition']} {s['attack']} seed {s['seed']}"
+
+
 def variants_table(runs: list[dict]) -> str:
-    seeds = " | ".join(f"seed {r['doc']['seed']}: recall / rejected (rounds = oracle)" for r in runs)
+    seeds = " | ".join(f"{run_name(r)}: recall / rejected (rounds right: median, any 2)" for r in runs)
     lines = [f"| variant | {seeds} |", "|---|" + "---|" * len(runs)]
     return "\n".join(lines + [screen_row(runs, rule, **params) for rule, params in VARIANTS])
 
@@ -192,14 +217,6 @@ def summarize(run: dict) -> dict:
     }
 
 
-def _fmt(values: list) -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "-"
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.mean(vals):.3f} ± {sd:.3f}"
-
-
 def changes(doc, base, prefix: str = "") -> list[str]:
     """``key=value`` for every dotted key where ``doc`` differs from ``base`` (the seed aside)."""
     if isinstance(doc, dict) and isinstance(base, dict):
@@ -223,7 +240,7 @@ def table(runs: dict[str, list[dict]]) -> str:
     lines = ["| variant | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (2 + len(cols))]
     for label, group in runs.items():
         sums = [summarize(r) for r in group]
-        cells = [_fmt([s[c] for s in sums]) for c in cols]
+        cells = [mean_sd([s[c] for s in sums]) for c in cols]
         lines.append(f"| {label} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -244,12 +261,17 @@ def main() -> None:
     )
     ap.add_argument("--variants", action="store_true",
                     help="with --screen: score rule variants offline on the screened runs")  # fmt: skip
+    ap.add_argument("--screened", nargs="+", type=Path, default=[], metavar="JSON",
+                    help="instead: the --variants table of these screened runs (grid runs too)")  # fmt: skip
     ap.add_argument("--table", action="store_true", help="only print the table of every cached run")
     ap.add_argument("--centralized", nargs="+", default=[], metavar="STEPS:LR",
                     help="instead: train one model on the honest providers' pooled data")  # fmt: skip
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(a.config.read_text())
+    if a.screened:
+        print(variants_table([json.loads(p.read_text()) for p in a.screened]))
+        return
     if a.table:
         print(table(cached(a.out, config)))
         return
