@@ -28,19 +28,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "flower"))
 
-from setting import Setting, experiment_doc, provider_name  # noqa: E402
+from setting import Setting, experiment_doc  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
 # Grid name -> (scoring rule, parameters): variants of the effect rule measured while choosing it.
 RULE_VARIANTS = {"effect_loo2": ("effect", {"loo_se": 2.0})}
+UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 
 
 def make_rule(exp, name: str):
     """The experiment's scoring rule (reference trained like the providers) under another name."""
     from fedcommittee.ml import scoring
+    from fedcommittee.policy import Policy
 
     base, params = RULE_VARIANTS.get(name, (name, {}))
-    return replace(exp.scoring_rule(), name=base, threshold=scoring.DEFAULT_THRESHOLDS[base], **params)
+    rule = Policy.from_experiment(exp).scoring_rule()
+    return replace(rule, name=base, threshold=scoring.DEFAULT_THRESHOLDS[base], **params)
 
 
 def run_key(partition: str, attack: str, fraction: float, rule: str, seed: int, rounds: int) -> str:
@@ -48,53 +51,89 @@ def run_key(partition: str, attack: str, fraction: float, rule: str, seed: int, 
 
 
 class Run:
-    """One run's fixed parts: the setting's experiment, split, shards and attackers."""
+    """One run's fixed parts: the experiment, its split, shards and providers' behaviours.
 
-    def __init__(self, s: Setting, rule: str, shadow: list[str]) -> None:
+    ``rule``: a scoring rule name (or RULE_VARIANTS key), ``fedavg`` (accept everything) or
+    ``oracle`` (accept exactly the honest providers: what a perfect committee would do, unscored)."""
+
+    def __init__(self, exp, behaviours: list[str], rule: str, shadow: list[str]) -> None:
         from fedcommittee import ml
-        from fedcommittee.experiment import data_split, parse_experiment
+        from fedcommittee.experiment import data_split
 
-        self.s, self.ml = s, ml
-        # The behaviours come from the setting (s.behaviours()); the config parser knows only the
-        # classic ones, and the split, seeds and training do not depend on them.
-        self.exp = parse_experiment(experiment_doc(s.clean()), "<grid>").with_model_id("grid")
-        self.split = data_split(self.exp)
-        self.shards = ml.split_shards(self.split.val, s.members, self.exp.seed + 3)
-        self.rule = None if rule == "fedavg" else make_rule(self.exp, rule)
-        self.shadow = {name: make_rule(self.exp, name) for name in shadow if name != rule}
-        self.behaviours = s.behaviours()
-        self.data = [self.split.train.subset(self.split.partition[i]) for i in range(s.providers)]
+        self.exp, self.ml, self.model = exp, ml, exp.model
+        self.names = [p.name for p in exp.providers]
+        self.split = data_split(exp)
+        self.shards = ml.split_shards(self.split.val, len(exp.committee), exp.seed + 3)
+        self.rule_name = rule
+        self.rule = None if rule in UNSCORED else make_rule(exp, rule)
+        self.shadow = {name: make_rule(exp, name) for name in shadow if name != rule}
+        self.behaviours = behaviours
+        self.data = [self.split.train.subset(part) for part in self.split.partition]
+        self.strategy = ml.get_strategy(exp.aggregation, **exp.aggregation_params)  # kept across rounds
+
+    @classmethod
+    def from_setting(cls, s: Setting, rule: str, shadow: list[str]) -> Run:
+        from fedcommittee.experiment import parse_experiment
+
+        # The behaviours come from the setting (s.behaviours()); the split, seeds and training do not
+        # depend on them, so the experiment is parsed from the clean setting.
+        exp = parse_experiment(experiment_doc(s.clean()), "<grid>").with_model_id("grid")
+        return cls(exp, s.behaviours(), rule, shadow)
 
     def train(self, g, r: int) -> tuple[list, list[int], float]:
         """Honest providers first, then attackers with the honest deltas as their view."""
+        from fedcommittee.ml.attacks import RoundView
         from fedcommittee.roles.provider import _seed
 
-        ml, exp, s = self.ml, self.exp, self.s
-        deltas: list = [None] * s.providers
+        ml, exp = self.ml, self.exp
+        deltas: list = [None] * len(self.names)
         sizes = [len(d) for d in self.data]
         honest = [i for i, b in enumerate(self.behaviours) if b == "honest"]
         t0 = time.perf_counter()
         for i in honest:
-            cfg = exp.train_config(_seed(exp.seed, provider_name(i), r))
-            deltas[i] = ml.local_train(s.model, g, self.data[i], cfg).delta
+            cfg = exp.train_config(_seed(exp.seed, self.names[i], r))
+            deltas[i] = ml.local_train(self.model, g, self.data[i], cfg).delta
         train_s = (time.perf_counter() - t0) / max(len(honest), 1)
         view_rule = self.rule or make_rule(exp, "trust")
         for i, b in enumerate(self.behaviours):
             if b == "honest":
                 continue
-            cfg = exp.train_config(_seed(exp.seed, provider_name(i), r))
+            cfg = exp.train_config(_seed(exp.seed, self.names[i], r))
             surrogate = self.data[i].subset(range(min(256, len(self.data[i]))))
-            view = ml.attacks.RoundView([deltas[j] for j in honest], s.model, g, view_rule, surrogate)
-            deltas[i] = ml.run_behaviour(ml.get_behaviour(b), s.model, g, self.data[i], cfg, view).delta
+            view = RoundView([deltas[j] for j in honest], self.model, g, view_rule, surrogate)
+            deltas[i] = ml.run_behaviour(ml.get_behaviour(b), self.model, g, self.data[i], cfg, view).delta
         return deltas, sizes, train_s
 
-    def verdicts(self, rule, g, deltas, sizes) -> tuple[list[bool], list[float], float]:
+    def verdicts(self, rule, g, deltas, sizes) -> tuple[list[bool], list[float], float, list]:
+        """Verdicts on the members' median scores, those medians, scoring seconds per member, and
+        every member's scores."""
         ml = self.ml
         t0 = time.perf_counter()
-        per_member = [ml.score_updates(rule, self.s.model, g, deltas, sh, sizes) for sh in self.shards]
+        per_member = [ml.score_updates(rule, self.model, g, deltas, sh, sizes) for sh in self.shards]
         seconds = (time.perf_counter() - t0) / len(self.shards)
         med = [statistics.median(col) for col in zip(*per_member, strict=True)]
-        return [ml.accept(rule, m) for m in med], med, seconds
+        return [ml.accept(rule, m) for m in med], med, seconds, per_member
+
+    def judge(self, g, deltas, sizes) -> tuple[list[bool], list[float], float, list]:
+        """As ``verdicts``, for the run's rule (or for ``fedavg`` / ``oracle``)."""
+        if self.rule is not None:
+            return self.verdicts(self.rule, g, deltas, sizes)
+        if self.rule_name == "oracle":
+            return [b == "honest" for b in self.behaviours], [], 0.0, []
+        return [True] * len(deltas), [], 0.0, []
+
+    def step(self, g, r: int, screen: bool = False) -> tuple[dict, dict]:
+        """Round ``r`` from global model ``g``: (the next global model, the round's record)."""
+        deltas, sizes, train_s = self.train(g, r)
+        ok, med, score_s, per_member = self.judge(g, deltas, sizes)
+        shadow_ok = {n: self.verdicts(sr, g, deltas, sizes)[0] for n, sr in self.shadow.items()}
+        t_stats = self.effect_t(g, deltas, sizes) if screen else None
+        chosen = [(d, n) for d, n, a in zip(deltas, sizes, ok, strict=True) if a]
+        if len(chosen) >= self.exp.min_accepted:
+            g = self.strategy.aggregate(g, chosen)
+        rec = {"round": r, "accepted": ok, "scores": med, "member_scores": per_member, "shadow": shadow_ok,
+               "train_s": train_s, "score_s": score_s, "t_stats": t_stats, "accuracy": None}  # fmt: skip
+        return g, rec
 
     def effect_t(self, g, deltas, sizes) -> list[list]:
         """Screening: per member and update, the effect rule's two t statistics (mean / SE of the
@@ -106,7 +145,7 @@ class Run:
             return float(diff.mean()) / se if se > 0 else 0.0
 
         rule = make_rule(self.exp, "effect")
-        tests = [scoring.effect_tests(rule, self.s.model, g, deltas, sh, sizes) for sh in self.shards]
+        tests = [scoring.effect_tests(rule, self.model, g, deltas, sh, sizes) for sh in self.shards]
         return [[None if isinstance(x, float) else (t(x[0]), t(x[1]), x[2]) for x in m] for m in tests]
 
     def backdoor_success(self, g) -> float:
@@ -116,7 +155,7 @@ class Run:
 
         target = get_behaviour("backdoor").target
         keep = self.split.test.y != target
-        pred = predict_logits(self.s.model, g, add_trigger(self.split.test.x[keep])).argmax(dim=1)
+        pred = predict_logits(self.model, g, add_trigger(self.split.test.x[keep])).argmax(dim=1)
         return float((pred == target).double().mean())
 
 
@@ -126,33 +165,20 @@ def run_one(args: tuple) -> dict:
     torch.set_num_threads(1)
     partition, attack, fraction, rule, seed, rounds, shadow, screen = args
     s = Setting(partition=partition, rounds=rounds, seed=seed, attack=attack, attack_fraction=fraction)
-    run = Run(s, rule, shadow)
-    ml = run.ml
-    g = ml.initial_state(s.model, run.exp.seed)
+    run = Run.from_setting(s, rule, shadow)
+    g = run.ml.initial_state(s.model, run.exp.seed)
     honest = [b == "honest" for b in run.behaviours]
     out: dict = {"setting": json.loads(s.to_json()), "rule": rule, "honest": honest, "rounds": []}
     for r in range(1, rounds + 1):
-        deltas, sizes, train_s = run.train(g, r)
-        if run.rule is None:
-            ok, med, score_s = [True] * len(deltas), [], 0.0
-        else:
-            ok, med, score_s = run.verdicts(run.rule, g, deltas, sizes)
-        shadow_ok = {n: run.verdicts(sr, g, deltas, sizes)[0] for n, sr in run.shadow.items()}
-        rec_t = run.effect_t(g, deltas, sizes) if screen else None
-        chosen = [(d, n) for d, n, a in zip(deltas, sizes, ok, strict=True) if a]
-        if len(chosen) >= run.exp.min_accepted:
-            g = ml.get_strategy("fedavg").aggregate(g, chosen)
-        rec = {"round": r, "accepted": ok, "scores": med, "shadow": shadow_ok, "train_s": train_s,
-               "score_s": score_s, "t_stats": rec_t,
-               "accuracy": None}  # fmt: skip
+        g, rec = run.step(g, r, screen)
         if r > rounds - 3:  # the test set is scored where the tables read it: the last 3 rounds
-            rec["accuracy"] = ml.evaluate(s.model, g, run.split.test).accuracy
+            rec["accuracy"] = run.ml.evaluate(s.model, g, run.split.test).accuracy
             if attack == "backdoor":
                 rec["backdoor_success"] = run.backdoor_success(g)
         out["rounds"].append(rec)
         print(f"[{run_key(partition, attack, fraction, rule, seed, rounds)}] round {r} acc "
-              f"{rec['accuracy'] or 0:.3f} accepted {sum(ok)} score {score_s:.2f}s train {train_s:.2f}s",
-              file=sys.stderr, flush=True)  # fmt: skip
+              f"{rec['accuracy'] or 0:.3f} accepted {sum(rec['accepted'])} score {rec['score_s']:.2f}s "
+              f"train {rec['train_s']:.2f}s", file=sys.stderr, flush=True)  # fmt: skip
     return out
 
 
@@ -186,7 +212,8 @@ def summarize(run: dict) -> dict:
     return out
 
 
-def _fmt(values: list) -> str:
+def mean_sd(values: list) -> str:
+    """'mean±sd' of the values that are not None ('-' if none)."""
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
@@ -207,13 +234,13 @@ def table(out: Path, rounds: int | None) -> str:
     lines = ["| partition | attack | frac | rounds | rule | seeds | " + " | ".join(cols) + " |",
              "|" + "---|" * (6 + len(cols))]  # fmt: skip
     for (p, a, fr, rd, rule), runs in sorted(groups.items()):
-        cells = [_fmt([r.get(c) for r in runs]) for c in cols]
+        cells = [mean_sd([r.get(c) for r in runs]) for c in cols]
         lines.append(f"| {p} | {a} | {fr} | {rd} | {rule} | {len(runs)} | " + " | ".join(cells) + " |")
     shadow = sorted({k for runs in groups.values() for r in runs for k in r if "." in k})
     if shadow:
         lines.append("\nShadow rules (scored on the same updates, not acted on):")
         for (p, a, fr, rd, rule), runs in sorted(groups.items()):
-            cells = [f"{k}={_fmt([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
+            cells = [f"{k}={mean_sd([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
             lines.append(f"{p} {a}{fr} r{rd} driven by {rule}: " + " ".join(cells))
     return "\n".join(lines)
 
