@@ -2,7 +2,6 @@ package fedcommittee
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -252,14 +251,8 @@ func (in *FinishMixInput) check() error {
 	if n := len(in.Updates); n == 0 || n > MaxFinalMix {
 		return fmt.Errorf("updates: need 1 to %d, got %d", MaxFinalMix, n)
 	}
-	for i, id := range in.Updates {
-		f := fmt.Sprintf("updates[%d]", i)
-		if err := checkUpdateID(f, id); err != nil {
-			return err
-		}
-		if slices.Contains(in.Updates[:i], id) {
-			return fmt.Errorf("%s: %s is listed twice", f, id)
-		}
+	if err := checkUpdateIDs("updates", in.Updates); err != nil {
+		return err
 	}
 	return checkObjectRef("final", ObjectRef{CID: in.CID, SHA256: in.SHA256})
 }

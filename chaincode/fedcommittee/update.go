@@ -155,15 +155,12 @@ func (t *txCtx) placeGossipUpdate(in *UpdateInput, u *Update) error {
 	if int64(len(in.Parents)) > m.RoundRules.MaxParents {
 		return fmt.Errorf("parents: %d given, model %s allows at most %d", len(in.Parents), m.ID, m.RoundRules.MaxParents)
 	}
+	if err := checkUpdateIDs("parents", in.Parents); err != nil {
+		return err
+	}
 	baseline := m.Baseline
 	for i, pid := range in.Parents {
 		f := fmt.Sprintf("parents[%d]", i)
-		if err := checkUpdateID(f, pid); err != nil {
-			return err
-		}
-		if slices.Contains(in.Parents[:i], pid) {
-			return fmt.Errorf("%s: %s is listed twice", f, pid)
-		}
 		p, err := t.loadUpdate(pid)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -179,6 +180,21 @@ func checkModelID(v string) error {
 func checkUpdateID(field, v string) error {
 	if !updateIDRe.MatchString(v) {
 		return fmt.Errorf("%s: %q is not an update id (64 lowercase hex characters)", field, v)
+	}
+	return nil
+}
+
+// checkUpdateIDs checks a list of distinct update ids, each named
+// field[i] in an error.
+func checkUpdateIDs(field string, ids []string) error {
+	for i, id := range ids {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := checkUpdateID(f, id); err != nil {
+			return err
+		}
+		if slices.Contains(ids[:i], id) {
+			return fmt.Errorf("%s: %s is listed twice", f, id)
+		}
 	}
 	return nil
 }
