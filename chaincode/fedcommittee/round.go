@@ -46,6 +46,14 @@ func (t *txCtx) finalize(m *Model, u *Update, vs []Verdict) error {
 			return err
 		}
 	}
+	return t.creditOutcome(m, u)
+}
+
+// creditOutcome credits u's provider with u's final status, reward and
+// penalty (an update decided by its verdicts, or a replay rejected on
+// submission).
+func (t *txCtx) creditOutcome(m *Model, u *Update) error {
+	accepted := u.Status == UpdateAccepted
 	return t.credit(m, u.Provider, func(a *Account, e *RewardEntry) {
 		if accepted {
 			a.Accepted++

@@ -101,12 +101,7 @@ func (t *txCtx) refuseReplay(u *Update) error {
 	u.Status, u.Penalty = UpdateRejected, m.RewardRules.RejectPenalty
 	u.Refusal = fmt.Sprintf("replay: sha256 %s was already submitted to model %s as update %s", u.SHA256, m.ID, first)
 	u.FinalizedAt, u.FinalizedTx = t.now, t.txID
-	return t.credit(m, u.Provider, func(a *Account, e *RewardEntry) {
-		a.Rejected++
-		e.Rejected++
-		a.Penalties += u.Penalty
-		e.Penalties += u.Penalty
-	})
+	return t.creditOutcome(m, u)
 }
 
 // placeFederatedUpdate applies the round rules and places u in the open round.
