@@ -35,13 +35,14 @@ def model_rank(u: Update) -> tuple:
     )
 
 
-def choose_parents(candidates: Iterable[Update], limit: int) -> list[str]:
+def choose_parents(candidates: Iterable[Update], limit: int | None) -> list[str]:
     """The parents of a new gossip update: the best-ranked ``candidates`` (``model_rank``), at most
     one per provider, so that the mix averages different providers' models and one skewed provider's
-    chain cannot fill it. Returned sorted by id (the order the contract and ``gossip_base`` use)."""
+    chain cannot fill it; ``limit`` None: every provider. Returned sorted by id (the order the
+    contract and ``gossip_base`` use)."""
     chosen: dict[str, str] = {}
     for u in sorted(candidates, key=model_rank, reverse=True):
-        if len(chosen) >= limit:
+        if limit is not None and len(chosen) >= limit:
             break
         chosen.setdefault(u["provider"], u["id"])
     return sorted(chosen.values())
@@ -51,4 +52,4 @@ def final_mix(accepted: Iterable[Update]) -> list[str]:
     """The accepted updates whose mean ends a gossip run: the best model of every provider (the same
     rule as parents, without a limit). One provider's model carries the drift of its own last
     training; the mean of every provider's best averages it out, as a federated round does."""
-    return choose_parents(accepted, limit=2**31)
+    return choose_parents(accepted, limit=None)

@@ -21,7 +21,6 @@ from fedcommittee.supervision import Supervisor
 class KillDrill:
     def __init__(self, kill_in_round: dict[str, int]) -> None:
         self.kills = dict(kill_in_round)  # agent name -> the round it is killed in (once it opens)
-        self.killed_in: dict[str, int] = {}  # agent name -> the round it was killed in
 
     def __call__(self, sup: Supervisor, model: dict | None) -> None:
         if model is None or model["status"] != ModelStatus.ACTIVE:
@@ -32,7 +31,6 @@ class KillDrill:
         ]
         for c in due:
             self.kills.pop(c.name)
-            self.killed_in[c.name] = now_round
             assert c.proc is not None
             os.killpg(c.proc.pid, signal.SIGKILL)
         for c in due:
