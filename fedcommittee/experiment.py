@@ -697,6 +697,12 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
     for i, n in enumerate(mnames):
         if mnames.index(n) != i:
             raise r.fail(f"committee[{i}].name", f"duplicate member name {n!r}")
+    classes = exp.partition_params.get("classes")
+    if isinstance(classes, list) and len(classes) != len(exp.providers):
+        raise r.fail(
+            "partition.params.classes",
+            f"names {len(classes)} dominant classes for {len(exp.providers)} providers (one per provider)",
+        )
     if exp.quorum > len(exp.committee):
         raise r.fail("quorum", f"{exp.quorum} exceeds the committee size {len(exp.committee)}")
     if exp.min_accepted > len(exp.providers):

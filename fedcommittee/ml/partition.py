@@ -57,15 +57,22 @@ def dirichlet(
 
 
 def dominant_class(
-    labels: np.ndarray, n_clients: int, share: float = 0.8, seed: int = 0, n_classes: int | None = None
+    labels: np.ndarray,
+    n_clients: int,
+    share: float = 0.8,
+    seed: int = 0,
+    n_classes: int | None = None,
+    classes: list[int] | None = None,
 ) -> Partition:
-    """Client i holds mostly class ``i mod n_classes`` (fraction ``share``); the rest is drawn uniformly
-    from the other classes. Clients get (about) the same size, as large as the class pools allow."""
+    """Client i holds mostly class ``classes[i]`` (default ``i mod n_classes``; fraction ``share``); the
+    rest is drawn from the other classes. Clients get (about) the same size, as large as the class
+    pools allow. Clients that share a dominant class split its pool; a class that is one client's
+    alone is (nearly) absent from everyone else's data, which is why a config may choose."""
     labels = np.asarray(labels)
     k = _n_classes(labels, n_classes)
     rng = np.random.default_rng(seed)
     pools = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in range(k)}
-    dominant = [i % k for i in range(n_clients)]
+    dominant = _dominant_classes(classes, n_clients, k)
     # Largest per-client size such that every class pool can serve the demand.
     demand = np.zeros(k)
     for d in dominant:
@@ -92,6 +99,16 @@ def dominant_class(
             pools[c] = pools[c][take:]
         parts.append(mine)
     return _finish(parts)
+
+
+def _dominant_classes(classes: list[int] | None, n_clients: int, k: int) -> list[int]:
+    if classes is None:
+        return [i % k for i in range(n_clients)]
+    if len(classes) != n_clients:
+        raise ValueError(f"dominant_class: 'classes' names {len(classes)} classes for {n_clients} clients")
+    if bad := [c for c in classes if not 0 <= c < k]:
+        raise ValueError(f"dominant_class: 'classes' has {bad}, outside the data's classes 0..{k - 1}")
+    return list(classes)
 
 
 def one_class_per_client(

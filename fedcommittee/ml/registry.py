@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class Param:
     """One parameter of a registered choice: its type and range (``lo``/``hi`` bounds, open or closed)."""
 
-    kind: type = float  # float, int, bool or str
+    kind: type = float  # float, int, bool, str, or list (of integers, each within lo/hi)
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
@@ -31,6 +31,8 @@ class Param:
             return None if value in self.choices else f"must be one of {list(self.choices)}, got {value!r}"
         if self.kind is bool:
             return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+        if self.kind is list:
+            return self._list_problem(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be {'an integer' if self.kind is int else 'a number'}, got {value!r}"
         if self.kind is int and not isinstance(value, int):
@@ -40,6 +42,15 @@ class Param:
         below = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
         above = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
         return f"must be in {self.range()}, got {value!r}" if below or above else None
+
+    def _list_problem(self, value: object) -> str | None:
+        if not isinstance(value, list) or not value:
+            return f"must be a non-empty list of integers, got {value!r}"
+        item = Param(kind=int, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
+        for i, element in enumerate(value):
+            if problem := item.problem(element):
+                return f"item {i} {problem}"
+        return None
 
     def range(self) -> str:
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
@@ -113,7 +124,11 @@ PARTITIONS: dict[str, dict[str, Param]] = {
         "n_classes": Param(kind=int, lo=2),
         "min_size": Param(kind=int, lo=0),
     },
-    "dominant_class": {"share": Param(lo=0, hi=1, lo_open=True), "n_classes": Param(kind=int, lo=2)},
+    "dominant_class": {
+        "share": Param(lo=0, hi=1, lo_open=True),
+        "n_classes": Param(kind=int, lo=2),
+        "classes": Param(kind=list, lo=0),  # client i's dominant class; default i mod n_classes
+    },
     "one_class_per_client": {"n_classes": Param(kind=int, lo=2)},
     "quantity_skew": {"alpha": Param(lo=0, lo_open=True), "min_size": Param(kind=int, lo=0)},
 }

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,22 @@ def test_summary_and_plot(tmp_path):
     assert "total" in P.format_summary(parts, LABELS)
     png = P.plot_partition(parts, LABELS, tmp_path / "p.png", "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dominant_class_shares_a_class_named_twice_and_spreads_the_unnamed_ones():
+    parts = P.dominant_class(LABELS, 4, share=0.8, seed=0, classes=[0, 1, 0, 1])
+    _is_partition(parts)
+    table = P.summary(parts, LABELS)
+    assert [int(row.argmax()) for row in table] == [0, 1, 0, 1]
+    # Clients 0 and 2 split class 0's pool, and no class is left to one client alone.
+    assert table[0, 0] > 0 and table[2, 0] > 0 and abs(int(table[0, 0]) - int(table[2, 0])) <= 1
+    assert (table[:, 2:] > 0).sum(axis=0).min() >= 2
+
+
+@pytest.mark.parametrize(
+    "classes, words",
+    [([0, 1], "names 2 classes for 3 clients"), ([0, 1, 10], "[10], outside the data's classes 0..9")],
+)
+def test_dominant_class_refuses_classes_that_do_not_fit(classes, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        P.dominant_class(LABELS, 3, classes=classes)

@@ -87,3 +87,13 @@ def test_reading_every_shipped_config_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     count, torch_loaded = out.stdout.split()
     assert int(count) >= 4 and torch_loaded == "False", out.stdout
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [([0, 1, 9], None), ([], "non-empty list"), (3, "non-empty list"), ([0, -1], "item 1 must be in"),
+     ([0, 1.5], "item 1 must be an integer"), ([True], "item 0 must be an integer")],
+)  # fmt: skip
+def test_a_list_parameter_checks_every_item(value, problem):
+    found = registry.params_problem(registry.PARTITIONS["dominant_class"], {"classes": value})
+    assert (found is None) if problem is None else (found[0] == "classes" and problem in found[1])

@@ -209,6 +209,18 @@ def test_a_dominant_class_share_outside_0_1_is_refused_with_the_range(share):
 
 
 @settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-2, 12), max_size=8))
+def test_dominant_classes_need_one_class_index_per_provider(classes):
+    doc = copy.deepcopy(BASE)
+    doc["partition"] = {"name": "dominant_class", "params": {"classes": classes}}
+    exc = refusal(doc)
+    if classes and min(classes) >= 0 and len(classes) == len(doc["providers"]):
+        assert exc is None, exc
+    else:
+        assert exc is not None and exc.key == "partition.params.classes", exc
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.sampled_from(sorted(PARTITIONS)), st.text(min_size=1, max_size=10))
 def test_a_partition_parameter_the_partitioner_does_not_take_is_named(name, param):
     doc = copy.deepcopy(BASE)
