@@ -2,9 +2,12 @@
 
 Federated: when round r is open and the ledger holds no update of ours for r, fetch the round's global
 weights (hash-checked), train with the configured behaviour (and DP if enabled), upload the delta
-(canonical safetensors) and ``SubmitUpdate``. Training is seeded by (experiment seed, provider, round),
-so a provider restarted between upload and submit produces the same bytes again (sealed: the same
-plaintext, in a fresh envelope).
+(canonical safetensors) and ``SubmitUpdate``. Training is seeded by (experiment seed, provider,
+round), so a provider restarted between upload and submit produces the same bytes again (sealed: the
+same plaintext, in a fresh envelope). That also lets round r's update be trained *ahead*, once round
+r - 1 is closed, on the aggregate it will confirm (recorded by the publisher, or computed as every
+party does) while that aggregate is recorded and confirmed; it is used if that aggregate becomes
+round r's global.
 
 Gossip: up to ``gossip.updates_per_provider`` updates; each starts from the mean of the best accepted
 updates among the newest ``gossip.recency`` ones (by committee median score), names them as parents,
@@ -20,17 +23,30 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fedcommittee import ml
 from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus, submit_json
-from fedcommittee.ledger.records import Model, Update, UpdateDoc
+from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
 from fedcommittee.roles.protocol import choose_parents
-from fedcommittee.roles.reader import gossip_base
+from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
+
+
+@dataclass(frozen=True)
+class Trained:
+    """An update trained and put on IPFS: for ``round``, from the global whose sha256 is ``base_sha``
+    (set when it was trained ahead on a candidate aggregate)."""
+
+    round: int
+    base_sha: str
+    obj: Any  # the stored object the ledger records
+    num_samples: int
+    metrics: dict[str, float]
 
 
 def _seed(*parts: object) -> int:
@@ -57,6 +73,7 @@ class Provider:
         self.registered = False
         self.not_allocated: set[int] = set()
         self.prefetched: dict[str, Any] = {}  # sha256 -> weights of a closed round's candidate aggregate
+        self.ahead: Trained | None = None  # the next round's update, trained on a candidate aggregate
         agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp),
                   compression=self.scheme)  # fmt: skip
 
@@ -137,6 +154,7 @@ class Provider:
         rd = a.client.get_round(a.model_id, r)
         if rd["status"] == RoundStatus.CLOSED:
             self.prefetch(r)
+            self.train_ahead(model, r, rd)
         if rd["status"] != RoundStatus.OPEN or r in self.not_allocated or self.has_update(r):
             return
         if rd.get("allocated") is not None and a.me not in rd["allocated"]:
@@ -144,24 +162,71 @@ class Provider:
             a.log("not_allocated", round=r, allocated=len(rd["allocated"]))
             self.not_allocated.add(r)
             return
-        upd, metrics = self.train(self.global_model(rd["global"]), _seed(a.exp.seed, self.cfg.name, r))
         g = rd["global"]
+        done = self.take_ahead(r, g["sha256"]) or self.train_round(model, r, self.global_model(g))
+        doc: UpdateDoc = {
+            "round": r,
+            "baseCid": g["cid"],
+            "baseSha256": g["sha256"],
+            "cid": done.obj.cid,
+            "sha256": done.obj.sha256_hex,
+            "numSamples": done.num_samples,
+            "metrics": done.metrics,
+        }
+        self.submit(doc, r, done=lambda: self.has_update(r))
+
+    def train_round(self, model: Model, r: int, global_state, ahead: bool = False) -> Trained:
+        """Train round ``r``'s update from ``global_state`` and put it on IPFS."""
+        a = self.agent
+        upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
         from fedcommittee.ml.compress import compress
 
         obj, sealing = self.upload(model, compress(upd.delta, self.scheme))
         a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, bytes=obj.size,
-              scheme=self.scheme, **sealing, **metrics)  # fmt: skip
-        doc: UpdateDoc = {
-            "round": r,
-            "baseCid": g["cid"],
-            "baseSha256": g["sha256"],
-            "cid": obj.cid,
-            "sha256": obj.sha256_hex,
-            "numSamples": int(upd.num_samples),
-            "metrics": metrics,
-        }
-        self.submit(doc, r, done=lambda: self.has_update(r))
+              scheme=self.scheme, ahead=ahead, **sealing, **metrics)  # fmt: skip
+        return Trained(r, "", obj, int(upd.num_samples), metrics)
+
+    def train_ahead(self, model: Model, r: int, rd: Round) -> None:
+        """Round ``r`` is closed: train round r + 1's update now, on the aggregate the round will most
+        likely confirm, while the publisher records it and the committee confirms it. Training is
+        seeded by the round, so the bytes are those we would train once round r + 1 opens on that
+        global; on another global they are dropped. Not under partial participation (we may not be
+        drawn) nor after the last round."""
+        max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
+        last = max_rounds and r >= max_rounds
+        if last or rd.get("allocated") is not None:
+            return
+        if self.ahead is not None and self.ahead.round == r + 1:
+            return
+        base = self.likely_next_global(model, rd)
+        if base is None:
+            return
+        base_sha, state = base
+        done = self.train_round(model, r + 1, state, ahead=True)
+        self.ahead = Trained(r + 1, base_sha, done.obj, done.num_samples, done.metrics)
+
+    def likely_next_global(self, model: Model, rd: Round) -> tuple[str, Any] | None:
+        """(sha256, weights) of the newest candidate aggregate recorded for the closed round ``rd``;
+        before the publisher records one, the aggregate we compute from the round as every honest party
+        does (not from sealed updates, which only the committee and the publisher can open)."""
+        if self.prefetched:
+            return next(reversed(self.prefetched.items()))
+        if self.agent.exp.encrypt_updates:
+            return None
+        blob, state = compute_aggregate(self.agent.reader, self.agent.policy, model, rd)
+        return hashlib.sha256(blob).hexdigest(), state
+
+    def take_ahead(self, r: int, global_sha: str) -> Trained | None:
+        """The update trained ahead for round ``r``, if it was trained on ``global_sha``."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is None or ahead.round != r:
+            return None
+        if ahead.base_sha != global_sha:
+            self.agent.log("ahead_dropped", round=r, trained_on=ahead.base_sha, confirmed=global_sha)
+            return None
+        self.prefetched.clear()
+        return ahead
 
     def prefetch(self, r: int) -> None:
         """Round ``r`` is closed: fetch the candidate aggregates recorded so far (hash-checked), so
