@@ -463,6 +463,20 @@ class Member:
             score=Policy.clamp(ev.accuracy),
             done=confirmed,
         )
+        self.prepare_next_round(model, r, blob)
+
+    def prepare_next_round(self, model: Model, r: int, blob: bytes) -> None:
+        """Round ``r``'s aggregate (``blob``) is confirmed by us: take it as round r + 1's global and
+        train our reference on it now, as the providers train their next updates ahead, so that the
+        reference is ready when their updates come (it is checked against the round's global then)."""
+        max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
+        if max_rounds and r >= max_rounds:
+            return
+        g = {"sha256": ml.sha256_hex(blob)}
+        if self.global_of[0] != (r + 1, g["sha256"]):
+            self.global_of = ((r + 1, g["sha256"]), self.agent.reader.decode_weights(blob))
+            self.loaded.clear()  # round r's updates are judged
+        self._round_reference(r + 1, g, self.global_of[1])
 
     def _note_mismatches(self, r: int, cands: list, mine: str) -> None:
         for c in cands:

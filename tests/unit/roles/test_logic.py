@@ -429,6 +429,12 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     member.confirm(ledger.models["m"], rd)
     assert [fn for fn, _, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
     assert submitted[1][2]["sha256"] == ours
+    # Confirmed: round 2's global and our reference on it are ready before round 2 opens, as the
+    # providers train ahead; the global is the confirmed bytes decoded, as a fetch would give.
+    assert member.global_of[0] == (2, ours) and member.reference_of[0] == (2, ours)
+    fetched = reader.fetch_weights(submitted[0][2]["cid"], ours)
+    assert sorted(member.global_of[1]) == sorted(fetched)
+    assert all(torch.equal(member.global_of[1][k], fetched[k]) for k in fetched)
 
 
 def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
