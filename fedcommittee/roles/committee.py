@@ -43,6 +43,13 @@ from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import StorageError
 
+# Members confirm an aggregate in seat order: the member in seat i waits until i confirmations are
+# in, or i times this long after the candidate appeared (members before it may be down). Confirmed
+# all at once, the quorum's transactions collided on the candidate (an MVCC conflict and a retry
+# each, every round); in turn, members past the quorum find the round done and send nothing. The
+# wait is off the critical path: providers train the next round meanwhile (provider.train_ahead).
+CONFIRM_TURN_SECONDS = 1.0
+
 
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
@@ -53,6 +60,7 @@ class Member:
         self.judged: set[str] = set()
         self.first_seen: dict[str, float] = {}
         self.closed_seen: dict[int, float] = {}
+        self.candidate_seen: dict[int, float] = {}  # round -> when the candidate we agree with appeared
         self.aggregates: dict[int, tuple[bytes, object]] = {}
         self.discrepancies: list[str] = []
         self.proposal_seen: float | None = None
@@ -452,6 +460,8 @@ class Member:
             else:
                 self.settle_due = settle_ends
             return
+        if not self.my_turn_to_confirm(model, r, next(c for c in cands if c["sha256"] == mine)):
+            return
         a.log(
             "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
         )
@@ -464,6 +474,16 @@ class Member:
             done=confirmed,
         )
         self.prepare_next_round(model, r, blob)
+
+    def my_turn_to_confirm(self, model: Model, r: int, cand: dict) -> bool:
+        """Whether the members seated before us have confirmed ``cand`` (or had their time to)."""
+        seats = [s["member"] for s in model.get("committee") or []]
+        turn = seats.index(self.agent.me) if self.agent.me in seats else len(seats)
+        due = self.candidate_seen.setdefault(r, time.time()) + turn * CONFIRM_TURN_SECONDS
+        if len(cand.get("confirmations") or []) >= turn or time.time() >= due:
+            return True
+        self.settle_due = due  # woken earlier by the confirmation event we wait for
+        return False
 
     def prepare_next_round(self, model: Model, r: int, blob: bytes) -> None:
         """Round ``r``'s aggregate (``blob``) is confirmed by us: take it as round r + 1's global and

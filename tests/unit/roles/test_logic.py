@@ -484,3 +484,27 @@ def test_provider_trains_on_the_prefetched_candidate_when_it_is_confirmed():
     # A global that is not the prefetched candidate is fetched (hash-checked) as before.
     prov.global_model({"cid": other.cid, "sha256": other.sha256_hex})
     assert fetched == ["get", "get"] and prov.prefetched == {}
+
+
+def test_members_confirm_in_seat_order_and_go_on_without_a_member_that_is_down(monkeypatch):
+    from fedcommittee.roles import committee as committee_mod
+    from fedcommittee.roles.committee import CONFIRM_TURN_SECONDS, Member
+
+    member = object.__new__(Member)  # only the turn logic: no shard, no ledger
+    member.agent = type("A", (), {"me": "Org2MSP/me"})()
+    member.candidate_seen, member.settle_due = {}, None
+    seats = [{"member": "Org1MSP/a"}, {"member": "Org2MSP/me"}, {"member": "Org3MSP/c"}]
+    clock = [1000.0]
+    monkeypatch.setattr(committee_mod.time, "time", lambda: clock[0])
+    none_yet = {"sha256": "s", "confirmations": []}
+    # Seat 1 waits for seat 0's confirmation, and is woken when its time is up anyway.
+    assert not member.my_turn_to_confirm({"committee": seats}, 1, none_yet)
+    assert member.settle_due == 1000.0 + CONFIRM_TURN_SECONDS
+    clock[0] += 0.2
+    assert member.my_turn_to_confirm({"committee": seats}, 1, dict(none_yet, confirmations=[{"member": "a"}]))
+    # Seat 0 is down: nobody confirms before us, and our turn comes when the time is up.
+    assert not member.my_turn_to_confirm({"committee": seats}, 2, none_yet)
+    clock[0] += CONFIRM_TURN_SECONDS
+    assert member.my_turn_to_confirm({"committee": seats}, 2, none_yet)
+    # In seat 0 nobody is waited for.
+    assert member.my_turn_to_confirm({"committee": seats[1:]}, 3, none_yet)
