@@ -41,7 +41,7 @@ from fedcommittee.roles.protocol import expected_providers
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
-from fedcommittee.storage.errors import StorageError
+from fedcommittee.storage.errors import StorageError, unreachable
 
 # Members confirm an aggregate in seat order: the member in seat i waits until i confirmations are
 # in, or i times this long after the candidate appeared (members before it may be down). Confirmed
@@ -206,6 +206,8 @@ class Member:
                 self.contents[u["id"]] = (hashlib.sha256(plain).hexdigest(), sealed)
             return reader.decode_weights(plain) if base_sha is None else reader.decode_delta(plain)
         except (StorageError, ml.WeightsError) as exc:
+            if unreachable(exc):
+                raise  # our IPFS node is down: judge the update when it is back, never reject it for that
             return f"{type(exc).__name__}: {exc}"[:400]
         except (TypeError, ValueError, RecursionError) as exc:  # untrusted bytes the loader did not expect
             return f"malformed weights: {type(exc).__name__}: {exc}"[:400]
@@ -335,7 +337,11 @@ class Member:
             return
         # A replay the contract rejected on the spot counts as its provider's turn, but is not scored.
         updates = [u for u in recorded if not u.get("refusal")]
-        loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
+        try:
+            loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
+        except StorageError as exc:  # only an unreachable node gets here (_load_update)
+            self.postpone(r, exc)
+            return
         everyone = len(recorded) >= expected_providers(a.exp, rd)
         settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
         if not everyone and time.time() < settle_ends:
@@ -366,6 +372,12 @@ class Member:
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
         if verdicts:
             self._verdicts(verdicts)
+
+    def postpone(self, r: int, exc: StorageError) -> None:
+        """Our IPFS node cannot be reached: judge again in a second (an update is never rejected
+        for what our own node cannot serve; the round's deadline still bounds the wait)."""
+        self.agent.log("judging_postponed", level="warning", round=r, reason=str(exc)[:300])
+        self.settle_due = time.time() + 1.0
 
     def _round_global(self, r: int, g: dict):
         """Round ``r``'s global model, fetched once per round."""
@@ -403,10 +415,13 @@ class Member:
             self.load_shard(model)
             try:
                 base = gossip_base(a.reader, model, u.get("parents") or [])
+                w = self._load_update(model, u, None)
             except (StorageError, ml.WeightsError, TypeError, ValueError, RecursionError) as exc:
+                if isinstance(exc, StorageError) and unreachable(exc):
+                    self.postpone(0, exc)
+                    return
                 self._verdict(u, SCORE_MIN, reason=f"parents: {exc}"[:400])
                 continue
-            w = self._load_update(model, u, None)
             replay = None if isinstance(w, str) else self.replay_of(model, u)
             if replay is not None:
                 w = f"repeats the content of update {replay} (sealed again: new bytes, same update)"

@@ -35,6 +35,7 @@ from fedcommittee.roles.protocol import choose_parents
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
+from fedcommittee.storage.errors import StorageError
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,10 @@ class Provider:
             return next(reversed(self.prefetched.items()))
         if self.agent.exp.encrypt_updates:
             return None
-        blob, state = compute_aggregate(self.agent.reader, self.agent.policy, model, rd)
+        try:
+            blob, state = compute_aggregate(self.agent.reader, self.agent.policy, model, rd)
+        except StorageError:  # e.g. IPFS down: train once the round opens, as without training ahead
+            return None
         return hashlib.sha256(blob).hexdigest(), state
 
     def take_ahead(self, r: int, global_sha: str) -> Trained | None:

@@ -66,6 +66,12 @@ class IpfsUnavailable(IpfsError):
         self.code = None
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the IPFS node could not be asked (down, or cut off mid-answer) rather
+    than what it holds: such a read is worth trying again, and proves nothing about the object."""
+    return isinstance(exc, IpfsUnavailable) or (isinstance(exc, IpfsError) and exc.status is None)
+
+
 class ObjectTooLarge(StorageError):
     """An object is larger than the caller's byte limit; it was not read past ``limit + 1`` bytes."""
 

@@ -26,7 +26,7 @@ from fedcommittee.roles.auditor import audit_model
 from fedcommittee.roles.data import decode_dataset, encode_dataset
 from fedcommittee.roles.envelopes import identity_key
 from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
-from fedcommittee.storage.errors import IntegrityError
+from fedcommittee.storage.errors import IntegrityError, IpfsError, IpfsUnavailable
 
 MODEL = "mlp"
 
@@ -508,3 +508,30 @@ def test_members_confirm_in_seat_order_and_go_on_without_a_member_that_is_down(m
     assert member.my_turn_to_confirm({"committee": seats}, 2, none_yet)
     # In seat 0 nobody is waited for.
     assert member.my_turn_to_confirm({"committee": seats[1:]}, 3, none_yet)
+
+
+@pytest.mark.parametrize(
+    "failure, postponed",
+    [(IpfsUnavailable("http://127.0.0.1:5001", "cat", "connection refused"), True),
+     (IpfsError("cat", "stream broken after 10 bytes"), True),  # no HTTP answer: cut off
+     (IpfsError("cat", "block was not found locally (offline)", status=500), False)],
+)  # fmt: skip
+def test_member_never_rejects_an_update_because_its_ipfs_node_is_down(failure, postponed):
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.roles.committee import Member
+
+    class Failing(FakeStore):
+        def get(self, cid, sha256_hex, max_bytes=None, size=None):
+            raise failure
+
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent = type("A", (), {})()
+    agent.exp, agent.policy, agent.reader = exp, Policy.from_experiment(exp), Reader(None, Failing(), MODEL)
+    member = Member(agent, "member1")
+    model = {"id": "m", "mode": "federated", "committee": [], "publisher": "p"}
+    update = {"cid": "bafkx", "sha256": "0" * 64, "baseSha256": "b"}
+    if postponed:  # raised to judge_round, which tries again in a second instead of voting
+        with pytest.raises(type(failure)):
+            member._load_update(model, update, "b")
+    else:  # the node answered: the object is not there, and that is the provider's doing
+        assert "not found" in member._load_update(model, update, "b")
