@@ -396,7 +396,7 @@ G="nice -n 10 .venv/bin/python benchmarks/ml/committee_grid.py --seeds 0 1 2"
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules fedavg trust effect --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest --rules fedavg trust effect --rounds 15 --workers 1
 $G --partitions dir0.5 --attacks label_flip sign_flip scaling alie adaptive backdoor min_max min_sum \\
-    collude --fraction 0.3 --rules fedavg trust effect --rounds 15 --workers 1
+    collude free_rider --fraction 0.3 --rules fedavg trust effect --rounds 15 --workers 1
 for f in 0.1 0.2 0.4; do
     for a in sign_flip label_flip alie adaptive backdoor scaling min_max min_sum collude; do
         $G --partitions dir0.5 --attacks $a --fraction $f --rules fedavg effect --rounds 15 --workers 1
