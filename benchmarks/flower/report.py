@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 from setting import PARTITIONS, Setting, rounds_to
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml"))
+
+import committee_grid  # noqa: E402
 
 SYSTEM_ORDER = (
     "fedcommittee",
@@ -385,7 +390,79 @@ def scale_section(results: Path, out_dir: Path) -> list[str]:
     return lines
 
 
-def write(results: Path, out: Path) -> None:
+GRID_COMMANDS = """\
+```bash
+G="nice -n 10 .venv/bin/python benchmarks/ml/committee_grid.py --seeds 0 1 2"
+$G --partitions dir0.5 dominant dir0.1 --attacks honest --rules fedavg trust effect --rounds 30 --workers 2
+$G --partitions dir0.5 --attacks honest --rules fedavg trust effect --rounds 15 --workers 1
+$G --partitions dir0.5 --attacks label_flip sign_flip scaling alie adaptive backdoor min_max min_sum \\
+    collude free_rider --fraction 0.3 --rules fedavg trust effect --rounds 15 --workers 1
+for f in 0.1 0.2 0.4; do
+    for a in sign_flip label_flip alie adaptive backdoor scaling min_max min_sum collude; do
+        $G --partitions dir0.5 --attacks $a --fraction $f --rules fedavg effect --rounds 15 --workers 1
+    done
+done
+.venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
+.venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
+```"""
+
+
+def inprocess_vs_flower(results: Path, grid: Path) -> list[str]:
+    """Seed 0's in-process FedAvg beside Flower FedAvg's run of the same clean setting (section 1)."""
+    flower = {r["setting"]["partition"]: r["accuracy"] for r in _load(results, "accuracy")
+              if r["system"] == "flower-fedavg" and r["setting"]["rounds"] == 30}  # fmt: skip
+    groups = committee_grid.load_runs(grid, 30)
+    rows = []
+    for p, acc in sorted(flower.items()):
+        mine = groups.get((p, "honest", 0.0, 30, "fedavg"), {}).get(0)
+        if mine:
+            rows.append(
+                f"| {p} | {mine['final']:.4f} | {acc[-1]:.4f} | {mine['tail3']:.4f} | {tail_mean(acc):.4f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Seed 0, 30 rounds, clean: the in-process `fedavg` beside Flower FedAvg (section 1's run):",
+        "",
+        "| partition | in-process final | Flower final | in-process tail-3 | Flower tail-3 |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def committee_grid_section(results: Path, grid: Path) -> list[str]:
+    """The in-process committee grid's cached runs (benchmarks/ml/committee_grid.py), 3 seeds."""
+    if not any(grid.glob("*.json")):
+        return [f"No committee grid runs cached in `{grid}`."]
+    return [
+        "In-process runs of `benchmarks/ml/committee_grid.py`, **no ledger and no IPFS**: the same"
+        " setting as sections 1-2 (`cnn-small`, 10 providers, 3 member shards of 800, 20 local steps,"
+        " lr 0.03, momentum 0.9, the same split, seeds, initial weights and provider training); every"
+        " member scores every update on its shard, an update is accepted iff the members' median score"
+        " passes the rule, FedAvg aggregates the accepted ones. `fedavg` accepts everything: the"
+        " in-process FedAvg, which does the same work as Flower FedAvg (benchmarks/flower/notes.md;"
+        " seed 0's final and tail-3 accuracies are set beside Flower's below; Dirichlet 0.1's last"
+        " rounds swing by several points on both sides). `trust` is the old rule, `effect` the rule of"
+        " issue 17 (docs/ml.md). Cells are mean ± sd over seeds 0, 1, 2; a row with fewer seeds names them."
+        " Attackers: the share of the 10 providers in the table's title (the setting's seeded draw);"
+        " round-aware attacks see the round's real honest updates (omniscient). Drop: the same rule's"
+        " clean 15-round final accuracy minus this run's, in points, seed by seed. Backdoor success:"
+        " the share of triggered test images of other classes classified as the target after the last"
+        " round. Seconds are per member and round (scoring) and per provider and round (training) on 2"
+        " cores shared with other jobs: noisy. Runs are cached as JSON in"
+        " `benchmarks/ml/results/committee_grid/`; a cached run is not repeated.",
+        "",
+        GRID_COMMANDS,
+        "",
+        *committee_grid.markdown(grid, [], 30),
+        "",
+        *inprocess_vs_flower(results, grid),
+        "",
+        *committee_grid.markdown(grid, ["dir0.5"], 15),
+    ]
+
+
+def write(results: Path, out: Path, grid: Path = committee_grid.OUT) -> None:
     results.mkdir(parents=True, exist_ok=True)
     parts = [
         "# Benchmarks: fedcommittee against Flower",
@@ -410,6 +487,10 @@ def write(results: Path, out: Path) -> None:
         "## 4. Scale",
         "",
         *scale_section(results, results),
+        "",
+        "## 5. Committee grid (in process, 3 seeds)",
+        "",
+        *committee_grid_section(results, grid),
     ]
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():

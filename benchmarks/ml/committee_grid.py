@@ -7,7 +7,9 @@ attackers see the round's honest deltas: omniscient), every member scores all up
 an update is accepted iff the members' median score passes the rule, FedAvg aggregates the accepted
 ones. ``fedavg`` accepts everything: the in-process FedAvg, the same work as Flower FedAvg
 (benchmarks/flower/notes.md). ``--shadow`` also scores every round with other rules without acting
-on them (screening). Runs are cached as JSON under --out; ``--table`` prints mean and sd over seeds.
+on them (screening). Runs are cached as JSON under --out; ``--table`` prints mean and sd over seeds,
+``--markdown`` the tables of docs/ml.md and benchmarks/BENCHMARKS.md (clean, then one per attacker
+share, with each run's drop from the same rule's clean run of the same seed and length).
 
   nice -n 10 .venv/bin/python benchmarks/ml/committee_grid.py --partitions dir0.5 --rules fedavg \
       trust effect --seeds 0 1 2 --rounds 30 --workers 2
@@ -221,7 +223,8 @@ def mean_sd(values: list) -> str:
     return f"{statistics.mean(vals):.3f}±{sd:.3f}"
 
 
-def table(out: Path, rounds: int | None) -> str:
+def load_runs(out: Path, rounds: int | None = None) -> dict[tuple, dict[int, dict]]:
+    """The cached runs' summaries by (partition, attack, fraction, rounds, rule), then by seed."""
     groups: dict = {}
     for f in sorted(out.glob("*.json")):
         run = json.loads(f.read_text())
@@ -229,7 +232,12 @@ def table(out: Path, rounds: int | None) -> str:
         if rounds and s["rounds"] != rounds:
             continue
         key = (s["partition"], s["attack"], s["attack_fraction"], s["rounds"], run["rule"])
-        groups.setdefault(key, []).append(summarize(run))
+        groups.setdefault(key, {})[s["seed"]] = summarize(run)
+    return groups
+
+
+def table(out: Path, rounds: int | None) -> str:
+    groups = {k: list(v.values()) for k, v in load_runs(out, rounds).items()}
     cols = ["final", "tail3", "recall", "rejected", "precision", "backdoor", "score_s", "train_s"]
     lines = ["| partition | attack | frac | rounds | rule | seeds | " + " | ".join(cols) + " |",
              "|" + "---|" * (6 + len(cols))]  # fmt: skip
@@ -243,6 +251,134 @@ def table(out: Path, rounds: int | None) -> str:
             cells = [f"{k}={mean_sd([r.get(k) for r in runs])}" for k in shadow if any(k in r for r in runs)]
             lines.append(f"{p} {a}{fr} r{rd} driven by {rule}: " + " ".join(cells))
     return "\n".join(lines)
+
+
+# Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
+RULE_ORDER = ("fedavg", "trust", "effect")
+ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
+                "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
+# Summary key -> (column header, decimals).
+STATS = {
+    "final": ("final acc", 3),
+    "tail3": ("tail-3 mean", 3),
+    "drop": ("drop (points)", 1),
+    "recall": ("honest recall", 2),
+    "rejected": ("malicious rejected", 2),
+    "precision": ("precision", 2),
+    "backdoor": ("backdoor success", 2),
+    "score_s": ("scoring s/member/round", 2),
+    "train_s": ("training s/provider/round", 2),
+}
+CLEAN_STATS = ("final", "tail3", "recall", "precision", "score_s", "train_s")
+ATTACK_STATS = tuple(STATS)
+
+
+def _ranked(names, order: tuple) -> list:
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+def cell(values: list, decimals: int) -> str:
+    """'mean ± sd' over seeds of the values that are not None; one value alone, '-' for none."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{vals[0]:.{decimals}f}"
+    return f"{statistics.mean(vals):.{decimals}f} ± {statistics.stdev(vals):.{decimals}f}"
+
+
+def seeds_cell(seeds) -> str:
+    """How many seeds a row averages; which ones where fewer than 3."""
+    seeds = sorted(seeds)
+    if len(seeds) >= 3:
+        return str(len(seeds))
+    return f"{len(seeds)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+
+
+def with_drops(runs: dict[int, dict], clean: dict[int, dict]) -> dict[int, dict]:
+    """The runs' summaries plus "drop": the same rule's clean final accuracy minus this run's, in
+    points, seed by seed (None where that seed has no clean run)."""
+    out = {}
+    for seed, r in runs.items():
+        ref = clean.get(seed)
+        out[seed] = {**r, "drop": None if ref is None else 100 * (ref["final"] - r["final"])}
+    return out
+
+
+def _markdown(head: list[str], stats: tuple, rows: list[tuple[list[str], dict[int, dict]]]) -> list[str]:
+    headers = head + ["seeds"] + [STATS[k][0] for k in stats]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for labels, runs in rows:
+        cells = [cell([r.get(k) for r in runs.values()], STATS[k][1]) for k in stats]
+        lines.append("| " + " | ".join([*labels, seeds_cell(runs), *cells]) + " |")
+    return lines
+
+
+def clean_table(groups: dict, rounds: int) -> list[str]:
+    """Markdown: every partition's clean runs of ``rounds`` rounds, one row per rule."""
+    rows = []
+    for p in sorted({k[0] for k in groups if k[1] == "honest" and k[3] == rounds}):
+        keys = [k for k in groups if k[:2] == (p, "honest") and k[3] == rounds]
+        rows += [
+            ([p, rule], groups[(p, "honest", 0.0, rounds, rule)])
+            for rule in _ranked({k[4] for k in keys}, RULE_ORDER)
+        ]
+    return _markdown(["partition", "rule"], CLEAN_STATS, rows)
+
+
+def attack_tables(groups: dict, partition: str, rounds: int) -> dict[float, list[str]]:
+    """Markdown per attacker share: every attack's runs on ``partition``, one row per rule, with the
+    drop from the same rule's clean run of the same length."""
+    tables = {}
+    attacked = {k for k in groups if k[0] == partition and k[3] == rounds and k[1] != "honest"}
+    for frac in sorted({k[2] for k in attacked}):
+        rows = []
+        for atk in _ranked({k[1] for k in attacked if k[2] == frac}, ATTACK_ORDER):
+            for rule in _ranked({k[4] for k in attacked if k[1:3] == (atk, frac)}, RULE_ORDER):
+                clean = groups.get((partition, "honest", 0.0, rounds, rule), {})
+                rows.append(([atk, rule], with_drops(groups[(partition, atk, frac, rounds, rule)], clean)))
+        tables[frac] = _markdown(["attack", "rule"], ATTACK_STATS, rows)
+    return tables
+
+
+# Issue 17's targets with attackers in the round: (summary key, bound, True if the mean must stay at or
+# below the bound, the target in words).
+TARGETS = (
+    ("drop", 2.0, True, "final accuracy within 2 points of the clean run"),
+    ("rejected", 0.95, False, "malicious rejected >= 0.95"),
+    ("backdoor", 0.10, True, "backdoor success <= 10 %"),
+)
+
+
+def target_misses(groups: dict, partition: str, rounds: int, frac: float, rule: str) -> list[str]:
+    """Where ``rule``'s mean over seeds misses a target at attacker share ``frac``, one line each."""
+    clean = groups.get((partition, "honest", 0.0, rounds, rule), {})
+    misses = []
+    for atk in _ranked(
+        {k[1] for k in groups if k[:4] == (partition, k[1], frac, rounds)} - {"honest"}, ATTACK_ORDER
+    ):
+        runs = with_drops(groups.get((partition, atk, frac, rounds, rule), {}), clean)
+        for key, bound, at_most, words in TARGETS:
+            vals = [r[key] for r in runs.values() if r.get(key) is not None]
+            if vals and (statistics.mean(vals) > bound if at_most else statistics.mean(vals) < bound):
+                misses.append(f"{atk}: {STATS[key][0]} {cell(vals, STATS[key][1])} (target: {words})")
+    return misses
+
+
+def markdown(out: Path, partitions: list[str], rounds: int) -> list[str]:
+    """Markdown lines: the clean table of ``rounds``-round runs, then per attacker share the attack
+    table on each partition and where ``effect``'s mean misses the targets."""
+    groups = load_runs(out, rounds)
+    parts = [f"**Clean, {rounds} rounds**", "", *clean_table(groups, rounds)]
+    for p in partitions:
+        for frac, lines in attack_tables(groups, p, rounds).items():
+            misses = target_misses(groups, p, rounds, frac, "effect")
+            parts += ["", f"**{p}, {round(100 * frac)} % attackers, {rounds} rounds**", "", *lines, ""]
+            if misses:
+                parts += ["Where `effect`'s mean misses issue 17's targets:", "", *[f"- {m}" for m in misses]]
+            else:
+                parts.append("`effect`'s means meet issue 17's targets here.")
+    return parts
 
 
 def main() -> None:
@@ -262,8 +398,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--table", action="store_true", help="only print the table of the cached runs")
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="only print the cached --rounds runs as markdown: clean, then per attacker share",
+    )
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.markdown:
+        print("\n".join(markdown(a.out, a.partitions, a.rounds)))
+        return
     if not a.table:
         todo = []
         # Seed by seed: an interrupted grid still has every cell at its first seeds.
