@@ -37,12 +37,13 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
 # scale: the commands in section 4
 .venv/bin/python benchmarks/flower/compare.py write     # this file and benchmarks/flower/results/*.png
 ```"""
-# The scale section's runs: the embedded ledger, with users for 1,000 providers; every round waits for
-# every allocated provider (settle window = deadline, well above a round's length). The light-model
-# 1,000-provider command is in notes.md: it did not complete here.
+# The scale section's runs: each backend with users for 1,000 providers; every round waits for every
+# allocated provider (settle window = deadline, well above a round's length). The light-model
+# 1,000-provider command is in notes.md: it did not complete here. A second backend's run is kept
+# under the result name fedcommittee-fabric__... beside the embedded ledger's.
 SCALE_COMMANDS = """\
 ```bash
-scripts/network.sh down; FC_LEDGER=dev FC_USERS_PER_ORG=337 scripts/network.sh up
+scripts/network.sh down; FC_LEDGER=dev FC_USERS_PER_ORG=337 scripts/network.sh up   # or FC_LEDGER=fabric
 .venv/bin/python benchmarks/flower/compare.py scale --systems fedcommittee --members 5 --providers 100 \\
     --providers-per-process 25 --settle 600 --deadline 900
 ```"""
@@ -294,7 +295,7 @@ def _scale_row(r: dict) -> str:
 
 def _scale_checks(r: dict) -> list[str]:
     s, pr = r["setting"], r["per_round"]
-    size = f"{s['providers']} providers x {s['members']} members (`{s['model']}`)"
+    size = f"{r['ledger_backend']}, {s['providers']} providers x {s['members']} members (`{s['model']}`)"
     judged = pr["judged"] == pr["allocated"] and pr["recorded"] == pr["allocated"]
     given_up = sum(pr["given_up"]) + pr["setup"]["given_up"]
     worst = max(pr["mvcc_conflicts"], default=0)
