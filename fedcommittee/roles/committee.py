@@ -37,7 +37,7 @@ from fedcommittee.ledger.records import Model, Round, Update, VerdictDoc
 from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
-from fedcommittee.roles.protocol import expected_providers
+from fedcommittee.roles.protocol import expected_providers, round_follows
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
@@ -504,8 +504,7 @@ class Member:
         """Round ``r``'s aggregate (``blob``) is confirmed by us: take it as round r + 1's global and
         train our reference on it now, as the providers train their next updates ahead, so that the
         reference is ready when their updates come (it is checked against the round's global then)."""
-        max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
-        if max_rounds and r >= max_rounds:
+        if not round_follows(model, r):
             return
         g = {"sha256": ml.sha256_hex(blob)}
         if self.global_of[0] != (r + 1, g["sha256"]):

@@ -6,15 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger.records import Round, Update
+from fedcommittee.ledger.records import Model, Round, Update
 
-__all__ = ["choose_parents", "expected_providers", "final_mix", "model_rank"]
+__all__ = ["choose_parents", "expected_providers", "final_mix", "model_rank", "round_follows"]
 
 
 def expected_providers(exp: Experiment, round_doc: Round) -> int:
     """How many updates a round can get: its allocated providers, or every configured one."""
     allocated = round_doc.get("allocated")
     return len(exp.providers) if allocated is None else len(allocated)
+
+
+def round_follows(model: Model, r: int) -> bool:
+    """Whether a round r + 1 can follow round ``r``: r is below the model's ``maxRounds`` (0 or
+    absent: no limit). A stopping rule may still end the model earlier."""
+    max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
+    return not max_rounds or r < max_rounds
 
 
 def model_rank(u: Update) -> tuple:

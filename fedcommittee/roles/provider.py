@@ -31,7 +31,7 @@ from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, U
 from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
-from fedcommittee.roles.protocol import choose_parents
+from fedcommittee.roles.protocol import choose_parents, round_follows
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
@@ -40,8 +40,7 @@ from fedcommittee.storage.errors import StorageError
 
 @dataclass(frozen=True)
 class Trained:
-    """An update trained and put on IPFS: for ``round``, from the global whose sha256 is ``base_sha``
-    (set when it was trained ahead on a candidate aggregate)."""
+    """An update trained and put on IPFS: for ``round``, from the global whose sha256 is ``base_sha``."""
 
     round: int
     base_sha: str
@@ -164,7 +163,9 @@ class Provider:
             self.not_allocated.add(r)
             return
         g = rd["global"]
-        done = self.take_ahead(r, g["sha256"]) or self.train_round(model, r, self.global_model(g))
+        done = self.take_ahead(r, g["sha256"])
+        if done is None:
+            done = self.train_round(model, r, g["sha256"], self.global_model(g))
         doc: UpdateDoc = {
             "round": r,
             "baseCid": g["cid"],
@@ -176,8 +177,8 @@ class Provider:
         }
         self.submit(doc, r, done=lambda: self.has_update(r))
 
-    def train_round(self, model: Model, r: int, global_state, ahead: bool = False) -> Trained:
-        """Train round ``r``'s update from ``global_state`` and put it on IPFS."""
+    def train_round(self, model: Model, r: int, base_sha: str, global_state, ahead: bool = False) -> Trained:
+        """Train round ``r``'s update from ``global_state`` (sha256 ``base_sha``) and put it on IPFS."""
         a = self.agent
         upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
@@ -186,7 +187,7 @@ class Provider:
         obj, sealing = self.upload(model, compress(upd.delta, self.scheme))
         a.log("trained", round=r, samples=upd.num_samples, sha256=obj.sha256_hex, bytes=obj.size,
               scheme=self.scheme, ahead=ahead, **sealing, **metrics)  # fmt: skip
-        return Trained(r, "", obj, int(upd.num_samples), metrics)
+        return Trained(r, base_sha, obj, int(upd.num_samples), metrics)
 
     def train_ahead(self, model: Model, r: int, rd: Round) -> None:
         """Round ``r`` is closed: train round r + 1's update now, on the aggregate the round will most
@@ -194,18 +195,13 @@ class Provider:
         seeded by the round, so the bytes are those we would train once round r + 1 opens on that
         global; on another global they are dropped. Not under partial participation (we may not be
         drawn) nor after the last round."""
-        max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
-        last = max_rounds and r >= max_rounds
-        if last or rd.get("allocated") is not None:
+        if not round_follows(model, r) or rd.get("allocated") is not None:
             return
         if self.ahead is not None and self.ahead.round == r + 1:
             return
         base = self.likely_next_global(model, rd)
-        if base is None:
-            return
-        base_sha, state = base
-        done = self.train_round(model, r + 1, state, ahead=True)
-        self.ahead = Trained(r + 1, base_sha, done.obj, done.num_samples, done.metrics)
+        if base is not None:
+            self.ahead = self.train_round(model, r + 1, *base, ahead=True)
 
     def likely_next_global(self, model: Model, rd: Round) -> tuple[str, Any] | None:
         """(sha256, weights) of the newest candidate aggregate recorded for the closed round ``rd``;
@@ -219,7 +215,7 @@ class Provider:
             blob, state = compute_aggregate(self.agent.reader, self.agent.policy, model, rd)
         except StorageError:  # e.g. IPFS down: train once the round opens, as without training ahead
             return None
-        return hashlib.sha256(blob).hexdigest(), state
+        return ml.sha256_hex(blob), state
 
     def take_ahead(self, r: int, global_sha: str) -> Trained | None:
         """The update trained ahead for round ``r``, if it was trained on ``global_sha``."""
