@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fedcommittee.ml.data import Dataset
-from fedcommittee.ml.models import State, get_model
+from fedcommittee.ml.models import State, as_input, loaded
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,10 @@ class EvalResult:
 
 
 def predict_logits(model_name: str, state: State, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    model = get_model(model_name)
-    model.load_state_dict(state, strict=True)
+    model = loaded(model_name, state)
     model.eval()
     with torch.inference_mode():
-        return torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+        return torch.cat([model(as_input(x[i : i + batch_size])) for i in range(0, x.shape[0], batch_size)])
 
 
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> EvalResult:

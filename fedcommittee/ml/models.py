@@ -121,6 +121,30 @@ def get_model(name: str, seed: int | None = None) -> nn.Module:
         return spec.factory()
 
 
+def loaded(name: str, state: State) -> nn.Module:
+    """The named architecture holding ``state``, laid out for fast CPU work.
+
+    Convolutions run channels-last: oneDNN's kernels for that layout (convolution and max-pooling)
+    took 25-35 % less CPU per training step and per evaluation of ``cnn-small`` than the default
+    layout on this project's 2-core x86 machine. The math is the same; the float rounding is not,
+    so results are reproducible run to run but not bit-equal to the default layout's.
+    ``as_input`` puts a batch in the same layout.
+    """
+    model = get_model(name).to(memory_format=torch.channels_last)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the layout ``loaded`` models compute in (images: channels-last; else unchanged)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def dense_state(model: nn.Module) -> State:
+    """A trained model's weights, detached and in the default (row-major) layout, as hashed and sent."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
 def initial_state(name: str, seed: int) -> State:
     """Seeded initial weights as a detached, contiguous float32 state dict."""
     return {k: v.detach().clone().contiguous() for k, v in get_model(name, seed).state_dict().items()}

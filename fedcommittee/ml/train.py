@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from fedcommittee.ml import state as st
 from fedcommittee.ml.data import Dataset
-from fedcommittee.ml.models import State, get_model
+from fedcommittee.ml.models import State, as_input, dense_state, loaded
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,7 @@ def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: Tra
     """Train ``model_name`` from ``global_state`` on ``dataset``; return delta = local - global."""
     if len(dataset) == 0:
         raise ValueError("cannot train on an empty dataset")
-    model = get_model(model_name)
-    model.load_state_dict(global_state, strict=True)
+    model = loaded(model_name, global_state)
     model.train()
     params = list(model.parameters())
     anchors = [p.detach().clone() for p in params] if cfg.prox_mu > 0 else []
@@ -82,7 +81,7 @@ def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: Tra
                 pos = 0
             idx = perm[pos : pos + bs]
             pos += bs
-            logits = model(dataset.x[idx])
+            logits = model(as_input(dataset.x[idx]))
             loss = F.cross_entropy(logits, dataset.y[idx])
             if cfg.prox_mu > 0:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
@@ -97,7 +96,7 @@ def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: Tra
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
-    local = {k: v.detach() for k, v in model.state_dict().items()}
+    local = dense_state(model)
     delta = st.subtract(local, global_state)
     metrics = {
         "train_loss": loss_sum / max(seen, 1),

@@ -50,3 +50,19 @@ def test_light_model_is_logistic_regression_on_28x28():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("name", ["cnn-small", "cnn-fmnist", "mlp-fmnist"])
+def test_loaded_model_computes_what_the_plain_one_does(name):
+    # Channels-last is a layout, not another function: the same weights give the same outputs up to
+    # float rounding, and the weights come back in the default layout, as they are hashed and sent.
+    state = models.initial_state(name, seed=3)
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    plain = models.get_model(name)
+    plain.load_state_dict(state)
+    fast = models.loaded(name, state)
+    with torch.inference_mode():
+        assert torch.allclose(fast.eval()(models.as_input(x)), plain.eval()(x), atol=1e-5)
+    dense = models.dense_state(fast)
+    assert all(v.is_contiguous() and torch.equal(v, state[k]) for k, v in dense.items())
+    assert models.as_input(torch.zeros(3, 8)).is_contiguous()  # not an image: left as it is
