@@ -146,9 +146,22 @@ class Run:
             se = float(diff.std()) / len(diff) ** 0.5
             return float(diff.mean()) / se if se > 0 else 0.0
 
+        def by_class(diff, y) -> list[list[float]]:
+            # The symmetric test's mean and standard error on each class of the shard: an honest
+            # skewed update helps its own classes most, a flipped one harms them most.
+            out = []
+            for c in range(int(y.max()) + 1):
+                d = diff[y == c]
+                se = float(d.std()) / len(d) ** 0.5 if len(d) > 1 else 0.0
+                out.append([float(d.mean()) if len(d) else 0.0, se])
+            return out
+
         rule = make_rule(self.exp, "effect")
         tests = [scoring.effect_tests(rule, self.model, g, deltas, sh, sizes) for sh in self.shards]
-        return [[None if isinstance(x, float) else (t(x[0]), t(x[1]), x[2]) for x in m] for m in tests]
+        return [
+            [None if isinstance(x, float) else (t(x[0]), t(x[1]), x[2], by_class(x[0], sh.y)) for x in m]
+            for m, sh in zip(tests, self.shards, strict=True)
+        ]
 
     def backdoor_success(self, g) -> float:
         """Share of triggered test images (true class not the target) classified as the target."""

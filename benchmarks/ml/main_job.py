@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "ml"))
 
 from committee_grid import Run, mean_sd  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "ml" / "results" / "main_job"
+# Runs since models went channels-last (docs/ml.md, "Determinism and hashes"): the cache is keyed by
+# the config, not the code, so the runs from before then stay in results/main_job, apart.
+OUT = ROOT / "benchmarks" / "ml" / "results" / "main_job_channels_last"
 
 
 def with_overrides(doc: dict, sets: list[str]) -> dict:
@@ -118,11 +120,23 @@ def effect_stat_score(stat: list | None, cos_floor: float, sym_se: float, rescue
     violator scores below -1). The standard error cancels: se_margin is (k - t) / (|k| + |t|)."""
     if stat is None:
         return -2.0
-    t_sym, _, cos = stat
+    t_sym, cos = stat[0], stat[2]
     k = sym_se if cos >= cos_floor else -rescue_se
     if k == float("inf"):
         return 1.0
     return 1.0 if abs(k) + abs(t_sym) == 0 else (k - t_sym) / (abs(k) + abs(t_sym))
+
+
+def classwise_stat_score(stat: list | None, harm_ratio: float) -> float:
+    """A class-wise reading of the symmetric test (screened; not a rule of fedcommittee.ml): the
+    update's largest help to one class of the shard (its loss there below its negation's) against
+    its largest harm to one (above), >= 0 iff help >= harm_ratio x harm. The idea: an honest skewed
+    update helps its own classes most, a flipped one harms them most."""
+    if stat is None:
+        return -2.0
+    means = [mean for mean, _ in stat[3]]
+    helps, harms = max(0.0, max(-m for m in means)), harm_ratio * max(0.0, max(means))
+    return 0.0 if helps + harms == 0 else (helps - harms) / (helps + harms)
 
 
 def trust_stat_scores(stats: list, peer_fraction: float) -> list[float]:
@@ -143,6 +157,8 @@ def offline(run: dict, rule: str, quorum: int | None = None, **params) -> list[l
     for rec in run["rounds"]:
         if rule == "effect":
             member = [[effect_stat_score(x, **params) for x in m] for m in rec["t_stats"]]
+        elif rule == "classwise":
+            member = [[classwise_stat_score(x, **params) for x in m] for m in rec["t_stats"]]
         else:
             member = [trust_stat_scores(m, **params) for m in rec["t_stats"]]
         size = quorum or len(member)
@@ -179,7 +195,7 @@ VARIANTS = [
     ("effect", {"cos_floor": cf, "sym_se": k, "rescue_se": rs})
     for cf, k, rs in ((0.01, 1, 1), (0.01, 3, 1), (0.01, 10, 1), (0.0, 10, 0), (0.0, INF, 0), (-0.05, 3, 1),
                       (-0.05, 10, 1), (-0.05, 10, 0), (-0.05, INF, 1))
-]  # fmt: skip
+] + [("classwise", {"harm_ratio": h}) for h in (1.0, 1.5)]  # fmt: skip
 
 
 def run_name(run: dict) -> str:
@@ -193,7 +209,11 @@ def run_name(run: dict) -> str:
 def variants_table(runs: list[dict]) -> str:
     seeds = " | ".join(f"{run_name(r)}: recall / rejected (rounds right: median, any 2)" for r in runs)
     lines = [f"| variant | {seeds} |", "|---|" + "---|" * len(runs)]
-    return "\n".join(lines + [screen_row(runs, rule, **params) for rule, params in VARIANTS])
+    # Runs screened before the per-class statistics were recorded cannot be read class-wise.
+    stats = [x for run in runs for rec in run["rounds"] for m in rec["t_stats"] for x in m if x]
+    by_class = all(len(x) > 3 for x in stats)
+    rows = [(rule, params) for rule, params in VARIANTS if rule != "classwise" or by_class]
+    return "\n".join(lines + [screen_row(runs, rule, **params) for rule, params in rows])
 
 
 def summarize(run: dict) -> dict:
