@@ -68,7 +68,9 @@ def connect_agent(
     profile = profile or load_profile(endpoints.connection_profile)
     id_cfg = profile.identity(user)
     ident, _ = id_cfg.load()
-    gateway = Gateway.connect(profile, user=user, peer=profile.peer(msp_id=ident.msp_id).name)
+    # Agents hosted in one process share one gRPC channel to their peer (each signs its own calls).
+    peer = profile.peer(msp_id=ident.msp_id).name
+    gateway = Gateway.connect(profile, user=user, peer=peer, share_channel=True)
     ipfs = IpfsClient(endpoints.ipfs_api, timeout=60)
     agent = Agent(
         exp,
