@@ -163,7 +163,7 @@ func chaincodeHost(cfg *Config, oc OrgConfig, logf func(string, ...any)) (shimho
 	if err != nil {
 		return nil, err
 	}
-	return shimhost.NewInProcPool(cfg.Chaincode, cc, logf, shimhost.InProcStreams)
+	return shimhost.NewInProc(cfg.Chaincode, cc, logf)
 }
 
 // listeners serves each org's gateway on its own TLS listener, and stops or restarts one to stand
