@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from fedcommittee.roles.runtime import EventPump
+from fedcommittee.roles.runtime import EventPump, drain
 
 __all__ = ["Feed", "SharedEvents", "feed_for"]
 
@@ -36,14 +36,7 @@ class Feed:
     def wait(self, timeout: float, model_id: str) -> list[dict]:
         """Block until the model's events arrive (or ``timeout``); all payloads queued by then.
         ``model_id`` is the shared pump's model already (the pump filtered by it)."""
-        out: list[dict] = []
-        try:
-            out.extend(self._batches.get(timeout=timeout))
-            while True:
-                out.extend(self._batches.get_nowait())
-        except queue.Empty:
-            pass
-        return out
+        return [payload for batch in drain(self._batches, timeout) for payload in batch]
 
     def close(self) -> None:
         self._source.unsubscribe(self)
