@@ -17,6 +17,7 @@ is final, and after CommitError (the transaction was ordered) the caller decides
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -141,11 +142,49 @@ def _open_channel(endpoint: str, tls_ca_pem: bytes | None, options: list) -> grp
     return grpc.secure_channel(endpoint, creds, options=options)
 
 
+class _SharedChannels:
+    """gRPC channels shared by the gateways of one process, one per endpoint, TLS root and options.
+
+    A channel is transport only (each call is signed by its gateway's own identity) and is
+    thread-safe, so agents hosted in one process need not open one TLS connection, and one
+    polling thread, each: 200 providers in a process would hold 200 connections to one peer.
+    The last gateway to close a shared channel closes it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple, grpc.Channel] = {}
+        self._users: dict[int, int] = {}  # id(channel) -> gateways using it
+
+    def acquire(self, endpoint: str, tls_ca_pem: bytes | None, options: list) -> grpc.Channel:
+        key = (endpoint, tls_ca_pem, tuple(options))
+        with self._lock:
+            channel = self._open.get(key)
+            if channel is None:
+                channel = self._open[key] = _open_channel(endpoint, tls_ca_pem, options)
+            self._users[id(channel)] = self._users.get(id(channel), 0) + 1
+            return channel
+
+    def release(self, channel: grpc.Channel) -> None:
+        with self._lock:
+            left = self._users.get(id(channel), 0) - 1
+            if left > 0:
+                self._users[id(channel)] = left
+                return
+            self._users.pop(id(channel), None)
+            for key, open_channel in list(self._open.items()):
+                if open_channel is channel:
+                    del self._open[key]
+        channel.close()
+
+
+_SHARED = _SharedChannels()
+
+
 def _wait_ready(channel: grpc.Channel, endpoint: str, timeout: float, *, tls: bool) -> None:
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
-        channel.close()
         hint = " With TLS, also check the TLS CA certificate and the server name." if tls else ""
         raise GatewayConnectionError(
             f"could not connect to the Fabric gateway at {endpoint} within {timeout:g} s: "
@@ -205,6 +244,7 @@ class Gateway:
         self._closed = False
         self._streams: set[ChaincodeEventStream] = set()
         self._lock = threading.Lock()
+        self._close_channel: Callable[[], None] = channel.close  # a shared channel is released instead
 
     # ---------------------------------------------------------------- connecting
     @classmethod
@@ -225,6 +265,7 @@ class Gateway:
         wait_ready: bool = True,
         grpc_options: Sequence[tuple] = (),
         check_key: bool = True,
+        share_channel: bool = False,
     ) -> Gateway:
         """Open a gateway connection.
 
@@ -236,6 +277,8 @@ class Gateway:
         With ``wait_ready`` (default) the connection is established now, and
         :class:`~fedcommittee.ledger.errors.ConnectionError` is raised if that does not happen within
         ``timeouts.connect`` seconds. ``check_key`` refuses a signer whose key is not the certificate's.
+        ``share_channel``: use this process's one gRPC channel to the endpoint (same TLS root and
+        options) instead of opening one; for many identities in one process (hosted agents).
         """
         timeouts = timeouts or Timeouts()
         default_channel = default_chaincode = None
@@ -268,10 +311,20 @@ class Gateway:
                 "or insecure=True"
             )
         options = _channel_options(max_message_bytes, server_name_override, grpc_options)
-        channel = _open_channel(endpoint, None if insecure else tls_ca_pem, options)
+        root = None if insecure else tls_ca_pem
+        if share_channel:
+            channel = _SHARED.acquire(endpoint, root, options)
+            close_channel = functools.partial(_SHARED.release, channel)
+        else:
+            channel = _open_channel(endpoint, root, options)
+            close_channel = channel.close
         if wait_ready:
-            _wait_ready(channel, endpoint, timeouts.connect, tls=not insecure)
-        return cls(
+            try:
+                _wait_ready(channel, endpoint, timeouts.connect, tls=not insecure)
+            except GatewayConnectionError:
+                close_channel()
+                raise
+        gateway = cls(
             channel,
             identity,
             signer,
@@ -281,6 +334,8 @@ class Gateway:
             default_channel=default_channel,
             default_chaincode=default_chaincode,
         )
+        gateway._close_channel = close_channel
+        return gateway
 
     def network(self, channel: str | None = None) -> Network:
         channel = channel or self.default_channel
@@ -296,7 +351,7 @@ class Gateway:
             streams = list(self._streams)
         for s in streams:
             s.close()
-        self._channel.close()
+        self._close_channel()
 
     @property
     def closed(self) -> bool:

@@ -20,6 +20,7 @@ from fedcommittee.ledger import ConnectionProfile, FedcommitteeClient, Gateway, 
 from fedcommittee.ledger.records import Model
 from fedcommittee.roles.envelopes import identity_key, load_private_key
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent, EventPump, JsonLog, run_dir
+from fedcommittee.roles.shared_events import feed_for
 from fedcommittee.storage import ContentStore, IpfsClient
 
 __all__ = ["RoleStep", "connect_agent", "run_role", "run_roles"]
@@ -68,7 +69,9 @@ def connect_agent(
     profile = profile or load_profile(endpoints.connection_profile)
     id_cfg = profile.identity(user)
     ident, _ = id_cfg.load()
-    gateway = Gateway.connect(profile, user=user, peer=profile.peer(msp_id=ident.msp_id).name)
+    # Agents hosted in one process share one gRPC channel to their peer (each signs its own calls).
+    peer = profile.peer(msp_id=ident.msp_id).name
+    gateway = Gateway.connect(profile, user=user, peer=peer, share_channel=True)
     ipfs = IpfsClient(endpoints.ipfs_api, timeout=60)
     agent = Agent(
         exp,
@@ -80,7 +83,10 @@ def connect_agent(
         log=log,
         private_key=load_private_key(id_cfg),
         profile=profile,
-        events=EventPump(gateway, state_dir / "events.json", name, log),
+        # One event stream per peer and model in the process, fanned out to its agents.
+        events=feed_for(
+            gateway.endpoint, exp.model_id, lambda: EventPump(gateway, state_dir / "events.json", name, log)
+        ),
         closers=[gateway.close, ipfs.close],
         poll_seconds=poll_seconds(),
     )

@@ -134,6 +134,18 @@ class JsonLog:
             self._fh.close()
 
 
+def drain(q: queue.Queue, timeout: float) -> list:
+    """The items of ``q``: blocks until the first arrives (or ``timeout``), then takes what is queued."""
+    out = []
+    try:
+        out.append(q.get(timeout=timeout))
+        while True:
+            out.append(q.get_nowait())
+    except queue.Empty:
+        pass
+    return out
+
+
 class EventPump:
     """Chaincode events pumped into a queue from a thread (checkpointed, so a restart resumes)."""
 
@@ -160,15 +172,8 @@ class EventPump:
 
     def wait(self, timeout: float, model_id: str) -> list[dict]:
         """Block until an event arrives (or ``timeout``); the payloads of all queued ones for our model."""
-        out = []
-        try:
-            out.append(self._events.get(timeout=timeout))
-            while True:
-                out.append(self._events.get_nowait())
-        except queue.Empty:
-            pass
         payloads = []
-        for ev in out:
+        for ev in drain(self._events, timeout):
             try:
                 p = json.loads(ev.payload) if ev.payload else {}
             except ValueError:

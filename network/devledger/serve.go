@@ -86,6 +86,9 @@ func serveCommand(args []string) error {
 		return err
 	}
 	logger := log.New(os.Stderr, "devledger ", log.LstdFlags|log.Lmicroseconds)
+	if err := startProfiling(os.Getenv("FC_DEVLEDGER_PPROF"), logger.Printf); err != nil {
+		return err
+	}
 	n, err := build(cfg, logger.Printf)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.peer import transaction_pb2
 
 from fedcommittee.ledger import (
@@ -26,7 +27,7 @@ from fedcommittee.ledger import (
 from fedcommittee.ledger.identity import CURVE_ORDERS
 
 from .conftest import FAST_RETRY, FAST_TIMEOUTS
-from .fake_gateway import FakeServer
+from .fake_gateway import FakeServer, Outcome
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -352,3 +353,32 @@ def test_closed_gateway_refuses_calls(server, org):
     gw.close()  # idempotent
     with pytest.raises(GatewayError, match="closed"):
         contract.evaluate("WhoAmI")
+
+
+def test_shared_channel_one_connection_per_endpoint_each_identity_signs(server, org, fake):
+    # Agents hosted in one process share one channel to their peer; each call still carries (and
+    # is signed by) its own gateway's identity, and the channel lives until the last one closes.
+    fake.handlers["Creator"] = lambda inv, state: Outcome(payload=inv.creator.id_bytes)
+    other_pem, other_key = org.issue_user()
+    first = Gateway.connect(server.endpoint, org.identity, org.signer, insecure=True, share_channel=True)
+    second = Gateway.connect(
+        server.endpoint, Identity("Org1MSP", other_pem), Signer(other_key), insecure=True, share_channel=True
+    )
+    alone = Gateway.connect(server.endpoint, org.identity, org.signer, insecure=True)
+    assert first._channel is second._channel
+    assert alone._channel is not first._channel
+    creators = {
+        gw: gw.network("fedchannel").contract("fedcommittee").evaluate("Creator") for gw in (first, second)
+    }
+    assert creators[first] == org.identity.cert_pem
+    assert creators[second] == other_pem
+    first.close()
+    assert second.network("fedchannel").contract("fedcommittee").evaluate("WhoAmI") == b"Org1MSP"
+    time.sleep(0.3)  # grpc's ready-future poller checks the channel once more within 0.2 s
+    second.close()
+    with pytest.raises(ValueError, match="closed"):  # the last one closed the shared channel
+        gateway_pb2_grpc.GatewayStub(second._channel).Evaluate(gateway_pb2.EvaluateRequest(), timeout=1)
+    third = Gateway.connect(server.endpoint, org.identity, org.signer, insecure=True, share_channel=True)
+    with third, alone:
+        assert third._channel is not second._channel
+        assert third.network("fedchannel").contract("fedcommittee").evaluate("WhoAmI") == b"Org1MSP"

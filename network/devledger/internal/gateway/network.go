@@ -40,6 +40,7 @@ type Network struct {
 	MSP              *msp.Manager
 	Ledger           *ledger.Ledger
 	Logf             func(format string, args ...any)
+	events           eventCache // recent blocks' chaincode events, for every events stream
 }
 
 // NewNetwork sorts the orgs so endorsement plans are the same on every run.

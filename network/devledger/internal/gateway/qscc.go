@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/hyperledger/fabric-protos-go-apiv2/common"
 	gp "github.com/hyperledger/fabric-protos-go-apiv2/gateway"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"google.golang.org/grpc/codes"
@@ -73,31 +72,4 @@ func (s *Server) qscc(p *proposal, creator *msp.Identity) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("Requested function %s not found.", fn)
 	}
-}
-
-// blockEvents lists the chaincode events of a block's valid transactions that match.
-func blockEvents(block *common.Block, match func(*peer.ChaincodeEvent) bool) []*peer.ChaincodeEvent {
-	var filter []byte
-	if md := block.GetMetadata().GetMetadata(); len(md) > int(common.BlockMetadataIndex_TRANSACTIONS_FILTER) {
-		filter = md[common.BlockMetadataIndex_TRANSACTIONS_FILTER]
-	}
-	var events []*peer.ChaincodeEvent
-	for i, data := range block.GetData().GetData() {
-		if i >= len(filter) || peer.TxValidationCode(filter[i]) != peer.TxValidationCode_VALID {
-			continue
-		}
-		env := &common.Envelope{}
-		if proto.Unmarshal(data, env) != nil {
-			continue
-		}
-		e, bad := parseEnvelope(env)
-		if bad != nil || len(e.cca.Events) == 0 {
-			continue
-		}
-		ev := &peer.ChaincodeEvent{}
-		if proto.Unmarshal(e.cca.Events, ev) == nil && match(ev) {
-			events = append(events, ev)
-		}
-	}
-	return events
 }

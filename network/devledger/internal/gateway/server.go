@@ -337,11 +337,16 @@ func (s *Server) ChaincodeEvents(signed *gp.SignedChaincodeEventsRequest, stream
 		if err := s.net.Ledger.WaitHeight(ctx, next); err != nil {
 			return status.FromContextError(err).Err()
 		}
-		block, err := s.net.Ledger.Block(next)
+		all, err := s.net.events.get(next, s.net.Ledger.Block)
 		if err != nil {
 			return status.Error(codes.Aborted, err.Error())
 		}
-		events := blockEvents(block, match)
+		var events []*peer.ChaincodeEvent
+		for _, ev := range all {
+			if match(ev) {
+				events = append(events, ev)
+			}
+		}
 		if len(events) > 0 {
 			if err := stream.Send(&gp.ChaincodeEventsResponse{Events: events, BlockNumber: next}); err != nil {
 				return err

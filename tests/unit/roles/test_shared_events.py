@@ -1,0 +1,64 @@
+"""Hosted agents share one event pump per peer and model (``roles.shared_events``)."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from fedcommittee.roles.shared_events import feed_for
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakePump:
+    """What SharedEvents uses of an EventPump: start, wait (the model's payloads), close."""
+
+    def __init__(self) -> None:
+        self.started = self.closed = 0
+        self.batches: queue.Queue[list[dict]] = queue.Queue()
+
+    def start(self) -> None:
+        self.started += 1
+
+    def wait(self, timeout: float, model_id: str) -> list[dict]:
+        try:
+            return self.batches.get(timeout=min(timeout, 0.05))
+        except queue.Empty:
+            return []
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_agents_of_one_process_share_one_pump_per_peer_and_model():
+    pumps: list[FakePump] = []
+
+    def make() -> FakePump:
+        pumps.append(FakePump())
+        return pumps[-1]
+
+    a, b = feed_for("peer1:7051", "m", make), feed_for("peer1:7051", "m", make)
+    other_peer = feed_for("peer2:8051", "m", make)
+    assert len(pumps) == 2  # one for peer1 (a and b), one for peer2
+    for feed in (a, b, other_peer):
+        feed.start()
+    assert [p.started for p in pumps] == [1, 1]
+    pumps[0].batches.put([{"type": "RoundOpened", "round": 1}])
+    pumps[0].batches.put([{"type": "RoundClosed", "round": 1}])
+    for feed in (a, b):  # each agent gets every payload, once, in order
+        got: list[dict] = []
+        while len(got) < 2:
+            got += feed.wait(5.0, "m")
+        assert [p["type"] for p in got] == ["RoundOpened", "RoundClosed"]
+    assert other_peer.wait(0.1, "m") == []  # peer2's pump brought nothing
+    a.close()
+    assert pumps[0].closed == 0  # b still listens
+    b.close()
+    assert pumps[0].closed == 1
+    again = feed_for("peer1:7051", "m", make)  # the closed pump is forgotten: a new one
+    assert len(pumps) == 3
+    again.start()
+    again.close()
+    other_peer.close()
+    assert [p.closed for p in pumps] == [1, 1, 1]
