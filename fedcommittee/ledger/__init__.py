@@ -11,7 +11,7 @@ status/mode/role/transaction names (StrEnum) and the shapes of its records.
 """
 
 from .checkpoint import Checkpoint
-from .contract import FedcommitteeClient, decode_event, submit_json, transaction_of
+from .contract import FedcommitteeClient, decode_event, submit_json, transaction_of, verdict_batches
 from .errors import (
     ChaincodeEventsError,
     CommitError,
@@ -94,5 +94,6 @@ __all__ = [
     "load_msp",
     "load_profile",
     "submit_json",
+    "verdict_batches",
     "transaction_of",
 ]

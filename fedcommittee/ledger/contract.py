@@ -35,9 +35,12 @@ from .records import (
     VerdictItem,
 )
 
-__all__ = ["FedcommitteeClient", "decode_event", "submit_json", "transaction_of"]
+__all__ = ["FedcommitteeClient", "decode_event", "submit_json", "transaction_of", "verdict_batches"]
 
 PAGE_SIZE = 200  # the contract's MaxPageSize: fewest round trips for the iter_* generators
+# The contract's limits on one SubmitVerdicts (chaincode/fedcommittee: maxBatchVerdicts, MaxInputBytes).
+MAX_BATCH_VERDICTS = 256
+MAX_INPUT_BYTES = 64 * 1024
 
 P = ParamSpec("P")
 Args = Sequence[str]
@@ -45,6 +48,23 @@ Args = Sequence[str]
 
 def _json(value: Mapping[str, Any] | Sequence[Any]) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def verdict_batches(verdicts: Sequence[VerdictItem]) -> list[list[VerdictItem]]:
+    """``verdicts`` in order, split into the fewest ``submit_verdicts`` inputs the contract takes:
+    at most MAX_BATCH_VERDICTS each, their JSON within MAX_INPUT_BYTES. A member of a round of
+    1,000 updates otherwise sends one input the contract refuses whole."""
+    envelope = len(_json({"verdicts": []}))
+    batches: list[list[VerdictItem]] = []
+    size = 0
+    for v in verdicts:
+        item = len(_json(v)) + 1  # and its comma
+        if not batches or len(batches[-1]) == MAX_BATCH_VERDICTS or size + item > MAX_INPUT_BYTES - envelope:
+            batches.append([])
+            size = 0
+        batches[-1].append(v)
+        size += item
+    return batches
 
 
 def _num(value: int | str | None) -> str:

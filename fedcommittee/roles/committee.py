@@ -32,7 +32,15 @@ import time
 from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus, submit_json
+from fedcommittee.ledger import (
+    ContractError,
+    Mode,
+    ModelStatus,
+    RoundStatus,
+    UpdateStatus,
+    submit_json,
+    verdict_batches,
+)
 from fedcommittee.ledger.records import Model, Round, Update, VerdictDoc
 from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.data import data_kind, decode_dataset
@@ -280,15 +288,22 @@ class Member:
         self._logged(u, doc)
 
     def _verdicts(self, items: list[tuple[Update, float, str, Any]]) -> None:
-        """All of a round's verdicts in one ``SubmitVerdicts`` transaction: one commit per member and
-        round instead of one per candidate. Verdicts the contract skips (the update was finalized by
-        the others meanwhile) are logged as refused, as a late single verdict is."""
+        """All of a round's verdicts in as few ``SubmitVerdicts`` transactions as the contract's
+        limits allow (one, up to 256 updates): one commit per member and round instead of one per
+        candidate. Verdicts the contract skips (the update was finalized by the others meanwhile)
+        are logged as refused, as a late single verdict is."""
         if len(items) == 1:
             self._verdict(*items[0])
             return
-        a = self.agent
         docs = [(u, self._verdict_doc(u, score, reason, rule)) for u, score, reason, rule in items]
-        batch = [{"updateId": u["id"], **doc} for u, doc in docs]
+        batches = verdict_batches([{"updateId": u["id"], **doc} for u, doc in docs])
+        start = 0
+        for batch in batches:
+            self._verdict_batch(items[start : start + len(batch)], docs[start : start + len(batch)], batch)
+            start += len(batch)
+
+    def _verdict_batch(self, items: list, docs: list, batch: list) -> None:
+        a = self.agent
         try:
             result = a.submit(a.client.submit_verdicts, batch,
                               done=lambda: all(self.has_verdict(u["id"]) for u, _ in docs))  # fmt: skip
