@@ -102,3 +102,25 @@ def test_before_a_candidate_is_recorded_the_provider_trains_on_the_aggregate_it_
     provider.federated_step(open_round(agent, 2, store.put(blob)))
     assert [e for e, _ in logged if e in ("trained", "ahead_dropped")] == ["trained"]
     assert len(_submitted_sha(agent)) == 1
+
+
+def test_past_many_updates_the_provider_waits_for_the_recorded_candidate(monkeypatch):
+    # Computing the aggregate reads every accepted update: with many, that is n x n reads a round.
+    from fedcommittee.roles import provider as provider_module
+
+    exp, store = privacy_experiment(), memory_store()
+    agent, provider, logged = _provider(exp, store)
+    model, cand = _closed_round_with_candidate(agent, store, seed=5)
+    recorded = agent.client.get_aggregates
+    agent.client.get_aggregates = lambda mid, r: []
+    agent.client.rounds[1]["accepted"] = [f"u{i}" for i in range(provider_module.AHEAD_COMPUTE_MAX + 1)]
+    fetched: list = []
+    monkeypatch.setattr(provider_module, "compute_aggregate", lambda *a: fetched.append(a))
+    provider.federated_step(model)
+    assert fetched == [] and [e for e, _ in logged if e == "trained"] == []
+
+    agent.client.get_aggregates = recorded  # the publisher's candidate is in: trained ahead on it
+    provider.federated_step(model)
+    assert [(f["round"], f["ahead"]) for e, f in logged if e == "trained"] == [(2, True)]
+    provider.federated_step(open_round(agent, 2, cand))
+    assert len(_submitted_sha(agent)) == 1
