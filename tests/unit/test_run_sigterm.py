@@ -18,10 +18,11 @@ SCRIPT = textwrap.dedent(
     import subprocess, sys, time
     from fedcommittee.run import sigterm_interrupts
 
-    agent = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    print(agent.pid, flush=True)
+    # The agent must not hold our stdout: were we killed, the test's read would wait on it.
+    agent = subprocess.Popen(["sleep", "120"], start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         with sigterm_interrupts():
+            print(agent.pid, flush=True)  # only now: a SIGTERM before the handler would kill us
             time.sleep(120)
     except KeyboardInterrupt:
         sys.stdout.write("interrupted\\n")
