@@ -124,10 +124,11 @@ def get_model(name: str, seed: int | None = None) -> nn.Module:
 def loaded(name: str, state: State) -> nn.Module:
     """The named architecture holding ``state``, laid out for fast CPU work.
 
-    Convolutions run channels-last: oneDNN's kernels for that layout (convolution and max-pooling)
-    took 25-35 % less CPU per training step and per evaluation of ``cnn-small`` than the default
-    layout on this project's 2-core x86 machine. The math is the same; the float rounding is not,
-    so results are reproducible run to run but not bit-equal to the default layout's.
+    Convolutions run channels-last: with oneDNN's kernels for that layout (convolution and
+    max-pooling) a 150-step ``local_train`` of ``cnn-small`` took 11 % less CPU and an evaluation of
+    a 1360-sample shard 27 % less than the default layout on this project's 2-core x86 machine
+    (docs/ml.md, "Determinism and hashes"). The math is the same; the float rounding is not, so
+    results are reproducible run to run but not bit-equal to the default layout's.
     ``as_input`` puts a batch in the same layout.
     """
     model = get_model(name).to(memory_format=torch.channels_last)
