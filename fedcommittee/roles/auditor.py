@@ -242,10 +242,16 @@ def _hex_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# How far a transaction's timestamp may lie from the moment the contract ran it. Timestamps are
+# the client's proposal times, in whole seconds: a registration proposed before a round opened
+# can commit after the draw ran, and under load (the CI run that found this) one proposed after
+# the opening was already in the opening's pool. Within this window the audit cannot tell.
+POOL_SLACK_S = 60
+
+
 class Pool(NamedTuple):
-    """Who could be drawn for a round, from the registrations: ``sure`` registered in an earlier
-    second than the round opened, ``maybe`` in the same second (before or after the draw: block
-    timestamps have whole seconds)."""
+    """Who could be drawn for a round, from the registrations: ``sure`` registered more than
+    ``POOL_SLACK_S`` before the round opened, ``maybe`` within that window of it on either side."""
 
     sure: list[str]
     maybe: list[str]
@@ -262,9 +268,10 @@ def registered_providers(reader: Reader, model: Model) -> list[dict]:
 def allocation_pool(registered: list[dict], alloc: dict) -> Pool:
     """A round's possible pool, from ``registered_providers`` and the allocation's timestamp."""
     at = int(alloc.get("timestamp") or 0)
+    when = {g["provider"]: int(g.get("registeredAt") or 0) for g in registered}
     return Pool(
-        sure=sorted(g["provider"] for g in registered if int(g.get("registeredAt") or 0) < at),
-        maybe=sorted(g["provider"] for g in registered if int(g.get("registeredAt") or 0) == at),
+        sure=sorted(p for p, t in when.items() if t < at - POOL_SLACK_S),
+        maybe=sorted(p for p, t in when.items() if abs(t - at) <= POOL_SLACK_S),
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ml.models import num_parameters
-from fedcommittee.roles.auditor import Pool, allocation_pool, allocation_problems
+from fedcommittee.roles.auditor import POOL_SLACK_S, Pool, allocation_pool, allocation_problems
 from fedcommittee.roles.data import data_kind, data_registration, declared_profile
 from fedcommittee.roles.protocol import choose_parents, expected_providers, final_mix, model_rank
 
@@ -169,15 +169,19 @@ def test_allocation_tampering_is_found():
     assert any("roundSeed" in p for p in allocation_problems(model, 4, alloc, [], POOL))
 
 
-def test_the_pool_splits_registrations_by_the_second_the_round_opened():
-    regs = [{"provider": "b", "registeredAt": 99}, {"provider": "a", "registeredAt": 100},
-            {"provider": "c", "registeredAt": 101}, {"provider": "d", "registeredAt": 50}]  # fmt: skip
-    assert allocation_pool(regs, {"timestamp": 100}) == Pool(sure=["b", "d"], maybe=["a"])
+def test_the_pool_leaves_registrations_near_the_opening_undecided():
+    """Timestamps are proposal times: within POOL_SLACK_S of the opening, on either side, a
+    registration may or may not have been in the pool the contract drew from."""
+    at, w = 1000, POOL_SLACK_S
+    regs = [{"provider": "b", "registeredAt": at - w - 1}, {"provider": "a", "registeredAt": at - w},
+            {"provider": "c", "registeredAt": at + w}, {"provider": "d", "registeredAt": 50},
+            {"provider": "e", "registeredAt": at + w + 1}]  # fmt: skip
+    assert allocation_pool(regs, {"timestamp": at}) == Pool(sure=["b", "d"], maybe=["a", "c"])
 
 
 def test_a_same_second_registration_may_or_may_not_have_been_drawn():
-    """Block timestamps have whole seconds: a provider registered in the second the round opened may
-    have come after the draw. Leaving it out is fine; leaving out one registered earlier is not."""
+    """A provider registered about when the round opened may have come after the draw. Leaving it
+    out is fine; leaving out one registered well before is not."""
     model = {"id": "m", "allocation": {"rule": "random", "k": 2}, "allocationSeed": "tx123"}
     round_seed = sha("m|1|tx123")
     ranked = [p for _, p in sorted((sha(f"{round_seed}|{p}"), p) for p in IDS)]
