@@ -156,7 +156,7 @@ def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any
                     "finalizedAt": u.get("finalizedAt"),
                 }
             )
-    lb = client.get_leaderboard(model_id) or []
+    lb = client.leaderboard(model_id)
     lb = lb.get("items", lb) if isinstance(lb, dict) else lb
     leaderboard = [
         {

@@ -161,6 +161,15 @@ func (c *Contract) GetLeaderboard(ctx contractapi.TransactionContextInterface, m
 	})
 }
 
+// ListRewards pages through every identity's standing in a model in identity
+// order: the whole leaderboard, where GetLeaderboard stops at MaxScan entries
+// (a consortium of 1,000 providers and its committee holds more).
+func (c *Contract) ListRewards(ctx contractapi.TransactionContextInterface, modelID, pageSize, bookmark string) (string, error) {
+	return query(ctx, opening{modelIDArg(modelID)}, func(t *txCtx) (any, error) {
+		return t.pageRewards(modelID, pageSize, bookmark)
+	})
+}
+
 // GetHistory returns every committed version of one record (oldest first,
 // capped at MaxScan). kind/id: "model"/modelId, "update"/updateId,
 // "account"/identity key, "round"/"<modelId>:<round>",

@@ -3,6 +3,7 @@ package fedcommittee
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
@@ -184,6 +185,23 @@ func federatedFullFlow(t *testing.T, e *env) {
 	for i := 1; i < len(lb); i++ {
 		require.GreaterOrEqual(t, lb[i-1].Net, lb[i].Net)
 	}
+	// The paged listing holds the same entries, in identity order.
+	var paged []RewardEntry
+	for bookmark := ""; ; {
+		var p struct {
+			Items    []RewardEntry `json:"items"`
+			Bookmark string        `json:"bookmark"`
+		}
+		require.NoError(t, e.query(nobody, &p, func(ctx ctxT) (string, error) { return e.cc.ListRewards(ctx, "m", "2", bookmark) }))
+		require.LessOrEqual(t, len(p.Items), 2)
+		paged, bookmark = append(paged, p.Items...), p.Bookmark
+		if bookmark == "" {
+			break
+		}
+	}
+	require.ElementsMatch(t, lb, paged)
+	require.Greater(t, len(paged), 2)
+	require.True(t, slices.IsSortedFunc(paged, func(a, b RewardEntry) int { return strings.Compare(a.Identity, b.Identity) }))
 	a := e.account(prov2)
 	require.Equal(t, int64(3), a.Penalties)
 	require.Equal(t, int64(1), a.Rejected)

@@ -158,6 +158,10 @@ func (t *txCtx) rewardsOf(modelID string) ([]RewardEntry, error) {
 	return scanRecords[RewardEntry](t, recordKey{keyReward, []string{modelID}}, MaxScan)
 }
 
+func (t *txCtx) pageRewards(modelID, pageSize, bookmark string) (*Page, error) {
+	return pageOfRecords[RewardEntry](t, recordKey{keyReward, []string{modelID}}, pageSize, bookmark)
+}
+
 // ---------------------------------------------------------------- models
 
 func (t *txCtx) loadModel(modelID string) (*Model, error) {

@@ -231,7 +231,14 @@ class FedcommitteeClient:
         return self._query("GetAggregates", model_id, _num(round)) or []
 
     def get_leaderboard(self, model_id: str) -> Any:
+        """At most the contract's MaxScan (1000) entries: ``leaderboard`` reads a model of any size."""
         return self._query("GetLeaderboard", model_id)
+
+    def leaderboard(self, model_id: str) -> list[dict[str, Any]]:
+        """Every identity's standing in a model, in GetLeaderboard's order (best net first, ties by
+        identity), read page by page."""
+        entries = list(self.iter_rewards(model_id))
+        return sorted(entries, key=lambda e: (-int(e.get("net") or 0), e.get("identity") or ""))
 
     def get_history(self, kind: str, id: str) -> Any:
         return self._query("GetHistory", kind, id)
@@ -305,3 +312,9 @@ class FedcommitteeClient:
 
     def iter_rule_changes(self, model_id: str) -> Iterator[dict[str, Any]]:
         return self._pages(lambda b: self.list_rule_changes(model_id, PAGE_SIZE, b))
+
+    def list_rewards(self, model_id: str, page_size: int | None = None, bookmark: str = "") -> Page:
+        return self._query("ListRewards", model_id, _num(page_size), bookmark)
+
+    def iter_rewards(self, model_id: str) -> Iterator[dict[str, Any]]:
+        return self._pages(lambda b: self.list_rewards(model_id, PAGE_SIZE, b))

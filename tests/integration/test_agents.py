@@ -100,7 +100,9 @@ def check_outcome(net, model_id: str, *, sealed: bool = False) -> None:
                 else:
                     assert model["quorum"] <= len(members) <= len(model["committee"])
         # Rewards agree with the outcomes.
-        board = {e["identity"]: e for e in client.get_leaderboard(model_id)}
+        ranked = client.get_leaderboard(model_id)
+        assert client.leaderboard(model_id) == ranked  # the paged reading, as the report reads it
+        board = {e["identity"]: e for e in ranked}
         for lst in ups.values():
             prov = lst[0]["provider"]
             assert board[prov]["accepted"] == sum(u["status"] == "accepted" for u in lst)

@@ -504,7 +504,7 @@ def test_report_collect_reads_the_logs_through_the_shared_reader(run_home):
         def get_model(self, mid):
             return {"id": mid, "mode": "federated", "status": "active", "currentRound": 0}
 
-        def get_leaderboard(self, mid):
+        def leaderboard(self, mid):
             return []
 
     # A last line without its newline is still read by a one-off report.

@@ -85,7 +85,7 @@ class FakeLedger(FedcommitteeClient):
     def list_round_updates(self, model_id, r, size, bookmark):
         return {"items": self.updates[r], "bookmark": ""}
 
-    def get_leaderboard(self, model_id):
+    def leaderboard(self, model_id):
         out = []
         for p in self.exp.providers:
             ups = [u for r in self.updates.values() for u in r if u["provider"] == "id:" + p.name]

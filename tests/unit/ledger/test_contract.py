@@ -124,6 +124,25 @@ def test_iter_follows_bookmarks_until_an_empty_one(gateway, fake):
     assert seen == [("m1", "2", "200", ""), ("m1", "2", "200", "p2"), ("m1", "2", "200", "p3")]
 
 
+def test_the_leaderboard_is_read_page_by_page_and_ranked_as_the_contract_ranks(gateway, fake):
+    """GetLeaderboard stops at 1000 entries; ``leaderboard`` reads ListRewards (identity order) and
+    sorts best net first, ties by identity."""
+    pages = {
+        "": ([{"identity": "a", "net": 5}, {"identity": "b", "net": 20}], "p2"),
+        "p2": ([{"identity": "c", "net": 5}, {"identity": "d", "net": -5}], ""),
+    }
+
+    def page(inv, state):
+        model_id, size, bookmark = (a.decode() for a in inv.args)
+        assert (model_id, size) == ("m1", "200")
+        items, nxt = pages[bookmark]
+        return Outcome(payload=json.dumps({"items": items, "bookmark": nxt}).encode())
+
+    fake.handlers["ListRewards"] = page
+    c = FedcommitteeClient(gateway.network("fedchannel").contract("fedcommittee"))
+    assert [e["identity"] for e in c.leaderboard("m1")] == ["b", "a", "c", "d"]
+
+
 @pytest.mark.parametrize(
     "message, not_found, code",
     [
