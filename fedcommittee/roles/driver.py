@@ -85,7 +85,7 @@ def connect_agent(
         profile=profile,
         # One event stream per peer and model in the process, fanned out to its agents.
         events=feed_for(
-            gateway.endpoint, exp.model_id, lambda: EventPump(gateway, state_dir / "events.json", name, log)
+            gateway.endpoint, exp.model_id, lambda: shared_pump(profile, user, peer, name, state_dir, log)
         ),
         closers=[gateway.close, ipfs.close],
         poll_seconds=poll_seconds(),
@@ -93,6 +93,16 @@ def connect_agent(
     log("start", user=user, identity=agent.me[:24], model=exp.model_id, pid=os.getpid(),
         ledger=endpoints.backend)  # fmt: skip
     return agent
+
+
+def shared_pump(
+    profile: ConnectionProfile, user: str, peer: str, name: str, state_dir: Path, log: JsonLog
+) -> EventPump:
+    """The event pump of the process's agents of one model and peer, made by the first of them: on
+    a gateway of its own (the shared channel, the first agent's identity), which lives as long as
+    the pump does, not as long as that agent."""
+    gateway = Gateway.connect(profile, user=user, peer=peer, share_channel=True)
+    return EventPump(gateway, state_dir / "events.json", name, log, owns_gateway=True)
 
 
 def poll_seconds() -> float:

@@ -147,10 +147,15 @@ def drain(q: queue.Queue, timeout: float) -> list:
 
 
 class EventPump:
-    """Chaincode events pumped into a queue from a thread (checkpointed, so a restart resumes)."""
+    """Chaincode events pumped into a queue from a thread (checkpointed, so a restart resumes).
+    With ``owns_gateway`` closing the pump closes its gateway too (a pump shared by hosted agents
+    has a gateway of its own, so no agent that stops takes the others' stream with it)."""
 
-    def __init__(self, gateway: Gateway, checkpoint: Path, name: str, log: JsonLog) -> None:
+    def __init__(
+        self, gateway: Gateway, checkpoint: Path, name: str, log: JsonLog, *, owns_gateway: bool = False
+    ) -> None:
         self._gateway, self._checkpoint, self._name, self._log = gateway, checkpoint, name, log
+        self._owns_gateway = owns_gateway
         self._events: queue.Queue = queue.Queue()
         self._stream = None
         self._stop = threading.Event()
@@ -186,6 +191,8 @@ class EventPump:
         self._stop.set()
         if self._stream is not None:
             self._stream.close()
+        if self._owns_gateway:
+            self._gateway.close()
 
 
 @dataclass

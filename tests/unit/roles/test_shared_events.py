@@ -62,3 +62,40 @@ def test_agents_of_one_process_share_one_pump_per_peer_and_model():
     again.close()
     other_peer.close()
     assert [p.closed for p in pumps] == [1, 1, 1]
+
+
+class FakeGateway:
+    """What an EventPump uses of a Gateway: a network whose event stream ends at once, and close."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def network(self):
+        return self
+
+    def chaincode_events(self, start_block, checkpoint):
+        return FakeStream()
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class FakeStream:
+    def __iter__(self):
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("owns", [True, False])
+def test_a_shared_pump_closes_the_gateway_it_owns_and_no_other(tmp_path, owns):
+    """The hosted agents' pump runs on a gateway of its own (``driver.shared_pump``): the first
+    agent stopping closes that agent's gateway, not the stream the others wake on."""
+    from fedcommittee.roles.runtime import EventPump
+
+    gateway = FakeGateway()
+    pump = EventPump(gateway, tmp_path / "events.json", "provider-1", lambda *a, **k: None, owns_gateway=owns)
+    pump.start()
+    pump.close()
+    assert gateway.closed == (1 if owns else 0)
