@@ -34,7 +34,10 @@ from setting import Setting, experiment_doc  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
 # Grid name -> (scoring rule, parameters): variants of the effect rule measured while choosing it.
-RULE_VARIANTS = {"effect_loo2": ("effect", {"loo_se": 2.0})}
+RULE_VARIANTS = {
+    "effect_loo2": ("effect", {"loo_se": 2.0}),
+    "effect_norm2": ("effect", {"max_norm_ratio": 2.0}),
+}
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 
 
