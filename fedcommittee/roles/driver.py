@@ -102,7 +102,7 @@ def shared_pump(
     a gateway of its own (the shared channel, the first agent's identity), which lives as long as
     the pump does, not as long as that agent."""
     gateway = Gateway.connect(profile, user=user, peer=peer, share_channel=True)
-    return EventPump(gateway, state_dir / "events.json", name, log, owns_gateway=True)
+    return EventPump(gateway, state_dir / "events.json", name, log)
 
 
 def poll_seconds() -> float:

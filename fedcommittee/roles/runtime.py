@@ -148,14 +148,11 @@ def drain(q: queue.Queue, timeout: float) -> list:
 
 class EventPump:
     """Chaincode events pumped into a queue from a thread (checkpointed, so a restart resumes).
-    With ``owns_gateway`` closing the pump closes its gateway too (a pump shared by hosted agents
-    has a gateway of its own, so no agent that stops takes the others' stream with it)."""
+    The pump owns ``gateway`` and closes it: a pump shared by hosted agents must not run on one
+    agent's gateway, or that agent stopping would end the stream the others wake on."""
 
-    def __init__(
-        self, gateway: Gateway, checkpoint: Path, name: str, log: JsonLog, *, owns_gateway: bool = False
-    ) -> None:
+    def __init__(self, gateway: Gateway, checkpoint: Path, name: str, log: JsonLog) -> None:
         self._gateway, self._checkpoint, self._name, self._log = gateway, checkpoint, name, log
-        self._owns_gateway = owns_gateway
         self._events: queue.Queue = queue.Queue()
         self._stream = None
         self._stop = threading.Event()
@@ -191,8 +188,7 @@ class EventPump:
         self._stop.set()
         if self._stream is not None:
             self._stream.close()
-        if self._owns_gateway:
-            self._gateway.close()
+        self._gateway.close()
 
 
 @dataclass
