@@ -32,10 +32,9 @@ from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
 from fedcommittee.roles.protocol import choose_parents, round_follows
-from fedcommittee.roles.reader import compute_aggregate, gossip_base
+from fedcommittee.roles.reader import gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
-from fedcommittee.storage.errors import StorageError
 
 
 @dataclass(frozen=True)
@@ -47,12 +46,6 @@ class Trained:
     obj: Any  # the stored object the ledger records
     num_samples: int
     metrics: dict[str, float]
-
-
-# Computing a round's aggregate reads every accepted update from IPFS, in every provider: n x n
-# reads a round (10,200 at 100 providers). Past this many updates a provider waits for the
-# publisher's recorded candidate instead, one read, and trains ahead on that.
-AHEAD_COMPUTE_MAX = 16
 
 
 def _seed(*parts: object) -> int:
@@ -196,8 +189,8 @@ class Provider:
         return Trained(r, base_sha, obj, int(upd.num_samples), metrics)
 
     def train_ahead(self, model: Model, r: int, rd: Round) -> None:
-        """Round ``r`` is closed: train round r + 1's update now, on the aggregate the round will most
-        likely confirm, while the publisher records it and the committee confirms it. Training is
+        """Round ``r`` is closed: train round r + 1's update now, on the candidate aggregate recorded
+        for it, while the committee confirms it and the next round opens. Training is
         seeded by the round, so the bytes are those we would train once round r + 1 opens on that
         global; on another global they are dropped. Not under partial participation (we may not be
         drawn) nor after the last round."""
@@ -205,24 +198,16 @@ class Provider:
             return
         if self.ahead is not None and self.ahead.round == r + 1:
             return
-        base = self.likely_next_global(model, rd)
+        base = self.likely_next_global()
         if base is not None:
             self.ahead = self.train_round(model, r + 1, *base, ahead=True)
 
-    def likely_next_global(self, model: Model, rd: Round) -> tuple[str, Any] | None:
-        """(sha256, weights) of the newest candidate aggregate recorded for the closed round ``rd``;
-        before the publisher records one, the aggregate we compute from the round as every honest party
-        does (not from sealed updates, which only the committee and the publisher can open, nor from
-        more than AHEAD_COMPUTE_MAX updates)."""
-        if self.prefetched:
-            return next(reversed(self.prefetched.items()))
-        if self.agent.exp.encrypt_updates or len(rd.get("accepted") or []) > AHEAD_COMPUTE_MAX:
-            return None
-        try:
-            blob, state = compute_aggregate(self.agent.reader, self.agent.policy, model, rd)
-        except StorageError:  # e.g. IPFS down: train once the round opens, as without training ahead
-            return None
-        return ml.sha256_hex(blob), state
+    def likely_next_global(self) -> tuple[str, Any] | None:
+        """(sha256, weights) of the newest candidate aggregate recorded for the closed round (fetched
+        by ``prefetch``), or None before the publisher records one. Not computed here: that reads
+        every accepted update from IPFS in every provider (n x n reads a round), which on 2 cores
+        cost the round more than starting before the record saved (docs/agents.md)."""
+        return next(reversed(self.prefetched.items())) if self.prefetched else None
 
     def take_ahead(self, r: int, global_sha: str) -> Trained | None:
         """The update trained ahead for round ``r``, if it was trained on ``global_sha``."""

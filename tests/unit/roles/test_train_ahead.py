@@ -77,48 +77,21 @@ def test_nothing_is_trained_ahead_after_the_last_round_or_under_partial_particip
     assert [e for e, _ in logged if e == "trained"] == []
 
 
-def test_before_a_candidate_is_recorded_the_provider_trains_on_the_aggregate_it_computes():
-    from fedcommittee.roles.reader import compute_aggregate
-
-    exp, store = privacy_experiment(), memory_store()
-    agent, provider, logged = _provider(exp, store)
-    start = store.put(ml.dumps(ml.initial_state(exp.model, 5)))
-    delta = ml.initial_state(exp.model, 6)  # any weights-shaped object serves as an accepted delta
-    stored = store.put(ml.dumps(delta))
-    agent.client.updates["u1"] = {"id": "u1", "modelId": agent.model_id, "provider": "other", "round": 1,
-                                  "status": "accepted", "cid": stored.cid, "sha256": stored.sha256_hex,
-                                  "numSamples": 10}  # fmt: skip
-    agent.client.get_aggregates = lambda mid, r: []
-    rd = {"number": 1, "status": "closed", "accepted": ["u1"],
-          "global": {"cid": start.cid, "sha256": start.sha256_hex}}  # fmt: skip
-    agent.client.rounds[1] = rd
-    model = {"id": agent.model_id, "mode": "federated", "status": "active", "currentRound": 1,
-             "roundRules": {"maxRounds": 3}}  # fmt: skip
-    provider.federated_step(model)
-    assert [(f["round"], f["ahead"]) for e, f in logged if e == "trained"] == [(2, True)]
-
-    # The publisher records the same aggregate (the same bytes): round 2 opens on it, nothing retrains.
-    blob, _ = compute_aggregate(agent.reader, agent.policy, model, rd)
-    provider.federated_step(open_round(agent, 2, store.put(blob)))
-    assert [e for e, _ in logged if e in ("trained", "ahead_dropped")] == ["trained"]
-    assert len(_submitted_sha(agent)) == 1
-
-
-def test_past_many_updates_the_provider_waits_for_the_recorded_candidate(monkeypatch):
-    # Computing the aggregate reads every accepted update: with many, that is n x n reads a round.
-    from fedcommittee.roles import provider as provider_module
-
+def test_before_a_candidate_is_recorded_the_provider_reads_no_update_and_trains_nothing_ahead():
+    # Computing the aggregate itself would read every accepted update, in every provider: n x n
+    # reads a round. The provider waits for the publisher's recorded candidate, one read.
     exp, store = privacy_experiment(), memory_store()
     agent, provider, logged = _provider(exp, store)
     model, cand = _closed_round_with_candidate(agent, store, seed=5)
     recorded = agent.client.get_aggregates
     agent.client.get_aggregates = lambda mid, r: []
-    agent.client.rounds[1]["accepted"] = [f"u{i}" for i in range(provider_module.AHEAD_COMPUTE_MAX + 1)]
-    fetched: list = []
-    monkeypatch.setattr(provider_module, "compute_aggregate", lambda *a: fetched.append(a))
+    agent.client.rounds[1]["accepted"] = ["u1", "u2"]
+    reads: list = []
+    agent.reader.fetch_weights = lambda *a, **k: reads.append(a)
     provider.federated_step(model)
-    assert fetched == [] and [e for e, _ in logged if e == "trained"] == []
+    assert reads == [] and [e for e, _ in logged if e == "trained"] == []
 
+    del agent.reader.fetch_weights
     agent.client.get_aggregates = recorded  # the publisher's candidate is in: trained ahead on it
     provider.federated_step(model)
     assert [(f["round"], f["ahead"]) for e, f in logged if e == "trained"] == [(2, True)]
