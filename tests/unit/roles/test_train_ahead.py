@@ -86,14 +86,13 @@ def test_before_a_candidate_is_recorded_the_provider_reads_no_update_and_trains_
     recorded = agent.client.get_aggregates
     agent.client.get_aggregates = lambda mid, r: []
     agent.client.rounds[1]["accepted"] = ["u1", "u2"]
-    reads: list = []
-    agent.reader.fetch_weights = lambda *a, **k: reads.append(a)
     provider.federated_step(model)
+    reads = [f for e, f in logged if e == "ipfs" and f["op"] == "get"]  # every hash-checked get is logged
     assert reads == [] and [e for e, _ in logged if e == "trained"] == []
 
-    del agent.reader.fetch_weights
     agent.client.get_aggregates = recorded  # the publisher's candidate is in: trained ahead on it
     provider.federated_step(model)
     assert [(f["round"], f["ahead"]) for e, f in logged if e == "trained"] == [(2, True)]
+    assert len([f for e, f in logged if e == "ipfs" and f["op"] == "get"]) == 1  # the candidate alone
     provider.federated_step(open_round(agent, 2, cand))
     assert len(_submitted_sha(agent)) == 1
