@@ -85,7 +85,13 @@ def test_before_a_candidate_is_recorded_the_provider_reads_no_update_and_trains_
     model, cand = _closed_round_with_candidate(agent, store, seed=5)
     recorded = agent.client.get_aggregates
     agent.client.get_aggregates = lambda mid, r: []
-    agent.client.rounds[1]["accepted"] = ["u1", "u2"]
+    start = store.put(ml.dumps(ml.initial_state(exp.model, 5)))
+    stored = store.put(ml.dumps(ml.initial_state(exp.model, 6)))  # any weights-shaped delta serves
+    agent.client.updates["u1"] = {"id": "u1", "modelId": agent.model_id, "provider": "other", "round": 1,
+                                  "status": "accepted", "cid": stored.cid, "sha256": stored.sha256_hex,
+                                  "numSamples": 10}  # fmt: skip
+    agent.client.rounds[1].update(number=1, accepted=["u1"])
+    agent.client.rounds[1]["global"] = {"cid": start.cid, "sha256": start.sha256_hex}
     provider.federated_step(model)
     reads = [f for e, f in logged if e == "ipfs" and f["op"] == "get"]  # every hash-checked get is logged
     assert reads == [] and [e for e, _ in logged if e == "trained"] == []
