@@ -16,9 +16,17 @@ from typing import Any, Protocol
 
 from fedcommittee.endpoints import Endpoints
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger import ConnectionProfile, FedcommitteeClient, Gateway, ModelStatus, load_profile
+from fedcommittee.ledger import (
+    ConnectionProfile,
+    FedcommitteeClient,
+    Gateway,
+    ModelStatus,
+    Role,
+    load_profile,
+)
 from fedcommittee.ledger.records import Model
 from fedcommittee.roles.envelopes import identity_key, load_private_key
+from fedcommittee.roles.reader import RecentObjects
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent, EventPump, JsonLog, run_dir
 from fedcommittee.roles.shared_events import feed_for
 from fedcommittee.storage import ContentStore, IpfsClient
@@ -89,6 +97,9 @@ def connect_agent(
         ),
         closers=[gateway.close, ipfs.close],
         poll_seconds=poll_seconds(),
+        # A member reads a round's global model and updates to score them, then again to check the
+        # round's aggregate: the second time from memory. Providers read each object once.
+        recent=RecentObjects() if role == Role.COMMITTEE else None,
     )
     log("start", user=user, identity=agent.me[:24], model=exp.model_id, pid=os.getpid(),
         ledger=endpoints.backend)  # fmt: skip

@@ -38,7 +38,7 @@ from fedcommittee.ledger import (
 from fedcommittee.ledger.records import Model
 from fedcommittee.logs import expected_race
 from fedcommittee.policy import Policy
-from fedcommittee.roles.reader import Reader
+from fedcommittee.roles.reader import Reader, RecentObjects
 from fedcommittee.storage import ContentStore, IpfsUnavailable
 
 __all__ = [
@@ -211,6 +211,7 @@ class Agent:
     poll_seconds: float = 3.0
     current_round: int = 0  # the model's round at the last model() read; tags ledger and IPFS records
     closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    recent: RecentObjects | None = field(default=None, repr=False)  # objects read, served again
 
     @property
     def model_id(self) -> str:
@@ -331,7 +332,8 @@ class Agent:
         """The one fetch-and-verify path (hash-checked, opened if sealed to us, decoded strictly)."""
         exp = self.exp
         return Reader(self.client, self.store, exp.model, exp.max_update_bytes,
-                      private_key=self.private_key, model_id=self.model_id, on_io=self.log_io)  # fmt: skip
+                      private_key=self.private_key, model_id=self.model_id, on_io=self.log_io,
+                      recent=self.recent)  # fmt: skip
 
     def log_io(self, op: str, size: int, seconds: float) -> None:
         """One IPFS put or hash-checked get, for the report's per-round breakdown."""
