@@ -156,8 +156,6 @@ def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any
                     "finalizedAt": u.get("finalizedAt"),
                 }
             )
-    lb = client.leaderboard(model_id)
-    lb = lb.get("items", lb) if isinstance(lb, dict) else lb
     leaderboard = [
         {
             "who": _short(e["identity"], names),
@@ -166,7 +164,7 @@ def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any
             "rejected": e.get("rejected", 0),
             "verdicts": e.get("verdicts", 0),
         }
-        for e in lb
+        for e in client.leaderboard(model_id)
     ]
     return {"rounds": rounds_, "updates": updates, "leaderboard": leaderboard}
 
