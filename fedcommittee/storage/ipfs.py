@@ -239,9 +239,12 @@ class IpfsClient:
             raise IpfsError(command, f"request failed: {exc}") from None
         if resp.status_code != 200:
             try:
-                raise _api_error(command, resp)
+                err = _api_error(command, resp)
             finally:
                 resp.close()
+            if REPO_CLOSED in err.message:  # the daemon is shutting down: as good as unreachable
+                raise IpfsUnavailable(self.api_url, command, err.message)
+            raise err
         return resp
 
     def _post_json(self, command: str, params: dict[str, Any] | None = None) -> Any:
@@ -374,6 +377,12 @@ class IpfsClient:
         finally:
             resp.close()
         return removed
+
+
+# Kubo's answer while its daemon shuts down, once it has closed its repo (kubo repo/fsrepo,
+# ``FSRepo.Config``). Seen in the IPFS fault drill: a provider's upload in the moment the node
+# was stopped got it as HTTP 500 and, taken for a content error, crashed its agent.
+REPO_CLOSED = "repo not open"
 
 
 def _api_error(command: str, resp: requests.Response) -> IpfsError:

@@ -111,6 +111,17 @@ def test_kubo_error_message_is_surfaced(stub):
     assert not isinstance(err, IpfsUnavailable)
 
 
+def test_a_daemon_shutting_down_is_unavailable_not_a_content_error(stub):
+    """Kubo answers HTTP 500 "cannot access config, repo not open" once it has closed its repo on the
+    way down: the agents wait for the node instead of taking it for an error of the object."""
+    stub.behaviour = lambda h, p, q: send(
+        h, 500, json.dumps({"Message": "cannot access config, repo not open", "Code": 0}).encode()
+    )
+    with pytest.raises(IpfsUnavailable, match="repo not open") as info:
+        IpfsClient(stub.url, timeout=5).add(b"x")
+    assert info.value.endpoint == "add" and stub.url in str(info.value)
+
+
 def test_non_json_error_is_surfaced(stub):
     with pytest.raises(IpfsError, match="404 page not found"):
         IpfsClient(stub.url, timeout=5).id()
