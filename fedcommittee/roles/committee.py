@@ -296,13 +296,14 @@ class Member:
             self._verdict(*items[0])
             return
         docs = [(u, self._verdict_doc(u, score, reason, rule)) for u, score, reason, rule in items]
-        batches = verdict_batches([{"updateId": u["id"], **doc} for u, doc in docs])
         start = 0
-        for batch in batches:
-            self._verdict_batch(items[start : start + len(batch)], docs[start : start + len(batch)], batch)
-            start += len(batch)
+        for batch in verdict_batches([{"updateId": u["id"], **doc} for u, doc in docs]):
+            end = start + len(batch)
+            self._verdict_batch(items[start:end], batch, docs[start:end])
+            start = end
 
-    def _verdict_batch(self, items: list, docs: list, batch: list) -> None:
+    def _verdict_batch(self, items: list, batch: list, docs: list) -> None:
+        """One ``SubmitVerdicts`` of ``batch`` (the verdicts of ``items``, whose docs are ``docs``)."""
         a = self.agent
         try:
             result = a.submit(a.client.submit_verdicts, batch,

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "http://127.0.0.1:5001"
 
+# Kubo's answer while its daemon shuts down, once it has closed its repo (kubo repo/fsrepo,
+# ``FSRepo.Config``). Seen in the IPFS fault drill: a provider's upload in the moment the node
+# was stopped got it as HTTP 500 and, taken for a content error, crashed its agent.
+REPO_CLOSED = "repo not open"
+
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
 _CIDV0_RE = re.compile(r"Qm[1-9A-HJ-NP-Za-km-z]{44}")
@@ -377,12 +382,6 @@ class IpfsClient:
         finally:
             resp.close()
         return removed
-
-
-# Kubo's answer while its daemon shuts down, once it has closed its repo (kubo repo/fsrepo,
-# ``FSRepo.Config``). Seen in the IPFS fault drill: a provider's upload in the moment the node
-# was stopped got it as HTTP 500 and, taken for a content error, crashed its agent.
-REPO_CLOSED = "repo not open"
 
 
 def _api_error(command: str, resp: requests.Response) -> IpfsError:
