@@ -130,8 +130,15 @@ def loaded(name: str, state: State) -> nn.Module:
     (docs/ml.md, "Determinism and hashes"). The math is the same; the float rounding is not, so
     results are reproducible run to run but not bit-equal to the default layout's.
     ``as_input`` puts a batch in the same layout.
+
+    The module is built on the meta device and given storage only: its weights all come from
+    ``state``, so a random initialization would only draw from torch's global generator, which a
+    training on another thread (a member's reference, roles/reference.py) may be drawing its dropout
+    masks from. The registry's models have parameters only, no buffers ``state`` would not hold.
     """
-    model = get_model(name).to(memory_format=torch.channels_last)
+    with torch.device("meta"):
+        model = get_spec(name).factory()
+    model = model.to_empty(device="cpu").to(memory_format=torch.channels_last)
     model.load_state_dict(state, strict=True)
     return model
 
@@ -152,8 +159,12 @@ def initial_state(name: str, seed: int) -> State:
 
 
 def state_layout(name: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-    """Ordered parameter names -> (shape, dtype): what serialized weights must match."""
-    return {k: (tuple(v.shape), v.dtype) for k, v in get_model(name, seed=0).state_dict().items()}
+    """Ordered parameter names -> (shape, dtype): what serialized weights must match. Read from the
+    module built on the meta device: no weights are made, and torch's global generator is left alone
+    (see ``loaded``)."""
+    with torch.device("meta"):
+        model = get_spec(name).factory()
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
 
 
 def num_parameters(name: str) -> int:

@@ -47,6 +47,7 @@ from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
 from fedcommittee.roles.protocol import expected_providers, round_follows
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
+from fedcommittee.roles.reference import ReferenceWorker
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import StorageError, unreachable
@@ -78,7 +79,8 @@ class Member:
         self.round_lists: dict[int, list[Update]] = {}  # updates of rounds that are over (final lists)
         # The open round's global model and its updates as loaded (a delta, or why it is rejected).
         self.global_of: tuple[tuple[int, str] | None, Any] = (None, None)
-        self.reference_of: tuple[tuple[int, str] | None, Any] = (None, None)  # our own update on it
+        # Our own update on a round's global model, trained on a thread of its own (reference.py).
+        self.references = ReferenceWorker(self._train_reference, lambda *a, **kw: self.agent.log(*a, **kw))
         self.loaded: dict[str, Any] = {}
         self.settle_due: float | None = None  # when a settle window that holds back our verdicts ends
 
@@ -342,11 +344,11 @@ class Member:
         r = int(rd["number"])
         g = rd["global"]
         # The work that does not depend on which updates are in is done before they come: the shard,
-        # the global model and our reference update as soon as the round opens (while the providers
-        # train), then each update fetched, opened and decoded as it arrives.
+        # the global model and our reference update (begun on its thread when the previous round
+        # closed, else now), then each update fetched, opened and decoded as it arrives.
         self.load_shard(model)
         global_state = self._round_global(r, g)
-        reference = self._round_reference(r, g, global_state)
+        self._start_reference(r, g, global_state)
         recorded = list(a.client.iter_round_updates(a.model_id, r))
         todo = self._unjudged(recorded)
         if not todo:
@@ -379,6 +381,7 @@ class Member:
             valid.append(u)
             states.append(w)
         if valid:
+            reference = self._round_reference(r, g, global_state)  # waited for, not timed as scoring
             started = time.perf_counter()
             sizes = [int(u["numSamples"]) for u in valid]
             scores = ml.score_updates(
@@ -402,18 +405,22 @@ class Member:
             self.loaded.clear()  # the previous round's updates are judged
         return self.global_of[1]
 
+    def _train_reference(self, global_state):
+        return ml.reference_delta(self.rule, self.agent.exp.model, global_state, self.shard)
+
+    def _start_reference(self, r: int, g: dict, global_state) -> None:
+        """Begin our reference update on round ``r``'s global model (``g``), for the rules that use
+        one, unless it is under way: it depends only on that model, so it trains while the updates
+        are still to come."""
+        if self.rule.name in ml.REFERENCE_RULES:
+            self.references.start((r, g["sha256"]), global_state)
+
     def _round_reference(self, r: int, g: dict, global_state):
-        """Our own reference update on round ``r``'s global model, for the rules that use one: trained
-        once, as soon as the global model is here, since it does not depend on the updates (scoring
-        then waits for no training). Logged as ``reference``: work off the round's critical path."""
+        """Our reference update on round ``r``'s global model (waited for), or None for the rules
+        without one."""
         if self.rule.name not in ml.REFERENCE_RULES:
             return None
-        if self.reference_of[0] != (r, g["sha256"]):
-            started = time.perf_counter()
-            ref = ml.reference_delta(self.rule, self.agent.exp.model, global_state, self.shard)
-            self.agent.log("reference", round=r, seconds=round(time.perf_counter() - started, 3))
-            self.reference_of = ((r, g["sha256"]), ref)
-        return self.reference_of[1]
+        return self.references.get((r, g["sha256"]), global_state)
 
     def _loaded(self, model: Model, u: Update, base_sha: str):
         """``_load_update`` once per update (the update's bytes never change under its id)."""
@@ -477,9 +484,11 @@ class Member:
             return
         if r not in self.aggregates:
             # Evaluated at once too, while the publisher computes and records its candidate: when
-            # that appears, confirming it takes one transaction.
+            # that appears, confirming it takes one transaction. The next round's reference starts
+            # on it now, on its own thread.
             blob, new_state = compute_aggregate(a.reader, a.policy, model, rd)
             self.load_shard(model)
+            self.prepare_next_round(model, r, blob)
             self.aggregates[r] = (blob, ml.evaluate(a.exp.model, new_state, self.shard))
         blob, ev = self.aggregates[r]
         mine = ml.sha256_hex(blob)
@@ -504,7 +513,6 @@ class Member:
             score=Policy.clamp(ev.accuracy),
             done=confirmed,
         )
-        self.prepare_next_round(model, r, blob)
 
     def my_turn_to_confirm(self, model: Model, r: int, cand: dict) -> bool:
         """Whether the members seated before us have confirmed ``cand`` (or had their time to)."""
@@ -517,16 +525,17 @@ class Member:
         return False
 
     def prepare_next_round(self, model: Model, r: int, blob: bytes) -> None:
-        """Round ``r``'s aggregate (``blob``) is confirmed by us: take it as round r + 1's global and
-        train our reference on it now, as the providers train their next updates ahead, so that the
-        reference is ready when their updates come (it is checked against the round's global then)."""
+        """Round ``r`` is closed and ``blob`` is the aggregate we computed of it: take it as round
+        r + 1's global and start our reference on it, before anybody's candidate is even recorded,
+        so that the reference is ready when the providers' updates come. Both are keyed by the
+        model's sha256: a recorded global that differs from ours is fetched and trained on anew."""
         if not round_follows(model, r):
             return
         g = {"sha256": ml.sha256_hex(blob)}
         if self.global_of[0] != (r + 1, g["sha256"]):
             self.global_of = ((r + 1, g["sha256"]), self.agent.reader.decode_weights(blob))
-            self.loaded.clear()  # round r's updates are judged
-        self._round_reference(r + 1, g, self.global_of[1])
+            self.loaded.clear()  # round r is closed: its updates are judged
+        self._start_reference(r + 1, g, self.global_of[1])
 
     def _note_mismatches(self, r: int, cands: list, mine: str) -> None:
         for c in cands:

@@ -417,24 +417,30 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
 
     member.confirm(ledger.models["m"], rd)
     assert submitted == [] and member.discrepancies == [bogus.sha256_hex]
+    # Round 2's global is the aggregate we computed, and our reference on it is under way already,
+    # before any candidate we agree with is recorded (it trains on its own thread meanwhile).
+    ours = ledger.rounds[("m", 1)]["aggregate"]["sha256"]
+    assert member.global_of[0] == (2, ours) and member.references.started_for() == (2, ours)
     # The member sleeps until its settle window ends (not a poll), then records its own.
     assert member.wait_seconds() == pytest.approx(agent.exp.settle_seconds + 0.05)
     assert member.wait_seconds() is None  # an event-driven wait again once that pass is done
     clock[0] += agent.exp.settle_seconds + 1  # nobody recorded the right one: record our own
     member.confirm(ledger.models["m"], rd)
     assert [fn for fn, _, _ in submitted] == ["RecordAggregate"]
-    ours = submitted[0][2]["sha256"]
-    assert ours == ledger.rounds[("m", 1)]["aggregate"]["sha256"]
+    assert submitted[0][2]["sha256"] == ours
     cands.append({"sha256": ours, "cid": "x", "recordedBy": agent.me, "confirmations": []})
     member.confirm(ledger.models["m"], rd)
     assert [fn for fn, _, _ in submitted] == ["RecordAggregate", "ConfirmAggregate"]
     assert submitted[1][2]["sha256"] == ours
-    # Confirmed: round 2's global and our reference on it are ready before round 2 opens, as the
-    # providers train ahead; the global is the confirmed bytes decoded, as a fetch would give.
-    assert member.global_of[0] == (2, ours) and member.reference_of[0] == (2, ours)
+    # The global is the confirmed bytes decoded, as a fetch would give, and the reference trained on
+    # its thread is the one the member would have trained itself on that model.
+    assert member.global_of[0] == (2, ours) and member.references.started_for() == (2, ours)
     fetched = reader.fetch_weights(submitted[0][2]["cid"], ours)
     assert sorted(member.global_of[1]) == sorted(fetched)
     assert all(torch.equal(member.global_of[1][k], fetched[k]) for k in fetched)
+    reference = member._round_reference(2, {"sha256": ours}, fetched)
+    again = ml.reference_delta(member.rule, agent.exp.model, fetched, member.shard)
+    assert all(torch.equal(reference[k], again[k]) for k in again)
 
 
 def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
