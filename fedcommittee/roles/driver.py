@@ -98,8 +98,9 @@ def connect_agent(
         closers=[gateway.close, ipfs.close],
         poll_seconds=poll_seconds(),
         # A member reads a round's global model and updates to score them, then again to check the
-        # round's aggregate: the second time from memory. Providers read each object once.
-        recent=RecentObjects() if role == Role.COMMITTEE else None,
+        # round's aggregate: the second time from memory. The publisher reads the updates it
+        # prefetched and the global it recorded itself. Providers read each object once.
+        recent=RecentObjects() if role in (Role.COMMITTEE, Role.PUBLISHER) else None,
     )
     log("start", user=user, identity=agent.me[:24], model=exp.model_id, pid=os.getpid(),
         ledger=endpoints.backend)  # fmt: skip

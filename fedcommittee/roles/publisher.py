@@ -28,6 +28,7 @@ from fedcommittee.roles.protocol import expected_providers, final_mix
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
+from fedcommittee.storage.errors import StorageError
 
 
 def member_certificate(agent: Agent, user: str):
@@ -82,6 +83,7 @@ class Publisher:
         self.agent = agent
         self.published = False  # checked once: the model is on the ledger (now or before we started)
         self.recheck_in: float | None = None  # when an open round's close rule may turn true unprompted
+        self.prefetched: tuple[int, set[str]] = (0, set())  # the open round's updates read ahead
 
     def step(self, model: Model | None) -> int | None:
         self.recheck_in = None
@@ -124,6 +126,7 @@ class Publisher:
         close, why = a.policy.should_close(rd, updates, expected_providers(a.exp, rd), now)
         if not close:
             self.recheck_in = a.policy.next_close_check(rd, updates, now)
+            self.prefetch_accepted(r, updates)
         else:
             a.log("close_round", round=r, why=why, updates=len(updates))
             a.submit(
@@ -132,6 +135,26 @@ class Publisher:
                 r,
                 done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
             )
+
+    def prefetch_accepted(self, r: int, updates: list) -> None:
+        """Read round ``r``'s accepted updates into memory while it is still open (the verdicts on
+        the others are still coming), so that the aggregate after the close waits for no IPFS get
+        but the last ones'. Only an optimization: a node that cannot serve one now is asked again
+        when the aggregate is computed."""
+        a = self.agent
+        if a.recent is None:
+            return
+        if self.prefetched[0] != r:
+            self.prefetched = (r, set())
+        done = self.prefetched[1]
+        for u in updates:
+            if u["status"] != UpdateStatus.ACCEPTED or u["id"] in done:
+                continue
+            try:
+                a.reader.fetch(u["cid"], u["sha256"])
+            except StorageError:
+                return
+            done.add(u["id"])
 
     def record_aggregate(self, model: Model, rd: Round) -> None:
         a = self.agent

@@ -343,4 +343,6 @@ class Agent:
         started = time.perf_counter()
         obj = self.store.put(data)
         self.log_io("put", len(data), time.perf_counter() - started)
+        if self.recent is not None:  # what we wrote is read again (the publisher's next global)
+            self.recent.put((obj.cid, obj.sha256_hex), data)
         return obj

@@ -72,6 +72,11 @@ class FakeLedger(FedcommitteeClient):
         items = [u for u in self.updates.values() if u["modelId"] == mid and u.get("round", 0) == int(r)]
         return {"items": items, "bookmark": "", "count": len(items)}
 
+    def list_accepted_updates(self, mid, r, page_size=None, bookmark=""):
+        page = self.list_round_updates(mid, r)
+        items = [u for u in page["items"] if u["status"] == "accepted"]
+        return {"items": items, "bookmark": "", "count": len(items)}
+
 
 def federated_history(
     rounds: int = 2,
@@ -458,6 +463,7 @@ def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
     closed = []
     agent.log = lambda *a, **k: closed.append(k.get("why"))
     agent.submit = lambda *a, **k: None
+    agent.recent = None  # no memory of objects: nothing is read ahead
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1012.0)
     pub = Publisher(agent)
     pub.close_when_due(rd)  # 2 of the configured providers, not quiet yet
@@ -541,3 +547,40 @@ def test_member_never_rejects_an_update_because_its_ipfs_node_is_down(failure, p
             member._load_update(model, update, "b")
     else:  # the node answered: the object is not there, and that is the provider's doing
         assert "not found" in member._load_update(model, update, "b")
+
+
+def test_aggregate_reads_the_accepted_set_in_one_listing():
+    _, ledger, reader = federated_history(rounds=1)
+    asked = []
+    ledger.get_update = lambda uid: asked.append(uid) or ledger.updates[uid]
+    rd = dict(ledger.get_round("m", 1), status="closed")
+    blob, _ = compute_aggregate(reader, Policy(), ledger.get_model("m"), rd)
+    assert asked == [] and ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
+
+
+def test_publisher_reads_the_accepted_updates_while_the_round_is_open(monkeypatch):
+    from fedcommittee.roles import publisher as publisher_mod
+    from fedcommittee.roles.publisher import Publisher
+    from fedcommittee.roles.reader import RecentObjects
+
+    store, ledger, reader = federated_history(rounds=1)
+    gets = []
+    reader = replace(reader, recent=RecentObjects(), on_io=lambda op, size, seconds: gets.append(op))
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent = type("A", (), {})()
+    agent.exp, agent.policy, agent.model_id, agent.poll_seconds = exp, Policy.from_experiment(exp), "m", 30.0
+    agent.client, agent.reader, agent.recent = ledger, reader, reader.recent
+    agent.log = agent.submit = lambda *a, **k: None
+    monkeypatch.setattr(publisher_mod.time, "time", lambda: 1012.0)
+    ledger.updates["u12"]["status"] = "pending"  # one verdict still to come: the round stays open
+    rd = {"number": 1, "status": "open", "openedAt": 1000, "deadline": 1000 + exp.deadline_seconds}
+    pub = Publisher(agent)
+    pub.close_when_due(rd)
+    assert gets == ["get", "get"]  # the two accepted updates, not the pending one
+    pub.close_when_due(rd)
+    assert gets == ["get", "get"]  # each read once
+    ledger.updates["u12"]["status"] = "rejected"
+    closed = dict(ledger.get_round("m", 1), status="closed")
+    blob, _ = compute_aggregate(reader, agent.policy, ledger.get_model("m"), closed)
+    assert gets == ["get", "get", "get"]  # after the close only the global model comes from IPFS
+    assert ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
