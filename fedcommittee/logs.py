@@ -228,6 +228,8 @@ def expected_race(event: str, fields: dict) -> str | None:
     """
     if event == "conflict":
         return "mvcc_retry" if fields.get("code") in RACE_CONFLICT_CODES else None
+    if event == "peer_lag":  # an endorsing peer behind ours; retried (Agent.submit)
+        return "peer_lag"
     reason = str(fields.get("reason") or "")
     if event == "verdict_refused" and any(words in reason for words in _VERDICT_RACES):
         return "verdict_after_close"

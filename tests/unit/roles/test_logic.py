@@ -322,6 +322,31 @@ def test_submit_retries_mvcc_conflicts(monkeypatch):
     assert logged == [("conflict", "SubmitVerdict"), ("submitted", "SubmitVerdict")]
 
 
+def test_submit_waits_for_an_endorsing_peer_behind_ours(monkeypatch):
+    from fedcommittee.ledger.errors import contract_error
+
+    waits = []
+    monkeypatch.setattr(runtime.time, "sleep", waits.append)
+    msg = "NOT_FOUND: verdicts[2]: update u2 not found"
+
+    def behind(stage="endorse"):
+        return contract_error(msg, chaincode_message=msg, stage=stage, status=500)
+
+    ok = type("R", (), {"txid": "t3", "block_number": 9})()
+    logged = []
+    agent = bare_agent(FakeContract([behind(), behind(), ok]), log=lambda e, **f: logged.append(e))
+    send = agent.client.submit_verdicts
+    assert agent.submit(send, [{"updateId": "u2"}], wait_for_peers=True, done=lambda: False) is ok
+    assert logged == ["peer_lag", "peer_lag", "submitted"] and waits == [0.5, 1.0]
+    # Not asked to wait, or refused by the contract while evaluating, or out of attempts: raised.
+    for outcomes, kw in (([behind()], {}), ([behind("evaluate")], {"wait_for_peers": True}),
+                         ([behind(), behind()], {"wait_for_peers": True, "attempts": 2})):  # fmt: skip
+        agent = bare_agent(FakeContract(outcomes))
+        with pytest.raises(ContractError, match="not found"):
+            agent.submit(agent.client.submit_verdicts, [{"updateId": "u2"}], done=lambda: False, **kw)
+    assert runtime.expected_race("peer_lag", {"tx": "SubmitVerdicts"}) == "peer_lag"
+
+
 def test_conflict_backoff_starts_short_doubles_and_stays_bounded():
     lows = [runtime.conflict_backoff(a) for a in range(8) for _ in range(50)]
     assert all(0.025 <= w <= 3.0 for w in lows)
