@@ -33,7 +33,9 @@ class StubAgent:
         """The real client, its transactions sent to ``submit_transaction`` below."""
         return FedcommitteeClient(self)
 
-    def submit(self, send, *args, done=None, **kwargs):
+    def submit(self, send, *args, done=None, wait_for_peers=False, **kwargs):
+        # A member read every update it judges on its own peer: its verdicts wait for peers behind.
+        assert wait_for_peers, "verdicts must wait for an endorsing peer that is behind"
         return send(*args, **kwargs)
 
     def submit_transaction(self, fn, *args):
