@@ -46,9 +46,11 @@ class ReferenceWorker:
         return None if self._job is None else self._job[0]
 
     def start(self, key: Key, global_state: Any) -> Future:
-        """Begin training the reference for ``key`` unless that is the latest job already. A job for
-        another key is forgotten (a running one cannot be stopped; it finishes unheard)."""
-        if self._job is None or self._job[0] != key:
+        """Begin training the reference for ``key`` unless that is the latest job already (and did
+        not fail: a failed training is tried again, as the member's next pass would have before).
+        A job for another key is forgotten (a running one cannot be stopped; it finishes unheard)."""
+        job = None if self._job is None or self._job[0] != key else self._job[1]
+        if job is None or (job.done() and job.exception() is not None):
             job: Future = Future()
             job.set_running_or_notify_cancel()
             threading.Thread(

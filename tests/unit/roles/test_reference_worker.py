@@ -74,3 +74,7 @@ def test_the_trainings_error_reaches_the_caller():
     with pytest.raises(ValueError, match="shard is empty"):
         worker.get((5, "x"), "bad")
     assert rec.logged == []  # nothing was trained, nothing logged as a reference
+    # The member's next pass asks again: a failed training is tried again, not its error replayed.
+    with pytest.raises(ValueError, match="shard is empty"):
+        worker.get((5, "x"), "bad")
+    assert rec.calls == ["bad", "bad"]
