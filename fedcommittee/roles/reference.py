@@ -25,21 +25,24 @@ from typing import Any
 # (round, sha256 of that round's global model): what a reference is trained for.
 Key = tuple[int, str]
 
+# One reference training at a time in a process, whichever member's (members hosted together):
+# a training seeds torch's global generator for its dropout masks, which two at once would share.
+_ONE_AT_A_TIME = threading.Lock()
+
 
 class ReferenceWorker:
     """Trains a member's reference on a thread of its own, keyed by the round and global model it is
     for. ``train(global_state)`` returns the reference; ``log`` hears ``reference`` with its seconds.
 
     Each job runs on a daemon thread: an agent that stops mid-training (its model final, its
-    process exiting) is not held up by a reference nobody will use. Jobs train one at a time: a
-    training seeds torch's global generator (dropout), which two at once would share.
+    process exiting) is not held up by a reference nobody will use. Jobs train one at a time in
+    the process (``_ONE_AT_A_TIME``).
     """
 
     def __init__(self, train: Callable[[Any], Any], log: Callable[..., None]) -> None:
         self._train = train
         self._log = log
         self._job: tuple[Key, Future] | None = None
-        self._one_at_a_time = threading.Lock()
 
     def started_for(self) -> Key | None:
         """The key of the latest job asked for (running or done), if any."""
@@ -49,15 +52,16 @@ class ReferenceWorker:
         """Begin training the reference for ``key`` unless that is the latest job already (and did
         not fail: a failed training is tried again, as the member's next pass would have before).
         A job for another key is forgotten (a running one cannot be stopped; it finishes unheard)."""
-        job = None if self._job is None or self._job[0] != key else self._job[1]
-        if job is None or (job.done() and job.exception() is not None):
-            job: Future = Future()
-            job.set_running_or_notify_cancel()
-            threading.Thread(
-                target=self._run, args=(key, global_state, job), name=f"reference-{key[0]}", daemon=True
-            ).start()
-            self._job = (key, job)
-        return self._job[1]
+        kept = None if self._job is None or self._job[0] != key else self._job[1]
+        if kept is not None and not (kept.done() and kept.exception() is not None):
+            return kept
+        job: Future = Future()
+        job.set_running_or_notify_cancel()
+        threading.Thread(
+            target=self._run, args=(key, global_state, job), name=f"reference-{key[0]}", daemon=True
+        ).start()
+        self._job = (key, job)
+        return job
 
     def get(self, key: Key, global_state: Any) -> Any:
         """The reference for ``key``: the job's result, waited for, started now if it was not (raises
@@ -66,7 +70,7 @@ class ReferenceWorker:
 
     def _run(self, key: Key, global_state: Any, job: Future) -> None:
         try:
-            with self._one_at_a_time:
+            with _ONE_AT_A_TIME:
                 started = time.perf_counter()
                 ref = self._train(global_state)
         except BaseException as exc:  # noqa: BLE001 (handed to whoever waits for the result)

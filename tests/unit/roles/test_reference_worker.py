@@ -61,10 +61,12 @@ def test_jobs_train_one_at_a_time():
     gate = threading.Event()
     rec = Recorder(gate)
     worker = ReferenceWorker(rec.train, rec.log)
+    other_member = ReferenceWorker(rec.train, rec.log)  # hosted in the same process
     first = worker.start((4, "a"), "a")
     second = worker.start((4, "b"), "b")  # the first is still training: the second waits its turn
+    third = other_member.start((4, "a"), "c")  # and so does another member's
     gate.set()
-    assert first.result(5) == "ref(a)" and second.result(5) == "ref(b)"
+    assert first.result(5) == "ref(a)" and second.result(5) == "ref(b)" and third.result(5) == "ref(c)"
     assert rec.most_at_once == 1
 
 
