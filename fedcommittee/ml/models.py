@@ -121,6 +121,13 @@ def get_model(name: str, seed: int | None = None) -> nn.Module:
         return spec.factory()
 
 
+def _unmade(name: str) -> nn.Module:
+    """The named architecture on the meta device: shapes and dtypes, no weights made, torch's global
+    generator not drawn from (see ``loaded``)."""
+    with torch.device("meta"):
+        return get_spec(name).factory()
+
+
 def loaded(name: str, state: State) -> nn.Module:
     """The named architecture holding ``state``, laid out for fast CPU work.
 
@@ -136,9 +143,7 @@ def loaded(name: str, state: State) -> nn.Module:
     training on another thread (a member's reference, roles/reference.py) may be drawing its dropout
     masks from. The registry's models have parameters only, no buffers ``state`` would not hold.
     """
-    with torch.device("meta"):
-        model = get_spec(name).factory()
-    model = model.to_empty(device="cpu").to(memory_format=torch.channels_last)
+    model = _unmade(name).to_empty(device="cpu").to(memory_format=torch.channels_last)
     model.load_state_dict(state, strict=True)
     return model
 
@@ -162,9 +167,7 @@ def state_layout(name: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Ordered parameter names -> (shape, dtype): what serialized weights must match. Read from the
     module built on the meta device: no weights are made, and torch's global generator is left alone
     (see ``loaded``)."""
-    with torch.device("meta"):
-        model = get_spec(name).factory()
-    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    return {k: (tuple(v.shape), v.dtype) for k, v in _unmade(name).state_dict().items()}
 
 
 def num_parameters(name: str) -> int:

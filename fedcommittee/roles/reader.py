@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedcommittee.ledger import FedcommitteeClient, UpdateStatus
-from fedcommittee.ledger.records import Model, Round
+from fedcommittee.ledger.records import Model, Round, Update
 from fedcommittee.policy import Policy
 from fedcommittee.roles.envelopes import UPDATE_HOLDERS, update_context
 from fedcommittee.storage import ContentStore, envelope
@@ -134,9 +134,12 @@ class Reader:
         """A federated update's delta (opened first if sealed)."""
         return self.decode_delta(self.fetch_update(cid, sha256))
 
-    def accepted_update(self, update_id: str, model: Model, what: str = "update"):
-        """The ledger record of an update that must be an accepted update of ``model``."""
-        u = self.client.get_update(update_id)
+    def accepted_update(
+        self, update_id: str, model: Model, what: str = "update", known: Update | None = None
+    ):
+        """The ledger record of an update that must be an accepted update of ``model``: ``known``
+        where the caller has read it already (e.g. in a listing), else read now."""
+        u = known if known is not None else self.client.get_update(update_id)
         if u.get("status") != UpdateStatus.ACCEPTED or u.get("modelId") != model["id"]:
             raise ValueError(f"{what} {update_id} is {u.get('status')} for {u.get('modelId')}")
         return u
@@ -146,8 +149,8 @@ def round_inputs(reader: Reader, model: Model, round_doc: Round) -> tuple[Any, l
     """A round's global state and its accepted updates as (delta, num_samples), hash-verified.
 
     The records of the accepted set are read in one paged query of the round's accepted updates,
-    not one query per update (a 1,000-provider round made 1,000). One the listing lacks is read
-    alone and must be an accepted update of this model (else ``ValueError`` says what it is)."""
+    not one query per update (a 1,000-provider round made 1,000); one the listing lacks is read
+    alone. Each must be an accepted update of this model (else ``ValueError`` says what it is)."""
     g = round_doc["global"]
     global_state = reader.fetch_weights(g["cid"], g["sha256"])
     wanted = round_doc.get("accepted") or []
@@ -157,9 +160,7 @@ def round_inputs(reader: Reader, model: Model, round_doc: Round) -> tuple[Any, l
         listed = {u["id"]: u for u in accepted}
     pairs = []
     for uid in wanted:
-        u = listed.get(uid)
-        if u is None or u.get("status") != UpdateStatus.ACCEPTED or u.get("modelId") != model["id"]:
-            u = reader.accepted_update(uid, model, what="update in the accepted set:")
+        u = reader.accepted_update(uid, model, what="update in the accepted set:", known=listed.get(uid))
         pairs.append((reader.fetch_delta(u["cid"], u["sha256"]), int(u["numSamples"])))
     return global_state, pairs
 
