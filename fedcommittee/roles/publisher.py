@@ -114,11 +114,13 @@ class Publisher:
             return
         rd = a.client.get_round(a.model_id, r)
         if rd["status"] == RoundStatus.OPEN:
-            self.close_when_due(rd)
-        elif rd["status"] == RoundStatus.CLOSED:
+            rd = self.close_when_due(rd)
+        if rd["status"] == RoundStatus.CLOSED:
             self.record_aggregate(model, rd)
 
-    def close_when_due(self, rd: Round) -> None:
+    def close_when_due(self, rd: Round) -> Round:
+        """Close round ``rd`` if the policy says it is due; the round as it stands afterwards (closed
+        by us: the aggregate is recorded in the same step, not on the RoundClosed event's)."""
         a = self.agent
         r = int(rd["number"])
         updates = list(a.client.iter_round_updates(a.model_id, r))
@@ -126,21 +128,23 @@ class Publisher:
         close, why = a.policy.should_close(rd, updates, expected_providers(a.exp, rd), now)
         if not close:
             self.recheck_in = a.policy.next_close_check(rd, updates, now)
-            self.prefetch_accepted(r, updates)
-        else:
-            a.log("close_round", round=r, why=why, updates=len(updates))
-            a.submit(
-                a.client.close_round,
-                a.model_id,
-                r,
-                done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
-            )
+            self.prefetch_updates(r, updates)
+            return rd
+        a.log("close_round", round=r, why=why, updates=len(updates))
+        a.submit(
+            a.client.close_round,
+            a.model_id,
+            r,
+            done=lambda: a.client.get_round(a.model_id, r)["status"] != RoundStatus.OPEN,
+        )
+        return a.client.get_round(a.model_id, r)
 
-    def prefetch_accepted(self, r: int, updates: list) -> None:
-        """Read round ``r``'s accepted updates into memory while it is still open (the verdicts on
-        the others are still coming), so that the aggregate after the close waits for no IPFS get
-        but the last ones'. Only an optimization: a node that cannot serve one now is asked again
-        when the aggregate is computed."""
+    def prefetch_updates(self, r: int, updates: list) -> None:
+        """Read round ``r``'s updates into memory as they arrive, while it is still open, so that the
+        aggregate after the close waits for no IPFS get. Pending ones too: the verdict that accepts
+        the last of them often comes in the step that closes the round, with no step between to
+        read it in (a rejected one is read for nothing). Only an optimization: a node that cannot
+        serve one now is asked again when the aggregate is computed."""
         a = self.agent
         if a.recent is None:
             return
@@ -148,7 +152,7 @@ class Publisher:
             self.prefetched = (r, set())
         done = self.prefetched[1]
         for u in updates:
-            if u["status"] != UpdateStatus.ACCEPTED or u["id"] in done:
+            if u["status"] == UpdateStatus.REJECTED or u["id"] in done:
                 continue
             try:
                 a.reader.fetch(u["cid"], u["sha256"])

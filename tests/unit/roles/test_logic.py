@@ -482,9 +482,11 @@ def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
     agent.exp, agent.policy, agent.model_id, agent.poll_seconds = exp, Policy.from_experiment(exp), "m", 30.0
     ups = [{"id": f"u{i}", "status": "accepted", "submittedAt": 1010} for i in range(2)]
     rd = {"number": 1, "status": "open", "openedAt": 1000, "deadline": 1000 + exp.deadline_seconds}
+    after = {"number": 1, "status": "closed"}
     agent.client = type(
-        "C", (), {"iter_round_updates": lambda self, mid, r: iter(ups), "close_round": None}
-    )()
+        "C", (), {"iter_round_updates": lambda self, mid, r: iter(ups), "close_round": None,
+                  "get_round": lambda self, mid, r: after}
+    )()  # fmt: skip
     closed = []
     agent.log = lambda *a, **k: closed.append(k.get("why"))
     agent.submit = lambda *a, **k: None
@@ -494,8 +496,24 @@ def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
     pub.close_when_due(rd)  # 2 of the configured providers, not quiet yet
     assert closed == [] and pub.wait_seconds() == pytest.approx(1010 + exp.settle_seconds - 1012 + 0.05)
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1010.0 + exp.settle_seconds + 0.1)
-    pub.close_when_due(rd)
+    assert pub.close_when_due(rd) is after  # the round as the ledger holds it once closed
     assert closed == ["quiet"]
+
+
+def test_publisher_records_the_aggregate_in_the_step_that_closes_the_round():
+    from fedcommittee.roles.publisher import Publisher
+
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    agent = type("A", (), {})()
+    agent.exp, agent.policy, agent.model_id = exp, Policy.from_experiment(exp), "m"
+    states = iter([{"number": 1, "status": "open"}, {"number": 1, "status": "closed"}])
+    agent.client = type("C", (), {"get_round": lambda self, mid, r: next(states)})()
+    pub = Publisher(agent)
+    recorded = []
+    pub.close_when_due = lambda rd: agent.client.get_round("m", 1)  # closes it
+    pub.record_aggregate = lambda model, rd: recorded.append(rd["status"])
+    pub.drive_round({"currentRound": 1})
+    assert recorded == ["closed"]
 
 
 def test_provider_trains_on_the_prefetched_candidate_when_it_is_confirmed():
@@ -583,7 +601,7 @@ def test_aggregate_reads_the_accepted_set_in_one_listing():
     assert asked == [] and ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
 
 
-def test_publisher_reads_the_accepted_updates_while_the_round_is_open(monkeypatch):
+def test_publisher_reads_the_updates_while_the_round_is_open(monkeypatch):
     from fedcommittee.roles import publisher as publisher_mod
     from fedcommittee.roles.publisher import Publisher
     from fedcommittee.roles.reader import RecentObjects
@@ -598,14 +616,16 @@ def test_publisher_reads_the_accepted_updates_while_the_round_is_open(monkeypatc
     agent.log = agent.submit = lambda *a, **k: None
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1012.0)
     ledger.updates["u12"]["status"] = "pending"  # one verdict still to come: the round stays open
+    rejected = dict(ledger.updates["u11"], id="u19", status="rejected", cid="never-read")
+    ledger.updates["u19"] = rejected
     rd = {"number": 1, "status": "open", "openedAt": 1000, "deadline": 1000 + exp.deadline_seconds}
     pub = Publisher(agent)
+    assert pub.close_when_due(rd) is rd
+    assert gets == ["get", "get", "get"]  # the two accepted updates and the pending one, not the rejected
     pub.close_when_due(rd)
-    assert gets == ["get", "get"]  # the two accepted updates, not the pending one
-    pub.close_when_due(rd)
-    assert gets == ["get", "get"]  # each read once
-    ledger.updates["u12"]["status"] = "rejected"
+    assert gets == ["get", "get", "get"]  # each read once
+    del ledger.updates["u19"]
     closed = dict(ledger.get_round("m", 1), status="closed")
     blob, _ = compute_aggregate(reader, agent.policy, ledger.get_model("m"), closed)
-    assert gets == ["get", "get", "get"]  # after the close only the global model comes from IPFS
+    assert gets == ["get", "get", "get", "get"]  # after the close only the global model comes from IPFS
     assert ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
