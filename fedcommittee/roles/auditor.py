@@ -147,14 +147,14 @@ class _Audit:
         self.say(f"gossip: {len(updates)} updates checked{self.rep.sealed_note()}")
 
     def check_final_mix(self, accepted: list[Update]) -> None:
-        """A gossip model finished on a mix: the mix is every provider's best accepted model by the
-        committee's measure, and the final object is their mean."""
+        """A gossip model finished on a mix: the mix is every provider's best fresh accepted model by
+        the committee's measure (``protocol.final_mix``), and the final object is their mean."""
         model = self.model
         mix = model.get("finalMix")
         if model["status"] != ModelStatus.FINISHED or not mix:
             return
         if mix != final_mix(accepted):
-            self.bad("model.finalMix", "is not the best accepted model of each provider (medianQuality)")
+            self.bad("model.finalMix", "is not the best fresh accepted model of each provider (final_mix)")
         self.rep.checked += 1
         try:
             blob = ml.dumps(gossip_base(self.reader, model, mix))

@@ -46,7 +46,7 @@ from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
 from fedcommittee.roles.protocol import expected_providers, round_follows
-from fedcommittee.roles.reader import compute_aggregate, gossip_base
+from fedcommittee.roles.reader import compute_aggregate, gossip_base, joined_model
 from fedcommittee.roles.reference import ReferenceWorker
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
@@ -461,8 +461,10 @@ class Member:
             delta = st.subtract(w, base)
             rule = self.rule_for(model)
             # The score judges what the update does to its base; the quality measures the model it
-            # yields, which is what a gossip run ranks by (parents, the final model).
-            quality = round(self.model_score(w), 6)
+            # yields, which is what a gossip run ranks by (parents, the final model): mixed with the
+            # parents it started from, as the next mixes take it. Alone, a model trained last on one
+            # provider's skewed data mostly measures that skew.
+            quality = round(self.model_score(joined_model(base, w, len(u.get("parents") or []))), 6)
             self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule, quality=quality)
 
     # ------------------------------------------------------------------ aggregates

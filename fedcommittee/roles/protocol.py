@@ -3,12 +3,22 @@ closing, scoring and aggregation are the policy's: ``fedcommittee/policy.py``.)"
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 
 from fedcommittee.experiment import Experiment
 from fedcommittee.ledger.records import Model, Round, Update
 
-__all__ = ["choose_parents", "expected_providers", "final_mix", "model_rank", "round_follows"]
+__all__ = [
+    "choose_parents",
+    "expected_providers",
+    "final_mix",
+    "fresh",
+    "generations",
+    "model_rank",
+    "parent_candidates",
+    "round_follows",
+]
 
 
 def expected_providers(exp: Experiment, round_doc: Round) -> int:
@@ -42,21 +52,77 @@ def model_rank(u: Update) -> tuple:
     )
 
 
+def generations(updates: Iterable[Update]) -> dict[str, int]:
+    """Each gossip update's depth in the DAG: 0 for one built on the initial weights, else one more
+    than its deepest parent among ``updates`` (the contract takes only accepted, earlier updates as
+    parents, so the DAG has no cycle)."""
+    ups = {u["id"]: u for u in updates}
+    depth: dict[str, int] = {}
+
+    def parents_of(uid: str) -> list[str]:
+        return [p for p in ups[uid].get("parents") or [] if p in ups]
+
+    for uid in ups:
+        stack = [uid]  # depth first without recursion: a long DAG must not reach the recursion limit
+        while stack:
+            top = stack[-1]
+            todo = [p for p in parents_of(top) if p not in depth]
+            if todo:
+                stack.extend(todo)
+                continue
+            depth[top] = 1 + max((depth[p] for p in parents_of(top)), default=-1)
+            stack.pop()
+    return depth
+
+
+def fresh(accepted: Iterable[Update]) -> list[Update]:
+    """The accepted models of the DAG's two newest generations. An older one is stale: its provider
+    trained on a mix the others have since moved past, and a provider whose later updates were all
+    rejected would otherwise keep its one accepted model in every mix."""
+    accepted = list(accepted)
+    depth = generations(accepted)
+    newest = max(depth.values(), default=0)
+    return [u for u in accepted if depth[u["id"]] >= newest - 1]
+
+
+def parent_candidates(accepted: Iterable[Update], recency: int) -> list[Update]:
+    """What a new gossip update may start from: the fresh accepted models, the newest ``recency``."""
+    ordered = sorted(fresh(accepted), key=lambda u: (u.get("submittedAt") or 0, u["id"]))
+    return ordered[-recency:]
+
+
+# The least spread assumed among the quality of the providers' models: shard accuracies of honest
+# models agree to about this much, so that a near tie does not make the bar below exclude one of them.
+QUALITY_SPREAD_FLOOR = 0.02
+
+
 def choose_parents(candidates: Iterable[Update], limit: int | None) -> list[str]:
     """The parents of a new gossip update: the best-ranked ``candidates`` (``model_rank``), at most
     one per provider, so that the mix averages different providers' models and one skewed provider's
-    chain cannot fill it; ``limit`` None: every provider. Returned sorted by id (the order the
-    contract and ``gossip_base`` use)."""
-    chosen: dict[str, str] = {}
+    chain cannot fill it; ``limit`` None: every provider. A provider's best model whose measured
+    quality lies more than 3 robust standard deviations (1.4826 x the median absolute deviation)
+    below the median of the providers' bests is left out: an update the committee accepted but whose
+    model it measured far worse than the others' (an attacker's that slipped through) must not take
+    a provider's share of the mix. Returned sorted by id (the order the contract and ``gossip_base``
+    use)."""
+    best: dict[str, Update] = {}
     for u in sorted(candidates, key=model_rank, reverse=True):
-        if limit is not None and len(chosen) >= limit:
-            break
-        chosen.setdefault(u["provider"], u["id"])
-    return sorted(chosen.values())
+        best.setdefault(u["provider"], u)
+    ranked = [u for u in best.values() if not _far_below(u, best.values())]
+    return sorted(u["id"] for u in ranked[:limit])
+
+
+def _far_below(u: Update, peers: Iterable[Update]) -> bool:
+    qualities = [p["medianQuality"] for p in peers if p.get("medianQuality") is not None]
+    if u.get("medianQuality") is None or len(qualities) < 3:
+        return False
+    mid = statistics.median(qualities)
+    spread = max(1.4826 * statistics.median(abs(q - mid) for q in qualities), QUALITY_SPREAD_FLOOR)
+    return u["medianQuality"] < mid - 3 * spread
 
 
 def final_mix(accepted: Iterable[Update]) -> list[str]:
-    """The accepted updates whose mean ends a gossip run: the best model of every provider (the same
-    rule as parents, without a limit). One provider's model carries the drift of its own last
-    training; the mean of every provider's best averages it out, as a federated round does."""
-    return choose_parents(accepted, limit=None)
+    """The accepted updates whose mean ends a gossip run: the best fresh model of every provider (the
+    parent rule, without a limit or a recency window). One provider's model carries the drift of its
+    own last training; the mean of every provider's best averages it out, as a federated round does."""
+    return choose_parents(fresh(accepted), limit=None)

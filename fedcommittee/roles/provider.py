@@ -10,8 +10,9 @@ party does) while that aggregate is recorded and confirmed; it is used if that a
 round r's global.
 
 Gossip: up to ``gossip.updates_per_provider`` updates; each starts from the mean of the best accepted
-updates among the newest ``gossip.recency`` ones (by committee median score), names them as parents,
-trains and submits the *full weights* (a gossip update is a model, not a delta).
+updates among the newest ``gossip.recency`` fresh ones (``protocol.parent_candidates``, ranked by the
+committee's measured quality), names them as parents, trains and submits the *full weights* (a gossip
+update is a model, not a delta).
 
 With ``encrypt_updates`` the encoded update is sealed (storage ``envelope``) to the model's update
 recipients (``envelopes.update_recipients``: the committee seats and the publisher on the ledger, and
@@ -31,7 +32,7 @@ from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, U
 from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
-from fedcommittee.roles.protocol import choose_parents, round_follows
+from fedcommittee.roles.protocol import choose_parents, parent_candidates, round_follows
 from fedcommittee.roles.reader import gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
@@ -262,9 +263,8 @@ class Provider:
             return False
         if any(u["status"] == UpdateStatus.PENDING for u in mine):
             return True  # wait for the verdict on our last one before building on the DAG again
-        accepted = list(a.client.iter_accepted_updates(a.model_id, 0))
-        accepted.sort(key=lambda u: (u.get("submittedAt") or 0, u["id"]))
-        parents = choose_parents(accepted[-a.exp.gossip.recency :], a.exp.gossip.max_parents)
+        accepted = a.client.iter_accepted_updates(a.model_id, 0)
+        parents = choose_parents(parent_candidates(accepted, a.exp.gossip.recency), a.exp.gossip.max_parents)
         if n > 0 and not self.enough_parents(len(parents)):
             return True  # woken by the next accepted update, or by the poll once the wait is over
         base = gossip_base(a.reader, model, parents)

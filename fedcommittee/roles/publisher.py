@@ -176,8 +176,8 @@ class Publisher:
 
     def drive_gossip(self, model: Model) -> None:
         """Finish once every provider has made its updates (or nothing new came for settle_seconds)
-        and none is pending, on the mean of every provider's best accepted model by the committee's
-        measure (``protocol.final_mix``)."""
+        and none is pending, on the mean of every provider's best fresh accepted model by the
+        committee's measure (``protocol.final_mix``)."""
         a = self.agent
         updates = list(a.client.iter_round_updates(a.model_id, 0))
         want = len(a.exp.providers) * a.exp.gossip.updates_per_provider

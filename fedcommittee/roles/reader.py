@@ -192,3 +192,12 @@ def gossip_base(reader: Reader, model: Model, parent_ids: list[str]):
         states.append(reader.fetch_weights(u["cid"], u["sha256"], update=True))
     mean = weighted_mean_delta([(s, 1) for s in states], weighted=False)
     return {k: mean[k].to(states[0][k].dtype).contiguous() for k in sorted(mean)}
+
+
+def joined_model(base, weights, n_parents: int):
+    """The model a gossip update's ``weights`` yields once mixed in equal parts with the ``n_parents``
+    models it started from (``base`` is their mean, ``gossip_base``): what the committee measures of
+    an update's quality, since later mixes take it that way. With no parents: ``weights`` itself."""
+    from fedcommittee.ml import state as st
+
+    return st.add_scaled(base, st.subtract(weights, base), 1.0 / (n_parents + 1))

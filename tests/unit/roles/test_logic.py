@@ -251,6 +251,18 @@ def test_gossip_base_is_the_order_free_mean_of_its_parents():
         gossip_base(reader, model, ["ua", "ub"])
 
 
+def test_a_gossip_update_is_measured_mixed_with_its_parents():
+    from fedcommittee.roles.reader import joined_model
+
+    parents = [ml.initial_state(MODEL, s) for s in (1, 2, 3)]
+    weights = ml.initial_state(MODEL, 4)
+    base = {k: sum(p[k] for p in parents) / 3 for k in weights}
+    joined = joined_model(base, weights, 3)
+    assert all(torch.allclose(joined[k], (weights[k] + sum(p[k] for p in parents)) / 4) for k in weights)
+    alone = joined_model(parents[0], weights, 0)  # no parents: the update's own model
+    assert all(torch.allclose(alone[k], weights[k]) for k in weights)
+
+
 def test_shard_encoding_round_trip_and_checks():
     ds = ml.load_digits().subset(list(range(50)))
     back = decode_dataset(encode_dataset(ds), 10)

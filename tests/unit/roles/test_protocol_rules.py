@@ -14,7 +14,15 @@ from fedcommittee.ledger import FedcommitteeClient
 from fedcommittee.ml.models import num_parameters
 from fedcommittee.roles.auditor import POOL_SLACK_S, Pool, allocation_pool, allocation_problems
 from fedcommittee.roles.data import data_kind, data_registration, declared_profile
-from fedcommittee.roles.protocol import choose_parents, expected_providers, final_mix, model_rank
+from fedcommittee.roles.protocol import (
+    choose_parents,
+    expected_providers,
+    final_mix,
+    fresh,
+    generations,
+    model_rank,
+    parent_candidates,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -206,8 +214,10 @@ def test_reputation_allocation_takes_the_first_k_of_the_ranking():
     ]
 
 
-def gossip_update(uid: str, provider: str, score: float, quality: float | None, at: int = 0) -> dict:
-    u = {"id": uid, "provider": provider, "medianScore": score, "submittedAt": at}
+def gossip_update(
+    uid: str, provider: str, score: float, quality: float | None, at: int = 0, parents: tuple = ()
+) -> dict:
+    u = {"id": uid, "provider": provider, "medianScore": score, "submittedAt": at, "parents": list(parents)}
     if quality is not None:
         u["medianQuality"] = quality
     return u
@@ -245,3 +255,63 @@ def test_the_final_mix_is_every_providers_best_model():
         gossip_update("u5", "p3", 0.5, 0.45),
     ]
     assert final_mix(ups) == ["u2", "u3", "u5"]
+
+
+def test_generations_count_the_deepest_chain_of_parents():
+    ups = [
+        gossip_update("a0", "p1", 0.5, 0.1),
+        gossip_update("b0", "p2", 0.5, 0.1),
+        gossip_update("a1", "p1", 0.5, 0.3, parents=("a0", "b0")),
+        gossip_update("b1", "p2", 0.5, 0.3, parents=("b0",)),
+        gossip_update("a2", "p1", 0.5, 0.4, parents=("b0", "a1")),  # one old parent, one new
+        gossip_update("x", "p3", 0.5, 0.4, parents=("gone",)),  # a parent not listed counts as none
+    ]
+    assert generations(ups) == {"a0": 0, "b0": 0, "a1": 1, "b1": 1, "a2": 2, "x": 0}
+    # A chain longer than Python's recursion limit.
+    chain = [gossip_update("c0", "p1", 0.5, 0.1)]
+    chain += [gossip_update(f"c{i}", "p1", 0.5, 0.1, parents=(f"c{i - 1}",)) for i in range(1, 3000)]
+    assert generations(reversed(chain))["c2999"] == 2999
+
+
+def test_stale_models_leave_the_parents_and_the_final_mix():
+    # The label flipper's first update got in; all its later ones were rejected. Built on the
+    # initial weights, it stays its provider's only (and so best) model: without freshness it would
+    # be in every later mix.
+    ups = [
+        gossip_update("h1", "honest1", 0.5, 0.30, at=1),
+        gossip_update("h2", "honest2", 0.5, 0.30, at=1),
+        gossip_update("lf", "flipper", 0.5, 0.90, at=1),  # even measured best
+        gossip_update("h1b", "honest1", 0.5, 0.40, at=2, parents=("h1", "h2", "lf")),
+        gossip_update("h2b", "honest2", 0.5, 0.41, at=2, parents=("h1", "h2", "lf")),
+    ]
+    assert [u["id"] for u in fresh(ups)] == ["h1", "h2", "lf", "h1b", "h2b"]  # generations 0 and 1
+    assert final_mix(ups) == ["h1b", "h2b", "lf"]
+    ups += [
+        gossip_update("h1c", "honest1", 0.5, 0.45, at=3, parents=("h1b", "h2b")),
+        gossip_update("h2c", "honest2", 0.5, 0.20, at=3, parents=("h1b", "h2b")),
+    ]
+    assert final_mix(ups) == ["h1c", "h2b"]  # generation 0 is stale; honest2's better model is one older
+    assert choose_parents(parent_candidates(ups, recency=2), 4) == ["h1c", "h2c"]  # the newest two
+    assert [u["id"] for u in parent_candidates(ups, recency=10)] == ["h1b", "h2b", "h1c", "h2c"]
+
+
+def test_a_model_measured_far_below_the_other_providers_stays_out_of_the_mix():
+    # A label flip that slipped through the committee on a good base: its provider's only fresh
+    # model, measured far below the honest ones (seed 1 of configs/gossip-fmnist.yaml).
+    ups = [
+        gossip_update("h1", "honest1", 0.5, 0.48),
+        gossip_update("h2", "honest2", 0.5, 0.44),
+        gossip_update("h3", "honest3", 0.5, 0.39),
+        gossip_update("lf", "flipper", 1.0, 0.16),
+    ]
+    assert final_mix(ups) == ["h1", "h2", "h3"]
+    assert choose_parents(ups, 4) == ["h1", "h2", "h3"]
+    # Honest models that differ as honest ones do all stay, and with two there is no telling.
+    spread = [gossip_update("a", "p1", 0.5, 0.60), gossip_update("b", "p2", 0.5, 0.55),
+              gossip_update("c", "p3", 0.5, 0.40)]  # fmt: skip
+    assert final_mix(spread) == ["a", "b", "c"]
+    assert final_mix(ups[:1] + ups[3:]) == ["h1", "lf"]
+    # Near ties: the floor on the spread keeps a model 0.05 below two equal ones.
+    ties = [gossip_update("a", "p1", 0.5, 0.42), gossip_update("b", "p2", 0.5, 0.42),
+            gossip_update("c", "p3", 0.5, 0.37)]  # fmt: skip
+    assert final_mix(ties) == ["a", "b", "c"]
