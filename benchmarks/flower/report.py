@@ -407,6 +407,10 @@ for f in 0.1 0.2 0.4; do
         $G --partitions dir0.5 --attacks $a --fraction $f --rules fedavg effect --rounds 15 --workers 1
     done
 done
+$G --partitions dir0.5 --attacks honest --rules oracle --rounds 15 --workers 1   # the perfect committee
+for f in 0.3 0.4; do
+    $G --partitions dir0.5 --attacks sign_flip --fraction $f --rules oracle --rounds 15 --workers 1
+done
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules effect_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest adaptive backdoor sign_flip label_flip alie scaling min_max \\
     min_sum collude free_rider --fraction 0.3 --rules effect_norm2 --rounds 15 --workers 2
