@@ -167,8 +167,10 @@ def test_agents_survive_a_kill_and_restart(local_network, fabric, tmp_path):
 
     net = local_network["network"]
     model_id = f"small-drill-{int(time.time())}"
-    config = tmp_path / "small.yaml"  # more rounds, so that both kills fall inside the run
-    config.write_text(CONFIG.read_text().replace("\nrounds: 2\n", "\nrounds: 5\n"))
+    # More rounds, so that both kills fall inside the run: the drill acts on the supervisor's turns,
+    # every 2 s, and a round can take half a second.
+    config = tmp_path / "small.yaml"
+    config.write_text(CONFIG.read_text().replace("\nrounds: 2\n", "\nrounds: 12\n"))
     exp = load_experiment(config, model_id=model_id)
     env = net.env()
     import os

@@ -32,7 +32,10 @@ from fedcommittee.ledger import ContractError
 from tests.integration.test_agents import CONFIG, check_outcome, ledger
 from tests.integration.test_faults import accepted_updates, agent_crashes, audit_nothing_lost
 
-ROUNDS = 6
+# The supervisor's turns (and so the drill) come every 2 s, and on a fast day a round of small.yaml
+# takes half a second: with 6 rounds, rounds 3-6 once went by between two turns and nobody was
+# killed. 20 leave several turns after round 3 opens.
+ROUNDS = 20
 KILL_IN = 3  # the round all agents die in: rounds before it are done, rounds after it still to come
 
 
