@@ -414,6 +414,13 @@ done
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules effect_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest adaptive backdoor sign_flip label_flip alie scaling min_max \\
     min_sum collude free_rider --fraction 0.3 --rules effect_norm2 --rounds 15 --workers 2
+$G --partitions dir0.5 --attacks honest --rules effect_gross10 --rounds 15 --workers 2
+for a in alie adaptive backdoor; do
+    $G --partitions dir0.5 --attacks $a --fraction 0.4 --rules effect_gross10 --rounds 15 --workers 2
+done
+$G --partitions dir0.5 --attacks adaptive backdoor alie sign_flip label_flip --fraction 0.3 \\
+    --rules effect_gross10 --rounds 15 --workers 2
+$G --partitions dir0.1 dominant --attacks honest --rules effect_gross10 --rounds 30 --workers 2
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 ```"""
@@ -457,7 +464,10 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " rounds swing by several points on both sides). `trust` is the old rule, `effect` the rule of"
         " issue 17 (docs/ml.md), `effect_norm2` the same with the norm band at 2x the median candidate"
         " norm instead of 3x (a screening variant: it keeps backdoor updates out of the aggregate every"
-        " update is tested at). Cells are mean ± sd over seeds 0, 1, 2; a row with fewer seeds names them."
+        " update is tested at), `effect_gross10` the same with updates that lose to their negation by"
+        " more than 10 standard errors taken out of that aggregate (`gross_se`, a screening variant),"
+        " `oracle` the perfect committee (accepts exactly the honest providers, unscored)."
+        " Cells are mean ± sd over seeds 0, 1, 2; a row with fewer seeds names them."
         " Attackers: the share of the 10 providers in the table's title (the setting's seeded draw);"
         " round-aware attacks see the round's real honest updates (omniscient). Drop: the same rule's"
         " clean 15-round final accuracy minus this run's, in points, seed by seed. Backdoor success:"

@@ -37,6 +37,7 @@ OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
 RULE_VARIANTS = {
     "effect_loo2": ("effect", {"loo_se": 2.0}),
     "effect_norm2": ("effect", {"max_norm_ratio": 2.0}),
+    "effect_gross10": ("effect", {"gross_se": 10.0}),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 
@@ -145,9 +146,7 @@ class Run:
         paired loss differences) and the cosine to the reference, or None for a norm violator."""
         from fedcommittee.ml import scoring
 
-        def t(diff) -> float:
-            se = float(diff.std()) / len(diff) ** 0.5
-            return float(diff.mean()) / se if se > 0 else 0.0
+        t = scoring.t_stat
 
         def by_class(diff, y) -> list[list[float]]:
             # The symmetric test's mean and standard error on each class of the shard: an honest

@@ -25,7 +25,10 @@ contract can compare the committee's median score with one number. Rules:
   ratios of the loss difference and its standard error, so no threshold drifts as losses shrink. A
   norm outside [yardstick / max_norm_ratio, yardstick x max_norm_ratio] (the median candidate norm,
   or the member's reference update when fewer than 3 are scored together) scores below -1 and stays
-  out of the aggregates: scaling buys no influence and an empty update is refused.
+  out of the aggregates: scaling buys no influence and an empty update is refused. With ``gross_se``
+  (off by default; a screening variant of the committee grid) updates that lose to their negation
+  by more than that many standard errors leave the aggregate too, and the others are tested again
+  at the aggregate of the rest: in-bound attackers must not set the point every update is judged at.
 
 ``metric`` is "loss" (the negative cross-entropy, smooth even on small shards) or "accuracy".
 """
@@ -61,6 +64,7 @@ class ScoringRule:
     rescue_se: float = 1.0  # effect: ... by being better than its negation by this many SEs
     sym_se: float = 1.0  # effect: the update may lose to its negation by at most this many SEs
     loo_se: float = float("inf")  # effect: the aggregate without it may be better by this many SEs
+    gross_se: float = float("inf")  # effect: updates losing to their negation by more leave the test point
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20, lr=0.05, batch_size=32))
 
     def __post_init__(self) -> None:
@@ -150,13 +154,32 @@ def effect_tests(
     if len(deltas) == 1:  # alone (gossip): the step it would take in an aggregate of ``damping``
         weights = {i: 1.0 / rule.damping for i in inside}
     else:  # norm violators stay out: one boosted update would dominate every aggregate
-        total = float(sum(num_samples[i] for i in inside))
-        weights = {i: num_samples[i] / total for i in inside}
+        weights = _sample_weights(inside, num_samples)
+    tests = _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref)
+    gross = [i for i in tests if t_stat(tests[i][0]) > rule.gross_se]
+    if gross and len(gross) < len(tests):
+        # Updates that grossly harm the aggregate leave it, and the others are tested again where the
+        # rest take the model: in-bound attackers must not set the point every update is judged at.
+        rest = _sample_weights([i for i in tests if i not in gross], num_samples)
+        tests.update(_paired_tests(rule, model_name, global_state, deltas, shard, rest, ref))
+    for i, test in tests.items():
+        out[i] = test
+    return out
+
+
+def _sample_weights(members: Sequence[int], num_samples: Sequence[int]) -> dict[int, float]:
+    total = float(sum(num_samples[i] for i in members))
+    return {i: num_samples[i] / total for i in members}
+
+
+def _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref) -> dict[int, Paired]:
+    """The paired tests of each update in ``weights`` at the aggregate of them all."""
     step = st.zeros_like(global_state)
     for i, w in weights.items():
         step = st.add_scaled(step, deltas[i], w)
     full = st.add_scaled(global_state, step)
     with_it = per_sample_loss(model_name, full, shard)
+    out: dict[int, Paired] = {}
     for i, w in weights.items():
         negated = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -2.0 * w), shard)
         without = (
@@ -166,6 +189,12 @@ def effect_tests(
         )
         out[i] = (with_it - negated, with_it - without, st.cosine(deltas[i], ref))
     return out
+
+
+def t_stat(worse: torch.Tensor) -> float:
+    """Mean over standard error of paired differences (0 when they do not vary)."""
+    se = float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
+    return float(worse.mean()) / se if se > 0 else 0.0
 
 
 def effect_score(test: float | Paired, rule: ScoringRule) -> float:

@@ -144,3 +144,29 @@ def test_a_reference_trained_ahead_gives_the_same_scores(
         assert scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10, other) != (
             scoring.score_updates(rule, "mlp", trained_global, deltas, shards[0], [5] * 10)
         )
+
+
+def test_grossly_harmful_updates_leave_the_point_the_others_are_tested_at(
+    digits_split, dominant_parts, trained_global, shards
+):
+    """gross_se: in-bound updates that lose to their negation by more than gross_se standard errors
+    are left out of the aggregate, and the others are tested again at the aggregate of the rest,
+    exactly as if the gross ones had not come."""
+    import torch
+
+    from fedcommittee.ml import state as st
+
+    honest = [u.delta for u in _round("honest", digits_split, dominant_parts, trained_global)][:6]
+    mean = st.unflatten(torch.stack([st.flatten(d) for d in honest]).mean(0), honest[0])
+    size = statistics.median(st.l2_norm(d) for d in honest)
+    flipped = st.scale(mean, -size / st.l2_norm(mean))  # in-bound: the median honest norm, pointing back
+    deltas, sizes = [*honest, flipped, flipped], [5] * 8
+    gross = scoring.ScoringRule("effect", gross_se=3.0)
+    first = scoring.effect_tests(EFFECT, "mlp", trained_global, deltas, shards[0], sizes)
+    assert all(scoring.t_stat(first[i][0]) > 3 for i in (6, 7))  # the copies harm the aggregate
+    assert all(scoring.t_stat(first[i][0]) < 0 for i in range(6))
+    tests = scoring.effect_tests(gross, "mlp", trained_global, deltas, shards[0], sizes)
+    alone = scoring.effect_tests(EFFECT, "mlp", trained_global, honest, shards[0], sizes[:6])
+    for i in range(6):
+        assert torch.equal(tests[i][0], alone[i][0]) and not torch.equal(tests[i][0], first[i][0])
+    assert all(torch.equal(tests[i][0], first[i][0]) for i in (6, 7))  # still judged where they were
