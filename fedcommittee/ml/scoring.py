@@ -72,6 +72,10 @@ class ScoringRule:
             raise ValueError(f"unknown scoring rule {self.name!r}; known: {RULES}")
         if self.metric not in ("loss", "accuracy"):
             raise ValueError("metric must be 'loss' or 'accuracy'")
+        if self.gross_se < self.sym_se:
+            # An update taken out of the point of the test must also fail the test, or it would be
+            # aggregated without having been in the aggregate every other update was judged at.
+            raise ValueError(f"gross_se ({self.gross_se}) must be at least sym_se ({self.sym_se})")
         if self.threshold is None:
             object.__setattr__(self, "threshold", DEFAULT_THRESHOLDS[self.name])
 

@@ -75,6 +75,8 @@ def test_absolute_and_loo_scores(digits_split, dominant_parts, trained_global, s
 def test_rule_validation():
     with pytest.raises(ValueError):
         scoring.ScoringRule("vibes")
+    with pytest.raises(ValueError, match="gross_se"):
+        scoring.ScoringRule("effect", sym_se=10.0, gross_se=5.0)
     assert scoring.ScoringRule("damped").threshold == 0.0
     assert scoring.ScoringRule("trust", threshold=0.2).threshold == 0.2
 
