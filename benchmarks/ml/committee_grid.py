@@ -154,8 +154,7 @@ class Run:
             out = []
             for c in range(int(y.max()) + 1):
                 d = diff[y == c]
-                se = float(d.std()) / len(d) ** 0.5 if len(d) > 1 else 0.0
-                out.append([float(d.mean()) if len(d) else 0.0, se])
+                out.append([float(d.mean()) if len(d) else 0.0, scoring.standard_error(d)])
             return out
 
         rule = make_rule(self.exp, "effect")

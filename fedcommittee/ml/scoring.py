@@ -119,6 +119,11 @@ def norm_penalty(norm: float, yardstick: float, ratio: float) -> float | None:
     return None
 
 
+def standard_error(worse: torch.Tensor) -> float:
+    """The standard error of the mean of paired per-sample differences (0 for fewer than two)."""
+    return float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
+
+
 def se_margin(worse: torch.Tensor, k: float) -> float:
     """In [-1, 1], >= 0 iff the mean of the paired per-sample loss differences ``worse`` is at most
     ``k`` standard errors above 0 (k = inf: the test is off). A ratio, so it keeps its meaning as
@@ -126,8 +131,7 @@ def se_margin(worse: torch.Tensor, k: float) -> float:
     if k == float("inf"):
         return 1.0
     mean = float(worse.mean())
-    se = float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
-    bar = k * se  # k < 0: the update must be better by -k standard errors
+    bar = k * standard_error(worse)  # k < 0: the update must be better by -k standard errors
     return 1.0 if abs(bar) + abs(mean) == 0.0 else (bar - mean) / (abs(bar) + abs(mean))
 
 
@@ -197,7 +201,7 @@ def _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref) -
 
 def t_stat(worse: torch.Tensor) -> float:
     """Mean over standard error of paired differences (0 when they do not vary)."""
-    se = float(worse.std(unbiased=True)) / len(worse) ** 0.5 if len(worse) > 1 else 0.0
+    se = standard_error(worse)
     return float(worse.mean()) / se if se > 0 else 0.0
 
 
