@@ -42,9 +42,45 @@ class Update:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+class Sgd:
+    """Stochastic gradient descent with momentum and weight decay: ``torch.optim.SGD``'s update rule
+    (no dampening, no Nesterov), step for step the same bits (tests/unit/ml/test_train.py).
+
+    Not ``torch.optim.SGD`` because the first optimizer a process builds imports ``torch._dynamo``
+    (``Optimizer.__init__`` is wrapped to disable it): about a second of CPU in every agent process
+    that trains (each provider, and each member for its reference), all of them in a run's first
+    round on the same cores.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], lr: float, momentum: float, weight_decay: float):
+        self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
+        self.buffers: list[torch.Tensor | None] = [None] * len(params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            grad = p.grad
+            if grad is None:
+                continue
+            if self.weight_decay != 0:
+                grad = grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.buffers[i]
+                if buf is None:
+                    buf = self.buffers[i] = grad.detach().clone()
+                else:
+                    buf.mul_(self.momentum).add_(grad)
+                grad = buf
+            p.add_(grad, alpha=-self.lr)
+
+
+def _optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> Sgd | torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return Sgd(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adam'")

@@ -46,3 +46,55 @@ def test_paper_cnn_trains_one_step():
     g = models.initial_state("cnn-fmnist", 0)
     u = local_train("cnn-fmnist", g, ds, TrainConfig(steps=1, batch_size=8))
     assert st.l2_norm(u.delta) > 0 and set(u.delta) == set(g)
+
+
+def _sgd_run(opt_factory, steps: int = 12) -> list[torch.Tensor]:
+    """``steps`` minibatches of cnn-small from the same start and batches, with ``opt_factory``."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
+    model = models.loaded("cnn-small", models.initial_state("cnn-small", 0))
+    params = list(model.parameters())
+    opt = opt_factory(params)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        idx = torch.randint(0, 64, (16,), generator=gen)
+        loss = F.cross_entropy(model(models.as_input(x[idx])), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return [p.detach().clone() for p in params]
+
+
+def test_sgd_is_torch_sgd_bit_for_bit():
+    from fedcommittee.ml.train import Sgd
+
+    for momentum, decay in ((0.0, 0.0), (0.9, 0.0), (0.9, 5e-4), (0.5, 1e-2)):
+        ours = _sgd_run(lambda p, m=momentum, d=decay: Sgd(p, lr=0.05, momentum=m, weight_decay=d))
+        theirs = _sgd_run(
+            lambda p, m=momentum, d=decay: torch.optim.SGD(p, lr=0.05, momentum=m, weight_decay=d)
+        )
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True)), (momentum, decay)
+    start = _sgd_run(lambda p: Sgd(p, lr=0.0, momentum=0.9, weight_decay=0.0), steps=1)
+    assert not all(torch.equal(a, b) for a, b in zip(ours, start, strict=True))  # it did train
+
+
+def test_sgd_training_does_not_import_dynamo(tmp_path):
+    """The reason ``Sgd`` exists: torch.optim's first optimizer imports torch._dynamo (a second of
+    CPU in every agent process). Checked in a fresh interpreter, as an agent starts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from fedcommittee.ml import models\n"
+        "from fedcommittee.ml.data import from_arrays\n"
+        "from fedcommittee.ml.train import TrainConfig, local_train\n"
+        "ds = from_arrays(torch.rand(8, 1, 28, 28).numpy(), torch.arange(8) % 10, n_classes=10)\n"
+        "g = models.initial_state('cnn-small', 0)\n"
+        "local_train('cnn-small', g, ds, TrainConfig(steps=2, batch_size=4, momentum=0.9))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
