@@ -153,6 +153,10 @@ def drain(q: queue.Queue, timeout: float) -> list:
     return out
 
 
+# How often at most an agent process writes its event stream's position (Checkpoint ``every``).
+CHECKPOINT_EVERY_SECONDS = 1.0
+
+
 class EventPump:
     """Chaincode events pumped into a queue from a thread (checkpointed, so a restart resumes).
     The pump owns ``gateway`` and closes it: a pump shared by hosted agents must not run on one
@@ -165,9 +169,13 @@ class EventPump:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        self._stream = self._gateway.network().chaincode_events(
-            start_block=0, checkpoint=Checkpoint(self._checkpoint)
-        )
+        # An event only wakes the agents up (they read the ledger's state): the position is written
+        # at most once a second, and a restart may see the last second's events again. A first start
+        # begins at the next commit, not at block 0: the agents' first pass reads the state that
+        # older events announced, and replaying a long-lived channel's history (every model's
+        # events) held up each agent's start more with every run on the network.
+        self._position = Checkpoint(self._checkpoint, every=CHECKPOINT_EVERY_SECONDS)
+        self._stream = self._gateway.network().chaincode_events(checkpoint=self._position)
 
         def pump() -> None:
             try:
@@ -195,6 +203,7 @@ class EventPump:
         self._stop.set()
         if self._stream is not None:
             self._stream.close()
+            self._position.flush()
         self._gateway.close()
 
 

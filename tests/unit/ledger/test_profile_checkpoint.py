@@ -215,6 +215,32 @@ def test_checkpoint_in_memory_and_corrupt(tmp_path):
         Checkpoint(bad)
 
 
+def test_checkpoint_every_writes_at_most_that_often_and_flush_catches_up(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("fedcommittee.ledger.checkpoint.time.monotonic", lambda: clock[0])
+    path = tmp_path / "cp.json"
+    cp = Checkpoint(path, every=1.0)
+    cp.save(3, "a")  # the first save is written at once
+    assert Checkpoint(path).position() == (3, "a")
+    clock[0] += 0.4
+    cp.save(4, "b")
+    cp.save(5, "c")
+    assert cp.position() == (5, "c")  # in memory at once
+    assert Checkpoint(path).position() == (3, "a")  # the file within the second: unchanged
+    clock[0] += 0.7
+    cp.save(6, "d")  # a second after the last write
+    assert Checkpoint(path).position() == (6, "d")
+    clock[0] += 0.1
+    cp.save(7, "")
+    cp.flush()  # the stream's close: the last position reaches the file
+    assert Checkpoint(path).position() == (7, "")
+    mtime = path.stat().st_mtime_ns
+    cp.flush()  # nothing new: not written again
+    assert path.stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="every"):
+        Checkpoint(path, every=-1)
+
+
 # ------------------------------------------------------------------ status details
 class _FakeRpcError(grpc.RpcError):
     def __init__(self, trailers):

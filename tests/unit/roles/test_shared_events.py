@@ -69,11 +69,13 @@ class FakeGateway:
 
     def __init__(self) -> None:
         self.closed = 0
+        self.opened: list[dict] = []
 
     def network(self):
         return self
 
-    def chaincode_events(self, start_block, checkpoint):
+    def chaincode_events(self, start_block=None, checkpoint=None):
+        self.opened.append({"start_block": start_block, "checkpoint": checkpoint})
         return FakeStream()
 
     def close(self) -> None:
@@ -99,3 +101,18 @@ def test_an_event_pump_closes_its_own_gateway(tmp_path):
     assert gateway.closed == 0
     pump.close()
     assert gateway.closed == 1
+
+
+def test_an_event_pump_starts_at_the_next_commit_and_writes_its_position_sparingly(tmp_path):
+    """Events only wake agents up: a first start does not replay the channel from block 0, and the
+    position is written at most once a second (a restart resumes from it)."""
+    from fedcommittee.roles.runtime import CHECKPOINT_EVERY_SECONDS, EventPump
+
+    gateway = FakeGateway()
+    pump = EventPump(gateway, tmp_path / "events.json", "provider-1", lambda *a, **k: None)
+    pump.start()
+    (opened,) = gateway.opened
+    assert opened["start_block"] is None
+    assert opened["checkpoint"].path == tmp_path / "events.json"
+    assert opened["checkpoint"].every == CHECKPOINT_EVERY_SECONDS > 0
+    pump.close()
