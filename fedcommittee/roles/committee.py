@@ -59,6 +59,10 @@ from fedcommittee.storage.errors import StorageError, unreachable
 # wait is off the critical path: providers train the next round meanwhile (provider.train_ahead).
 CONFIRM_TURN_SECONDS = 1.0
 
+# Why a verdict of ours was not sent: the others' verdicts finalized its update first. Worded as the
+# contract words a verdict it skips for that reason, so that logs count both as the same race.
+FINALIZED_BEFORE_SENT = "not pending: verdicts are closed (finalized by the others before ours was sent)"
+
 
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
@@ -314,7 +318,7 @@ class Member:
             # does not know one yet is behind, so the batch waits for it (wait_for_peers) rather
             # than fall apart into single verdicts (at 1,000 providers on Fabric, 7 s each).
             result = a.submit(a.client.submit_verdicts, batch, wait_for_peers=True,
-                              done=lambda: all(self.has_verdict(u["id"]) for u, _ in docs))  # fmt: skip
+                              done=lambda: not self._waiting_for_us(docs))  # fmt: skip
         except ContractError as exc:
             # A refused batch (e.g. an update whose verdicts closed in a way the batch cannot skip):
             # fall back to one transaction each, so one bad item cannot hold back the others.
@@ -326,10 +330,23 @@ class Member:
         skipped = {}
         if result is not None and result.result:
             skipped = {s["updateId"]: s["reason"] for s in submit_json(result).get("skipped") or []}
+        elif result is None:  # not sent: every update has our verdict, or was finalized without it
+            skipped = {u["id"]: FINALIZED_BEFORE_SENT for u, _ in docs if not self.has_verdict(u["id"])}
         for u, doc in docs:
             if u["id"] in skipped:
                 a.log("verdict_refused", level="warning", update=u["id"], reason=skipped[u["id"]])
             self._logged(u, doc)
+
+    def _waiting_for_us(self, docs: list) -> bool:
+        """Whether an update of the batch (one round's) still waits for our verdict: pending, with
+        none from us. Once the others' verdicts have finalized all of them, the contract would skip
+        every verdict of a retried batch: the retry is not sent (it held up our confirmation of the
+        round's aggregate, next on the critical path, by a commit or two)."""
+        a = self.agent
+        r = int(docs[0][0]["round"])
+        updates = a.client.iter_round_updates(a.model_id, r)
+        pending = {u["id"] for u in updates if u["status"] == UpdateStatus.PENDING}
+        return any(u["id"] in pending and not self.has_verdict(u["id"]) for u, _ in docs)
 
     def _unjudged(self, updates: list[Update]) -> list[Update]:
         out = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import ContractError, FedcommitteeClient
 from fedcommittee.ledger.gateway import SubmitResult
+from fedcommittee.logs import expected_race
 from fedcommittee.policy import Policy
 from fedcommittee.roles.committee import Member
 
@@ -22,11 +23,14 @@ class StubAgent:
 
     exp: object
     me: str = "Org1MSP/member"
+    model_id: str = "m1"
     calls: list = field(default_factory=list)
     records: list = field(default_factory=list)
     on_ledger: set = field(default_factory=set)
     refuse_batch: bool = False
     skip: tuple = ()
+    final: set = field(default_factory=set)  # updates the others' verdicts have finalized
+    honour_done: bool = False  # check ``done`` before sending, as Agent.submit does
 
     @property
     def client(self) -> FedcommitteeClient:
@@ -36,7 +40,14 @@ class StubAgent:
     def submit(self, send, *args, done=None, wait_for_peers=False, **kwargs):
         # A member read every update it judges on its own peer: its verdicts wait for peers behind.
         assert wait_for_peers, "verdicts must wait for an endorsing peer that is behind"
+        if self.honour_done and done is not None and done():
+            return None
         return send(*args, **kwargs)
+
+    def evaluate(self, fn, *args):
+        assert fn == "ListRoundUpdates", fn
+        statuses = {u: ("accepted" if u in self.final else "pending") for u in ("a", "b", "c")}
+        return json.dumps({"items": [{"id": u, "status": s} for u, s in statuses.items()]}).encode()
 
     def submit_transaction(self, fn, *args):
         self.calls.append((fn, args))
@@ -71,7 +82,7 @@ def _member(**kw):
 
 
 def _u(uid):
-    return {"id": uid, "provider": f"Org2MSP/{uid}"}
+    return {"id": uid, "provider": f"Org2MSP/{uid}", "round": 3}
 
 
 def test_a_round_of_verdicts_is_one_transaction_and_skips_are_logged():
@@ -104,3 +115,21 @@ def test_one_verdict_goes_alone_and_a_refused_batch_falls_back_to_singles():
         "verdicts_refused",
         {"level": "warning", "count": 3, "reason": "verdicts[1]: boom"},
     ) in agent.records
+
+
+def test_a_batch_the_others_finalized_is_not_sent_and_its_verdicts_count_as_late():
+    """The retry of a batch that lost an MVCC race: once every update is final (or has our verdict),
+    the contract would skip each verdict, so nothing is sent; the unsent ones are logged as the
+    race the contract's skips are."""
+    m, agent = _member(honour_done=True, final={"a", "b", "c"})
+    agent.on_ledger.add("c")  # ours made it before the others finalized c
+    items = [(_u(u), 0.3, "", None) for u in ("a", "b", "c")]
+    m._verdicts(items)
+    assert agent.calls == []
+    refused = [(f["update"], f["reason"]) for e, f in agent.records if e == "verdict_refused"]
+    assert [u for u, _ in refused] == ["a", "b"]
+    assert all(expected_race("verdict_refused", {"reason": r}) == "verdict_after_close" for _, r in refused)
+    # One update still pending without our verdict: the batch goes.
+    m, agent = _member(honour_done=True, final={"a", "c"})
+    m._verdicts(items)
+    assert [fn for fn, _ in agent.calls] == ["SubmitVerdicts"]
