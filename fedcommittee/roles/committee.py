@@ -636,6 +636,9 @@ class Member:
     def final_fields(self, model: Model) -> dict[str, Any]:
         return {"discrepancies": len(self.discrepancies)}
 
+    def wakes_on(self, event: dict) -> bool:
+        return True  # updates to judge, the round's and the aggregates' moves, votes and rule changes
+
     def wait_seconds(self) -> float | None:
         # A settle window runs out with no event to wake us: look again then (the poll interval stays
         # the fallback for lost events).

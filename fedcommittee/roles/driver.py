@@ -47,6 +47,9 @@ class RoleStep(Protocol):
     def wait_seconds(self) -> float | None:
         """How long to wait for an event before the next pass (None: the agent's poll interval)."""
 
+    def wakes_on(self, event: dict) -> bool:
+        """Whether an event of our model (its payload) is worth a pass over the ledger."""
+
 
 def connect_agent(
     exp: Experiment,
@@ -151,7 +154,7 @@ def run_role(agent: Agent, role: RoleStep) -> int:
             code = None
         if code is not None:
             return code
-        agent.wait(role.wait_seconds())
+        agent.wait(role.wait_seconds(), wakes_on=role.wakes_on)
 
 
 def run_roles(jobs: list[tuple[Agent, Callable[[], RoleStep]]]) -> int:

@@ -37,6 +37,16 @@ from fedcommittee.roles.reader import gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
 
+# Events of a federated model that change nothing a provider acts on: the others' updates and the
+# committee's verdicts (the committee's business until the round closes), confirmations short of the
+# quorum (the quorum's own opens the next round or finishes the model) and data registrations. Woken
+# by each, ten providers made most of a round's ledger reads: every block of the round woke every
+# provider for a full pass. A gossip provider needs the verdicts (parents, its own pending update).
+FEDERATED_IDLE_EVENTS = frozenset(
+    {"UpdateSubmitted", "VerdictSubmitted", "VerdictsSubmitted", "UpdateFinalized", "AggregateConfirmed",
+     "DataRegistered"}
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Trained:
@@ -308,3 +318,6 @@ class Provider:
 
     def wait_seconds(self) -> float | None:
         return None
+
+    def wakes_on(self, event: dict) -> bool:
+        return not (event.get("mode") == Mode.FEDERATED and event.get("type") in FEDERATED_IDLE_EVENTS)

@@ -100,6 +100,9 @@ class Publisher:
     def final_fields(self, model: Model) -> dict[str, Any]:
         return {"round": model.get("currentRound")}
 
+    def wakes_on(self, event: dict) -> bool:
+        return True  # updates (read ahead), verdicts (closing), the round's and the model's moves
+
     def wait_seconds(self) -> float | None:
         # The quiet window or the deadline of the open round runs out with no event to wake us:
         # look again then, not a whole poll later (the poll stays the fallback for lost events).

@@ -243,13 +243,22 @@ class Agent:
         if self.events is not None:
             self.events.start()
 
-    def wait(self, timeout: float | None = None) -> list[dict]:
-        """Until an event for our model arrives, or ``timeout`` (default ``poll_seconds``) passes."""
+    def wait(
+        self, timeout: float | None = None, wakes_on: Callable[[dict], bool] | None = None
+    ) -> list[dict]:
+        """Until an event for our model arrives that ``wakes_on`` (default: any) says is worth a pass,
+        or ``timeout`` (default ``poll_seconds``) passes. Returns the events that arrived."""
         seconds = self.poll_seconds if timeout is None else timeout
         if self.events is None:
             time.sleep(seconds)
             return []
-        return self.events.wait(seconds, self.model_id)
+        until = time.monotonic() + seconds
+        while True:
+            payloads = self.events.wait(max(0.0, until - time.monotonic()), self.model_id)
+            if not payloads or wakes_on is None or any(wakes_on(p) for p in payloads):
+                return payloads
+            if time.monotonic() >= until:
+                return []
 
     def close(self) -> None:
         if self.events is not None:

@@ -48,6 +48,9 @@ class Role:
     def wait_seconds(self):
         return 0.0
 
+    def wakes_on(self, event):
+        return True
+
 
 def _agent(script, path):
     exp = load_experiment(ROOT / "configs" / "small.yaml", model_id="m")
@@ -96,3 +99,42 @@ def test_poll_interval_from_the_environment(monkeypatch):
         monkeypatch.setenv("FC_POLL_SECONDS", bad)
         with pytest.raises(ValueError, match=f"FC_POLL_SECONDS must be .* got '{bad}'"):
             poll_seconds()
+
+
+class Batches:
+    """An agent's event source (``Agent.events``) that hands out scripted batches of payloads."""
+
+    def __init__(self, *batches) -> None:
+        self.batches, self.timeouts = list(batches), []
+
+    def wait(self, timeout, model_id):
+        self.timeouts.append(timeout)
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_an_agent_sleeps_through_events_its_role_does_not_wake_on(tmp_path):
+    agent = _agent([], tmp_path / "a.jsonl")
+    verdicts = [{"type": "VerdictsSubmitted", "mode": "federated"}]
+    opened = [{"type": "UpdateSubmitted", "mode": "federated"}, {"type": "RoundOpened", "mode": "federated"}]
+    agent.events = Batches(verdicts, verdicts, opened)
+    wakes = lambda ev: ev["type"] != "VerdictsSubmitted"  # noqa: E731
+    assert agent.wait(5.0, wakes_on=wakes) == opened  # two batches slept through, woken by the third
+    assert len(agent.events.timeouts) == 3 and all(t <= 5.0 for t in agent.events.timeouts)
+    agent.events = Batches(verdicts)
+    assert agent.wait(5.0) == verdicts  # no filter: any event wakes
+    agent.events = Batches(verdicts)
+    assert agent.wait(0.0, wakes_on=wakes) == []  # the timeout still ends the wait
+
+
+def test_a_federated_provider_wakes_on_the_rounds_moves_not_on_the_others_updates_and_verdicts():
+    from fedcommittee.roles.provider import Provider
+
+    wakes = lambda ev: Provider.wakes_on(None, ev)  # noqa: E731 (it reads nothing of the provider)
+    for kind in ("UpdateSubmitted", "VerdictsSubmitted", "UpdateFinalized", "AggregateConfirmed"):
+        assert not wakes({"type": kind, "mode": "federated"}), kind
+    for kind in ("RoundOpened", "RoundClosed", "AggregateRecorded", "ModelFinished", "ModelActivated"):
+        assert wakes({"type": kind, "mode": "federated"}), kind
+    # Gossip: an accepted update is a parent to build on, and our own verdicts free our next update.
+    assert wakes({"type": "VerdictsSubmitted", "mode": "gossip"})
+    assert wakes({"type": "UpdateFinalized", "mode": "gossip"})
+    assert wakes({"type": "ModelVote"})  # an event without a mode: a pass, to be safe
