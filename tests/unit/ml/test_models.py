@@ -66,3 +66,12 @@ def test_loaded_model_computes_what_the_plain_one_does(name):
     dense = models.dense_state(fast)
     assert all(v.is_contiguous() and torch.equal(v, state[k]) for k, v in dense.items())
     assert models.as_input(torch.zeros(3, 8)).is_contiguous()  # not an image: left as it is
+
+
+def test_state_layout_is_built_once_and_handed_out_as_a_fresh_dict():
+    first = models.state_layout("cnn-small")
+    first.pop(next(iter(first)))  # a caller changing its copy changes nobody else's
+    again = models.state_layout("cnn-small")
+    assert len(again) == len(first) + 1
+    built = models.get_model("cnn-small").state_dict()
+    assert again == {k: (tuple(v.shape), v.dtype) for k, v in built.items()}
