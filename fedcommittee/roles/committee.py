@@ -354,9 +354,11 @@ class Member:
             uid = u["id"]
             if uid in self.judged or u["status"] != UpdateStatus.PENDING or u["provider"] == self.agent.me:
                 continue
-            if self.has_verdict(uid):  # after a restart
+            if uid not in self.first_seen and self.has_verdict(uid):  # after a restart
                 self.judged.add(uid)
                 continue
+            # Seen without a verdict of ours: only we can add one, so later passes need not ask the
+            # ledger again (they did, once per pending update and pass: 22 reads a round a member).
             self.first_seen.setdefault(uid, time.time())
             out.append(u)
         return out

@@ -133,3 +133,14 @@ def test_a_batch_the_others_finalized_is_not_sent_and_its_verdicts_count_as_late
     m, agent = _member(honour_done=True, final={"a", "c"})
     m._verdicts(items)
     assert [fn for fn, _ in agent.calls] == ["SubmitVerdicts"]
+
+
+def test_a_pending_update_is_looked_up_for_our_verdict_once_not_on_every_pass():
+    m, agent = _member()
+    asked = []
+    m.has_verdict = lambda uid: asked.append(uid) or uid in agent.on_ledger
+    agent.on_ledger.add("b")  # ours from before a restart
+    ups = [{**_u(u), "status": "pending"} for u in ("a", "b")]
+    assert [u["id"] for u in m._unjudged(ups)] == ["a"]
+    assert [u["id"] for u in m._unjudged(ups)] == ["a"]  # the next pass: still to judge
+    assert asked == ["a", "b"]  # each asked once
