@@ -200,7 +200,8 @@ def section_scale(r: Runner, a: argparse.Namespace) -> None:
                 deadline_seconds=a.deadline,
             )
             try:
-                r.fedcommittee("scale", s)
+                # One file per backend: under one name, a run on one ledger replaced the other's.
+                r.fedcommittee("scale", s, per_backend=True)
             except RuntimeError as exc:
                 print(f"  failed: {exc}", flush=True)
                 if not a.keep_going:
