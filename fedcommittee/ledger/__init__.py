@@ -42,6 +42,7 @@ from .profile import ConnectionProfile, IdentityConfig, PeerConfig, ProfileError
 from .records import (
     AcceptRule,
     AllocationRule,
+    EventType,
     Mode,
     ModelStatus,
     Role,
@@ -68,6 +69,7 @@ __all__ = [
     "EndorseError",
     "ErrorDetail",
     "EvaluateError",
+    "EventType",
     "FedcommitteeClient",
     "Gateway",
     "GatewayConnectionError",

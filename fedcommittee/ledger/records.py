@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 
 __all__ = [
     "AcceptRule",
+    "EventType",
     "Account",
     "AggregateCandidate",
     "AllocationRule",
@@ -104,6 +105,31 @@ class Role(StrEnum):
     PUBLISHER = "publisher"
     PROVIDER = "provider"
     COMMITTEE = "committee"
+
+
+class EventType(StrEnum):
+    """The ``type`` of a chaincode event's payload: one event per transaction, named after its outcome."""
+
+    ROLE_GRANTED = "RoleGranted"
+    ROLE_REVOKED = "RoleRevoked"
+    MODEL_PROPOSED = "ModelProposed"
+    MODEL_VOTE = "ModelVote"  # an approval or rejection, no decision yet
+    MODEL_ACTIVATED = "ModelActivated"
+    MODEL_REJECTED = "ModelRejected"
+    MODEL_FINISHED = "ModelFinished"
+    UPDATE_SUBMITTED = "UpdateSubmitted"
+    VERDICT_SUBMITTED = "VerdictSubmitted"  # quorum not reached
+    UPDATE_FINALIZED = "UpdateFinalized"
+    VERDICTS_SUBMITTED = "VerdictsSubmitted"  # a batch
+    ROUND_CLOSED = "RoundClosed"
+    ROUND_OPENED = "RoundOpened"
+    AGGREGATE_RECORDED = "AggregateRecorded"
+    AGGREGATE_CONFIRMED = "AggregateConfirmed"  # one confirmation, no quorum yet
+    DATA_REGISTERED = "DataRegistered"
+    RULE_CHANGE_PROPOSED = "RuleChangeProposed"
+    RULE_CHANGE_VOTED = "RuleChangeVoted"
+    RULE_CHANGE_APPLIED = "RuleChangeApplied"
+    RULE_CHANGE_REJECTED = "RuleChangeRejected"
 
 
 class Tx(StrEnum):

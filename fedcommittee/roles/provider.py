@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedcommittee import ml
-from fedcommittee.ledger import ContractError, Mode, ModelStatus, RoundStatus, UpdateStatus, submit_json
+from fedcommittee.ledger import (
+    ContractError,
+    EventType,
+    Mode,
+    ModelStatus,
+    RoundStatus,
+    UpdateStatus,
+    submit_json,
+)
 from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
@@ -43,8 +51,8 @@ from fedcommittee.storage import envelope
 # by each, ten providers made most of a round's ledger reads: every block of the round woke every
 # provider for a full pass. A gossip provider needs the verdicts (parents, its own pending update).
 FEDERATED_IDLE_EVENTS = frozenset(
-    {"UpdateSubmitted", "VerdictSubmitted", "VerdictsSubmitted", "UpdateFinalized", "AggregateConfirmed",
-     "DataRegistered"}
+    {EventType.UPDATE_SUBMITTED, EventType.VERDICT_SUBMITTED, EventType.VERDICTS_SUBMITTED,
+     EventType.UPDATE_FINALIZED, EventType.AGGREGATE_CONFIRMED, EventType.DATA_REGISTERED}
 )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ GROUPS: dict[str, type[StrEnum]] = {
     "Role": records.Role,
     "Alloc": records.AllocationRule,
     "Stop": records.StopReason,
+    "Ev": records.EventType,
 }
 
 _CONST = re.compile(r'^\s*(?:const\s+)?([A-Z][A-Za-z0-9]*)\s*=\s*"([^"]*)"', re.MULTILINE)
