@@ -74,17 +74,18 @@ class Checkpoint:
         if block_number < 0:
             raise ValueError(f"block_number must be >= 0, got {block_number}")
         with self._lock:
-            if self.path is not None and time.monotonic() - self._written_at >= self.every:
+            due = self.path is not None and time.monotonic() - self._written_at >= self.every
+            if due:
                 self._write(block_number, txid)  # first: a failed write leaves the old position
-                self._written_at, self._unwritten = time.monotonic(), False
-            else:
-                self._unwritten = self.path is not None
             self._block, self._txid = block_number, txid
+            self._unwritten = self.path is not None and not due
 
     def flush(self) -> None:
         """Write a position saved since the last write (``every``), if any."""
         with self._lock:
-            self._write_position()
+            if self._unwritten and self._block is not None:
+                self._write(self._block, self._txid)
+                self._unwritten = False
 
     def checkpoint_event(self, event) -> None:
         """Mark a delivered chaincode event (anything with ``block_number`` and ``txid``) as processed."""
@@ -93,12 +94,6 @@ class Checkpoint:
     def checkpoint_block(self, block_number: int) -> None:
         """Mark every event of ``block_number`` as processed: resume from the next block."""
         self.save(block_number + 1, "")
-
-    def _write_position(self) -> None:
-        if not self._unwritten or self._block is None:
-            return
-        self._write(self._block, self._txid)
-        self._unwritten, self._written_at = False, time.monotonic()
 
     def _write(self, block_number: int, txid: str) -> None:
         assert self.path is not None
@@ -111,6 +106,7 @@ class Checkpoint:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            self._written_at = time.monotonic()
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
