@@ -129,6 +129,7 @@ class LocalConfig:
     lr: float = 0.05
     optimizer: str = "sgd"
     momentum: float = 0.0
+    logit_adjust: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class Experiment:
             lr=c.lr,
             optimizer=c.optimizer,
             momentum=c.momentum,
+            logit_adjust=c.logit_adjust,
             seed=seed,
         )
 
@@ -528,13 +530,15 @@ def _data(r: _Reader, top: Mapping) -> DataConfig:
 
 
 def _local(r: _Reader, top: Mapping) -> LocalConfig:
-    lc = r.mapping(top.get("local"), "local", {"steps", "batch_size", "lr", "optimizer", "momentum"})
+    keys = {"steps", "batch_size", "lr", "optimizer", "momentum", "logit_adjust"}
+    lc = r.mapping(top.get("local"), "local", keys)
     return LocalConfig(
         steps=r.num(lc, "steps", "local.steps", 20, kind=int, lo=1),
         batch_size=r.num(lc, "batch_size", "local.batch_size", 32, kind=int, lo=1),
         lr=r.num(lc, "lr", "local.lr", 0.05, lo=0, lo_open=True),
         optimizer=r.text(lc, "optimizer", "local.optimizer", "sgd", choices=("sgd", "adam")),
         momentum=r.num(lc, "momentum", "local.momentum", 0.0, lo=0, hi=1),
+        logit_adjust=r.num(lc, "logit_adjust", "local.logit_adjust", 0.0, lo=0, hi=4),
     )
 
 

@@ -235,7 +235,8 @@ class Policy:
             # The member's own reference update is trained like the providers' (optimizer, momentum,
             # batch), so that its length and direction are comparable with theirs.
             reference=ml.TrainConfig(steps=s.reference_steps, lr=s.reference_lr, batch_size=c.batch_size,
-                                     optimizer=c.optimizer, momentum=c.momentum, seed=self.seed),
+                                     optimizer=c.optimizer, momentum=c.momentum,
+                                     logit_adjust=c.logit_adjust, seed=self.seed),
         )  # fmt: skip
 
     @staticmethod

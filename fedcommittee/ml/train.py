@@ -29,6 +29,11 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     prox_mu: float = 0.0  # FedProx proximal term (mu/2)*||w - w_global||^2; 0 disables it
+    # Logit adjustment by the local label prior (tau * log p_local(y) added to the logits inside the
+    # loss only; 0 disables it): a skewed provider then learns what tells classes apart rather than
+    # how common its own class is locally (Menon et al., "Long-tail learning via logit adjustment",
+    # ICLR 2021). The model it returns predicts from the raw logits as any other.
+    logit_adjust: float = 0.0
     seed: int = 0
     progress: bool = False
 
@@ -86,6 +91,12 @@ def _optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> Sgd | torc
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adam'")
 
 
+def label_log_prior(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """log of the label frequencies, add-one smoothed so a class the data lacks gets a finite offset."""
+    counts = torch.bincount(labels, minlength=num_classes).to(torch.float32) + 1.0
+    return torch.log(counts / counts.sum())
+
+
 def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: TrainConfig) -> Update:
     """Train ``model_name`` from ``global_state`` on ``dataset``; return delta = local - global."""
     if len(dataset) == 0:
@@ -101,6 +112,7 @@ def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: Tra
     total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * ((n + bs - 1) // bs)
     seen = 0
     loss_sum = 0.0
+    offsets = cfg.logit_adjust * label_log_prior(dataset.y, dataset.n_classes) if cfg.logit_adjust else None
     t0 = time.perf_counter()
     bar = None
     if cfg.progress:
@@ -118,6 +130,8 @@ def local_train(model_name: str, global_state: State, dataset: Dataset, cfg: Tra
             idx = perm[pos : pos + bs]
             pos += bs
             logits = model(as_input(dataset.x[idx]))
+            if offsets is not None:
+                logits = logits + offsets
             loss = F.cross_entropy(logits, dataset.y[idx])
             if cfg.prox_mu > 0:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))

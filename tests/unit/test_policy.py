@@ -105,6 +105,15 @@ def test_the_scoring_rule_takes_the_threshold_the_ledger_holds_now():
     assert policy.scoring_rule({"acceptance": {"threshold": 0.5}}).threshold == 0.5
 
 
+def test_the_reference_trains_with_the_providers_loss():
+    doc = small()
+    doc["local"] = {**doc.get("local", {}), "logit_adjust": 1.0, "momentum": 0.5}
+    exp = parse_experiment(doc)
+    reference = Policy.from_experiment(exp).scoring_rule().reference
+    assert (reference.logit_adjust, reference.momentum) == (1.0, 0.5)
+    assert exp.train_config(seed=3).logit_adjust == 1.0
+
+
 def test_optional_rules_reach_the_spec_only_when_asked():
     asked = {"allocation": {"rule": "random", "k": 3}, "stopping": {"target": 0.9, "patience": 2},
              "governance": {"policy": "all"}}  # fmt: skip

@@ -98,3 +98,40 @@ def test_sgd_training_does_not_import_dynamo(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_label_log_prior_is_smoothed_log_frequency():
+    from fedcommittee.ml.train import label_log_prior
+
+    prior = label_log_prior(torch.tensor([0, 0, 0, 2]), 4)  # class 1 and 3 absent
+    assert torch.allclose(prior.exp(), torch.tensor([4.0, 1.0, 2.0, 1.0]) / 8)
+
+
+def test_logit_adjust_is_a_no_op_on_balanced_data(digits_split):
+    # Equal class counts make the offset one constant for every class, which softmax ignores.
+    tr = digits_split[0]
+    per_class = min(int((tr.y == c).sum()) for c in range(10))
+    balanced = tr.subset(torch.cat([torch.nonzero(tr.y == c).flatten()[:per_class] for c in range(10)]))
+    g = models.initial_state("mlp", 0)
+    plain = local_train("mlp", g, balanced, TrainConfig(steps=20, lr=0.1, seed=3))
+    adjusted = local_train("mlp", g, balanced, TrainConfig(steps=20, lr=0.1, seed=3, logit_adjust=1.0))
+    assert all(torch.allclose(plain.delta[k], adjusted.delta[k], atol=1e-6) for k in g)
+
+
+def test_logit_adjust_removes_the_local_prior_from_predictions(digits_split, dominant_parts):
+    # A provider whose data is 80 % one class: trained plainly, its model predicts that class for
+    # much of a balanced validation set; with the local prior taken out in the loss, far less.
+    tr, va = digits_split
+    part = tr.subset(dominant_parts[0])
+    own = int(torch.bincount(part.y).argmax())
+    g = models.initial_state("mlp", 0)
+
+    def share_predicted_own(tau: float) -> float:
+        u = local_train("mlp", g, part, TrainConfig(steps=60, lr=0.1, seed=1, logit_adjust=tau))
+        model = models.loaded("mlp", st.add_scaled(g, u.delta))
+        with torch.no_grad():
+            pred = model(models.as_input(va.x)).argmax(1)
+        return float((pred == own).float().mean())
+
+    plain, adjusted = share_predicted_own(0.0), share_predicted_own(1.0)
+    assert adjusted < 0.6 * plain, (plain, adjusted)

@@ -49,6 +49,7 @@ def error_for(doc) -> ConfigError:
         (lambda d: d["local"].update(stepz=3), "local.stepz"),
         (lambda d: d["local"].update(steps=0), "local.steps"),
         (lambda d: d["local"].update(lr="fast"), "local.lr"),
+        (lambda d: d["local"].update(logit_adjust=-1), "local.logit_adjust"),
         (lambda d: d.update(model="resnet-9000"), "model"),
         (lambda d: d.update(mode="async"), "mode"),
         (lambda d: d["providers"][2].update(behaviour="evil"), "providers[2].behaviour"),
