@@ -421,6 +421,9 @@ done
 $G --partitions dir0.5 --attacks adaptive backdoor alie sign_flip label_flip --fraction 0.3 \\
     --rules effect_gross10 --rounds 15 --workers 2
 $G --partitions dir0.1 dominant --attacks honest --rules effect_gross10 --rounds 30 --workers 2
+$G --partitions dir0.1 dir0.5 dominant --attacks honest --rules fedavg+la effect+la --rounds 30 --workers 2
+$G --partitions dir0.5 --attacks honest label_flip sign_flip scaling alie min_max min_sum collude \\
+    adaptive backdoor --fraction 0.3 --rules effect+la --rounds 15 --workers 2
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 ```"""
@@ -466,7 +469,10 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " norm instead of 3x (a screening variant: it keeps backdoor updates out of the aggregate every"
         " update is tested at), `effect_gross10` the same with updates that lose to their negation by"
         " more than 10 standard errors taken out of that aggregate (`gross_se`, a screening variant),"
-        " `oracle` the perfect committee (accepts exactly the honest providers, unscored)."
+        " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
+        " a name ending in `+la` is the same rule with the providers (and the members' references)"
+        " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"
+        " out of its loss; docs/ml.md)."
         " Cells are mean ± sd over seeds 0, 1, 2; a row with fewer seeds names them."
         " Attackers: the share of the 10 providers in the table's title (the setting's seeded draw);"
         " round-aware attacks see the round's real honest updates (omniscient). Drop: the same rule's"

@@ -40,6 +40,16 @@ RULE_VARIANTS = {
     "effect_gross10": ("effect", {"gross_se": 10.0}),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
+# A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
+# providers (and the members' references) trained with logit adjustment 1 (`local.logit_adjust`).
+LOGIT_ADJUSTED = "+la"
+
+
+def training_of(name: str) -> tuple[str, float]:
+    """A grid rule name's scoring rule and the local training's logit adjustment."""
+    if name.endswith(LOGIT_ADJUSTED):
+        return name.removesuffix(LOGIT_ADJUSTED), 1.0
+    return name, 0.0
 
 
 def make_rule(exp, name: str):
@@ -83,7 +93,10 @@ class Run:
 
         # The behaviours come from the setting (s.behaviours()); the split, seeds and training do not
         # depend on them, so the experiment is parsed from the clean setting.
-        exp = parse_experiment(experiment_doc(s.clean()), "<grid>").with_model_id("grid")
+        doc = experiment_doc(s.clean())
+        rule, logit_adjust = training_of(rule)
+        doc["local"]["logit_adjust"] = logit_adjust
+        exp = parse_experiment(doc, "<grid>").with_model_id("grid")
         return cls(exp, s.behaviours(), rule, shadow)
 
     def train(self, g, r: int) -> tuple[list, list[int], float]:
@@ -268,7 +281,7 @@ def table(out: Path, rounds: int | None) -> str:
 
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
-RULE_ORDER = ("fedavg", "trust", "effect")
+RULE_ORDER = ("fedavg", "trust", "effect", "fedavg+la", "effect+la")
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
 # Summary key -> (column header, decimals).
