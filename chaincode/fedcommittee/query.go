@@ -40,7 +40,13 @@ func (c *Contract) ListRoleHolders(ctx contractapi.TransactionContextInterface, 
 
 // GetModel returns a model record.
 func (c *Contract) GetModel(ctx contractapi.TransactionContextInterface, modelID string) (string, error) {
-	return query(ctx, nil, func(t *txCtx) (any, error) { return t.loadModel(modelID) })
+	return query(ctx, nil, func(t *txCtx) (any, error) {
+		m, err := t.loadModel(modelID)
+		if err != nil {
+			return nil, err
+		}
+		return t.withVoteCounts(m)
+	})
 }
 
 // ListModels pages through all models.

@@ -872,3 +872,42 @@ func rotation(t *testing.T, e *env) {
 	errContains(t, e.query(nobody, nil, func(ctx ctxT) (string, error) { return e.cc.GetRotation(ctx, "B A D", "1") }), "modelId")
 	errContains(t, e.query(nobody, nil, func(ctx ctxT) (string, error) { return e.cc.GetRotation(ctx, "m", "x") }), "round")
 }
+
+// Members vote while providers register (every RegisterData reads the model
+// record): a vote that decides nothing writes only its own vote record, so it
+// invalidates no registration of its block; only the deciding vote, which
+// activates the model, rewrites the record. Readers still see the running
+// counts, derived from the vote records.
+func TestUndecidedVotesLeaveRegistrationsValid(t *testing.T) {
+	e := newEnv(t)
+	e.setupRoles()
+	s := spec("m")
+	s.Quorum = 3
+	_, err := e.publish(s)
+	require.NoError(t, err)
+	_, err = e.registerData(prov1, "m", dataIn(10))
+	require.NoError(t, err)
+	registration := e.l.lastRWSet()
+
+	require.NoError(t, e.approve(com1, "m", "0.4"))
+	first := e.l.lastRWSet()
+	require.NoError(t, e.approve(com2, "m", "0.5"))
+	second := e.l.lastRWSet()
+	require.Empty(t, registration.conflicts(first))
+	require.Empty(t, registration.conflicts(second))
+	require.NotEmpty(t, first.conflicts(second), "votes still see each other (the range of vote records)")
+
+	m := e.model("m")
+	require.Equal(t, ModelProposed, m.Status)
+	require.Equal(t, [2]int64{2, 0}, [2]int64{m.Approvals, m.Rejections})
+	var page struct{ Items []Model }
+	require.NoError(t, e.query(nobody, &page, func(ctx ctxT) (string, error) { return e.cc.ListModels(ctx, "", "") }))
+	require.Len(t, page.Items, 1)
+	require.Equal(t, [2]int64{2, 0}, [2]int64{page.Items[0].Approvals, page.Items[0].Rejections})
+
+	require.NoError(t, e.tx(com3, func(ctx ctxT) error { return e.cc.RejectModel(ctx, "m", "shard mismatch") }))
+	require.NotEmpty(t, registration.conflicts(e.l.lastRWSet()), "the deciding vote rewrites the model record")
+	m = e.model("m")
+	require.Equal(t, ModelRejected, m.Status, "quorum 3 of 3 with one rejection cannot approve")
+	require.Equal(t, [2]int64{2, 1}, [2]int64{m.Approvals, m.Rejections})
+}

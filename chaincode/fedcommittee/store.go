@@ -173,8 +173,16 @@ func (t *txCtx) loadModel(modelID string) (*Model, error) {
 
 func (t *txCtx) saveModel(m *Model) error { return t.save(modelKey(m.ID), m) }
 
+// pageModels pages through the models, a proposed one with its vote counts
+// (withVoteCounts).
 func (t *txCtx) pageModels(pageSize, bookmark string) (*Page, error) {
-	return pageOfRecords[Model](t, recordKey{keyModel, []string{}}, pageSize, bookmark)
+	return pageWith(t, recordKey{keyModel, []string{}}, pageSize, bookmark, func(e kv) (any, error) {
+		var m Model
+		if err := jsonUnmarshal(e.Value, &m); err != nil {
+			return nil, err
+		}
+		return t.withVoteCounts(&m)
+	})
 }
 
 func (t *txCtx) saveModelVote(v *ModelVote) error {
