@@ -424,6 +424,12 @@ $G --partitions dir0.1 dominant --attacks honest --rules effect_gross10 --rounds
 $G --partitions dir0.1 dir0.5 dominant --attacks honest --rules fedavg+la effect+la --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest label_flip sign_flip scaling alie min_max min_sum collude \\
     adaptive backdoor --fraction 0.3 --rules effect+la --rounds 15 --workers 2
+$G --partitions dir0.1 dir0.5 dominant --attacks honest --rules effect_mainjob effect_mainjob+la \\
+    --rounds 30 --workers 2
+for r in effect_mainjob effect_mainjob+la; do
+    $G --partitions dir0.5 --attacks honest label_flip sign_flip scaling alie min_max min_sum collude \\
+        adaptive backdoor free_rider --fraction 0.3 --rules $r --rounds 15 --workers 2
+done
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 ```"""
@@ -469,6 +475,8 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " norm instead of 3x (a screening variant: it keeps backdoor updates out of the aggregate every"
         " update is tested at), `effect_gross10` the same with updates that lose to their negation by"
         " more than 10 standard errors taken out of that aggregate (`gross_se`, a screening variant),"
+        " `effect_mainjob` the same with the main job's bars (`cos_floor` -0.05, `sym_se` 10:"
+        " configs/default.yaml),"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

@@ -38,6 +38,8 @@ RULE_VARIANTS = {
     "effect_loo2": ("effect", {"loo_se": 2.0}),
     "effect_norm2": ("effect", {"max_norm_ratio": 2.0}),
     "effect_gross10": ("effect", {"gross_se": 10.0}),
+    # The main job's bars (configs/default.yaml): chosen there to keep every honest skewed update.
+    "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -281,7 +283,7 @@ def table(out: Path, rounds: int | None) -> str:
 
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
-RULE_ORDER = ("fedavg", "trust", "effect", "fedavg+la", "effect+la")
+RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "fedavg+la", "effect+la", "effect_mainjob+la")
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
 # Summary key -> (column header, decimals).
