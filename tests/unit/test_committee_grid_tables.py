@@ -92,3 +92,18 @@ def test_clean_table_and_target_misses(cache):
     assert any(m.startswith("backdoor: backdoor success 0.75") for m in misses)
     assert not any("recall" in m for m in misses)
     assert grid.seeds_cell([2]) == "1 (seed 2)" and grid.cell([], 2) == "-"
+
+
+def test_la_rule_names_train_with_logit_adjustment():
+    assert grid.training_of("effect_mainjob+la") == ("effect_mainjob", 1.0)
+    assert grid.training_of("fedavg+la") == ("fedavg", 1.0)
+    assert grid.training_of("effect") == ("effect", 0.0)
+
+
+def test_the_mainjob_variant_has_the_main_jobs_bars():
+    import yaml
+
+    scoring = yaml.safe_load((grid.ROOT / "configs" / "default.yaml").read_text())["scoring"]
+    rule, params = grid.RULE_VARIANTS["effect_mainjob"]
+    assert rule == scoring["rule"]
+    assert params == {"cos_floor": scoring["cos_floor"], "sym_se": scoring["sym_se"]}
