@@ -430,7 +430,7 @@ for r in effect_mainjob effect_mainjob+la; do
     $G --partitions dir0.5 --attacks honest label_flip sign_flip scaling alie min_max min_sum collude \\
         adaptive backdoor free_rider --fraction 0.3 --rules $r --rounds 15 --workers 2
 done
-for f in 0.1 0.2; do
+for f in 0.1 0.2 0.4; do
     $G --partitions dir0.5 --attacks sign_flip label_flip alie adaptive backdoor scaling min_max min_sum \\
         collude --fraction $f --rules effect_mainjob --rounds 15 --workers 2
 done
