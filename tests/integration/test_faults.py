@@ -40,6 +40,11 @@ from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, c
 # may name only as it finishes, leaving the drill to hit the run's closing audit instead. 16 rounds
 # were too few on Fabric on a fast day: the third drill stopped Kubo during the audit.
 ROUNDS = 24
+# A transaction in flight when the embedded ledger is killed is lost with it, and its sender learns
+# that only when its CommitStatus wait (60 s, asked again once on DEADLINE_EXCEEDED) runs out: about
+# 124 s before it resubmits. small.yaml's 120-s round deadline closed round 1 without that provider
+# (seen once in CI, 2026-12-06); the default config's 240 s leaves the room this needs.
+DEADLINE_SECONDS = 240
 # The first drill's node, per ledger backend: a Raft orderer, or the embedded ledger itself.
 FIRST = {"fabric": ("orderer", "orderer2"), "dev": ("ledger", "ledger")}
 PEER = "peer0.org2"  # the gateway of member2 and honest2 (org2 users)
@@ -177,8 +182,9 @@ def drilled_run(fault_network, tmp_path_factory):
     net = fault_network
     config = tmp_path_factory.mktemp("faults-config") / "small.yaml"
     text = CONFIG.read_text()
-    assert "\nrounds: 2\n" in text
-    config.write_text(text.replace("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n"))
+    assert "\nrounds: 2\n" in text and "\ndeadline_seconds: 120\n" in text
+    text = text.replace("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n")
+    config.write_text(text.replace("\ndeadline_seconds: 120\n", f"\ndeadline_seconds: {DEADLINE_SECONDS}\n"))
     model_id = f"small-faults-{int(time.time())}"
     exp = Experiment(net, config, model_id)
     drills: list[str] = []
