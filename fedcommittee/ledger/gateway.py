@@ -8,11 +8,13 @@ Speaks the Fabric 3 ``gateway.Gateway`` gRPC service (fabric-protos gateway/gate
 * ``Network.chaincode_events``: a resumable iterator over a chaincode's events (see :class:`Checkpoint`).
 
 Retries happen only where repeating a call cannot change the outcome: Evaluate (read-only) and
-CommitStatus (a query) on UNAVAILABLE or DEADLINE_EXCEEDED; Submit of the *same signed envelope* (same
-transaction id, so at most one copy can commit) on UNAVAILABLE; Endorse of the same proposal (nothing
-has been ordered yet) when the failure looks transient: the gateway peer unavailable, no endorsement
-plan yet, or only another org's lagging peer rejecting. A chaincode rejection by the gateway's own org
-is final, and after CommitError (the transaction was ordered) the caller decides what to do.
+CommitStatus (a query) on UNAVAILABLE or DEADLINE_EXCEEDED (CommitStatus not on a deadline passed
+after the connection was lost: the restarted peer may never see the transaction); Submit of the
+*same signed envelope* (same transaction id, so at most one copy can commit) on UNAVAILABLE; Endorse
+of the same proposal (nothing has been ordered yet) when the failure looks transient: the gateway
+peer unavailable, no endorsement plan yet, or only another org's lagging peer rejecting. A chaincode
+rejection by the gateway's own org is final, and after CommitError (the transaction was ordered) the
+caller decides what to do.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ class Timeouts:
     endorse: float = 15.0
     submit: float = 5.0
     commit_status: float = 60.0
+    # After the connection to the peer was lost while waiting for a commit: the peer (or the embedded
+    # ledger) may have restarted without the transaction, and waiting 60 s more, twice, for a
+    # transaction nobody holds any longer kept an agent idle for two minutes. Past this shorter wait
+    # the caller re-checks the ledger and resubmits (agents' transactions are idempotent).
+    commit_after_outage: float = 20.0
     connect: float = 10.0
 
 
@@ -372,20 +379,31 @@ class Gateway:
         timeout: float,
         retry_on: frozenset[grpc.StatusCode],
         on_error: Callable[[grpc.RpcError], GatewayError],
+        after_outage: float | None = None,
     ):
-        """``request``: the message, or a function making a fresh one for every try."""
+        """``request``: the message, or a function making a fresh one for every try.
+
+        ``after_outage``: once a try failed UNAVAILABLE (the connection to the peer was lost), the
+        later tries get this deadline instead of ``timeout``, and their DEADLINE_EXCEEDED is final."""
         if self._closed:
             raise GatewayError("gateway is closed")
         method = getattr(self._stub, rpc)
         retry_number = 0
+        outage = False
         while True:
             try:
                 # A retry waits (within its deadline) for the channel to reconnect instead of failing fast.
                 message = request() if callable(request) else request
-                return method(message, timeout=timeout, wait_for_ready=retry_number > 0 or None)
+                deadline = after_outage if outage and after_outage is not None else timeout
+                return method(message, timeout=deadline, wait_for_ready=retry_number > 0 or None)
             except grpc.RpcError as err:
                 code = _status.status_code(err)
-                if code in retry_on and retry_number + 1 < self.retry.attempts and not self._closed:
+                gave_up_after_outage = (
+                    outage and after_outage is not None and code == grpc.StatusCode.DEADLINE_EXCEEDED
+                )
+                outage = outage or code == grpc.StatusCode.UNAVAILABLE
+                retryable = code in retry_on and not gave_up_after_outage
+                if retryable and retry_number + 1 < self.retry.attempts and not self._closed:
                     delay = self.retry.backoff(retry_number)
                     log.warning(
                         "%s to %s failed with %s (%s); retry %d in %.2fs",
@@ -622,6 +640,7 @@ class Contract:
             timeout=gw.timeouts.commit_status,
             retry_on=_RETRY_IDEMPOTENT,
             on_error=lambda e: gw._error(CommitStatusError, "commit status", e, txid),
+            after_outage=gw.timeouts.commit_after_outage,
         )
         if status.result != _VALID:
             try:

@@ -115,6 +115,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.fail_next: dict[str, deque[grpc.StatusCode]] = {k: deque() for k in self.calls}
         self.commit_delay = 0.0
         self.lose_submit_replies = 0  # order the transaction, then fail the reply with UNAVAILABLE
+        self.lose_accepted = 0  # accept the transaction, never order it (a node restarted without it)
+        self.commit_status_deadlines: list[float | None] = []  # each CommitStatus call's time remaining
         self.events_requests: list[gateway_pb2.ChaincodeEventsRequest] = []
         self.events_drop_plan: deque[int | None] = deque()  # per stream: responses to send before UNAVAILABLE
         self.honour_after_txid = True
@@ -374,7 +376,9 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             _, inv, out = endorsed
         except Rejected as rej:
             _abort(context, rej)
-        if self.commit_delay:
+        if self.lose_accepted > 0:
+            self.lose_accepted -= 1
+        elif self.commit_delay:
             threading.Timer(self.commit_delay, self._commit, args=(inv, out)).start()
         else:
             self._commit(inv, out)
@@ -407,6 +411,7 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
 
     def CommitStatus(self, request, context):
         try:
+            self.commit_status_deadlines.append(context.time_remaining())
             self._injected("CommitStatus")
             req = gateway_pb2.CommitStatusRequest.FromString(request.request)
             _, cert = self._check_creator(req.identity)

@@ -13,6 +13,7 @@ from fabric_protos.peer import transaction_pb2
 
 from fedcommittee.ledger import (
     CommitError,
+    CommitStatusError,
     ConnectionError,
     ContractError,
     EndorseError,
@@ -243,10 +244,31 @@ def test_submit_not_retried_on_deadline(gateway, fake):
 
 
 def test_commit_status_retried(gateway, fake):
-    fake.fail_next["CommitStatus"].extend([grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+    fake.fail_next["CommitStatus"].extend(
+        [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED]
+    )
     res = gateway.network("fedchannel").contract("fedcommittee").submit_transaction("Put", "k", "v")
     assert fake.calls["CommitStatus"] == 3
     assert res.block_number == 1
+
+
+def test_commit_status_after_a_lost_connection_waits_briefly_then_hands_back(server, org, fake):
+    # The peer dropped the connection while the client waited (it restarted) and the restarted node
+    # never orders the transaction: the client asks once more, with the short deadline, and then
+    # reports the deadline instead of waiting the full commit_status deadline again.
+    timeouts = Timeouts(evaluate=5, endorse=5, submit=5, commit_status=20, commit_after_outage=0.5, connect=5)
+    gw = Gateway.connect(
+        server.endpoint, org.identity, org.signer, insecure=True, timeouts=timeouts, retry=FAST_RETRY
+    )
+    fake.lose_accepted = 1
+    fake.fail_next["CommitStatus"].append(grpc.StatusCode.UNAVAILABLE)
+    with gw, pytest.raises(CommitStatusError) as info:
+        gw.network("fedchannel").contract("fedcommittee").submit_transaction("Put", "k", "v")
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert fake.calls["CommitStatus"] == 2  # not the third try a deadline without an outage gets
+    first, second = fake.commit_status_deadlines
+    assert 10 < first < 21 and second < 0.6  # (gRPC rounds deadlines up a little)
+    assert "k" not in fake.state  # nothing committed: the caller re-checks and resubmits
 
 
 def test_peer_rejects_signature_from_wrong_key(server, org, fake):
