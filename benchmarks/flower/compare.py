@@ -37,7 +37,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from setting import PARTITIONS, Setting  # noqa: E402
+from setting import COMMITTEES, PARTITIONS, Setting  # noqa: E402
 
 RESULTS = HERE / "results"
 ATTACKS = ("label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
@@ -96,6 +96,7 @@ class Runner:
     def flower(self, section: str, strategy: str, s: Setting) -> dict | None:
         if not self.wanted("flower"):
             return None
+        s = s.without_committee()  # Flower's run is the same whichever committee fedcommittee has
 
         def compute(p: Path) -> dict:
             self._flower = self._flower or flower_python()
@@ -155,7 +156,14 @@ class Runner:
 
 def base_setting(a: argparse.Namespace, **kw) -> Setting:
     return Setting(
-        model=a.model, rounds=a.rounds, steps=a.steps, lr=a.lr, momentum=a.momentum, seed=a.seed, **kw
+        model=a.model,
+        rounds=a.rounds,
+        steps=a.steps,
+        lr=a.lr,
+        momentum=a.momentum,
+        seed=a.seed,
+        committee=a.committee,
+        **kw,
     )
 
 
@@ -225,7 +233,18 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20, help="local SGD steps per round (batch 32)")
     ap.add_argument("--lr", type=float, default=0.03)
     ap.add_argument("--momentum", type=float, default=0.9)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated seeds: the section runs once per seed (split, draws, training)",
+    )
+    ap.add_argument(
+        "--committee",
+        choices=sorted(COMMITTEES),
+        default="trust",
+        help="fedcommittee's scoring: trust (the rule of the first runs) or effect_mainjob"
+        " (configs/default.yaml's rule and bars)",
+    )
     ap.add_argument("--partitions", default=",".join(PARTITIONS), help="accuracy: partitions to run")
     ap.add_argument("--partition", default="dominant", help="robustness, overhead: the partition")
     ap.add_argument("--attacks", default=",".join(ATTACKS), help="robustness: attacks run at 30 %%")
@@ -256,12 +275,15 @@ def main() -> int:
         return 0
     r = Runner(a)
     started = time.perf_counter()
-    {
+    section = {
         "accuracy": section_accuracy,
         "robustness": section_robustness,
         "overhead": section_overhead,
         "scale": section_scale,
-    }[a.section](r, a)
+    }[a.section]
+    for seed in (int(x) for x in a.seeds.split(",")):
+        a.seed = seed
+        section(r, a)
     print(f"{a.section}: done in {time.perf_counter() - started:.0f} s", flush=True)
     return 0
 

@@ -21,6 +21,13 @@ PARTITIONS = {
     "dir0.5": ("dirichlet", {"alpha": 0.5}),
 }
 ORGS = ("org1", "org2", "org3")
+# The fedcommittee side's committee: name -> (scoring rule, its parameters beyond the setting's
+# reference training). `trust` is the rule before issue 17 (the comparison's first runs);
+# `effect_mainjob` is the rule and the bars of configs/default.yaml (held equal to it by a test).
+COMMITTEES = {
+    "trust": ("trust", {}),
+    "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Setting:
     seed: int = 0
     attack: str = "honest"
     attack_fraction: float = 0.0
+    committee: str = "trust"  # fedcommittee only: a COMMITTEES name (result files before it: trust)
     providers_per_process: int = 1  # fedcommittee only: providers hosted per agent process
     # fedcommittee only: a round closes when every provider's update is judged, or when no update came
     # for settle_seconds (nothing pending), or at the deadline. Scale runs raise both so that a round
@@ -49,6 +57,8 @@ class Setting:
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
             raise ValueError(f"unknown partition {self.partition!r} (have {sorted(PARTITIONS)})")
+        if self.committee not in COMMITTEES:
+            raise ValueError(f"unknown committee {self.committee!r} (have {sorted(COMMITTEES)})")
         if not 0.0 <= self.attack_fraction < 1.0:
             raise ValueError(f"attack_fraction must be in [0, 1), got {self.attack_fraction}")
         if not 0 < self.settle_seconds <= self.deadline_seconds:
@@ -79,7 +89,17 @@ class Setting:
             t += f"-pp{self.providers_per_process}"
         if (self.settle_seconds, self.deadline_seconds) != (10.0, 300):
             t += f"-w{self.settle_seconds:g}d{self.deadline_seconds}"
+        # Suffixes only off the first runs' values, so that their result files keep their names.
+        if self.committee != "trust":
+            t += f"-{self.committee}"
+        if self.seed:
+            t += f"-seed{self.seed}"
         return t
+
+    def without_committee(self) -> Setting:
+        """The setting as a system without a committee (Flower) sees it: one result for every
+        committee."""
+        return replace(self, committee=Setting.committee)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -140,13 +160,19 @@ def experiment_doc(s: Setting, name: str = "bench") -> dict:
             "optimizer": "sgd",
             "momentum": s.momentum,
         },
-        "scoring": {"rule": "trust", "metric": "loss", "reference_steps": s.steps, "reference_lr": s.lr},
+        "scoring": scoring_doc(s),
         "acceptance": "threshold",
         "aggregation": "fedavg",
         "publisher": "org1-user1",
         "committee": committee,
         "providers": providers,
     }
+
+
+def scoring_doc(s: Setting) -> dict:
+    """The committee's scoring config: its rule and bars, the reference trained like the providers."""
+    rule, params = COMMITTEES[s.committee]
+    return {"rule": rule, "metric": "loss", "reference_steps": s.steps, "reference_lr": s.lr, **params}
 
 
 def users_needed(s: Setting) -> int:

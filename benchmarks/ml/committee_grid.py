@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "flower"))
 
-from setting import Setting, experiment_doc  # noqa: E402
+from setting import COMMITTEES, Setting, experiment_doc  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "ml" / "results" / "committee_grid"
 # Grid name -> (scoring rule, parameters): variants of the effect rule measured while choosing it.
@@ -39,7 +39,7 @@ RULE_VARIANTS = {
     "effect_norm2": ("effect", {"max_norm_ratio": 2.0}),
     "effect_gross10": ("effect", {"gross_se": 10.0}),
     # The main job's bars (configs/default.yaml): chosen there to keep every honest skewed update.
-    "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
+    "effect_mainjob": COMMITTEES["effect_mainjob"],
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,18 @@ def test_setting_round_trips_and_rejects_bad_values():
         Setting(partition="zipf")
     with pytest.raises(ValueError, match="attack_fraction"):
         Setting(attack_fraction=1.0)
+    with pytest.raises(ValueError, match="unknown committee 'krum'"):
+        Setting(committee="krum")
+
+
+def test_committee_and_seed_name_their_results_and_flower_ignores_the_committee():
+    first = Setting(partition="dir0.5")  # the comparison's first runs: trust, seed 0
+    assert first.tag() == "dir0.5-cnn-small-p10-m3-r30-s20"
+    s = replace(first, committee="effect_mainjob", seed=2)
+    assert s.tag() == "dir0.5-cnn-small-p10-m3-r30-s20-effect_mainjob-seed2"
+    assert s.without_committee().tag() == "dir0.5-cnn-small-p10-m3-r30-s20-seed2"
+    scoring = parse_experiment(experiment_doc(s), "<test>").scoring
+    assert (scoring.rule, scoring.cos_floor, scoring.sym_se) == ("effect", -0.05, 10.0)
 
 
 def test_users_needed_covers_the_largest_settings():
@@ -111,11 +124,18 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
         "ledger_ipfs_share": 0.12,
         "breakdown_median": {},
     }
-    _result(tmp_path, "accuracy", "fedcommittee", s, [0.5, 0.7, 0.81], **fc_extra)
+    # Accuracy: the target is checked for the current committee, on the seeds both sides ran; the
+    # old rule's row is shown, not checked.
+    cur = replace(s, committee="effect_mainjob")
+    _result(tmp_path, "accuracy", "fedcommittee", cur, [0.5, 0.7, 0.81], **fc_extra)
+    _result(tmp_path, "accuracy", "fedcommittee", replace(cur, seed=1), [0.5, 0.7, 0.79], **fc_extra)
+    _result(tmp_path, "accuracy", "fedcommittee", replace(cur, seed=2), [0.5, 0.7, 0.99], **fc_extra)
     _result(tmp_path, "accuracy", "flower-fedavg", s, [0.5, 0.7, 0.83])
-    s2 = Setting(rounds=3, partition="dir0.5")
+    _result(tmp_path, "accuracy", "flower-fedavg", replace(s, seed=1), [0.5, 0.7, 0.75])
+    _result(tmp_path, "accuracy", "fedcommittee", s, [0.5, 0.7, 0.99], **fc_extra)  # trust, seed 0
+    s2 = Setting(rounds=3, partition="dir0.5", committee="effect_mainjob")
     _result(tmp_path, "accuracy", "fedcommittee", s2, [0.5, 0.7, 0.84], **fc_extra)
-    _result(tmp_path, "accuracy", "flower-fedavg", s2, [0.5, 0.7, 0.83])
+    _result(tmp_path, "accuracy", "flower-fedavg", s2.without_committee(), [0.5, 0.7, 0.83])
     att = Setting(rounds=3, attack="sign_flip", attack_fraction=0.3)
     _result(tmp_path, "robustness", "fedcommittee", s, [0.5, 0.7, 0.80], **fc_extra)
     _result(tmp_path, "robustness", "flower-fedavg", s, [0.5, 0.7, 0.80])
@@ -125,8 +145,16 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     out = tmp_path / "B.md"
     report.write(tmp_path, out)
     text = out.read_text()
-    assert "dominant: fedcommittee 0.8100 vs Flower FedAvg 0.8300 (-0.0200): missed" in text
-    assert "dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100): met" in text
+    # dominant, seeds 0 and 1: (0.81 + 0.79) / 2 against (0.83 + 0.75) / 2; seed 2 has no FedAvg run
+    fc_vs_fedavg = "- dominant: fedcommittee 0.8000 vs Flower FedAvg 0.7900 (+0.0100;"
+    assert f"{fc_vs_fedavg} at least level on 1 of 2 seeds): met" in text
+    assert (
+        "- dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100; at least level on 1 of 1 seed): met"
+        in text
+    )
+    assert "| dominant | fedcommittee, `effect_mainjob` | 3 | 0.8633 ± 0.1102 |" in text
+    assert "| dominant | fedcommittee, `trust` (the old rule) | 1 (seed 0) | 0.9900 |" in text
+    assert "| dominant | flower-fedavg | 2 (seeds 0, 1) | 0.7900 ± 0.0566 |" in text
     assert (
         "sign_flip 30 % (last round): fedcommittee drops 3.0 points"
         " (Flower FedAvg drops 40.0 points): missed by 1.0" in text
