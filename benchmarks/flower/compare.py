@@ -37,7 +37,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from setting import COMMITTEES, PARTITIONS, Setting  # noqa: E402
+from setting import AGGREGATIONS, COMMITTEES, PARTITIONS, Setting  # noqa: E402
 
 RESULTS = HERE / "results"
 ATTACKS = ("label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
@@ -163,6 +163,7 @@ def base_setting(a: argparse.Namespace, **kw) -> Setting:
         momentum=a.momentum,
         seed=a.seed,
         committee=a.committee,
+        aggregation=a.aggregation,
         **kw,
     )
 
@@ -171,7 +172,9 @@ def section_accuracy(r: Runner, a: argparse.Namespace) -> None:
     for part in a.partitions.split(","):
         s = base_setting(a, partition=part)
         r.fedcommittee("accuracy", s)
-        for strategy in ("fedavg", "fedprox"):
+        # With server momentum on fedcommittee's side, Flower's FedAvgM too: the same aggregator.
+        extra = ("fedavgm",) if s.aggregation == "fedavgm" else ()
+        for strategy in ("fedavg", "fedprox", *extra):
             r.flower("accuracy", strategy, s)
 
 
@@ -244,6 +247,13 @@ def main() -> int:
         default="trust",
         help="fedcommittee's scoring: trust (the rule of the first runs) or effect_mainjob"
         " (configs/default.yaml's rule and bars)",
+    )
+    ap.add_argument(
+        "--aggregation",
+        choices=AGGREGATIONS,
+        default="fedavg",
+        help="fedcommittee's aggregation (fedavgm: server momentum 0.9; accuracy then runs Flower's"
+        " FedAvgM beside FedAvg and FedProx)",
     )
     ap.add_argument("--partitions", default=",".join(PARTITIONS), help="accuracy: partitions to run")
     ap.add_argument("--partition", default="dominant", help="robustness, overhead: the partition")

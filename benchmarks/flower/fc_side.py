@@ -12,6 +12,7 @@ acceptance rule, FedAvg of the accepted updates and each member's check of the a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -160,10 +161,22 @@ def round_counts(report: dict, records: list[dict], providers: int) -> dict[str,
     return {**out, "setup": ledger_side(0)}
 
 
+MODEL_ID_MAX = 64  # the contract's limit on a model id
+
+
+def model_id_of(setting: Setting, now: float) -> str:
+    """The run's model id: the setting's tag and the clock's seconds modulo a million; a tag too long
+    for the id keeps its head and a hash of the whole (two settings never share an id)."""
+    tag, stamp = setting.tag(), f"-{int(now) % 10**6:06d}"
+    if len(tag) + len(stamp) > MODEL_ID_MAX:
+        digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
+        tag = f"{tag[: MODEL_ID_MAX - len(stamp) - len(digest) - 1]}-{digest}"
+    return tag + stamp
+
+
 def run_network(setting: Setting, home: Path) -> dict:
     doc = experiment_doc(setting, name="bench")
-    # Model ids are at most 64 characters: the seconds of the clock modulo a million keep long tags in.
-    model_id = f"{setting.tag()}-{int(time.time()) % 10**6:06d}"
+    model_id = model_id_of(setting, time.time())
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(doc, f)
         cfg = Path(f.name)

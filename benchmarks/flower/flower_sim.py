@@ -6,7 +6,7 @@ Runs under the Flower environment (``scripts/setup-flower.sh`` prints its interp
     $PY benchmarks/flower/flower_sim.py --strategy fedavg --setting '{"partition": "dominant", "rounds": 2}'
 
 Flower's own simulation runtime (``flwr.simulation.run_simulation``, Ray backend) and Flower's
-strategies (FedAvg, FedProx, FedMedian, FedTrimmedAvg, Krum); the clients do exactly what a
+strategies (FedAvg, FedProx, FedAvgM, FedMedian, FedTrimmedAvg, Krum); the clients do exactly what a
 fedcommittee provider does: the same data (the experiment's split), the same initial weights, the
 same local training code, optimizer and per-(provider, round) seed, the same attack behaviour.
 The server evaluates each round's global model on the experiment's test split.
@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from setting import Setting, experiment_doc, provider_name  # noqa: E402
+from setting import SERVER_MOMENTUM, Setting, experiment_doc, provider_name  # noqa: E402
 
-STRATEGIES = ("fedavg", "fedprox", "fedmedian", "fedtrimmedavg", "krum")
+STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedmedian", "fedtrimmedavg", "krum")
 PROX_MU = 0.01  # FedProx's mu (Flower sends it to the clients as "proximal_mu")
 
 
@@ -98,6 +98,8 @@ def _strategy(name: str, setting: Setting, evaluate_fn, initial):
         return fs.FedAvg(**common)
     if name == "fedprox":
         return fs.FedProx(proximal_mu=PROX_MU, **common)
+    if name == "fedavgm":  # server momentum, as fedcommittee's aggregation `fedavgm`
+        return fs.FedAvgM(server_momentum=SERVER_MOMENTUM, **common)
     if name == "fedmedian":
         return fs.FedMedian(**common)
     if name == "fedtrimmedavg":

@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from setting import PARTITIONS, Setting
+from setting import PARTITIONS, SERVER_MOMENTUM, Setting
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml"))
 
@@ -22,6 +22,7 @@ SYSTEM_ORDER = (
     "fedcommittee",
     "flower-fedavg",
     "flower-fedprox",
+    "flower-fedavgm",
     "flower-fedmedian",
     "flower-fedtrimmedavg",
     "flower-krum",
@@ -101,19 +102,37 @@ CURRENT_COMMITTEE = "effect_mainjob"
 
 
 def system_label(r: dict) -> str:
-    """A run's row name: Flower's strategy, or fedcommittee with its committee."""
+    """A run's row name: Flower's strategy, or fedcommittee with its committee and aggregation."""
     if r["system"] != "fedcommittee":
         return r["system"]
     committee = r["setting"].get("committee", "trust")
-    return f"fedcommittee, `{committee}`" + (" (the old rule)" if committee == "trust" else "")
+    label = f"fedcommittee, `{committee}`" + (" (the old rule)" if committee == "trust" else "")
+    if r["setting"].get("aggregation", "fedavg") == "fedavgm":
+        label += f", server momentum {SERVER_MOMENTUM}"
+    return label
 
 
-def _seed_groups(runs: list[dict]) -> dict[tuple[str, str], dict[int, dict]]:
-    """(partition, row name) -> {seed: run}."""
-    groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+def _budget(s: dict) -> tuple:
+    return (s["rounds"], s["steps"], s["lr"], s["momentum"])
+
+
+def _common_budget(runs: list[dict]) -> tuple:
+    """The budget of the most partitions: the section's header states it, other rows name theirs."""
+    partitions = defaultdict(set)
     for r in runs:
-        groups[(r["setting"]["partition"], system_label(r))][r["setting"].get("seed", 0)] = r
-    return groups
+        partitions[_budget(r["setting"])].add(r["setting"]["partition"])
+    return max(partitions, key=lambda b: (len(partitions[b]), b))
+
+
+def _setting_label(s: dict, common: tuple) -> tuple[str, str]:
+    """(row label, plot file stem) of a run's partition and, where it differs from the common one,
+    its budget."""
+    if _budget(s) == common:
+        return s["partition"], s["partition"]
+    rounds, steps, lr, momentum = _budget(s)
+    plural = "s" if steps != 1 else ""
+    label = f"{s['partition']}: {steps} local step{plural}, {rounds} rounds, lr {lr}, momentum {momentum}"
+    return label, f"{s['partition']}-r{rounds}-s{steps}"
 
 
 def _row_order(label: str) -> tuple[int, str]:
@@ -124,39 +143,85 @@ def _mean_curve(runs: dict[int, dict]) -> list[float]:
     return [statistics.fmean(x) for x in zip(*(r["accuracy"] for r in runs.values()), strict=True)]
 
 
-def _accuracy_check(part: str, fc: dict[int, dict], fa: dict[int, dict]) -> str:
-    """The target on the seeds both sides ran: fedcommittee's mean final accuracy >= Flower FedAvg's."""
-    seeds = sorted(set(fc) & set(fa))
-    mine = statistics.fmean(fc[k]["accuracy"][-1] for k in seeds)
-    theirs = statistics.fmean(fa[k]["accuracy"][-1] for k in seeds)
-    wins = sum(fc[k]["accuracy"][-1] >= fa[k]["accuracy"][-1] for k in seeds)
-    d = mine - theirs
+def _versus(mine: dict[int, dict], theirs: dict[int, dict], name: str) -> tuple[str, float, int, int]:
+    """fedcommittee against a baseline on the seeds both ran: (words, mean difference of final
+    accuracy, seeds where fedcommittee ended higher or level, seeds)."""
+    seeds = sorted(set(mine) & set(theirs))
+    a = statistics.fmean(mine[k]["accuracy"][-1] for k in seeds)
+    b = statistics.fmean(theirs[k]["accuracy"][-1] for k in seeds)
+    level = sum(mine[k]["accuracy"][-1] >= theirs[k]["accuracy"][-1] for k in seeds)
+    n = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     return (
-        f"{part}: fedcommittee {mine:.4f} vs Flower FedAvg {theirs:.4f} ({d:+.4f}; at least level on"
-        f" {wins} of {len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {'met' if d >= 0 else 'missed'}"
+        f"fedcommittee {a:.4f} vs {name} {b:.4f} ({a - b:+.4f}; at least level on {level} of {n})",
+        a - b,
+        level,
+        len(seeds),
     )
+
+
+def _checks(part: str, groups: dict, common_budget: bool) -> list[str]:
+    """The targets: at the common budget, configs/default.yaml's committee (FedAvg) >= Flower FedAvg;
+    at another budget (one class per client), that committee with its aggregation above Flower FedAvg
+    and FedProx on every seed (FedAvgM, the same aggregator, shown beside)."""
+    mine = [
+        (label, runs)
+        for (p, label), runs in groups.items()
+        if p == part and label.startswith(f"fedcommittee, `{CURRENT_COMMITTEE}`")
+    ]
+    out = []
+    for label, runs in mine:
+        vs = {
+            s: groups[(part, s)]
+            for s in ("flower-fedavg", "flower-fedprox", "flower-fedavgm")
+            if (part, s) in groups
+        }
+        if "flower-fedavg" not in vs or not set(runs) & set(vs["flower-fedavg"]):
+            continue
+        if common_budget:
+            if "server momentum" in label:
+                continue
+            words, d, _, _ = _versus(runs, vs["flower-fedavg"], "Flower FedAvg")
+            out.append(f"{part}: {words}: {'met' if d >= 0 else 'missed'}")
+            continue
+        for s, name in (("flower-fedavg", "Flower FedAvg"), ("flower-fedprox", "Flower FedProx")):
+            if s in vs:
+                words, d, level, n = _versus(runs, vs[s], name)
+                verdict = "above on every seed" if level == n and d > 0 else "not above on every seed"
+                out.append(f"{part}, {label}: {words}: {verdict}")
+        if "flower-fedavgm" in vs:
+            words, _, _, _ = _versus(runs, vs["flower-fedavgm"], "Flower FedAvgM (the same aggregator)")
+            out.append(f"{part}, {label}: {words}")
+    return out
 
 
 def accuracy_section(results: Path, out_dir: Path) -> list[str]:
     runs = _load(results, "accuracy")
     if not runs:
         return ["No accuracy results yet (`compare.py accuracy`)."]
-    groups = _seed_groups(runs)
-    s0 = Setting(**runs[0]["setting"])
+    common = _common_budget(runs)
+    groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    stems: dict[str, str] = {}
+    for r in runs:
+        part, stems_key = _setting_label(r["setting"], common)
+        stems[part] = stems_key
+        groups[(part, system_label(r))][r["setting"].get("seed", 0)] = r
+    s0 = Setting(**next(r["setting"] for r in runs if _budget(r["setting"]) == common))
     lines = [
         f"{s0.providers} providers, {s0.members} committee members (fedcommittee), model `{s0.model}`,"
         f" {s0.rounds} rounds, {s0.steps} local SGD steps x batch {s0.batch_size} (lr {s0.lr}, momentum"
-        f" {s0.momentum}) per provider and round; test accuracy on {s0.test_samples} test images after"
-        " every round. Each row: mean ± sd over its seeds (the split, the attackers' draw, the initial"
-        " weights and the local training's seeds change with the seed; both sides use the same)."
-        " `effect_mainjob` is the committee of configs/default.yaml (rule `effect`, cos_floor -0.05,"
-        " sym_se 10); `trust` the rule the comparison first ran with.",
+        f" {s0.momentum}) per provider and round, unless a row names its own budget; test accuracy on"
+        f" {s0.test_samples} test images after every round. Each row: mean ± sd over its seeds (the split,"
+        " the attackers' draw, the initial weights and the local training's seeds change with the seed;"
+        " both sides use the same). `effect_mainjob` is the committee of configs/default.yaml (rule"
+        " `effect`, cos_floor -0.05, sym_se 10); `trust` the rule the comparison first ran with. Server"
+        f" momentum {SERVER_MOMENTUM}: the aggregation `fedavgm` on fedcommittee's side, Flower's FedAvgM"
+        " with the same momentum.",
         "",
         "| partition | system | seeds | final | best | mean of last 3 | honest recall | wall s | ledger |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     checks = []
-    parts = [p for p in PARTITIONS if any(k[0] == p for k in groups)]
+    parts = sorted({k[0] for k in groups}, key=lambda p: (list(PARTITIONS).index(p.split(":")[0]), p))
     for part in parts:
         labels = sorted((k[1] for k in groups if k[0] == part), key=_row_order)
         for label in labels:
@@ -177,19 +242,15 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
              "accuracy": _mean_curve(groups[(part, label)])}
             for label in labels
         ]  # fmt: skip
-        _plot_curves(
-            out_dir / f"accuracy_{part}.png", f"{part}: test accuracy per round (mean over seeds)", curves
-        )
-        fc = groups.get(
-            (part, system_label({"system": "fedcommittee", "setting": {"committee": CURRENT_COMMITTEE}}))
-        )
-        fa = groups.get((part, "flower-fedavg"))
-        if fc and fa and set(fc) & set(fa):
-            checks.append(_accuracy_check(part, fc, fa))
-    lines += ["", "Plots: " + ", ".join(f"[{p}](flower/results/accuracy_{p}.png)" for p in parts), ""]
+        title = f"{part.split(':')[0]}: test accuracy per round (mean over seeds)"
+        _plot_curves(out_dir / f"accuracy_{stems[part]}.png", title, curves)
+        checks += _checks(part, groups, stems[part] == part)
+    plots = ", ".join(f"[{stems[p]}](flower/results/accuracy_{stems[p]}.png)" for p in parts)
+    lines += ["", f"Plots: {plots}", ""]
     lines += [
-        f"Target (final accuracy >= Flower FedAvg on every clean setting), for `{CURRENT_COMMITTEE}`, on"
-        " the seeds both sides ran:",
+        f"Targets, for `{CURRENT_COMMITTEE}`, on the seeds both sides ran: final accuracy >= Flower FedAvg"
+        " on every clean setting; with one class per client, clearly above Flower FedAvg and FedProx on"
+        " the same budget:",
         "",
     ]
     lines += [f"- {c}" for c in checks] or ["- no partition has runs of both yet"]

@@ -28,6 +28,10 @@ COMMITTEES = {
     "trust": ("trust", {}),
     "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
 }
+# fedcommittee's aggregation: FedAvg, or FedAvg with server momentum (Hsu et al. 2019), the
+# configured `aggregation: {name: fedavgm}`; Flower's FedAvgM strategy takes the same momentum.
+AGGREGATIONS = ("fedavg", "fedavgm")
+SERVER_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Setting:
     attack: str = "honest"
     attack_fraction: float = 0.0
     committee: str = "trust"  # fedcommittee only: a COMMITTEES name (result files before it: trust)
+    aggregation: str = "fedavg"  # fedcommittee only: an AGGREGATIONS name
     providers_per_process: int = 1  # fedcommittee only: providers hosted per agent process
     # fedcommittee only: a round closes when every provider's update is judged, or when no update came
     # for settle_seconds (nothing pending), or at the deadline. Scale runs raise both so that a round
@@ -59,6 +64,8 @@ class Setting:
             raise ValueError(f"unknown partition {self.partition!r} (have {sorted(PARTITIONS)})")
         if self.committee not in COMMITTEES:
             raise ValueError(f"unknown committee {self.committee!r} (have {sorted(COMMITTEES)})")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r} (have {', '.join(AGGREGATIONS)})")
         if not 0.0 <= self.attack_fraction < 1.0:
             raise ValueError(f"attack_fraction must be in [0, 1), got {self.attack_fraction}")
         if not 0 < self.settle_seconds <= self.deadline_seconds:
@@ -92,14 +99,16 @@ class Setting:
         # Suffixes only off the first runs' values, so that their result files keep their names.
         if self.committee != "trust":
             t += f"-{self.committee}"
+        if self.aggregation != "fedavg":
+            t += f"-{self.aggregation}"
         if self.seed:
             t += f"-seed{self.seed}"
         return t
 
     def without_committee(self) -> Setting:
-        """The setting as a system without a committee (Flower) sees it: one result for every
-        committee."""
-        return replace(self, committee=Setting.committee)
+        """The setting as Flower sees it: its strategy names its aggregation, and it has no committee
+        (one Flower result serves every committee and aggregation of fedcommittee)."""
+        return replace(self, committee=Setting.committee, aggregation=Setting.aggregation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -162,7 +171,7 @@ def experiment_doc(s: Setting, name: str = "bench") -> dict:
         },
         "scoring": scoring_doc(s),
         "acceptance": "threshold",
-        "aggregation": "fedavg",
+        "aggregation": aggregation_doc(s),
         "publisher": "org1-user1",
         "committee": committee,
         "providers": providers,
@@ -173,6 +182,12 @@ def scoring_doc(s: Setting) -> dict:
     """The committee's scoring config: its rule and bars, the reference trained like the providers."""
     rule, params = COMMITTEES[s.committee]
     return {"rule": rule, "metric": "loss", "reference_steps": s.steps, "reference_lr": s.lr, **params}
+
+
+def aggregation_doc(s: Setting) -> str | dict:
+    if s.aggregation == "fedavgm":
+        return {"name": "fedavgm", "params": {"momentum": SERVER_MOMENTUM}}
+    return s.aggregation
 
 
 def users_needed(s: Setting) -> int:

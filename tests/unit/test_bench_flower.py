@@ -72,6 +72,14 @@ def test_committee_and_seed_name_their_results_and_flower_ignores_the_committee(
     assert (scoring.rule, scoring.cos_floor, scoring.sym_se) == ("effect", -0.05, 10.0)
 
 
+def test_model_ids_fit_the_contracts_limit_and_stay_distinct():
+    short = Setting(partition="dir0.5")
+    assert fc_side.model_id_of(short, 1_234_567.9) == f"{short.tag()}-234567"
+    long = Setting(partition="onecls", rounds=100, steps=1, committee="effect_mainjob", aggregation="fedavgm")
+    ids = {fc_side.model_id_of(replace(long, seed=k), 1_234_567) for k in (1, 2)}
+    assert len(ids) == 2 and all(len(i) == fc_side.MODEL_ID_MAX and i.startswith("onecls-") for i in ids)
+
+
 def test_users_needed_covers_the_largest_settings():
     assert users_needed(Setting(providers=100, members=5)) == 37  # org1: publisher, 2 members, 34 providers
     assert users_needed(Setting(providers=100, members=3)) == 36
@@ -133,6 +141,25 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     _result(tmp_path, "accuracy", "flower-fedavg", s, [0.5, 0.7, 0.83])
     _result(tmp_path, "accuracy", "flower-fedavg", replace(s, seed=1), [0.5, 0.7, 0.75])
     _result(tmp_path, "accuracy", "fedcommittee", s, [0.5, 0.7, 0.99], **fc_extra)  # trust, seed 0
+    # One class per client at its own budget, fedcommittee with server momentum: above FedAvg and
+    # FedProx on every seed is checked; Flower's FedAvgM is shown beside it.
+    one = Setting(partition="onecls", rounds=4, steps=1, committee="effect_mainjob", aggregation="fedavgm")
+    for seed, mine, fedavg, fedprox, fedavgm in ((0, 0.70, 0.40, 0.41, 0.71), (1, 0.60, 0.50, 0.61, 0.60)):
+        _result(
+            tmp_path, "accuracy", "fedcommittee", replace(one, seed=seed), [0.1, 0.2, 0.3, mine], **fc_extra
+        )
+        for system, acc in (
+            ("flower-fedavg", fedavg),
+            ("flower-fedprox", fedprox),
+            ("flower-fedavgm", fedavgm),
+        ):
+            _result(
+                tmp_path,
+                "accuracy",
+                system,
+                replace(one, seed=seed).without_committee(),
+                [0.1, 0.2, 0.3, acc],
+            )
     s2 = Setting(rounds=3, partition="dir0.5", committee="effect_mainjob")
     _result(tmp_path, "accuracy", "fedcommittee", s2, [0.5, 0.7, 0.84], **fc_extra)
     _result(tmp_path, "accuracy", "flower-fedavg", s2.without_committee(), [0.5, 0.7, 0.83])
@@ -153,6 +180,23 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
         in text
     )
     assert "| dominant | fedcommittee, `effect_mainjob` | 3 | 0.8633 ± 0.1102 |" in text
+    one_row = "onecls: 1 local step, 4 rounds, lr 0.03, momentum 0.9"
+    fc_momentum = "fedcommittee, `effect_mainjob`, server momentum 0.9"
+    assert f"| {one_row} | {fc_momentum} | 2 (seeds 0, 1) | 0.6500 ± 0.0707 |" in text
+    mine = f"- {one_row}, fedcommittee, `effect_mainjob`, server momentum 0.9: fedcommittee 0.6500"
+    assert (
+        f"{mine} vs Flower FedAvg 0.4500 (+0.2000; at least level on 2 of 2 seeds): above on every seed"
+        in text
+    )
+    assert (
+        f"{mine} vs Flower FedProx 0.5100 (+0.1400; at least level on 1 of 2 seeds): not above on every seed"
+        in text
+    )
+    assert (
+        f"{mine} vs Flower FedAvgM (the same aggregator) 0.6550 (-0.0050; at least level on 1 of 2 seeds)"
+        in text
+    )
+    assert (tmp_path / "accuracy_onecls-r4-s1.png").exists()
     assert "| dominant | fedcommittee, `trust` (the old rule) | 1 (seed 0) | 0.9900 |" in text
     assert "| dominant | flower-fedavg | 2 (seeds 0, 1) | 0.7900 ± 0.0566 |" in text
     assert (
