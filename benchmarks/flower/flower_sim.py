@@ -111,6 +111,21 @@ def _strategy(name: str, setting: Setting, evaluate_fn, initial):
     raise ValueError(f"unknown strategy {name!r} (have {', '.join(STRATEGIES)})")
 
 
+def _count_failures(strategy) -> dict[int, int]:
+    """Failed client fits per round, recorded as the strategy aggregates (Flower logs them and goes
+    on with the results it has)."""
+    failed: dict[int, int] = {}
+    aggregate_fit = strategy.aggregate_fit
+
+    def counting(server_round, results, failures):
+        if failures:
+            failed[server_round] = len(failures)
+        return aggregate_fit(server_round, results, failures)
+
+    strategy.aggregate_fit = counting
+    return failed
+
+
 def run(setting: Setting, strategy: str) -> dict:
     import torch
     from flwr.common import ndarrays_to_parameters
@@ -141,6 +156,7 @@ def run(setting: Setting, strategy: str) -> dict:
 
     initial = ndarrays_to_parameters([v.numpy() for v in init.values()])
     strat = _strategy(strategy, setting, evaluate_fn, initial)
+    failures = _count_failures(strat)
 
     def server_fn(context):
         return ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=setting.rounds))
@@ -160,6 +176,10 @@ def run(setting: Setting, strategy: str) -> dict:
         },
     )
     wall = time.perf_counter() - started
+    if failures:
+        # A failed client leaves the global model as it was: a run of failures reads as a model that
+        # never learns (0.10), not as an error, unless it is refused here.
+        raise SystemExit(f"flower {strategy}: client fits failed in rounds {failures} (see the log above)")
     if len(acc) != setting.rounds:
         raise SystemExit(
             f"flower {strategy}: {len(acc)} of {setting.rounds} rounds evaluated (see the log above)"

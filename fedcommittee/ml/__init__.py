@@ -65,5 +65,11 @@ class _Package(types.ModuleType):
             return
         super().__setattr__(name, value)
 
+    def __reduce__(self) -> tuple:
+        # Pickled by name, as pickle libraries treat plain modules: cloudpickle (Ray, in the Flower
+        # benchmark) dispatches on the exact type and failed on this subclass ("cannot pickle
+        # '_Package' object") when a closure referred to the package.
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Package

@@ -97,3 +97,13 @@ def test_reading_every_shipped_config_imports_no_torch():
 def test_a_list_parameter_checks_every_item(value, problem):
     found = registry.params_problem(registry.PARTITIONS["dominant_class"], {"classes": value})
     assert (found is None) if problem is None else (found[0] == "classes" and problem in found[1])
+
+
+def test_the_lazy_package_pickles_by_name_like_a_module():
+    # Ray (the Flower benchmark) pickles closures that refer to the package; its lazy-loading class
+    # must come back as the same module, not fail as an unknown object.
+    import pickle
+
+    from fedcommittee import ml
+
+    assert pickle.loads(pickle.dumps(ml)) is ml
