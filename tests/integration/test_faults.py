@@ -40,10 +40,13 @@ from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, c
 # may name only as it finishes, leaving the drill to hit the run's closing audit instead. 16 rounds
 # were too few on Fabric on a fast day: the third drill stopped Kubo during the audit.
 ROUNDS = 24
-# A transaction in flight when the embedded ledger is killed is lost with it, and its sender learns
-# that only when its CommitStatus wait (60 s, asked again once on DEADLINE_EXCEEDED) runs out: about
-# 124 s before it resubmits. small.yaml's 120-s round deadline closed round 1 without that provider
-# (seen once in CI, 2026-12-06); the default config's 240 s leaves the room this needs.
+# A transaction in flight when the embedded ledger is killed is lost with it. Its sender used to learn
+# that only when its CommitStatus wait (60 s, asked again once on DEADLINE_EXCEEDED) ran out, about
+# 124 s, and small.yaml's 120-s round deadline once closed round 1 without that provider (CI,
+# 2026-12-06). Since the gateway client asks only once more, for 20 s, after the connection drops
+# (`Timeouts.commit_after_outage`; tests/unit/ledger/test_gateway.py), the resubmission should come
+# within about 25 s of the restart; the default config's 240 s is kept as margin (a drill rarely
+# catches a transaction in flight, so this path is not seen in every run).
 DEADLINE_SECONDS = 240
 # The first drill's node, per ledger backend: a Raft orderer, or the embedded ledger itself.
 FIRST = {"fabric": ("orderer", "orderer2"), "dev": ("ledger", "ledger")}
