@@ -94,8 +94,8 @@ def tail_mean(acc: list[float], k: int = 3) -> float:
     return statistics.fmean(acc[-k:])
 
 
-# Accuracy results from before they named their backend were measured on Fabric (the embedded
-# ledger came later).
+# Accuracy and robustness results from before they named their backend were measured on Fabric
+# (the embedded ledger came later).
 _OLDER_ACCURACY = "Fabric v3.1.5"
 # The fedcommittee committee the accuracy target is checked for: configs/default.yaml's.
 CURRENT_COMMITTEE = "effect_mainjob"
@@ -257,19 +257,51 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
     return lines
 
 
+def _column(r: dict) -> str:
+    """A robustness run's column: Flower's strategy, or fedcommittee with its committee."""
+    if r["system"] != "fedcommittee":
+        return r["system"]
+    return f"fedcommittee `{r['setting'].get('committee', 'trust')}`"
+
+
+def _drop_checks(col: str, att: str, clean: dict, rs: dict) -> list[str]:
+    """The 30 % target for one fedcommittee column: its drop from its own clean run <= 2 points."""
+    if col not in clean or "flower-fedavg" not in clean or "flower-fedavg" not in rs:
+        return []
+    out = []
+    for what, f in (("last round", lambda a: a[-1]), ("last-3 mean", tail_mean)):
+        d = 100 * (f(clean[col]["accuracy"]) - f(rs[col]["accuracy"]))
+        dfa = 100 * (f(clean["flower-fedavg"]["accuracy"]) - f(rs["flower-fedavg"]["accuracy"]))
+        verdict = "met" if d <= 2 else f"missed by {d - 2:.1f}"
+        out.append(f"{att} 30 % ({what}): {col} {_change(d)} (Flower FedAvg {_change(dfa)}): {verdict}")
+    return out
+
+
+def _verdict_row(att: str, share: str, col: str, r: dict) -> str:
+    a = r["acceptance"]
+    return (
+        f"| {att} | {share} | {col.removeprefix('fedcommittee ')} | {_fmt(a['precision'], '.2f')} |"
+        f" {_fmt(a['recall'], '.2f')} | {_fmt(a.get('attackers_rejected'), '.2f')} |"
+        f" {r['accepted']} / {r['rejected']} | {r.get('ledger_backend') or _OLDER_ACCURACY} |"
+    )
+
+
 def robustness_section(results: Path) -> list[str]:
     runs = _load(results, "robustness")
     if not runs:
         return ["No robustness results yet (`compare.py robustness`)."]
-    clean = {r["system"]: r for r in runs if r["setting"]["attack"] == "honest"}
+    clean = {_column(r): r for r in runs if r["setting"]["attack"] == "honest"}
     attacked = [r for r in runs if r["setting"]["attack"] != "honest"]
     s0 = Setting(**runs[0]["setting"])
-    systems = sorted({r["system"] for r in runs}, key=_order)
+    systems = sorted({_column(r) for r in runs}, key=lambda c: (_order(c.split(" ")[0]), c))
+    committees = [s for s in systems if s.startswith("fedcommittee")]
     lines = [
         f"Partition `{s0.partition}`, {s0.providers} providers, `{s0.model}`, {s0.rounds} rounds, {s0.steps}"
-        f" local steps. Attackers are a seeded draw of the providers, the same on both sides. Flower's"
-        f" FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true number of"
-        f" attackers: oracle settings in the baselines' favour.",
+        f" local steps, seed {s0.seed}. Attackers are a seeded draw of the providers, the same on both sides."
+        " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
+        " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
+        " comparison first ran with (Fabric v3.1.5); `effect_mainjob`: configs/default.yaml's committee"
+        " (each run's ledger in the verdict table).",
         "",
         "Test accuracy after the last round / mean of the last 3 rounds (in brackets: the drop from the same"
         " system's clean run, in points, for each; negative = above the clean run):",
@@ -285,7 +317,7 @@ def robustness_section(results: Path) -> list[str]:
     ]
     scen: dict[tuple, dict] = defaultdict(dict)
     for r in attacked:
-        scen[(r["setting"]["attack"], r["setting"]["attack_fraction"])][r["system"]] = r
+        scen[(r["setting"]["attack"], r["setting"]["attack_fraction"])][_column(r)] = r
     checks, acc_rows = [], []
     for (att, frac), rs in sorted(scen.items(), key=lambda kv: (kv[0][1] != 0.3, kv[0])):
         cells = []
@@ -302,36 +334,19 @@ def robustness_section(results: Path) -> list[str]:
                 f" ({_fmt(drop3, '+.1f')})"
             )
         lines.append(f"| {att} | {frac:.0%} | " + " | ".join(cells) + " |")
-        fc = rs.get("fedcommittee")
-        if fc:
-            a = fc["acceptance"]
-            acc_rows.append(
-                f"| {att} | {frac:.0%} | {_fmt(a['precision'], '.2f')} | {_fmt(a['recall'], '.2f')} |"
-                f" {_fmt(a['attackers_rejected'], '.2f')} | {fc['accepted']} / {fc['rejected']} |"
-            )
-            if frac == 0.3 and "fedcommittee" in clean and "flower-fedavg" in clean and "flower-fedavg" in rs:
-                for what, f in (("last round", lambda a: a[-1]), ("last-3 mean", tail_mean)):
-                    d = 100 * (f(clean["fedcommittee"]["accuracy"]) - f(fc["accuracy"]))
-                    dfa = 100 * (f(clean["flower-fedavg"]["accuracy"]) - f(rs["flower-fedavg"]["accuracy"]))
-                    verdict = "met" if d <= 2 else f"missed by {d - 2:.1f}"
-                    checks.append(
-                        f"{att} 30 % ({what}): fedcommittee {_change(d)} (Flower FedAvg {_change(dfa)}):"
-                        f" {verdict}"
-                    )
+        for col in (c for c in committees if c in rs):
+            acc_rows.append(_verdict_row(att, f"{frac:.0%}", col, rs[col]))
+            if frac == 0.3:
+                checks += _drop_checks(col, att, clean, rs)
     lines += [
         "",
         "Committee verdicts (precision = honest share of the accepted updates, recall = share of"
         " honest updates accepted, rejected = share of malicious updates rejected):",
         "",
-        "| attack | share | precision | recall | rejected | accepted / rejected |",
-        "|---|---|---|---|---|---|",
+        "| attack | share | committee | precision | recall | rejected | accepted / rejected | ledger |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    if "fedcommittee" in clean:
-        a = clean["fedcommittee"]["acceptance"]
-        lines.append(
-            f"| none (clean) | 0 | {_fmt(a['precision'], '.2f')} | {_fmt(a['recall'], '.2f')} | n/a |"
-            f" {clean['fedcommittee']['accepted']} / {clean['fedcommittee']['rejected']} |"
-        )
+    lines += [_verdict_row("none (clean)", "0", col, clean[col]) for col in committees if col in clean]
     lines += acc_rows
     lines += ["", "Target (30 % attackers: drop <= 2 points where FedAvg drops far more):", ""]
     lines += [f"- {c}" for c in checks]

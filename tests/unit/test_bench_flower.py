@@ -169,6 +169,12 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     fc_att = {**fc_extra, "acceptance": {"precision": 1.0, "recall": 1.0, "attackers_rejected": 1.0}}
     _result(tmp_path, "robustness", "fedcommittee", att, [0.5, 0.6, 0.77], **fc_att)
     _result(tmp_path, "robustness", "flower-fedavg", att, [0.3, 0.2, 0.40])
+    # The current committee's runs of the same settings: a column and verdict rows of their own.
+    cur_att = replace(att, committee="effect_mainjob")
+    _result(tmp_path, "robustness", "fedcommittee", replace(s, committee="effect_mainjob"), [0.5, 0.7, 0.82],
+            **fc_extra)  # fmt: skip
+    fc_cur = {**fc_extra, "acceptance": {"precision": 1.0, "recall": 1.0, "attackers_rejected": 0.9}}
+    _result(tmp_path, "robustness", "fedcommittee", cur_att, [0.5, 0.7, 0.81], **fc_cur)
     out = tmp_path / "B.md"
     report.write(tmp_path, out)
     text = out.read_text()
@@ -200,14 +206,18 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "| dominant | fedcommittee, `trust` (the old rule) | 1 (seed 0) | 0.9900 |" in text
     assert "| dominant | flower-fedavg | 2 (seeds 0, 1) | 0.7900 ± 0.0566 |" in text
     assert (
-        "sign_flip 30 % (last round): fedcommittee drops 3.0 points"
+        "sign_flip 30 % (last round): fedcommittee `trust` drops 3.0 points"
         " (Flower FedAvg drops 40.0 points): missed by 1.0" in text
     )
     # last-3 means: clean (0.5+0.7+0.8)/3, attacked (0.5+0.6+0.77)/3 -> 4.3 points; FedAvg 36.7
     assert (
-        "sign_flip 30 % (last-3 mean): fedcommittee drops 4.3 points"
+        "sign_flip 30 % (last-3 mean): fedcommittee `trust` drops 4.3 points"
         " (Flower FedAvg drops 36.7 points): missed by 2.3" in text
     )
+    assert "sign_flip 30 % (last round): fedcommittee `effect_mainjob` drops 1.0 points" in text
+    assert "| attack | share | fedcommittee `effect_mainjob` | fedcommittee `trust` | flower-fedavg |" in text
+    assert "| sign_flip | 30% | 0.8100 (+1.0) / 0.6700 (+0.3) | 0.7700 (+3.0) / 0.6233 (+4.3) |" in text
+    assert "| sign_flip | 30% | `effect_mainjob` | 1.00 | 1.00 | 0.90 | 9 / 1 | Fabric v3.1.5 |" in text
     assert "No overhead results yet" in text
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
     _result(tmp_path, "overhead", "in-process", s, [0.5])
