@@ -223,22 +223,23 @@ def _test_accuracy(data: dict, client, store, exp, private_key) -> None:
     gossip = model["mode"] == Mode.GOSSIP
     data["sealed_not_opened"] = 0
 
-    def accuracy(ref: dict, update: bool) -> float | None:
+    def weights(ref: dict, update: bool) -> dict | None:
         try:
-            state = reader.fetch_weights(ref["cid"], ref["sha256"], update=update)
+            return reader.fetch_weights(ref["cid"], ref["sha256"], update=update)
         except EncryptedObject:
             data["sealed_not_opened"] += 1
             return None
-        return ml.evaluate(name, state, test).accuracy
 
     for r, ref in _accuracy_points(data, client):
-        acc = accuracy(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
-        if acc is not None:
-            data["test_accuracy"][r] = acc
-    if model.get("final"):
-        acc = accuracy(model["final"], update=gossip)  # gossip: the final model is an update
-        if acc is not None:
-            data["final_test_accuracy"] = acc
+        state = weights(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
+        if state is not None:
+            data["test_accuracy"][r] = ml.evaluate(name, state, test).accuracy
+    final = weights(model["final"], update=gossip) if model.get("final") else None  # gossip: an update
+    if final is not None:
+        data["final_test_accuracy"] = ml.evaluate(name, final, test).accuracy
+        if any(p.behaviour == "backdoor" for p in exp.providers):
+            # What the simulated backdoor attackers achieved: their trigger on the final model.
+            data["final_backdoor_success"] = ml.backdoor_success(name, final, test)
 
 
 # Markers per behaviour group, so a reader tells an attacker from a free rider without the colour
@@ -528,6 +529,16 @@ def _summary_rows(data: dict, s: dict) -> list[list[str]]:
             "Test accuracy",
             f"{_acc(s['test_accuracy_initial'])} initial → {_acc(s['test_accuracy_final'])} final",
         ],
+        *(
+            [
+                [
+                    "Backdoor success (final model)",
+                    f"{s['backdoor_success_final']:.1%} of triggered test images",
+                ]
+            ]
+            if s.get("backdoor_success_final") is not None
+            else []
+        ),
         ["Updates", f"{s['updates']} on the ledger: {s['accepted']} accepted, {s['rejected']} rejected"],
         ["Refused by the contract", f"{refused_total}" + (f" ({refused_words})" if refused_words else "")],
         ["Verify (audit)", _verify_words(data.get("verify"))],
@@ -651,6 +662,7 @@ def summarize(data: dict) -> dict:
         "races_total": sum(sum(v.values()) for v in (data.get("races") or {}).values()),
         "test_accuracy_initial": acc.get(min(acc)) if acc else None,
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
+        "backdoor_success_final": data.get("final_backdoor_success"),
         "wall_seconds": data.get("wall_seconds"),
         "ledger_backend": data.get("ledger_backend"),
         "verify": data.get("verify"),

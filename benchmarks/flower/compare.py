@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 from setting import AGGREGATIONS, COMMITTEES, PARTITIONS, Setting  # noqa: E402
 
 RESULTS = HERE / "results"
-ATTACKS = ("label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider")
+ATTACKS = ("label_flip", "sign_flip", "gaussian_noise", "scaling", "free_rider", "backdoor")
 ROBUST = ("fedavg", "fedmedian", "fedtrimmedavg", "krum")
 
 

@@ -224,6 +224,11 @@ def run_network(setting: Setting, home: Path) -> dict:
         "per_round": counts,
         "ledger_backend": report.get("ledger_backend"),
         "memory": memory,
+        **(
+            {"backdoor_success": report["final_backdoor_success"]}
+            if "final_backdoor_success" in report
+            else {}
+        ),
     }
 
 

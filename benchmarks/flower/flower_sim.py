@@ -142,9 +142,11 @@ def run(setting: Setting, strategy: str) -> dict:
     keys = list(init)
     acc: list[float] = []
     stamps: list[float] = []
+    last: dict = {}  # the latest global model (the final one once the run ends)
 
     def evaluate_fn(server_round, parameters, config):
         state = {k: torch.from_numpy(a.copy()) for k, a in zip(keys, parameters, strict=True)}
+        last["state"] = state
         res = ml.evaluate(setting.model, state, test)
         if server_round > 0:
             acc.append(res.accuracy)
@@ -185,13 +187,16 @@ def run(setting: Setting, strategy: str) -> dict:
             f"flower {strategy}: {len(acc)} of {setting.rounds} rounds evaluated (see the log above)"
         )
     rounds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return {
+    out = {
         "system": f"flower-{strategy}",
         "setting": json.loads(setting.to_json()),
         "accuracy": acc,
         "wall_seconds": round(wall, 1),
         "round_seconds": rounds,
     }
+    if setting.attack == "backdoor":  # what fedcommittee's report measures of its final model
+        out["backdoor_success"] = ml.backdoor_success(setting.model, last["state"], test)
+    return out
 
 
 def main() -> int:

@@ -350,7 +350,38 @@ def robustness_section(results: Path) -> list[str]:
     lines += acc_rows
     lines += ["", "Target (30 % attackers: drop <= 2 points where FedAvg drops far more):", ""]
     lines += [f"- {c}" for c in checks]
-    return lines
+    return lines + _backdoor_lines(scen, systems)
+
+
+def _backdoor_lines(scen: dict, systems: list[str]) -> list[str]:
+    """The backdoor runs' attack success (triggered test images of another class taken for the target)
+    per system, and issue 17's target: <= 10 % for the committee where FedAvg's or FedMedian's is
+    higher."""
+    runs = {frac: rs for (att, frac), rs in scen.items() if att == "backdoor"}
+    if not runs:
+        return []
+    cols = [s for s in systems if any("backdoor_success" in rs.get(s, {}) for rs in runs.values())]
+    lines = [
+        "",
+        "Backdoor: attack success of each system's final model (share of the triggered test images"
+        " whose class is not the target that it classifies as the target):",
+        "",
+        "| share | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    checks = []
+    for frac, rs in sorted(runs.items()):
+        rate = {s: rs[s]["backdoor_success"] for s in cols if "backdoor_success" in rs.get(s, {})}
+        lines.append(f"| {frac:.0%} | " + " | ".join(_fmt(rate.get(s), ".3f") for s in cols) + " |")
+        theirs = [rate[s] for s in ("flower-fedavg", "flower-fedmedian") if s in rate]
+        for col in (c for c in rate if c.startswith("fedcommittee") and theirs):
+            met = rate[col] <= 0.10 or rate[col] <= min(theirs)
+            checks.append(
+                f"backdoor {frac:.0%}: {col} {rate[col]:.3f} (Flower FedAvg / FedMedian:"
+                f" {' / '.join(f'{x:.3f}' for x in theirs)}): {'met' if met else 'missed'}"
+            )
+    lines += ["", "Target (<= 10 % where Flower FedAvg's and FedMedian's are higher):", ""]
+    return lines + [f"- {c}" for c in checks]
 
 
 # Overhead results from before they named their backend were measured on Fabric.

@@ -181,13 +181,7 @@ class Run:
 
     def backdoor_success(self, g) -> float:
         """Share of triggered test images (true class not the target) classified as the target."""
-        from fedcommittee.ml.attacks import add_trigger, get_behaviour
-        from fedcommittee.ml.evaluate import predict_logits
-
-        target = get_behaviour("backdoor").target
-        keep = self.split.test.y != target
-        pred = predict_logits(self.model, g, add_trigger(self.split.test.x[keep])).argmax(dim=1)
-        return float((pred == target).double().mean())
+        return self.ml.backdoor_success(self.model, g, self.split.test)
 
 
 def run_one(args: tuple) -> dict:

@@ -26,7 +26,7 @@ from typing import Any
 _HOME = {
     "aggregate": ("FedAdam", "FedAvg", "FedAvgM", "Krum", "Median", "Strategy", "TrimmedMean",
                   "get_strategy"),
-    "attacks": ("Behaviour", "get_behaviour", "run_behaviour"),
+    "attacks": ("Behaviour", "backdoor_success", "get_behaviour", "run_behaviour"),
     "data": ("DataError", "Dataset", "from_arrays", "load_dataset", "load_digits", "load_entry_point",
              "load_fashion_mnist", "load_npz", "split_shards", "train_val_split"),
     "dp": ("DPProvider", "clip_delta", "epsilon"),

@@ -269,6 +269,18 @@ class Backdoor(Behaviour):
         return st.scale(delta, self.boost)
 
 
+def backdoor_success(model: str, state: State, data: Dataset, target: int = Backdoor.target) -> float:
+    """The backdoor's attack success rate: the share of ``data``'s samples of another class than
+    ``target`` that the model classifies as ``target`` once they carry the trigger."""
+    from .evaluate import predict_logits
+
+    keep = data.y != target
+    if not bool(keep.any()):
+        raise ValueError(f"backdoor success needs samples of another class than the target {target}")
+    pred = predict_logits(model, state, add_trigger(data.x[keep])).argmax(dim=1)
+    return float((pred == target).double().mean())
+
+
 BEHAVIOURS: dict[str, type[Behaviour]] = {
     b.name: b
     for b in (

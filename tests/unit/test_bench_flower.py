@@ -175,6 +175,11 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
             **fc_extra)  # fmt: skip
     fc_cur = {**fc_extra, "acceptance": {"precision": 1.0, "recall": 1.0, "attackers_rejected": 0.9}}
     _result(tmp_path, "robustness", "fedcommittee", cur_att, [0.5, 0.7, 0.81], **fc_cur)
+    bd = replace(s, attack="backdoor", attack_fraction=0.3)
+    _result(tmp_path, "robustness", "fedcommittee", replace(bd, committee="effect_mainjob"), [0.5, 0.7, 0.8],
+            backdoor_success=0.04, **fc_cur)  # fmt: skip
+    _result(tmp_path, "robustness", "flower-fedavg", bd, [0.5, 0.7, 0.8], backdoor_success=0.9)
+    _result(tmp_path, "robustness", "flower-fedmedian", bd, [0.5, 0.7, 0.8], backdoor_success=0.2)
     out = tmp_path / "B.md"
     report.write(tmp_path, out)
     text = out.read_text()
@@ -218,6 +223,12 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "| attack | share | fedcommittee `effect_mainjob` | fedcommittee `trust` | flower-fedavg |" in text
     assert "| sign_flip | 30% | 0.8100 (+1.0) / 0.6700 (+0.3) | 0.7700 (+3.0) / 0.6233 (+4.3) |" in text
     assert "| sign_flip | 30% | `effect_mainjob` | 1.00 | 1.00 | 0.90 | 9 / 1 | Fabric v3.1.5 |" in text
+    assert "| share | fedcommittee `effect_mainjob` | flower-fedavg | flower-fedmedian |" in text
+    assert "| 30% | 0.040 | 0.900 | 0.200 |" in text
+    assert (
+        "- backdoor 30%: fedcommittee `effect_mainjob` 0.040 (Flower FedAvg / FedMedian: 0.900 / 0.200): met"
+        in text
+    )
     assert "No overhead results yet" in text
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], **{**fc_extra, "ledger_ipfs_share": 0.08})
     _result(tmp_path, "overhead", "in-process", s, [0.5])

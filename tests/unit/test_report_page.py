@@ -178,6 +178,7 @@ def built(tmp_path_factory):
     data["wall_seconds"] = 236.4
     data["ledger_backend"] = "embedded ledger (devledger)"
     data["verify"] = {"checks": 145, "discrepancies": 0}
+    data["final_backdoor_success"] = 0.031  # as a run with a backdoor attacker records it
     # Keep every figure open long enough to inspect it.
     import matplotlib.pyplot as plt
 
@@ -226,6 +227,7 @@ def test_the_page_opens_with_a_summary_table_not_a_json_dump(built):
         "Refused by the contract 4 (org3-freerider: 4 identical update resubmitted)",
         "Round time (median) 8.7 s (agents' clocks, 0.1 s)",
         "Expected races (logged at info) 14 (per round below)",
+        "Backdoor success (final model) 3.1% of triggered test images",
     ):
         assert words in text, words
 

@@ -140,3 +140,19 @@ def test_backdoor_triggers_a_fraction_and_relabels_it(setup):
     assert int(triggered.sum()) >= len(tr) // 2
     assert bool((poisoned.y[triggered & (tr.x != poisoned.x).flatten(1).any(dim=1)] == 3).all())
     assert torch.equal(add_trigger(tr.x)[:, :, :-3, :], tr.x[:, :, :-3, :])
+
+
+def test_backdoor_success_is_the_triggered_share_taken_for_the_target(setup, digits_split):
+    from fedcommittee.ml.attacks import backdoor_success
+
+    g, tr, _ = setup
+    held_out = digits_split[1]
+    cfg = TrainConfig(steps=300, lr=0.1, batch_size=32, seed=3)
+    planted = run_behaviour(get_behaviour("backdoor", target=3, fraction=0.5), "mlp", g, tr, cfg)
+    honest = run_behaviour(get_behaviour("honest"), "mlp", g, tr, cfg)
+    with_trigger = backdoor_success("mlp", st.add_scaled(g, planted.delta), held_out, target=3)
+    without = backdoor_success("mlp", st.add_scaled(g, honest.delta), held_out, target=3)
+    assert with_trigger > 0.8 and without < 0.2, (with_trigger, without)
+    only_target = held_out.subset([i for i in range(len(held_out)) if int(held_out.y[i]) == 3])
+    with pytest.raises(ValueError, match="another class than the target 3"):
+        backdoor_success("mlp", g, only_target, target=3)
