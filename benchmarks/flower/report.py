@@ -257,6 +257,11 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
     return lines
 
 
+def _table_head(names: list[str]) -> list[str]:
+    """A markdown table's header and rule lines."""
+    return ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+
+
 def _column(r: dict) -> str:
     """A robustness run's column: Flower's strategy, or fedcommittee with its committee."""
     if r["system"] != "fedcommittee":
@@ -306,8 +311,7 @@ def robustness_section(results: Path) -> list[str]:
         "Test accuracy after the last round / mean of the last 3 rounds (in brackets: the drop from the same"
         " system's clean run, in points, for each; negative = above the clean run):",
         "",
-        "| attack | share | " + " | ".join(systems) + " |",
-        "|---|---|" + "---|" * len(systems),
+        *_table_head(["attack", "share", *systems]),
         "| none (clean) | 0 | "
         + " | ".join(
             f"{clean[s]['accuracy'][-1]:.4f} / {tail_mean(clean[s]['accuracy']):.4f}" if s in clean else "n/a"
@@ -366,8 +370,7 @@ def _backdoor_lines(scen: dict, systems: list[str]) -> list[str]:
         "Backdoor: attack success of each system's final model (share of the triggered test images"
         " whose class is not the target that it classifies as the target):",
         "",
-        "| share | " + " | ".join(cols) + " |",
-        "|---|" + "---|" * len(cols),
+        *_table_head(["share", *cols]),
     ]
     checks = []
     for frac, rs in sorted(runs.items()):
