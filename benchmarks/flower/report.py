@@ -32,8 +32,13 @@ COMMANDS = """\
 ```bash
 scripts/network.sh up                                   # FC_FABRIC_HOME where Fabric is not in the cache
 bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.0 beside the main venv
-.venv/bin/python benchmarks/flower/compare.py accuracy
-.venv/bin/python benchmarks/flower/compare.py robustness
+.venv/bin/python benchmarks/flower/compare.py accuracy                               # the old rule, seed 0
+.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
+    --partitions dominant,dir0.1,dir0.5                                              # the default committee
+.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
+    --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
+.venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob
 .venv/bin/python benchmarks/flower/compare.py overhead
 # scale: the commands in section 4
 .venv/bin/python benchmarks/flower/compare.py write     # this file and benchmarks/flower/results/*.png
