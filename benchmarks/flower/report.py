@@ -441,12 +441,17 @@ def overhead_section(results: Path) -> list[str]:
     if acc:
         lines += [
             "",
-            "The same share in the 30-round accuracy runs (10 providers, run beside Flower jobs):",
+            "The same share in the accuracy runs (10 providers; the `trust` runs ran beside Flower jobs):",
             "",
         ]
-        for r in acc:
+        for r in sorted(
+            acc, key=lambda r: (r["setting"]["partition"], system_label(r), r["setting"]["seed"])
+        ):
+            s, committee = r["setting"], system_label(r).removeprefix("fedcommittee, ")
             lines.append(
-                f"- {r['setting']['partition']}: {_fmt(r['ledger_ipfs_share'], '.1%')}"
+                f"- {s['partition']}, {s['steps']} local step{'s' if s['steps'] != 1 else ''}, {committee},"
+                f" seed {s['seed']} ({r.get('ledger_backend') or _OLDER_ACCURACY}):"
+                f" {_fmt(r['ledger_ipfs_share'], '.1%')}"
                 f" (median round {statistics.median(r['round_seconds']):.1f} s)"
             )
     return lines
