@@ -166,7 +166,8 @@ MODEL_ID_MAX = 64  # the contract's limit on a model id
 
 def model_id_of(setting: Setting, now: float) -> str:
     """The run's model id: the setting's tag and the clock's seconds modulo a million; a tag too long
-    for the id keeps its head and a hash of the whole (two settings never share an id)."""
+    for the id keeps its head and 8 hex digits of a hash of the whole, so settings that share a head
+    still get different ids."""
     tag, stamp = setting.tag(), f"-{int(now) % 10**6:06d}"
     if len(tag) + len(stamp) > MODEL_ID_MAX:
         digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
