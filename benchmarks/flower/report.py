@@ -63,6 +63,16 @@ def _load(results: Path, section: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((results / section).glob("*.json"))]
 
 
+def _seed0(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """The runs of seed 0, and a sentence naming how many of other seeds were left out: sections
+    whose tables hold one run per system and setting would otherwise show whichever seed came last."""
+    kept = [r for r in runs if r["setting"].get("seed", 0) == 0]
+    left = len(runs) - len(kept)
+    return kept, [
+        f"{left} run(s) of other seeds are in the result folder and not in this section."
+    ] if left else []
+
+
 def _order(system: str) -> int:
     return SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER)
 
@@ -168,10 +178,16 @@ def _checks(part: str, groups: dict, common_budget: bool) -> list[str]:
     """The targets: at the common budget, configs/default.yaml's committee (FedAvg) >= Flower FedAvg;
     at another budget (one class per client), that committee with its aggregation above Flower FedAvg
     and FedProx on every seed (FedAvgM, the same aggregator, shown beside)."""
+
+    def setting(runs: dict[int, dict]) -> dict:
+        return next(iter(runs.values()))["setting"]
+
     mine = [
         (label, runs)
         for (p, label), runs in groups.items()
-        if p == part and label.startswith(f"fedcommittee, `{CURRENT_COMMITTEE}`")
+        if p == part
+        and next(iter(runs.values()))["system"] == "fedcommittee"
+        and setting(runs).get("committee", "trust") == CURRENT_COMMITTEE
     ]
     out = []
     for label, runs in mine:
@@ -183,7 +199,7 @@ def _checks(part: str, groups: dict, common_budget: bool) -> list[str]:
         if "flower-fedavg" not in vs or not set(runs) & set(vs["flower-fedavg"]):
             continue
         if common_budget:
-            if "server momentum" in label:
+            if setting(runs).get("aggregation", "fedavg") != "fedavg":
                 continue
             words, d, _, _ = _versus(runs, vs["flower-fedavg"], "Flower FedAvg")
             out.append(f"{part}: {words}: {'met' if d >= 0 else 'missed'}")
@@ -297,9 +313,9 @@ def _verdict_row(att: str, share: str, col: str, r: dict) -> str:
 
 
 def robustness_section(results: Path) -> list[str]:
-    runs = _load(results, "robustness")
+    runs, other_seeds = _seed0(_load(results, "robustness"))
     if not runs:
-        return ["No robustness results yet (`compare.py robustness`)."]
+        return ["No robustness results yet (`compare.py robustness`).", *other_seeds]
     clean = {_column(r): r for r in runs if r["setting"]["attack"] == "honest"}
     attacked = [r for r in runs if r["setting"]["attack"] != "honest"]
     s0 = Setting(**runs[0]["setting"])
@@ -312,6 +328,7 @@ def robustness_section(results: Path) -> list[str]:
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_mainjob`: configs/default.yaml's committee"
         " (each run's ledger in the verdict table).",
+        *other_seeds,
         "",
         "Test accuracy after the last round / mean of the last 3 rounds (in brackets: the drop from the same"
         " system's clean run, in points, for each; negative = above the clean run):",
@@ -406,8 +423,8 @@ def _overhead_pairs(runs: list[dict]) -> dict[tuple[str, int], dict[str, dict]]:
 
 
 def overhead_section(results: Path) -> list[str]:
-    lines = []
-    complete = _overhead_pairs(_load(results, "overhead"))
+    runs, lines = _seed0(_load(results, "overhead"))
+    complete = _overhead_pairs(runs)
     if complete:
         s = Setting(**next(iter(complete.values()))["fedcommittee"]["setting"])
         lines += [

@@ -180,6 +180,9 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
             backdoor_success=0.04, **fc_cur)  # fmt: skip
     _result(tmp_path, "robustness", "flower-fedavg", bd, [0.5, 0.7, 0.8], backdoor_success=0.9)
     _result(tmp_path, "robustness", "flower-fedmedian", bd, [0.5, 0.7, 0.8], backdoor_success=0.2)
+    # A run of another seed (compare.py --seeds) stays out of the one-seed table instead of replacing
+    # seed 0's: FedAvg's drop below is seed 0's 40 points.
+    _result(tmp_path, "robustness", "flower-fedavg", replace(att, seed=1), [0.9, 0.9, 0.9])
     out = tmp_path / "B.md"
     report.write(tmp_path, out)
     text = out.read_text()
@@ -220,6 +223,7 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
         " (Flower FedAvg drops 36.7 points): missed by 2.3" in text
     )
     assert "sign_flip 30 % (last round): fedcommittee `effect_mainjob` drops 1.0 points" in text
+    assert "1 run(s) of other seeds are in the result folder and not in this section." in text
     assert "| attack | share | fedcommittee `effect_mainjob` | fedcommittee `trust` | flower-fedavg |" in text
     assert "| sign_flip | 30% | 0.8100 (+1.0) / 0.6700 (+0.3) | 0.7700 (+3.0) / 0.6233 (+4.3) |" in text
     assert "| sign_flip | 30% | `effect_mainjob` | 1.00 | 1.00 | 0.90 | 9 / 1 | Fabric v3.1.5 |" in text
