@@ -64,6 +64,9 @@ type Event struct {
 	ProposalID string   `json:"proposalId,omitempty"` // RuleChange*
 	Org        string   `json:"org,omitempty"`        // RuleChangeVoted: the voting org
 	Approve    *bool    `json:"approve,omitempty"`    // RuleChangeVoted
+
+	// RoundClosed by CloseRoundWithAggregate: the candidate aggregate recorded with the close.
+	Aggregate *ObjectRef `json:"aggregate,omitempty"`
 }
 
 // emit sets the transaction's one event; its actor is the caller.

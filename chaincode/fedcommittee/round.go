@@ -1,6 +1,8 @@
 package fedcommittee
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,7 +15,8 @@ import (
 //  1. finalize: the verdict that reaches quorum decides an update; an
 //     accepted one joins its round's accepted set.
 //  2. CloseRound fixes the accepted set (or skips an empty round).
-//  3. RecordAggregate records candidate aggregates of the closed round.
+//  3. RecordAggregate records candidate aggregates of the closed round
+//     (CloseRoundWithAggregate: steps 2 and 3 in one transaction).
 //  4. ConfirmAggregate: at quorum one candidate becomes the global model.
 //  5. advance: the model finishes (stopping rule, last round) or the
 //     committee rotates and openRound opens the next round.
@@ -118,38 +121,94 @@ func decide(m *Model, u *Update, med float64) bool {
 func (c *Contract) CloseRound(ctx contractapi.TransactionContextInterface, modelID, round string) error {
 	return run(ctx, opening{federatedRound(modelID, round), participant, roundIs(RoundOpen, ", not open")},
 		func(t *txCtx) error {
-			m, r := t.model, t.round
-			accepted, err := t.acceptedUpdates(m.ID, r.Number)
-			if err != nil {
+			if err := t.fixAccepted(); err != nil {
 				return err
 			}
-			n := int64(len(accepted))
-			if n < m.RoundRules.MinAccepted && t.now < r.Deadline {
-				return wrongState("round %d of model %s cannot close yet: %d of %d required updates accepted and deadline %d not reached (now %d)",
-					r.Number, m.ID, n, m.RoundRules.MinAccepted, r.Deadline, t.now)
-			}
-			r.Accepted, r.AcceptedCount, r.TotalSamples = make([]string, 0, n), n, 0
-			for _, u := range accepted {
-				r.Accepted = append(r.Accepted, u.ID)
-				r.TotalSamples += u.NumSamples
-			}
-			slices.Sort(r.Accepted) // key order already is, but make the rule explicit
-			r.ClosedAt, r.ClosedTx = t.now, t.txID
-			if n > 0 {
-				r.Status = RoundClosed
+			m, r := t.model, t.round
+			if r.AcceptedCount == 0 {
+				r.Status = RoundSkipped
+				r.Aggregate = &ObjectRef{CID: r.Global.CID, SHA256: r.Global.SHA256}
 				if err := t.saveRound(r); err != nil {
 					return err
 				}
-				return t.emit(Event{Type: EvRoundClosed, ModelID: m.ID, Mode: m.Mode, Round: r.Number, Status: r.Status,
-					Accepted: r.Accepted, Count: n, CID: r.Global.CID, SHA256: r.Global.SHA256})
+				return t.advance(m, r, r.Global, nil)
 			}
-			r.Status = RoundSkipped
-			r.Aggregate = &ObjectRef{CID: r.Global.CID, SHA256: r.Global.SHA256}
+			r.Status = RoundClosed
 			if err := t.saveRound(r); err != nil {
 				return err
 			}
-			return t.advance(m, r, r.Global, nil)
+			return t.emit(t.roundClosedEvent(nil))
 		})
+}
+
+// CloseRoundWithAggregate is CloseRound and RecordAggregate in one
+// transaction, for a caller that computed the aggregate before closing (the
+// accepted set is known once every update is final): every federated round
+// then waits for one commit fewer. The input names the accepted set the
+// aggregate was computed over (acceptedDigest); unless it is exactly the set
+// the round closes with, nothing is written and the caller closes with
+// CloseRound. A round
+// with no accepted update has no aggregate: it is skipped with CloseRound.
+func (c *Contract) CloseRoundWithAggregate(ctx contractapi.TransactionContextInterface, modelID, round, input string) error {
+	var in CloseInput
+	return run(ctx, opening{federatedRound(modelID, round), participant,
+		decoded("CloseRoundWithAggregate input", input, &in), valid(func() error { return in.check() }),
+		roundIs(RoundOpen, ", not open")},
+		func(t *txCtx) error {
+			if err := t.fixAccepted(); err != nil {
+				return err
+			}
+			r := t.round
+			if r.AcceptedCount == 0 {
+				return wrongState("round %d of model %s has no accepted update: nothing to aggregate (CloseRound skips it)",
+					r.Number, r.ModelID)
+			}
+			if in.AcceptedSHA256 != acceptedDigest(r.Accepted) {
+				return wrongState("the aggregate was computed over another accepted set than the %d updates round %d of model %s closes with",
+					len(r.Accepted), r.Number, r.ModelID)
+			}
+			r.Status = RoundClosed
+			if err := t.saveRound(r); err != nil {
+				return err
+			}
+			agg := ObjectRef{CID: in.CID, SHA256: in.SHA256}
+			if err := t.recordCandidate(agg); err != nil {
+				return err
+			}
+			return t.emit(t.roundClosedEvent(&agg))
+		})
+}
+
+// fixAccepted fixes the open round's accepted set (sorted by update id) if
+// the round may close now: minAccepted updates accepted, or the deadline
+// passed.
+func (t *txCtx) fixAccepted() error {
+	m, r := t.model, t.round
+	accepted, err := t.acceptedUpdates(m.ID, r.Number)
+	if err != nil {
+		return err
+	}
+	n := int64(len(accepted))
+	if n < m.RoundRules.MinAccepted && t.now < r.Deadline {
+		return wrongState("round %d of model %s cannot close yet: %d of %d required updates accepted and deadline %d not reached (now %d)",
+			r.Number, m.ID, n, m.RoundRules.MinAccepted, r.Deadline, t.now)
+	}
+	r.Accepted, r.AcceptedCount, r.TotalSamples = make([]string, 0, n), n, 0
+	for _, u := range accepted {
+		r.Accepted = append(r.Accepted, u.ID)
+		r.TotalSamples += u.NumSamples
+	}
+	slices.Sort(r.Accepted) // key order already is, but make the rule explicit
+	r.ClosedAt, r.ClosedTx = t.now, t.txID
+	return nil
+}
+
+// roundClosedEvent announces the closed round t.round, with the candidate
+// aggregate recorded in the same transaction if there is one.
+func (t *txCtx) roundClosedEvent(candidate *ObjectRef) Event {
+	m, r := t.model, t.round
+	return Event{Type: EvRoundClosed, ModelID: m.ID, Mode: m.Mode, Round: r.Number, Status: r.Status,
+		Accepted: r.Accepted, Count: r.AcceptedCount, CID: r.Global.CID, SHA256: r.Global.SHA256, Aggregate: candidate}
 }
 
 // RecordAggregate records an aggregate (cid, sha256) of a closed round. It
@@ -162,37 +221,44 @@ func (c *Contract) RecordAggregate(ctx contractapi.TransactionContextInterface, 
 		valid(func() error { return checkObjectRef("aggregate", ObjectRef(in)) }),
 		roundIs(RoundClosed, ", not closed: no aggregate can be recorded")},
 		func(t *txCtx) error {
-			m, r, who := t.model, t.round, t.who
-			if err := t.absent(aggregateKey(m.ID, r.Number, in.SHA256),
-				duplicate("aggregate %s is already recorded for round %d of model %s", in.SHA256, r.Number, m.ID)); err != nil {
+			if err := t.recordCandidate(ObjectRef(in)); err != nil {
 				return err
 			}
-			// One candidate per recorder per round, and a cap on candidates from
-			// non-members, so spam cannot crowd out the committee's own aggregates.
-			if err := t.absent(aggregateByKey(m.ID, r.Number, who.Key),
-				duplicate("%s has already recorded an aggregate for round %d of model %s", who.Key, r.Number, m.ID)); err != nil {
-				return err
-			}
-			if !isMember(m, who.Key) {
-				if r.Candidates >= MaxAggregateCandidate {
-					return wrongState("round %d of model %s already has %d aggregate candidates from non-members (limit)", r.Number, m.ID, r.Candidates)
-				}
-				r.Candidates++
-				if err := t.saveRound(r); err != nil {
-					return err
-				}
-			}
-			cand := AggregateCandidate{DocType: "aggregate", ModelID: m.ID, Round: r.Number, CID: in.CID, SHA256: in.SHA256,
-				RecordedBy: who.Key, RecordedTx: t.txID, Confirmations: []Confirmation{}}
-			if err := t.saveAggregateBy(&cand); err != nil {
-				return err
-			}
-			if err := t.saveAggregate(&cand); err != nil {
-				return err
-			}
+			m, r := t.model, t.round
 			return t.emit(Event{Type: EvAggregateRecorded, ModelID: m.ID, Mode: m.Mode, Round: r.Number, Status: r.Status,
 				CID: in.CID, SHA256: in.SHA256, Accepted: r.Accepted})
 		})
+}
+
+// recordCandidate records agg as the caller's candidate aggregate of the
+// closed round t.round.
+func (t *txCtx) recordCandidate(agg ObjectRef) error {
+	m, r, who := t.model, t.round, t.who
+	if err := t.absent(aggregateKey(m.ID, r.Number, agg.SHA256),
+		duplicate("aggregate %s is already recorded for round %d of model %s", agg.SHA256, r.Number, m.ID)); err != nil {
+		return err
+	}
+	// One candidate per recorder per round, and a cap on candidates from
+	// non-members, so spam cannot crowd out the committee's own aggregates.
+	if err := t.absent(aggregateByKey(m.ID, r.Number, who.Key),
+		duplicate("%s has already recorded an aggregate for round %d of model %s", who.Key, r.Number, m.ID)); err != nil {
+		return err
+	}
+	if !isMember(m, who.Key) {
+		if r.Candidates >= MaxAggregateCandidate {
+			return wrongState("round %d of model %s already has %d aggregate candidates from non-members (limit)", r.Number, m.ID, r.Candidates)
+		}
+		r.Candidates++
+		if err := t.saveRound(r); err != nil {
+			return err
+		}
+	}
+	cand := AggregateCandidate{DocType: "aggregate", ModelID: m.ID, Round: r.Number, CID: agg.CID, SHA256: agg.SHA256,
+		RecordedBy: who.Key, RecordedTx: t.txID, Confirmations: []Confirmation{}}
+	if err := t.saveAggregateBy(&cand); err != nil {
+		return err
+	}
+	return t.saveAggregate(&cand)
 }
 
 // ConfirmAggregate is a committee member's vote that the aggregate with this
@@ -230,6 +296,23 @@ func (c *Contract) ConfirmAggregate(ctx contractapi.TransactionContextInterface,
 			}
 			return t.adopt(m, r, cand)
 		})
+}
+
+func (in *CloseInput) check() error {
+	if err := checkObjectRef("aggregate", ObjectRef{CID: in.CID, SHA256: in.SHA256}); err != nil {
+		return err
+	}
+	return checkSHA256("acceptedSha256", in.AcceptedSHA256)
+}
+
+// acceptedDigest names an accepted set: the sha256 (hex) of its update ids,
+// sorted, each followed by a newline.
+func acceptedDigest(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (in *ConfirmInput) check(m *Model) error {

@@ -21,6 +21,18 @@ func (e *env) recordAgg(who *fakeIdentity, model, round, name string) error {
 	})
 }
 
+func (e *env) closeWithAgg(who *fakeIdentity, model, round, name string, accepted []string) error {
+	return e.tx(who, func(ctx ctxT) error {
+		return e.cc.CloseRoundWithAggregate(ctx, model, round,
+			mustJSON(map[string]any{"cid": cidOf(name), "sha256": shaOf(name), "acceptedSha256": acceptedDigest(accepted)}))
+	})
+}
+
+// The agents compute the same digest (fedcommittee/ledger/contract.py): both tests pin this value.
+func TestAcceptedDigestKnownAnswer(t *testing.T) {
+	require.Equal(t, "9817499bfd92d44502b30a383f35ffa91dd38283d3f4dcc2354bb2a945152878", acceptedDigest([]string{"u1", "u2"}))
+}
+
 func (e *env) confirmAgg(who *fakeIdentity, model, round, name string, score float64) error {
 	return e.tx(who, func(ctx ctxT) error {
 		return e.cc.ConfirmAggregate(ctx, model, round, mustJSON(map[string]any{"sha256": shaOf(name), "score": score}))
@@ -281,6 +293,87 @@ func roundArgumentErrors(t *testing.T, e *env) {
 	errContains(t, e.query(nobody, nil, func(ctx ctxT) (string, error) { return e.cc.GetRound(ctx, "M", "1") }), "modelId")
 	errContains(t, e.query(nobody, nil, func(ctx ctxT) (string, error) { return e.cc.GetAggregates(ctx, "M", "1") }), "modelId")
 	errContains(t, e.query(nobody, nil, func(ctx ctxT) (string, error) { return e.cc.GetAggregates(ctx, "m", "q") }), "round")
+}
+
+func TestCloseRoundWithAggregate(t *testing.T) { bothModes(t, closeRoundWithAggregate) }
+
+func closeRoundWithAggregate(t *testing.T, e *env) {
+	e.setupRoles()
+	e.activeModel(spec("m"))
+	var ids []string
+	for _, p := range []*fakeIdentity{prov1, prov2, prov3} {
+		u, err := e.submit(p, "m", fedUpdate(1, "u-"+p.name))
+		require.NoError(t, err)
+		ids = append(ids, u.ID)
+	}
+	// u0 and u1 accepted, u2 rejected.
+	for i, id := range ids {
+		score := 0.9
+		if i == 2 {
+			score = 0.1
+		}
+		require.NoError(t, e.verdict(com1, id, score, score > 0.5))
+		require.NoError(t, e.verdict(com2, id, score, score > 0.5))
+	}
+	want := slices.Clone(ids[:2])
+	slices.Sort(want)
+	all := slices.Clone(ids)
+	slices.Sort(all)
+
+	// Not due yet: the same refusal as CloseRound's.
+	s := spec("m2")
+	e.activeModel(s)
+	errContains(t, e.closeWithAgg(pub, "m2", "1", "agg", want), "cannot close yet")
+
+	// An aggregate over another set than the round's accepted one writes nothing.
+	errContains(t, e.closeWithAgg(pub, "m", "1", "agg", all), "another accepted set than the 2 updates round 1 of model m closes with")
+	errContains(t, e.closeWithAgg(pub, "m", "1", "agg", want[:1]), "another accepted set")
+	errContains(t, e.closeWithAgg(pub, "m", "1", "agg", []string{want[1], want[0]}), "another accepted set") // order counts
+	require.Equal(t, RoundOpen, e.round("m", "1").Status)
+	// Bad input is named.
+	err := e.tx(pub, func(ctx ctxT) error {
+		return e.cc.CloseRoundWithAggregate(ctx, "m", "1", `{"cid":"x","sha256":"`+shaOf("a")+`","acceptedSha256":"`+shaOf("b")+`"}`)
+	})
+	errContains(t, err, "aggregate.cid")
+	err = e.tx(pub, func(ctx ctxT) error {
+		return e.cc.CloseRoundWithAggregate(ctx, "m", "1", `{"cid":"`+cidOf("a")+`","sha256":"`+shaOf("a")+`","acceptedSha256":"ab"}`)
+	})
+	errContains(t, err, "acceptedSha256")
+	err = e.tx(pub, func(ctx ctxT) error {
+		return e.cc.CloseRoundWithAggregate(ctx, "m", "1", `{"cid":"`+cidOf("a")+`","sha256":"`+shaOf("a")+`","accepted":[]}`)
+	})
+	errContains(t, err, `unknown field "accepted"`)
+	errContains(t, e.closeWithAgg(nobody, "m", "1", "agg", want), "neither the publisher")
+
+	// The right set: closed and the caller's candidate recorded, in one transaction with one event.
+	require.NoError(t, e.closeWithAgg(pub, "m", "1", "agg", want))
+	ev := e.event()
+	require.Equal(t, EvRoundClosed, ev.Type)
+	require.Equal(t, want, ev.Accepted)
+	require.Equal(t, &ObjectRef{CID: cidOf("agg"), SHA256: shaOf("agg")}, ev.Aggregate)
+	r := e.round("m", "1")
+	require.Equal(t, RoundClosed, r.Status)
+	require.Equal(t, want, r.Accepted)
+	var aggs []AggregateCandidate
+	require.NoError(t, e.query(nobody, &aggs, func(ctx ctxT) (string, error) { return e.cc.GetAggregates(ctx, "m", "1") }))
+	require.Len(t, aggs, 1)
+	require.Equal(t, pub.key(), aggs[0].RecordedBy)
+	require.Equal(t, r.ClosedTx, aggs[0].RecordedTx)
+	errContains(t, e.closeWithAgg(pub, "m", "1", "agg", want), "is closed, not open")
+	errContains(t, e.recordAgg(pub, "m", "1", "other"), "has already recorded an aggregate for round 1")
+
+	// The committee confirms it as it would a recorded one: the next round opens on it.
+	require.NoError(t, e.confirmAgg(com1, "m", "1", "agg", 0.8))
+	require.NoError(t, e.confirmAgg(com2, "m", "1", "agg", 0.8))
+	ev = e.event()
+	require.Equal(t, EvRoundOpened, ev.Type)
+	require.Equal(t, shaOf("agg"), e.round("m", "2").Global.SHA256)
+
+	// A round with nothing accepted has nothing to aggregate: CloseRound skips it.
+	e.l.now += 600
+	errContains(t, e.closeWithAgg(pub, "m", "2", "agg2", want), "has no accepted update")
+	require.NoError(t, e.closeRound(pub, "m", "2"))
+	require.Equal(t, RoundSkipped, e.round("m", "2").Status)
 }
 
 func TestAggregateCandidateLimit(t *testing.T) {

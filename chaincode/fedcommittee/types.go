@@ -355,6 +355,15 @@ type AggregateInput struct {
 	SHA256 string `json:"sha256"`
 }
 
+// CloseInput is the CloseRoundWithAggregate input document: the aggregate
+// and the accepted set it was computed over, as acceptedDigest names it (a
+// fixed size whatever the number of providers).
+type CloseInput struct {
+	CID            string `json:"cid"`
+	SHA256         string `json:"sha256"`
+	AcceptedSHA256 string `json:"acceptedSha256"`
+}
+
 // ConfirmInput is the ConfirmAggregate input document.
 type ConfirmInput struct {
 	SHA256 string   `json:"sha256"`
