@@ -14,6 +14,7 @@ wraps submits (the agents' retrying submit) can log which one it sent without sp
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
@@ -65,6 +66,13 @@ def verdict_batches(verdicts: Sequence[VerdictItem]) -> list[list[VerdictItem]]:
         batches[-1].append(v)
         size += item
     return batches
+
+
+def accepted_digest(update_ids: Sequence[str]) -> str:
+    """How CloseRoundWithAggregate names an accepted set (the contract's ``acceptedDigest``): the
+    sha256 of the update ids, sorted, each followed by a newline. A fixed size, where the ids of a
+    1,000-provider round would pass the contract's input limit."""
+    return hashlib.sha256("".join(f"{u}\n" for u in sorted(update_ids)).encode()).hexdigest()
 
 
 def _num(value: int | str | None) -> str:
@@ -177,6 +185,15 @@ class FedcommitteeClient:
     @_sends(Tx.CLOSE_ROUND)
     def close_round(self, model_id: str, round: int) -> Args:
         return model_id, _num(round)
+
+    @_sends(Tx.CLOSE_ROUND_WITH_AGGREGATE)
+    def close_round_with_aggregate(
+        self, model_id: str, round: int, *, cid: str, sha256: str, accepted: Sequence[str]
+    ) -> Args:
+        """Close the round and record our aggregate of it in one transaction; ``accepted`` (update ids)
+        must be the set the round closes with, else the contract writes nothing."""
+        doc = {"cid": cid, "sha256": sha256, "acceptedSha256": accepted_digest(accepted)}
+        return model_id, _num(round), _json(doc)
 
     @_sends(Tx.RECORD_AGGREGATE)
     def record_aggregate(self, model_id: str, round: int, *, cid: str, sha256: str) -> Args:

@@ -146,6 +146,7 @@ class Tx(StrEnum):
     SUBMIT_VERDICT = "SubmitVerdict"
     SUBMIT_VERDICTS = "SubmitVerdicts"
     CLOSE_ROUND = "CloseRound"
+    CLOSE_ROUND_WITH_AGGREGATE = "CloseRoundWithAggregate"
     RECORD_AGGREGATE = "RecordAggregate"
     CONFIRM_AGGREGATE = "ConfirmAggregate"
     REGISTER_DATA = "RegisterData"

@@ -50,6 +50,7 @@ def test_transactions_are_submitted_with_string_args(client):
     res = c.submit_verdict("u1", {"score": 0.9, "accept": True})
     assert fake.tx_status[res.txid][0] == 0  # committed VALID
     c.close_round("m1", 3)
+    c.close_round_with_aggregate("m1", 3, cid="x", sha256="ab", accepted=["u2", "u1"])
     c.record_aggregate("m1", 3, cid="x", sha256="ab")
     c.confirm_aggregate("m1", 3, sha256="ab", score=1)
     c.submit_verdicts([{"updateId": "u1", "score": -1.0, "accept": False, "reason": "bad"}])
@@ -61,6 +62,16 @@ def test_transactions_are_submitted_with_string_args(client):
         ("SubmitUpdate", ["m1", '{"round":1}']),
         ("SubmitVerdict", ["u1", '{"score":0.9,"accept":true}']),
         ("CloseRound", ["m1", "3"]),
+        # The set named as the contract names it (chaincode: TestAcceptedDigestKnownAnswer pins it too).
+        (
+            "CloseRoundWithAggregate",
+            [
+                "m1",
+                "3",
+                '{"cid":"x","sha256":"ab","acceptedSha256":"'
+                '9817499bfd92d44502b30a383f35ffa91dd38283d3f4dcc2354bb2a945152878"}',
+            ],
+        ),
         ("RecordAggregate", ["m1", "3", '{"cid":"x","sha256":"ab"}']),
         ("ConfirmAggregate", ["m1", "3", '{"sha256":"ab","score":1.0}']),
         ("SubmitVerdicts", ['{"verdicts":[{"updateId":"u1","score":-1.0,"accept":false,"reason":"bad"}]}']),
