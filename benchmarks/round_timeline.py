@@ -10,8 +10,8 @@ For every round it prints the milestones of the critical path, in seconds after 
     scored      the last member finished scoring (``scored``)
     verdicts    the last SubmitVerdicts committed
     close       the publisher decided to close (``close_round``)
-    closed      CloseRound committed
-    recorded    RecordAggregate committed
+    closed      CloseRound committed (or CloseRoundWithAggregate)
+    recorded    RecordAggregate committed (or CloseRoundWithAggregate: then equal to ``closed``)
     confirmed   the last ConfirmAggregate committed (= the next round's ``open``)
 
 and the gaps between consecutive milestones, with the work done inside each (training, scoring,
@@ -65,6 +65,7 @@ def milestones(by_round: dict[int, list[dict]], r: int, opened: float | None) ->
         role[rec.get("role")].append(rec)
     prov, mem, pub = role["provider"], role["committee"], role["publisher"]
     close = _first([x["ts"] for x in pub if x.get("event") == "close_round"])
+    both = _committed(pub + mem, "CloseRoundWithAggregate")  # the close that records the aggregate
     return {
         "open": opened,
         "train": _first(_started([x for x in prov if "seconds" in x], "trained")),
@@ -74,8 +75,8 @@ def milestones(by_round: dict[int, list[dict]], r: int, opened: float | None) ->
         "scored": _last([x["ts"] for x in mem if x.get("event") == "scored"]),
         "verdicts": _last(_committed(mem, "SubmitVerdicts") + _committed(mem, "SubmitVerdict")),
         "close": close,
-        "closed": _last(_committed(pub + mem, "CloseRound")),
-        "recorded": _first(_committed(pub + mem, "RecordAggregate")),
+        "closed": _last(_committed(pub + mem, "CloseRound") + both),
+        "recorded": _first(_committed(pub + mem, "RecordAggregate") + both),
         "confirmed": _last(_committed(mem, "ConfirmAggregate")),
     }
 

@@ -23,6 +23,7 @@ import json
 import pytest
 
 from fedcommittee.ledger import Gateway
+from fedcommittee.ledger.contract import accepted_digest
 from tests.integration.drills import (
     ALL_USERS,
     COMMITTEE,
@@ -76,6 +77,7 @@ EXPECTED = {
     "ProposeRuleChange": [A, D, D, D, D, A, D, D],
     "VoteRuleChange": [D, D, D, D, D, A, D, D],
     "CloseRound": [A, A, A, D, D, D, D, D],
+    "CloseRoundWithAggregate": [A, A, A, D, D, D, D, D],
     "RecordAggregate": [A, A, A, D, D, D, D, D],
     "ConfirmAggregate": [D, D, A, D, D, D, D, D],
 }
@@ -157,6 +159,11 @@ def test_access_control_matrix(ledger, store, capsys):
         "ProposeRuleChange": lambda: (model_a, {"deadlineSeconds": 900, "reason": "drill"}),
         "VoteRuleChange": lambda: (proposal, "true"),
         "CloseRound": lambda: (model_a, "1"),
+        "CloseRoundWithAggregate": lambda: (
+            model_a,
+            "1",
+            {**ref(aggregate), "acceptedSha256": accepted_digest([u1])},
+        ),
         "RecordAggregate": lambda: (model_a, "1", ref(store.put(f"{model_a}: other aggregate".encode()))),
         "ConfirmAggregate": lambda: (model_a, "1", {"sha256": aggregate.sha256_hex, "score": 0.9}),
     }

@@ -134,6 +134,11 @@ def test_federated_run_rejects_attackers_and_improves(federated_run):
     for path in logs:
         for line in path.read_text().splitlines():
             assert json.loads(line)["agent"] == path.stem
+    # The publisher closes rounds with their aggregate in one transaction: the contract takes the
+    # agents' digest of the accepted set as its own (a mismatch would be refused and fall back).
+    publisher = [json.loads(ln) for ln in (logs[0].parent / "publisher.jsonl").read_text().splitlines()]
+    assert not [r for r in publisher if r["event"] == "close_with_aggregate_refused"]
+    assert any(r.get("tx") == "CloseRoundWithAggregate" for r in publisher if r["event"] == "submitted")
 
 
 def test_verify_status_and_history_commands(federated_run):

@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+from fedcommittee.ledger.contract import accepted_digest
 from fedcommittee.storage import IntegrityError, InvalidCid, ObjectTooLarge
 from tests.integration.drills import (
     ALL_USERS,
@@ -397,6 +398,20 @@ def test_malformed_transaction_inputs_are_rejected(ledger, store, scenario, tall
         ("round 99999", PUBLISHER, "CloseRound", [model_f, "99999"], 'round: "99999" is not a round number'),
         ("nothing accepted yet", PUBLISHER, "CloseRound", [model_f, "1"], "cannot close yet"),
         ("open round", COMMITTEE[0], "RecordAggregate", [model_f, "1", ref(other)], "is open, not closed"),
+        (
+            "close with an aggregate before anything is accepted",
+            PUBLISHER,
+            "CloseRoundWithAggregate",
+            [model_f, "1", {**ref(other), "acceptedSha256": accepted_digest([ZERO_ID])}],
+            "cannot close yet",
+        ),
+        (
+            "accepted set's digest not a sha256",
+            PUBLISHER,
+            "CloseRoundWithAggregate",
+            [model_f, "1", {**ref(other), "acceptedSha256": "u1"}],
+            'acceptedSha256: "u1" is not a sha256',
+        ),
         ("approve not a boolean", "org1-admin", "VoteRuleChange", [ZERO_ID, "yes"], 'approve: "yes" must be'),
         ("bad proposal id", "org1-admin", "VoteRuleChange", ["abc", "true"], 'proposalId: "abc"'),
         ("unknown proposal", "org1-admin", "VoteRuleChange", [ZERO_ID, "true"], "not found"),

@@ -39,3 +39,12 @@ def test_a_round_is_split_into_its_milestones_and_idle_time():
 
 def test_a_round_that_never_finished_is_left_out():
     assert round_timeline.timeline(one_round()[:-1]) == []
+
+
+def test_a_close_that_records_the_aggregate_is_both_milestones():
+    recs = [r for r in one_round() if r.get("tx") not in ("CloseRound", "RecordAggregate")]
+    both = rec(106.5, "pub", "publisher", "submitted", tx="CloseRoundWithAggregate", round=1, seconds=0.1)
+    recs.append(both)
+    (row,) = round_timeline.timeline(recs)
+    assert row["at"]["closed"] == row["at"]["recorded"] == 6.5
+    assert row["gaps"]["closed->recorded"] == 0.0 and row["gaps"]["recorded->confirmed"] == 0.5

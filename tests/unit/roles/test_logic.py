@@ -505,10 +505,11 @@ def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
     agent.recent = None  # no memory of objects: nothing is read ahead
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1012.0)
     pub = Publisher(agent)
-    pub.close_when_due(rd)  # 2 of the configured providers, not quiet yet
+    pub.close_with_aggregate = lambda model, rd, updates: False  # the close's timing only, no aggregate
+    pub.close_when_due({}, rd)  # 2 of the configured providers, not quiet yet
     assert closed == [] and pub.wait_seconds() == pytest.approx(1010 + exp.settle_seconds - 1012 + 0.05)
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1010.0 + exp.settle_seconds + 0.1)
-    assert pub.close_when_due(rd) is after  # the round as the ledger holds it once closed
+    assert pub.close_when_due({}, rd) is after  # the round as the ledger holds it once closed
     assert closed == ["quiet"]
 
 
@@ -522,7 +523,7 @@ def test_publisher_records_the_aggregate_in_the_step_that_closes_the_round():
     agent.client = type("C", (), {"get_round": lambda self, mid, r: next(states)})()
     pub = Publisher(agent)
     recorded = []
-    pub.close_when_due = lambda rd: agent.client.get_round("m", 1)  # closes it
+    pub.close_when_due = lambda model, rd: agent.client.get_round("m", 1)  # closes it
     pub.record_aggregate = lambda model, rd: recorded.append(rd["status"])
     pub.drive_round({"currentRound": 1})
     assert recorded == ["closed"]
@@ -632,12 +633,64 @@ def test_publisher_reads_the_updates_while_the_round_is_open(monkeypatch):
     ledger.updates["u19"] = rejected
     rd = {"number": 1, "status": "open", "openedAt": 1000, "deadline": 1000 + exp.deadline_seconds}
     pub = Publisher(agent)
-    assert pub.close_when_due(rd) is rd
+    model = ledger.get_model("m")
+    assert pub.close_when_due(model, rd) is rd
     assert gets == ["get", "get", "get"]  # the two accepted updates and the pending one, not the rejected
-    pub.close_when_due(rd)
+    pub.close_when_due(model, rd)
     assert gets == ["get", "get", "get"]  # each read once
     del ledger.updates["u19"]
     closed = dict(ledger.get_round("m", 1), status="closed")
     blob, _ = compute_aggregate(reader, agent.policy, ledger.get_model("m"), closed)
     assert gets == ["get", "get", "get", "get"]  # after the close only the global model comes from IPFS
     assert ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
+
+
+def _closing_publisher(monkeypatch, pending: bool = False, refuse: bool = False):
+    """A publisher over round 1 of ``federated_history`` reopened (two updates accepted, one rejected,
+    or still pending), the round's deadline passed; returns it, the transactions it submitted (name,
+    keyword arguments), and the round as the history recorded it."""
+    from fedcommittee.roles import publisher as publisher_mod
+    from fedcommittee.roles.publisher import Publisher
+
+    store, ledger, reader = federated_history(rounds=1)
+    honest = dict(ledger.get_round("m", 1))
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    rd = {"number": 1, "status": "open", "global": honest["global"], "openedAt": 1000,
+          "deadline": 1000 + exp.deadline_seconds}  # fmt: skip
+    ledger.rounds[("m", 1)] = rd
+    if pending:
+        ledger.updates["u12"]["status"] = "pending"
+    agent = type("A", (), {})()
+    agent.exp, agent.policy, agent.model_id, agent.poll_seconds = exp, Policy.from_experiment(exp), "m", 30.0
+    agent.client, agent.reader, agent.recent, agent.put = ledger, reader, None, store.put
+    agent.log = lambda *a, **k: None
+    submitted = []
+
+    def submit(send, *args, done=None, **kw):
+        submitted.append((send.transaction, kw))
+        if refuse and send.transaction == "CloseRoundWithAggregate":
+            reason = "CONFLICT: another accepted set"
+            raise ContractError("refused", chaincode_message=reason, stage="endorse", status=None)
+
+    agent.submit = submit
+    monkeypatch.setattr(publisher_mod.time, "time", lambda: 1000.0 + exp.deadline_seconds + 5)
+    return Publisher(agent), submitted, honest
+
+
+def test_publisher_closes_and_records_the_aggregate_in_one_transaction(monkeypatch):
+    pub, submitted, honest = _closing_publisher(monkeypatch)
+    pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1))
+    assert [fn for fn, _ in submitted] == ["CloseRoundWithAggregate"]
+    kw = submitted[0][1]
+    assert kw["accepted"] == honest["accepted"] == ["u10", "u11"]  # every update final: the set is fixed
+    assert kw["sha256"] == honest["aggregate"]["sha256"]  # the aggregate every party computes
+
+
+@pytest.mark.parametrize("pending,refuse", [(True, False), (False, True)])
+def test_publisher_closes_first_while_the_accepted_set_may_change(monkeypatch, pending, refuse):
+    """An update still pending at the deadline, or a contract that found another accepted set: the
+    round is closed alone (its aggregate is recorded after, from the set the close fixed)."""
+    pub, submitted, _ = _closing_publisher(monkeypatch, pending=pending, refuse=refuse)
+    pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1))
+    want = ["CloseRoundWithAggregate", "CloseRound"] if refuse else ["CloseRound"]
+    assert [fn for fn, _ in submitted] == want
