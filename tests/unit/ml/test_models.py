@@ -75,3 +75,24 @@ def test_state_layout_is_built_once_and_handed_out_as_a_fresh_dict():
     assert len(again) == len(first) + 1
     built = models.get_model("cnn-small").state_dict()
     assert again == {k: (tuple(v.shape), v.dtype) for k, v in built.items()}
+
+
+def test_building_training_and_evaluating_a_model_imports_no_sympy():
+    # Every agent builds models: torch's Python reference of ``empty_like`` on a meta tensor (what
+    # ``Module.to_empty`` calls) imports sympy on first use, 0.47 s and 35 MB per process.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from fedcommittee import ml\n"
+        "from fedcommittee.ml.data import Dataset\n"
+        "state = ml.initial_state('cnn-small', 0)\n"
+        "data = Dataset(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)), 10)\n"
+        "cfg = ml.TrainConfig(steps=2, batch_size=16, lr=0.01, seed=0)\n"
+        "ml.local_train('cnn-small', state, data, cfg)\n"
+        "ml.evaluate('cnn-small', state, data)\n"
+        "assert 'sympy' not in sys.modules, 'sympy was imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
