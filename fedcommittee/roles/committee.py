@@ -63,6 +63,11 @@ CONFIRM_TURN_SECONDS = 1.0
 # contract words a verdict it skips for that reason, so that logs count both as the same race.
 FINALIZED_BEFORE_SENT = "not pending: verdicts are closed (finalized by the others before ours was sent)"
 
+# An update submitted this long after we started cannot hold a verdict from an earlier run of ours
+# (tx timestamps come from the submitter's clock: the margin covers a small skew; past it, a second
+# verdict of ours is skipped by the contract as a lost race, so erring costs a scoring, not state).
+RESTART_CHECK_MARGIN_SECONDS = 5.0
+
 
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
@@ -71,6 +76,7 @@ class Member:
         self.rule = agent.policy.scoring_rule()
         self.shard = None
         self.judged: set[str] = set()
+        self.started = time.time()
         self.first_seen: dict[str, float] = {}
         self.closed_seen: dict[int, float] = {}
         self.candidate_seen: dict[int, float] = {}  # round -> when the candidate we agree with appeared
@@ -348,14 +354,20 @@ class Member:
         pending = {u["id"] for u in updates if u["status"] == UpdateStatus.PENDING}
         return any(u["id"] in pending and not self.has_verdict(u["id"]) for u, _ in docs)
 
+    def may_have_judged(self, u: Update) -> bool:
+        """Whether an earlier run of ours (before a restart) could have judged ``u``: not if it was
+        submitted after we started. Asking the ledger for every new update cost each member one read
+        per update and round."""
+        return float(u.get("submittedAt") or 0) < self.started + RESTART_CHECK_MARGIN_SECONDS
+
     def _unjudged(self, updates: list[Update]) -> list[Update]:
         out = []
         for u in updates:
             uid = u["id"]
             if uid in self.judged or u["status"] != UpdateStatus.PENDING or u["provider"] == self.agent.me:
                 continue
-            if uid not in self.first_seen and self.has_verdict(uid):  # after a restart
-                self.judged.add(uid)
+            if uid not in self.first_seen and self.may_have_judged(u) and self.has_verdict(uid):
+                self.judged.add(uid)  # by an earlier run of ours, before a restart
                 continue
             # Seen without a verdict of ours: only we can add one, so later passes need not ask the
             # ledger again (they did, once per pending update and pass: 22 reads a round a member).

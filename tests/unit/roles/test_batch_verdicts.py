@@ -11,6 +11,7 @@ from fedcommittee.ledger import ContractError, FedcommitteeClient
 from fedcommittee.ledger.gateway import SubmitResult
 from fedcommittee.logs import expected_race
 from fedcommittee.policy import Policy
+from fedcommittee.roles import committee as committee_mod
 from fedcommittee.roles.committee import Member
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -144,3 +145,19 @@ def test_a_pending_update_is_looked_up_for_our_verdict_once_not_on_every_pass():
     assert [u["id"] for u in m._unjudged(ups)] == ["a"]
     assert [u["id"] for u in m._unjudged(ups)] == ["a"]  # the next pass: still to judge
     assert asked == ["a", "b"]  # each asked once
+
+
+def test_an_update_submitted_after_we_started_is_not_looked_up_for_a_verdict_of_ours():
+    """Only an earlier run of ours, before a restart, could have judged an update: one submitted
+    after this run started (beyond the clock-skew margin) needs no ledger read."""
+    m, agent = _member()
+    asked = []
+    m.has_verdict = lambda uid: asked.append(uid) or False
+    late = int(m.started + committee_mod.RESTART_CHECK_MARGIN_SECONDS) + 1
+    ups = [
+        {**_u("old"), "status": "pending", "submittedAt": int(m.started) - 60},
+        {**_u("near"), "status": "pending", "submittedAt": int(m.started)},
+        {**_u("new"), "status": "pending", "submittedAt": late},
+    ]
+    assert [u["id"] for u in m._unjudged(ups)] == ["old", "near", "new"]
+    assert asked == ["old", "near"]
