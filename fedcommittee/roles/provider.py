@@ -150,8 +150,11 @@ class Provider:
                      "seal_seconds": round(seconds, 4)}  # fmt: skip
 
     def submit(self, doc: UpdateDoc, round_no: int, done) -> None:
+        """``SubmitUpdate``; the caller has just found no update of ours for the round on the ledger."""
         try:
-            result = self.agent.submit(self.agent.client.submit_update, self.agent.model_id, doc, done=done)
+            result = self.agent.submit(
+                self.agent.client.submit_update, self.agent.model_id, doc, done=done, checked=True
+            )
         except ContractError as exc:
             # e.g. the round closed or its deadline passed while we trained: refused for good.
             self.agent.log("update_refused", level="warning", round=round_no, reason=exc.chaincode_message)

@@ -322,6 +322,18 @@ def test_submit_skips_what_the_ledger_already_has(monkeypatch):
     assert contract.calls == 0
 
 
+def test_submit_after_the_caller_checked_asks_the_ledger_only_on_a_retry(monkeypatch):
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
+    ok = type("R", (), {"txid": "t2", "block_number": 5})()
+    conflict = CommitError("t1", "MVCC_READ_CONFLICT", code_value=11, block_number=4)
+    contract = FakeContract([conflict, ok])
+    agent = bare_agent(contract)
+    asked = []
+    done = lambda: asked.append(contract.calls) or False  # noqa: E731
+    assert agent.submit(agent.client.submit_verdict, "u", {"score": 1.0}, done=done, checked=True) is ok
+    assert contract.calls == 2 and asked == [1]  # not before the first try, before the retry
+
+
 def test_submit_retries_mvcc_conflicts(monkeypatch):
     monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     ok = type("R", (), {"txid": "t2", "block_number": 5})()
