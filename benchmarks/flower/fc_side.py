@@ -30,6 +30,8 @@ from setting import Setting, experiment_doc, provider_name
 
 from fedcommittee.logs import read_logs
 
+FINAL_RECORDS = ("model_finished", "model_rejected")  # an agent's last record: it carries its ``reads``
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -206,7 +208,9 @@ def run_network(setting: Setting, home: Path) -> dict:
     acc.append(report["final_test_accuracy"])
     behaviours = {p["name"]: p["behaviour"] for p in doc["providers"]}
     overhead = report["overhead"]
-    counts = round_counts(report, read_logs(run / "logs"), setting.providers)
+    records = read_logs(run / "logs")
+    counts = round_counts(report, records, setting.providers)
+    reads = [int(r["reads"]) for r in records if r.get("event") in FINAL_RECORDS and "reads" in r]
     return {
         "system": "fedcommittee",
         "setting": json.loads(setting.to_json()),
@@ -223,6 +227,10 @@ def run_network(setting: Setting, home: Path) -> dict:
         if report["rounds"]
         else None,
         "per_round": counts,
+        # Every agent's queries over its run (set-up included), per round: each is a peer's chaincode run.
+        "ledger_reads_per_round": round(sum(reads) / len(report["rounds"]), 1)
+        if reads and report["rounds"]
+        else None,
         "ledger_backend": report.get("ledger_backend"),
         "memory": memory,
         **(

@@ -432,20 +432,23 @@ def overhead_section(results: Path) -> list[str]:
             f" {s.rounds} rounds. In-process: the same training, committee scoring, acceptance, FedAvg and"
             " aggregate checks in a pool of as many worker processes as cores, no ledger, no IPFS, measured"
             " in the same invocation as the backend's row. Round breakdown: medians over rounds along the"
-            " critical path (`fedcommittee.logs.round_overhead`).",
+            " critical path (`fedcommittee.logs.round_overhead`). Transactions: the median round's"
+            " commits; reads: the agents' queries (each a chaincode run on a peer) over the whole run,"
+            " set-up included, per round (n/a where the run predates the count).",
             "",
             "| ledger | local steps | in-process s/round | fedcommittee s/round | ratio | compute | ledger"
-            " | IPFS | other | ledger + IPFS share |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            " | IPFS | other | ledger + IPFS share | transactions / round | reads / round |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for (backend, steps), v in complete.items():
             fc, ip = v["fedcommittee"], v["in-process"]
             f_med, i_med = statistics.median(fc["round_seconds"]), statistics.median(ip["round_seconds"])
             b = fc["breakdown_median"] or {}
             parts = " | ".join(_fmt(b.get(k), ".2f") for k in ("compute", "ledger", "ipfs", "other"))
+            txs, reads = fc.get("transactions_per_round_median"), fc.get("ledger_reads_per_round")
             lines.append(
                 f"| {backend} | {steps} | {i_med:.2f} | {f_med:.2f} | {f_med / i_med:.2f} | {parts} |"
-                f" {_fmt(fc['ledger_ipfs_share'], '.1%')} |"
+                f" {_fmt(fc['ledger_ipfs_share'], '.1%')} | {_fmt(txs, 'g')} | {_fmt(reads, '.0f')} |"
             )
         lines += ["", "Target (ledger + IPFS <= 10 % of round time at 10 providers):", ""]
         for (backend, steps), v in complete.items():

@@ -118,8 +118,10 @@ class FedcommitteeClient:
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
+        self.reads = 0  # queries sent (Evaluate calls): each one is a peer's chaincode run
 
     def _query(self, fn: str, *args: str) -> Any:
+        self.reads += 1
         raw = self.contract.evaluate(fn, *args)
         return json.loads(raw) if raw else None
 

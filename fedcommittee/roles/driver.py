@@ -145,7 +145,7 @@ def run_role(agent: Agent, role: RoleStep) -> int:
         model = agent.model()
         if model is not None and ModelStatus(model["status"]).final:
             status = model["status"]
-            agent.log("model_" + status, **role.final_fields(model))
+            agent.log("model_" + status, reads=agent.client.reads, **role.final_fields(model))
             return 0 if status == ModelStatus.FINISHED else 1
         try:
             code = role.step(model)

@@ -117,6 +117,9 @@ def test_queries_are_evaluated_and_decoded(client):
         ("ListRoundUpdates", ["m1", "2", "10", "b"]),
     ]
     assert fake.tx_status == {}  # queries are never ordered
+    assert c.reads == 3  # counted (the agents log it: ledger reads per round in the benchmarks)
+    c.close_round("m1", 3)
+    assert c.reads == 3  # a transaction is no read
 
 
 def test_iter_follows_bookmarks_until_an_empty_one(gateway, fake):

@@ -23,6 +23,7 @@ class Ledger(FedcommitteeClient):
         self.script = list(script)
 
     def get_model(self, model_id):
+        self.reads += 1  # as the real client's query does
         status = self.script.pop(0)
         if status is None:
             raise NotFound(
@@ -75,11 +76,11 @@ def test_the_loop_steps_until_the_model_is_final_and_exits_with_its_outcome(tmp_
     assert role.seen == [None, "proposed", "active", "active"]  # a failed step is simply tried again
     records = _records(tmp_path / "a.jsonl")
     assert ("step_refused", {"level": "warning", "reason": "peer restarting"}) in records
-    assert records[-1] == ("model_finished", {"round": 1})
+    assert records[-1] == ("model_finished", {"reads": 5, "round": 1})  # the agent's ledger reads
     agent = _agent(["proposed", "rejected"], tmp_path / "b.jsonl")
     assert run_role(agent, Role()) == 1
     agent.log.close()
-    assert _records(tmp_path / "b.jsonl")[-1] == ("model_rejected", {"round": 1})
+    assert _records(tmp_path / "b.jsonl")[-1] == ("model_rejected", {"reads": 2, "round": 1})
 
 
 def test_a_step_may_stop_the_agent_with_an_exit_code(tmp_path):
