@@ -69,6 +69,13 @@ FINALIZED_BEFORE_SENT = "not pending: verdicts are closed (finalized by the othe
 RESTART_CHECK_MARGIN_SECONDS = 5.0
 
 
+def submission_order(u: Update) -> tuple[int, int, str]:
+    """Which of two updates came first, as every member agrees: the round first (timestamps are
+    whole seconds, and a fast round's update may share the second of the last round's), then the
+    submission second, then the id."""
+    return int(u.get("round") or 0), int(u.get("submittedAt") or 0), u["id"]
+
+
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
         self.agent = agent
@@ -258,15 +265,14 @@ class Member:
         return out
 
     def replay_of(self, model: Model, u: Update) -> str | None:
-        """The id of an earlier update of the model (by submission time, then id) with the same
-        content as ``u``, when updates are sealed (config, or ``u`` itself); else None. For clear
-        updates the contract already refuses a repeated sha256."""
+        """The id of an earlier update of the model (by round, submission time, then id) with the
+        same content as ``u``, when updates are sealed (config, or ``u`` itself); else None. For
+        clear updates the contract already refuses a repeated sha256."""
         mine = self.contents.get(u["id"])
         if mine is None or mine[0] is None or not (self.agent.exp.encrypt_updates or mine[1]):
             return None
-        order = (int(u.get("submittedAt") or 0), u["id"])
         for v in self._updates_until(model, int(u.get("round") or 0)):
-            if (int(v.get("submittedAt") or 0), v["id"]) < order and self._content(v) == mine[0]:
+            if submission_order(v) < submission_order(u) and self._content(v) == mine[0]:
                 return v["id"]
         return None
 

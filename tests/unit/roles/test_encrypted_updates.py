@@ -244,6 +244,11 @@ def test_member_opens_sealed_updates_and_refuses_replays_and_missing_recipients(
     assert u2["sha256"] != u1["sha256"]
     assert isinstance(member._load_update(model, u2, "b"), dict)
     assert member.replay_of(model, u2) == "u1" and member.replay_of(model, u1) is None
+    # A fast round: next round's replay in the same whole second, under an id that sorts first.
+    early = _sealed_update(agent, recipients, "a0", 2, plain, at=10)
+    assert isinstance(member._load_update(model, early, "b"), dict)
+    assert member.replay_of(model, early) == "u1" and member.replay_of(model, u1) is None
+    del agent.client.updates["a0"]
     # Sealed to the committee only: the publisher (the aggregator) could not open it.
     members_only = [m.user for m in exp.committee]
     u3 = _sealed_update(agent, recipients, "u3", 2, compress.compress(ml.initial_state(MODEL, 6), "float16"),
