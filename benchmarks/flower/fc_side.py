@@ -28,9 +28,8 @@ from pathlib import Path
 import yaml
 from setting import Setting, experiment_doc, provider_name
 
+from fedcommittee.dashboard import FINAL_EVENTS
 from fedcommittee.logs import read_logs
-
-FINAL_RECORDS = ("model_finished", "model_rejected")  # an agent's last record: it carries its ``reads``
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,7 +209,8 @@ def run_network(setting: Setting, home: Path) -> dict:
     overhead = report["overhead"]
     records = read_logs(run / "logs")
     counts = round_counts(report, records, setting.providers)
-    reads = [int(r["reads"]) for r in records if r.get("event") in FINAL_RECORDS and "reads" in r]
+    # An agent's last record (model finished or rejected) carries its ``reads``.
+    reads = [int(r["reads"]) for r in records if r.get("event") in FINAL_EVENTS and "reads" in r]
     return {
         "system": "fedcommittee",
         "setting": json.loads(setting.to_json()),
