@@ -49,6 +49,40 @@ func (c *Contract) GetModel(ctx contractapi.TransactionContextInterface, modelID
 	})
 }
 
+// ModelState is what an agent reads at the start of each pass: the model,
+// once a federated model has opened a round its current round, and while
+// that round is closed its candidate aggregates (what is left to do then).
+type ModelState struct {
+	Model      *Model               `json:"model"`
+	Round      *Round               `json:"round"`
+	Aggregates []AggregateCandidate `json:"aggregates,omitempty"`
+}
+
+// GetModelState returns a model record with its current round (null before
+// round 1 and in gossip mode) and, while that round is closed, the round's
+// candidate aggregates, in one query: every agent reads these on every pass,
+// and on Fabric each query is a chaincode run on the peer.
+func (c *Contract) GetModelState(ctx contractapi.TransactionContextInterface, modelID string) (string, error) {
+	return query(ctx, nil, func(t *txCtx) (any, error) {
+		m, err := t.loadModel(modelID)
+		if err != nil {
+			return nil, err
+		}
+		if m, err = t.withVoteCounts(m); err != nil {
+			return nil, err
+		}
+		st := ModelState{Model: m}
+		if m.Mode != ModeFederated || m.CurrentRound < 1 {
+			return st, nil
+		}
+		if st.Round, err = t.loadRound(modelID, m.CurrentRound); err != nil || st.Round.Status != RoundClosed {
+			return st, err
+		}
+		st.Aggregates, err = t.aggregatesOf(modelID, m.CurrentRound)
+		return st, err
+	})
+}
+
 // ListModels pages through all models.
 func (c *Contract) ListModels(ctx contractapi.TransactionContextInterface, pageSize, bookmark string) (string, error) {
 	return query(ctx, nil, func(t *txCtx) (any, error) { return t.pageModels(pageSize, bookmark) })

@@ -438,3 +438,84 @@ func TestHistoryAndScanLimits(t *testing.T) {
 	}
 	errContains(t, hist("model", "big"), "has more than 1000 versions")
 }
+
+func (e *env) modelState(id string) (ModelState, error) {
+	var st ModelState
+	err := e.query(nobody, &st, func(ctx ctxT) (string, error) { return e.cc.GetModelState(ctx, id) })
+	return st, err
+}
+
+func TestGetModelState(t *testing.T) { bothModes(t, getModelState) }
+
+func getModelState(t *testing.T, e *env) {
+	e.setupRoles()
+	s := spec("m")
+	s.RoundRules.MaxRounds = 2
+	_, err := e.publish(s)
+	require.NoError(t, err)
+	require.NoError(t, e.approve(com1, "m", "0.4"))
+	st, err := e.modelState("m")
+	require.NoError(t, err)
+	require.Equal(t, ModelProposed, st.Model.Status)
+	require.Equal(t, int64(1), st.Model.Approvals) // counted from the votes, as GetModel does
+	require.Nil(t, st.Round)
+
+	require.NoError(t, e.approve(com2, "m", "0.5"))
+	st, err = e.modelState("m")
+	require.NoError(t, err)
+	require.Equal(t, *e.model("m"), *st.Model)
+	require.Equal(t, *e.round("m", "1"), *st.Round)
+
+	e.l.now += 600
+	require.NoError(t, e.closeRound(pub, "m", "1")) // skipped: round 2 opens
+	st, err = e.modelState("m")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), st.Model.CurrentRound)
+	require.Equal(t, int64(2), st.Round.Number)
+	require.Equal(t, RoundOpen, st.Round.Status)
+
+	e.l.now += 600
+	require.NoError(t, e.closeRound(pub, "m", "2")) // the last round: the model finishes
+	st, err = e.modelState("m")
+	require.NoError(t, err)
+	require.Equal(t, ModelFinished, st.Model.Status)
+	require.Equal(t, int64(2), st.Round.Number)
+	require.Equal(t, RoundSkipped, st.Round.Status)
+
+	// A closed round comes with its candidate aggregates (what its members and providers act on).
+	e.activeModel(spec("c"))
+	u1, err := e.submit(prov1, "c", fedUpdate(1, "u1"))
+	require.NoError(t, err)
+	u2, err := e.submit(prov2, "c", fedUpdate(1, "u2"))
+	require.NoError(t, err)
+	for _, u := range []*Update{u1, u2} {
+		require.NoError(t, e.verdict(com1, u.ID, 0.9, true))
+		require.NoError(t, e.verdict(com2, u.ID, 0.8, true))
+	}
+	st, err = e.modelState("c")
+	require.NoError(t, err)
+	require.Equal(t, RoundOpen, st.Round.Status)
+	require.Nil(t, st.Aggregates)
+	ids := []string{u1.ID, u2.ID}
+	slices.Sort(ids)
+	require.NoError(t, e.closeWithAgg(pub, "c", "1", "agg", ids))
+	st, err = e.modelState("c")
+	require.NoError(t, err)
+	require.Equal(t, RoundClosed, st.Round.Status)
+	var cands []AggregateCandidate
+	require.NoError(t, e.query(nobody, &cands, func(ctx ctxT) (string, error) { return e.cc.GetAggregates(ctx, "c", "1") }))
+	require.Len(t, cands, 1)
+	require.Equal(t, shaOf("agg"), cands[0].SHA256)
+	require.Equal(t, cands, st.Aggregates)
+
+	e.activeModel(gossipSpec("g"))
+	st, err = e.modelState("g")
+	require.NoError(t, err)
+	require.Equal(t, ModelActive, st.Model.Status)
+	require.Nil(t, st.Round) // gossip has no rounds
+
+	_, err = e.modelState("zz")
+	errContains(t, err, "model zz not found")
+	_, err = e.modelState("M")
+	errContains(t, err, "modelId")
+}
