@@ -8,7 +8,8 @@ from collections.abc import Callable
 from fedcommittee.ledger import ContractError, FedcommitteeClient, GatewayError, Mode, UpdateStatus
 
 
-def progress_line(client: FedcommitteeClient, model: dict) -> str:
+def progress_line(client: FedcommitteeClient, model: dict, rd: dict | None = None) -> str:
+    """``rd``: the model's current round when the caller has read it with the model."""
     mid = model["id"]
     if model["mode"] == Mode.GOSSIP:
         ups = list(client.iter_round_updates(mid, 0))
@@ -18,7 +19,8 @@ def progress_line(client: FedcommitteeClient, model: dict) -> str:
         if r < 1:
             return f"model {model['status']}: approvals {model.get('approvals', 0)}/{model['quorum']}"
         ups = list(client.iter_round_updates(mid, r))
-        rd = client.get_round(mid, r)
+        if rd is None or int(rd["number"]) != r:
+            rd = client.get_round(mid, r)
         r_desc = f"round {r}/{model['roundRules']['maxRounds']} {rd['status']}"
     c = {s: sum(1 for u in ups if u["status"] == s) for s in UpdateStatus}
     return (
@@ -42,8 +44,8 @@ class Progress:
     def poll(self) -> dict | None:
         """The model's record now; None while it is not published or the ledger does not answer."""
         try:
-            model = self.client.get_model(self.model_id)
-            line = progress_line(self.client, model)
+            model, rd, _ = self.client.get_model_state(self.model_id)
+            line = progress_line(self.client, model, rd)
             self.query_failing = False
         except ContractError:
             return None

@@ -25,9 +25,11 @@ from .records import (
     AggregateCandidate,
     DataRegistration,
     Model,
+    ModelState,
     ObjectRef,
     Page,
     Round,
+    RoundStatus,
     Tx,
     Update,
     UpdateDoc,
@@ -230,6 +232,14 @@ class FedcommitteeClient:
 
     def get_model(self, model_id: str) -> Model:
         return self._query("GetModel", model_id)
+
+    def get_model_state(self, model_id: str) -> ModelState:
+        """The model, its current round and, while that round is closed, its candidate aggregates,
+        in one query."""
+        st = self._query("GetModelState", model_id)
+        rd = st.get("round")
+        closed = rd is not None and rd.get("status") == RoundStatus.CLOSED
+        return ModelState(st["model"], rd, (st.get("aggregates") or []) if closed else None)
 
     def get_model_votes(self, model_id: str) -> list[dict[str, Any]]:
         return self._query("GetModelVotes", model_id) or []

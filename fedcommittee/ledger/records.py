@@ -17,7 +17,7 @@ optional fields (``omitempty``).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 __all__ = [
     "AcceptRule",
@@ -29,6 +29,7 @@ __all__ = [
     "DataRegistration",
     "Mode",
     "Model",
+    "ModelState",
     "ModelStatus",
     "ObjectRef",
     "Page",
@@ -312,3 +313,12 @@ class DataRegistration(TypedDict, total=False):
     shareHistogram: bool
     labelHistogram: dict[str, int]
     registeredAt: int
+
+
+class ModelState(NamedTuple):
+    """``GetModelState`` decoded: the model, its current round (None before round 1 and in gossip
+    mode) and, while that round is closed, its candidate aggregates (None otherwise: not read)."""
+
+    model: Model
+    round: Round | None
+    aggregates: list[AggregateCandidate] | None

@@ -172,7 +172,7 @@ class Provider:
         r = int(model["currentRound"])
         if r < 1 or r in self.refused:
             return
-        rd = a.client.get_round(a.model_id, r)
+        rd = a.round(r)
         if rd["status"] == RoundStatus.CLOSED:
             self.prefetch(r)
             self.train_ahead(model, r, rd)
@@ -246,7 +246,7 @@ class Provider:
         """Round ``r`` is closed: fetch the candidate aggregates recorded so far (hash-checked), so
         that the next round's training starts the moment the committee confirms one of them."""
         a = self.agent
-        for c in a.client.get_aggregates(a.model_id, r):
+        for c in a.aggregates(r):
             if c["sha256"] not in self.prefetched:
                 self.prefetched[c["sha256"]] = a.reader.fetch_weights(c["cid"], c["sha256"])
 

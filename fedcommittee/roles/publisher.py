@@ -117,15 +117,16 @@ class Publisher:
         r = int(model["currentRound"])
         if r < 1:
             return
-        rd = a.client.get_round(a.model_id, r)
+        rd: Round | None = a.round(r)
         if rd["status"] == RoundStatus.OPEN:
             rd = self.close_when_due(model, rd)
-        if rd["status"] == RoundStatus.CLOSED:
+        if rd is not None and rd["status"] == RoundStatus.CLOSED:
             self.record_aggregate(model, rd)
 
-    def close_when_due(self, model: Model, rd: Round) -> Round:
+    def close_when_due(self, model: Model, rd: Round) -> Round | None:
         """Close round ``rd`` if the policy says it is due; the round as it stands afterwards (closed
-        by us: the aggregate is recorded in the same step, not on the RoundClosed event's)."""
+        by us: the aggregate is recorded in the same step, not on the RoundClosed event's), or None
+        when our transaction closed it with our aggregate recorded (nothing is left to do or read)."""
         a = self.agent
         r = int(rd["number"])
         updates = list(a.client.iter_round_updates(a.model_id, r))
@@ -136,8 +137,9 @@ class Publisher:
             self.prefetch_updates(r, updates)
             return rd
         a.log("close_round", round=r, why=why, updates=len(updates))
-        if not self.close_with_aggregate(model, rd, updates):
-            a.submit(a.client.close_round, a.model_id, r, done=lambda: not self.is_open(r))
+        if self.close_with_aggregate(model, rd, updates):
+            return None
+        a.submit(a.client.close_round, a.model_id, r, done=lambda: not self.is_open(r))
         return a.client.get_round(a.model_id, r)
 
     def is_open(self, r: int) -> bool:
@@ -145,9 +147,10 @@ class Publisher:
 
     def close_with_aggregate(self, model: Model, rd: Round, updates: list) -> bool:
         """Close round ``rd`` and record our aggregate of it in one transaction, when every update is
-        final and one at least accepted (the set cannot change before the close then). False when
-        the round must close the other way (an update still pending, nothing accepted, or the
-        contract found another accepted set): the aggregate is then recorded after the close."""
+        final and one at least accepted (the set cannot change before the close then). True when
+        our transaction did it; False when the round must close the other way (an update still
+        pending, nothing accepted, the contract found another accepted set, or the round was no
+        longer open when we came to send): the aggregate is then recorded after the close."""
         a = self.agent
         if any(u["status"] == UpdateStatus.PENDING for u in updates):
             return False
@@ -159,13 +162,20 @@ class Publisher:
         obj = a.put(blob)
         a.log("aggregate", round=r, accepted=len(accepted), sha256=obj.sha256_hex, with_close=True)
         try:
-            a.submit(a.client.close_round_with_aggregate, a.model_id, r, cid=obj.cid, sha256=obj.sha256_hex,
-                     accepted=accepted, done=lambda: not self.is_open(r))  # fmt: skip
+            result = a.submit(
+                a.client.close_round_with_aggregate,
+                a.model_id,
+                r,
+                cid=obj.cid,
+                sha256=obj.sha256_hex,
+                accepted=accepted,
+                done=lambda: not self.is_open(r),
+            )
         except ContractError as exc:
             reason = exc.chaincode_message[:300]
             a.log("close_with_aggregate_refused", level="warning", round=r, reason=reason)
             return False
-        return True
+        return result is not None
 
     def prefetch_updates(self, r: int, updates: list) -> None:
         """Read round ``r``'s updates into memory as they arrive, while it is still open, so that the
@@ -192,15 +202,16 @@ class Publisher:
         a = self.agent
         r = int(rd["number"])
 
-        def recorded() -> bool:
-            return any(c.get("recordedBy") == a.me for c in a.client.get_aggregates(a.model_id, r))
+        def recorded(cands: list) -> bool:
+            return any(c.get("recordedBy") == a.me for c in cands)
 
-        if recorded():
+        if recorded(a.aggregates(r)):
             return
         blob, _ = compute_aggregate(a.reader, a.policy, model, rd)
         obj = a.put(blob)
         a.log("aggregate", round=r, accepted=len(rd.get("accepted") or []), sha256=obj.sha256_hex)
-        a.submit(a.client.record_aggregate, a.model_id, r, cid=obj.cid, sha256=obj.sha256_hex, done=recorded)
+        a.submit(a.client.record_aggregate, a.model_id, r, cid=obj.cid, sha256=obj.sha256_hex, checked=True,
+                 done=lambda: recorded(a.client.get_aggregates(a.model_id, r)))  # fmt: skip
 
     def drive_gossip(self, model: Model) -> None:
         """Finish once every provider has made its updates (or nothing new came for settle_seconds)

@@ -35,7 +35,7 @@ from fedcommittee.ledger import (
     NotFound,
     transaction_of,
 )
-from fedcommittee.ledger.records import Model
+from fedcommittee.ledger.records import AggregateCandidate, Model, Round
 from fedcommittee.logs import expected_race
 from fedcommittee.policy import Policy
 from fedcommittee.roles.reader import Reader, RecentObjects
@@ -228,6 +228,10 @@ class Agent:
     current_round: int = 0  # the model's round at the last model() read; tags ledger and IPFS records
     closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     recent: RecentObjects | None = field(default=None, repr=False)  # objects read, served again
+    # The current round and a closed round's candidate aggregates, as read with the model by the
+    # last model() call: each served once, by round() and aggregates().
+    _round_read: Round | None = field(default=None, repr=False)
+    _aggregates_read: tuple[int, list[AggregateCandidate]] | None = field(default=None, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -278,7 +282,13 @@ class Agent:
         deadline = time.monotonic() + outage_seconds
         while True:
             try:
-                model = self.client.get_model(self.model_id)
+                # One query: every pass reads the model and then, mostly, its round (and a closed
+                # round's aggregates); on Fabric each query is a chaincode run on the peer.
+                state = self.client.get_model_state(self.model_id)
+                model, self._round_read = state.model, state.round
+                self._aggregates_read = None
+                if state.round is not None and state.aggregates is not None:
+                    self._aggregates_read = (int(state.round["number"]), state.aggregates)
                 # What this pass works on: its ledger and IPFS records are tagged with it (report).
                 self.current_round = int(model.get("currentRound") or 0)
                 self.log.set_round(self.current_round)
@@ -292,6 +302,23 @@ class Agent:
                     raise
                 self.log("ledger_unreachable", level="warning", error=str(exc)[:200])
                 time.sleep(2.0)
+
+    def round(self, r: int) -> Round:
+        """Round ``r``: as read with the model at this pass's start when that was round ``r``, else
+        read now. The record read with the model serves one call, so a second call in the same pass
+        (after a transaction, say) reads the ledger again."""
+        rd, self._round_read = self._round_read, None
+        if rd is not None and int(rd["number"]) == r:
+            return rd
+        return self.client.get_round(self.model_id, r)
+
+    def aggregates(self, r: int) -> list[AggregateCandidate]:
+        """Round ``r``'s candidate aggregates: as read with the model at this pass's start when that
+        was round ``r``, closed, else read now; served once, as ``round`` is."""
+        read, self._aggregates_read = self._aggregates_read, None
+        if read is not None and read[0] == r:
+            return read[1]
+        return self.client.get_aggregates(self.model_id, r)
 
     def step_failed(self, exc: Exception) -> None:
         """A step stopped on a ledger error (the ledger moved on, or the peer is briefly unreachable)

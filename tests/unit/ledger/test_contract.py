@@ -193,3 +193,23 @@ def test_every_wrapped_function_exists_in_the_chaincode():
     assert len(wrapped) > 20  # the pattern really found the wrapper's calls
     missing = wrapped - exported
     assert not missing, f"wrapper calls functions the chaincode does not define: {sorted(missing)}"
+
+
+def test_model_state_is_one_query_decoded_into_the_model_its_round_and_a_closed_rounds_aggregates(
+    gateway, fake
+):
+    cands = [{"sha256": "ab", "recordedBy": "Org1MSP/p"}]
+    answers = iter([
+        {"model": {"id": "m1"}, "round": {"number": 1, "status": "open"}},
+        {"model": {"id": "m1"}, "round": {"number": 1, "status": "closed"}, "aggregates": cands},
+        {"model": {"id": "m1"}, "round": {"number": 2, "status": "closed"}},  # closed, nothing recorded yet
+        {"model": {"id": "g"}, "round": None},
+    ])  # fmt: skip
+    fake.handlers["GetModelState"] = lambda inv, state: Outcome(payload=json.dumps(next(answers)).encode())
+    c = FedcommitteeClient(gateway.network("fedchannel").contract("fedcommittee"))
+    assert c.get_model_state("m1") == ({"id": "m1"}, {"number": 1, "status": "open"}, None)
+    st = c.get_model_state("m1")
+    assert st.round["status"] == "closed" and st.aggregates == cands
+    assert c.get_model_state("m1").aggregates == []
+    assert c.get_model_state("g") == ({"id": "g"}, None, None)  # gossip, or before round 1
+    assert c.reads == 4

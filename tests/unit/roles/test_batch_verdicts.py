@@ -32,6 +32,8 @@ class StubAgent:
     skip: tuple = ()
     final: set = field(default_factory=set)  # updates the others' verdicts have finalized
     honour_done: bool = False  # check ``done`` before sending, as Agent.submit does
+    tries_lost: int = 0  # tries that end without an answer before the one that is sent for good
+    meanwhile: object = None  # what happens on the ledger during such a try: a function of the stub
 
     @property
     def client(self) -> FedcommitteeClient:
@@ -41,6 +43,10 @@ class StubAgent:
     def submit(self, send, *args, done=None, wait_for_peers=False, **kwargs):
         # A member read every update it judges on its own peer: its verdicts wait for peers behind.
         assert wait_for_peers, "verdicts must wait for an endorsing peer that is behind"
+        for _ in range(self.tries_lost):
+            if self.honour_done and done is not None and done():
+                return None
+            self.meanwhile(self)
         if self.honour_done and done is not None and done():
             return None
         return send(*args, **kwargs)
@@ -119,11 +125,15 @@ def test_one_verdict_goes_alone_and_a_refused_batch_falls_back_to_singles():
 
 
 def test_a_batch_the_others_finalized_is_not_sent_and_its_verdicts_count_as_late():
-    """The retry of a batch that lost an MVCC race: once every update is final (or has our verdict),
-    the contract would skip each verdict, so nothing is sent; the unsent ones are logged as the
-    race the contract's skips are."""
-    m, agent = _member(honour_done=True, final={"a", "b", "c"})
-    agent.on_ledger.add("c")  # ours made it before the others finalized c
+    """The retry of a batch whose first try ended without an answer: once every update is final (or
+    has our verdict), the contract would skip each verdict, so nothing is sent; the unsent ones are
+    logged as the race the contract's skips are."""
+
+    def meanwhile(agent):
+        agent.on_ledger.add("c")  # ours made it (the unanswered try) before the others finalized c
+        agent.final.update({"a", "b", "c"})
+
+    m, agent = _member(honour_done=True, tries_lost=1, meanwhile=meanwhile)
     items = [(_u(u), 0.3, "", None) for u in ("a", "b", "c")]
     m._verdicts(items)
     assert agent.calls == []
@@ -161,3 +171,20 @@ def test_an_update_submitted_after_we_started_is_not_looked_up_for_a_verdict_of_
     ]
     assert [u["id"] for u in m._unjudged(ups)] == ["old", "near", "new"]
     assert asked == ["old", "near"]
+
+
+def test_before_the_first_try_a_batch_asks_which_updates_are_pending_but_not_for_our_verdicts():
+    """Our verdicts on updates we just found unjudged are known to be missing: the check before the
+    first try is one listing, not one GetVerdicts per update (a retry asks, as above)."""
+    asked = []
+    items = [(_u(u), 0.3, "", None) for u in ("a", "b", "c")]
+    m, agent = _member(honour_done=True, final={"a"})
+    m.has_verdict = lambda uid: asked.append(uid) or uid in agent.on_ledger
+    m._verdicts(items)
+    assert [fn for fn, _ in agent.calls] == ["SubmitVerdicts"] and asked == []
+    # All three finalized by the others before we sent: nothing sent, nothing asked, all late.
+    m, agent = _member(honour_done=True, final={"a", "b", "c"})
+    m.has_verdict = lambda uid: asked.append(uid) or uid in agent.on_ledger
+    m._verdicts(items)
+    assert agent.calls == [] and asked == []
+    assert [f["update"] for e, f in agent.records if e == "verdict_refused"] == ["a", "b", "c"]

@@ -9,6 +9,7 @@ import pytest
 
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import FedcommitteeClient, GatewayError, NotFound
+from fedcommittee.ledger.records import ModelState
 from fedcommittee.roles.driver import run_role
 from fedcommittee.roles.runtime import Agent, JsonLog
 
@@ -30,6 +31,9 @@ class Ledger(FedcommitteeClient):
                 "refused", chaincode_message=f"NOT_FOUND: model {model_id}", stage="evaluate", status=500
             )
         return {"id": model_id, "status": status, "currentRound": 1}
+
+    def get_model_state(self, model_id):
+        return ModelState(self.get_model(model_id), None, None)
 
 
 class Role:
@@ -139,3 +143,16 @@ def test_a_federated_provider_wakes_on_the_rounds_moves_not_on_the_others_update
     assert wakes({"type": "VerdictsSubmitted", "mode": "gossip"})
     assert wakes({"type": "UpdateFinalized", "mode": "gossip"})
     assert wakes({"type": "ModelVote"})  # an event without a mode: a pass, to be safe
+
+
+def test_a_federated_member_wakes_on_updates_and_the_rounds_moves_not_on_the_others_verdicts():
+    from fedcommittee.roles.committee import Member
+
+    wakes = lambda ev: Member.wakes_on(None, ev)  # noqa: E731 (it reads nothing of the member)
+    for kind in ("VerdictSubmitted", "VerdictsSubmitted", "UpdateFinalized"):
+        assert not wakes({"type": kind, "mode": "federated"}), kind
+    for kind in ("UpdateSubmitted", "RoundClosed", "AggregateRecorded", "AggregateConfirmed", "RoundOpened",
+                 "DataRegistered", "RuleChangeApplied", "ModelActivated"):  # fmt: skip
+        assert wakes({"type": kind, "mode": "federated"}), kind
+    assert wakes({"type": "VerdictsSubmitted", "mode": "gossip"})
+    assert wakes({"type": "ModelVote"})

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from fedcommittee import ml
 from fedcommittee.experiment import load_experiment
 from fedcommittee.ledger import CommitError, ContractError, FedcommitteeClient
+from fedcommittee.ledger.gateway import SubmitResult
 from fedcommittee.policy import Policy
 from fedcommittee.roles import runtime
 from fedcommittee.roles.auditor import audit_model
@@ -460,6 +461,7 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     agent.exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
     agent.policy = Policy.from_experiment(agent.exp)
     agent.model_id, agent.me, agent.client, agent.reader = "m", "Org2MSP/me", ledger, reader
+    agent.aggregates = lambda r: ledger.get_aggregates("m", r)
     agent.log = lambda *a, **k: None
     agent.put = store.put
     agent.poll_seconds = 30.0
@@ -533,6 +535,7 @@ def test_publisher_records_the_aggregate_in_the_step_that_closes_the_round():
     agent.exp, agent.policy, agent.model_id = exp, Policy.from_experiment(exp), "m"
     states = iter([{"number": 1, "status": "open"}, {"number": 1, "status": "closed"}])
     agent.client = type("C", (), {"get_round": lambda self, mid, r: next(states)})()
+    agent.round = lambda r: agent.client.get_round("m", r)
     pub = Publisher(agent)
     recorded = []
     pub.close_when_due = lambda model, rd: agent.client.get_round("m", 1)  # closes it
@@ -554,6 +557,7 @@ def test_provider_trains_on_the_prefetched_candidate_when_it_is_confirmed():
     agent.client = type(
         "C", (), {"get_aggregates": lambda self, mid, r: [{"cid": agg.cid, "sha256": agg.sha256_hex}]}
     )()
+    agent.aggregates = lambda r: agent.client.get_aggregates("m", r)
     prov = object.__new__(Provider)  # the data split is not needed for fetching
     prov.agent, prov.prefetched = agent, {}
     prov.prefetch(1)
@@ -657,10 +661,13 @@ def test_publisher_reads_the_updates_while_the_round_is_open(monkeypatch):
     assert ml.sha256_hex(blob) == ledger.get_round("m", 1)["aggregate"]["sha256"]
 
 
-def _closing_publisher(monkeypatch, pending: bool = False, refuse: bool = False):
+def _closing_publisher(
+    monkeypatch, pending: bool = False, refuse: bool = False, closed_meanwhile: bool = False
+):
     """A publisher over round 1 of ``federated_history`` reopened (two updates accepted, one rejected,
     or still pending), the round's deadline passed; returns it, the transactions it submitted (name,
-    keyword arguments), and the round as the history recorded it."""
+    keyword arguments), and the round as the history recorded it. ``closed_meanwhile``: the submit
+    loop finds the round closed by someone else before it sends anything."""
     from fedcommittee.roles import publisher as publisher_mod
     from fedcommittee.roles.publisher import Publisher
 
@@ -683,6 +690,9 @@ def _closing_publisher(monkeypatch, pending: bool = False, refuse: bool = False)
         if refuse and send.transaction == "CloseRoundWithAggregate":
             reason = "CONFLICT: another accepted set"
             raise ContractError("refused", chaincode_message=reason, stage="endorse", status=None)
+        if closed_meanwhile:
+            return None  # Agent.submit's answer when done() says the ledger already has it
+        return SubmitResult(result=b"", txid="t", block_number=1)
 
     agent.submit = submit
     monkeypatch.setattr(publisher_mod.time, "time", lambda: 1000.0 + exp.deadline_seconds + 5)
@@ -691,18 +701,69 @@ def _closing_publisher(monkeypatch, pending: bool = False, refuse: bool = False)
 
 def test_publisher_closes_and_records_the_aggregate_in_one_transaction(monkeypatch):
     pub, submitted, honest = _closing_publisher(monkeypatch)
-    pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1))
+    # None: closed with our aggregate recorded, nothing left to read about the round (drive_round).
+    assert pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1)) is None
     assert [fn for fn, _ in submitted] == ["CloseRoundWithAggregate"]
     kw = submitted[0][1]
     assert kw["accepted"] == honest["accepted"] == ["u10", "u11"]  # every update final: the set is fixed
     assert kw["sha256"] == honest["aggregate"]["sha256"]  # the aggregate every party computes
 
 
-@pytest.mark.parametrize("pending,refuse", [(True, False), (False, True)])
-def test_publisher_closes_first_while_the_accepted_set_may_change(monkeypatch, pending, refuse):
-    """An update still pending at the deadline, or a contract that found another accepted set: the
-    round is closed alone (its aggregate is recorded after, from the set the close fixed)."""
-    pub, submitted, _ = _closing_publisher(monkeypatch, pending=pending, refuse=refuse)
-    pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1))
-    want = ["CloseRoundWithAggregate", "CloseRound"] if refuse else ["CloseRound"]
+@pytest.mark.parametrize(
+    "pending,refuse,meanwhile", [(True, False, False), (False, True, False), (False, False, True)]
+)
+def test_publisher_closes_first_while_the_accepted_set_may_change(monkeypatch, pending, refuse, meanwhile):
+    """An update still pending at the deadline, a contract that found another accepted set, or a
+    round somebody else closed first: the round is closed alone (or found closed) and its aggregate
+    is recorded after, from the set the close fixed."""
+    pub, submitted, _ = _closing_publisher(
+        monkeypatch, pending=pending, refuse=refuse, closed_meanwhile=meanwhile
+    )
+    after = pub.close_when_due(pub.agent.client.get_model("m"), pub.agent.client.get_round("m", 1))
+    assert after is pub.agent.client.rounds[("m", 1)]  # the round as the ledger holds it, for the record
+    want = ["CloseRound"] if pending else ["CloseRoundWithAggregate", "CloseRound"]
     assert [fn for fn, _ in submitted] == want
+
+
+class QueryContract:
+    """Answers queries from a dict of JSON-ready answers and records each query's name."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def evaluate(self, fn, *args):
+        self.asked.append(fn)
+        return json.dumps(self.answers[fn]).encode()
+
+
+def test_a_pass_reads_the_model_and_its_round_in_one_query_and_uses_that_round_once():
+    open_round = {"number": 2, "status": "open"}
+    contract = QueryContract({
+        "GetModelState": {"model": {"id": "m", "currentRound": 2}, "round": open_round},
+        "GetRound": {"number": 2, "status": "closed"},
+        "GetAggregates": ["fresh"],
+    })  # fmt: skip
+    agent = bare_agent(contract, log=runtime.JsonLog(None, "member1", "committee", echo=False))
+    assert agent.model() == {"id": "m", "currentRound": 2} and agent.current_round == 2
+    assert agent.round(2) == open_round and contract.asked == ["GetModelState"]
+    # Served once: asked again in the same pass (after a transaction, say), the ledger answers.
+    assert agent.round(2)["status"] == "closed" and contract.asked == ["GetModelState", "GetRound"]
+    agent.model()
+    assert agent.round(1)["status"] == "closed"  # another round than the one read with the model
+    assert contract.asked == ["GetModelState", "GetRound", "GetModelState", "GetRound"]
+    assert agent.aggregates(2) == ["fresh"]  # the round read with the model was open: none came with it
+
+
+def test_a_closed_rounds_aggregates_come_with_the_model_and_serve_once():
+    cands = [{"sha256": "ab", "recordedBy": "Org1MSP/p"}]
+    contract = QueryContract({
+        "GetModelState": {"model": {"id": "m", "currentRound": 3}, "round": {"number": 3, "status": "closed"},
+                          "aggregates": cands},
+        "GetAggregates": [],
+    })  # fmt: skip
+    agent = bare_agent(contract, log=runtime.JsonLog(None, "member1", "committee", echo=False))
+    agent.model()
+    assert agent.aggregates(2) == []  # another round: read
+    agent.model()
+    assert agent.aggregates(3) == cands and agent.aggregates(3) == []  # served once, then read
+    assert contract.asked == ["GetModelState", "GetAggregates", "GetModelState", "GetAggregates"]
