@@ -46,7 +46,7 @@ from fedcommittee.ledger.records import Model, Round, Update, VerdictDoc
 from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
-from fedcommittee.roles.protocol import expected_providers, round_follows
+from fedcommittee.roles.protocol import RESTART_CHECK_MARGIN_SECONDS, expected_providers, round_follows
 from fedcommittee.roles.reader import compute_aggregate, gossip_base, joined_model
 from fedcommittee.roles.reference import ReferenceWorker
 from fedcommittee.roles.runtime import Agent
@@ -71,10 +71,9 @@ FEDERATED_IDLE_EVENTS = frozenset(
 # contract words a verdict it skips for that reason, so that logs count both as the same race.
 FINALIZED_BEFORE_SENT = "not pending: verdicts are closed (finalized by the others before ours was sent)"
 
-# An update submitted this long after we started cannot hold a verdict from an earlier run of ours
-# (tx timestamps come from the submitter's clock: the margin covers a small skew; past it, a second
-# verdict of ours is skipped by the contract as a lost race, so erring costs a scoring, not state).
-RESTART_CHECK_MARGIN_SECONDS = 5.0
+# An update submitted more than RESTART_CHECK_MARGIN_SECONDS after we started cannot hold a verdict
+# from an earlier run of ours; were the clocks further apart, a second verdict of ours is skipped by
+# the contract as a lost race, so erring costs a scoring, not state.
 
 
 def submission_order(u: Update) -> tuple[int, int, str]:

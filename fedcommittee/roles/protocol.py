@@ -10,6 +10,7 @@ from fedcommittee.experiment import Experiment
 from fedcommittee.ledger.records import Model, Round, Update
 
 __all__ = [
+    "RESTART_CHECK_MARGIN_SECONDS",
     "choose_parents",
     "expected_providers",
     "final_mix",
@@ -19,6 +20,11 @@ __all__ = [
     "parent_candidates",
     "round_follows",
 ]
+
+# What a ledger record dated this long after an agent started cannot owe to an earlier run of that
+# agent (before a restart): a verdict on an update submitted then, an update to a round opened then.
+# Transaction timestamps come from the submitter's clock: the margin covers a small skew.
+RESTART_CHECK_MARGIN_SECONDS = 5.0
 
 
 def expected_providers(exp: Experiment, round_doc: Round) -> int:

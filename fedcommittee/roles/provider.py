@@ -40,7 +40,12 @@ from fedcommittee.ledger import (
 from fedcommittee.ledger.records import Model, Round, Update, UpdateDoc
 from fedcommittee.roles.data import data_registration
 from fedcommittee.roles.envelopes import update_context, update_recipients
-from fedcommittee.roles.protocol import choose_parents, parent_candidates, round_follows
+from fedcommittee.roles.protocol import (
+    RESTART_CHECK_MARGIN_SECONDS,
+    choose_parents,
+    parent_candidates,
+    round_follows,
+)
 from fedcommittee.roles.reader import gossip_base
 from fedcommittee.roles.runtime import STEP_RETRYABLE, Agent
 from fedcommittee.storage import envelope
@@ -90,6 +95,9 @@ class Provider:
         self.parents_wait_since: float | None = None  # gossip: since when we wait for more parents
         self.registered = False
         self.not_allocated: set[int] = set()
+        self.started = time.time()
+        self.sent: set[int] = set()  # rounds our update is known to be on the ledger for
+        self.tried: set[int] = set()  # rounds we began to send an update for (its outcome maybe unknown)
         self.prefetched: dict[str, Any] = {}  # sha256 -> weights of a closed round's candidate aggregate
         self.ahead: Trained | None = None  # the next round's update, trained on a candidate aggregate
         agent.log("data", samples=len(self.data), behaviour=self.cfg.behaviour, dp=bool(self.dp),
@@ -122,6 +130,13 @@ class Provider:
 
     def has_update(self, round_no: int) -> bool:
         return any(int(u.get("round") or 0) == round_no for u in self.my_updates())
+
+    def may_have_update(self, r: int, rd: Round) -> bool:
+        """Whether round ``r`` (its record ``rd``) may hold an update of ours that we do not know of:
+        only if we began to send one, or if it opened before we started (an earlier run of ours may
+        have sent one). Asking the ledger every round cost each provider a listing of all its
+        updates a round."""
+        return r in self.tried or float(rd.get("openedAt") or 0) < self.started + RESTART_CHECK_MARGIN_SECONDS
 
     def train(self, global_state, seed: int):
         exp = self.agent.exp
@@ -176,7 +191,10 @@ class Provider:
         if rd["status"] == RoundStatus.CLOSED:
             self.prefetch(r)
             self.train_ahead(model, r, rd)
-        if rd["status"] != RoundStatus.OPEN or r in self.not_allocated or self.has_update(r):
+        if rd["status"] != RoundStatus.OPEN or r in self.not_allocated or r in self.sent:
+            return
+        if self.may_have_update(r, rd) and self.has_update(r):
+            self.sent.add(r)
             return
         if rd.get("allocated") is not None and a.me not in rd["allocated"]:
             # The contract's allocation rule picked others for this round (partial participation).
@@ -196,7 +214,9 @@ class Provider:
             "numSamples": done.num_samples,
             "metrics": done.metrics,
         }
+        self.tried.add(r)
         self.submit(doc, r, done=lambda: self.has_update(r))
+        self.sent.add(r)  # or refused for good (self.refused): either way nothing more to send
 
     def train_round(self, model: Model, r: int, base_sha: str, global_state, ahead: bool = False) -> Trained:
         """Train round ``r``'s update from ``global_state`` (sha256 ``base_sha``) and put it on IPFS."""

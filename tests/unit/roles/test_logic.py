@@ -767,3 +767,22 @@ def test_a_closed_rounds_aggregates_come_with_the_model_and_serve_once():
     agent.model()
     assert agent.aggregates(3) == cands and agent.aggregates(3) == []  # served once, then read
     assert contract.asked == ["GetModelState", "GetAggregates", "GetModelState", "GetAggregates"]
+
+
+def test_a_provider_asks_for_its_update_only_when_an_earlier_run_or_an_unanswered_try_may_have_sent_it():
+    from fedcommittee.roles.provider import Provider
+
+    prov = object.__new__(Provider)  # neither data nor a network is needed for this decision
+    prov.started, prov.tried, prov.sent, prov.refused, prov.not_allocated = 1000.0, set(), set(), set(), set()
+    assert prov.may_have_update(3, {"openedAt": 990})  # opened before we started
+    assert prov.may_have_update(3, {"openedAt": 1004})  # within the clock-skew margin
+    assert not prov.may_have_update(3, {"openedAt": 1006})  # after: only we could have sent it
+    prov.tried.add(3)
+    assert prov.may_have_update(3, {"openedAt": 1006})  # we began to send it: maybe it is in
+    # The step: found on the ledger once, then known without asking again.
+    asked = []
+    prov.has_update = lambda r: asked.append(r) or True
+    prov.agent = type("A", (), {"round": lambda self, r: {"number": r, "status": "open", "openedAt": 1006}})()
+    prov.federated_step({"currentRound": 3})
+    prov.federated_step({"currentRound": 3})
+    assert asked == [3] and prov.sent == {3}
