@@ -318,18 +318,19 @@ def _print_rule_change(rc: dict) -> None:
 def cmd_rules(args: argparse.Namespace) -> int:
     import json as _json
 
-    from fedcommittee.ledger import ContractError
+    from fedcommittee.ledger import CommitError, ContractError, retrying_conflicts
 
     change = rule_change_of(args) if args.action == "propose" else None
     _, gw, client = _client(args)
     with gw:
         try:
+            # A running model's rounds write the records these read: a conflict is sent again.
             if args.action == "propose":
-                pid = client.propose_rule_change(args.model_id, change).txid
+                pid = retrying_conflicts(client.propose_rule_change, args.model_id, change).txid
                 print(f"proposed {pid}: org admins vote with `fedcommittee rules vote {pid} --approve`")
                 _print_rule_change(client.get_rule_change(pid))
             elif args.action == "vote":
-                client.vote_rule_change(args.proposal_id, args.approve)
+                retrying_conflicts(client.vote_rule_change, args.proposal_id, args.approve)
                 _print_rule_change(client.get_rule_change(args.proposal_id))
             else:
                 items = list(client.iter_rule_changes(args.model_id))
@@ -342,6 +343,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
         except ContractError as exc:
             # The contract says who may do what; its message is the useful part.
             print(f"fedcommittee: refused by the contract: {exc.chaincode_message or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except CommitError as exc:
+            print(f"fedcommittee: the ledger did not commit it ({exc.validation_code}): nothing changed, "
+                  "try again", file=sys.stderr)  # fmt: skip
             return EXIT_FAILED
     return EXIT_OK
 

@@ -11,7 +11,14 @@ status/mode/role/transaction names (StrEnum) and the shapes of its records.
 """
 
 from .checkpoint import Checkpoint
-from .contract import FedcommitteeClient, decode_event, submit_json, transaction_of, verdict_batches
+from .contract import (
+    FedcommitteeClient,
+    decode_event,
+    retrying_conflicts,
+    submit_json,
+    transaction_of,
+    verdict_batches,
+)
 from .errors import (
     ChaincodeEventsError,
     CommitError,
@@ -95,6 +102,7 @@ __all__ = [
     "decode_event",
     "load_msp",
     "load_profile",
+    "retrying_conflicts",
     "submit_json",
     "verdict_batches",
     "transaction_of",

@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
 
+from .errors import CommitError
 from .gateway import ChaincodeEvent, Contract, SubmitResult
 from .records import (
     Account,
@@ -38,7 +40,14 @@ from .records import (
     VerdictItem,
 )
 
-__all__ = ["FedcommitteeClient", "decode_event", "submit_json", "transaction_of", "verdict_batches"]
+__all__ = [
+    "FedcommitteeClient",
+    "decode_event",
+    "retrying_conflicts",
+    "submit_json",
+    "transaction_of",
+    "verdict_batches",
+]
 
 PAGE_SIZE = 200  # the contract's MaxPageSize: fewest round trips for the iter_* generators
 # The contract's limits on one SubmitVerdicts (chaincode/fedcommittee: maxBatchVerdicts, MaxInputBytes).
@@ -89,6 +98,23 @@ def decode_event(event: ChaincodeEvent) -> dict[str, Any]:
 def submit_json(result: SubmitResult) -> Any:
     """The JSON a transaction returned (e.g. the stored record), or None if it returned nothing."""
     return json.loads(result.result) if result.result else None
+
+
+def retrying_conflicts(
+    send: Callable[..., SubmitResult], *args: Any, attempts: int = 5, **kwargs: Any
+) -> SubmitResult:
+    """``send(*args, **kwargs)`` (a :class:`FedcommitteeClient` transaction method), sent anew while a
+    concurrent transaction invalidates it (``CommitError.conflict``: it had no effect); the last
+    conflict is raised once ``attempts`` are spent. For one-off transactions (the CLI's rule changes)
+    during a run, whose rounds write the records they read; agents use ``Agent.submit``."""
+    for attempt in range(1, attempts):
+        try:
+            return send(*args, **kwargs)
+        except CommitError as exc:
+            if not exc.conflict:
+                raise
+            time.sleep(0.2 * attempt)
+    return send(*args, **kwargs)  # the last try: a conflict now is raised
 
 
 def transaction_of(send: Callable[..., Any]) -> str:

@@ -118,6 +118,12 @@ class CommitError(GatewayError):
             txid=txid,
         )
 
+    @property
+    def conflict(self) -> bool:
+        """Invalidated by a concurrent transaction that changed what this one read (MVCC or phantom
+        read conflict): it had no effect, so sending it anew is safe."""
+        return self.validation_code in ("MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT")
+
 
 # The contract starts a refusal that callers act on with a stable code: "NOT_FOUND: model m1".
 _ERROR_CODE = re.compile(r"^([A-Z][A-Z_]*): ")

@@ -63,7 +63,7 @@ CONFIRM_TURN_SECONDS = 1.0
 # The others' verdicts on a federated round's updates give a member nothing to do: its own verdicts
 # wait for updates (UpdateSubmitted), its confirmation for the close and the aggregates. Each such
 # event was a pass (two or three reads) per member, three to six times a round.
-FEDERATED_IDLE_EVENTS = frozenset(
+OTHERS_VERDICT_EVENTS = frozenset(
     {EventType.VERDICT_SUBMITTED, EventType.VERDICTS_SUBMITTED, EventType.UPDATE_FINALIZED}
 )
 
@@ -676,7 +676,7 @@ class Member:
     def wakes_on(self, event: dict) -> bool:
         # Updates to judge, the round's and the aggregates' moves, votes, registrations, rule changes;
         # in gossip mode every event, as before.
-        return not (event.get("mode") == Mode.FEDERATED and event.get("type") in FEDERATED_IDLE_EVENTS)
+        return not (event.get("mode") == Mode.FEDERATED and event.get("type") in OTHERS_VERDICT_EVENTS)
 
     def wait_seconds(self) -> float | None:
         # A settle window runs out with no event to wake us: look again then (the poll interval stays

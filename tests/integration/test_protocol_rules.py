@@ -46,7 +46,7 @@ def log_records(net, model_id: str, agent: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def rules_run(local_network, fabric):
     """`fedcommittee run configs/rules.yaml`, with a rule change proposed and voted during the run."""
-    from fedcommittee.ledger import ContractError
+    from fedcommittee.ledger import ContractError, retrying_conflicts
 
     net = local_network["network"]
     model_id = f"rules-{int(time.time())}"
@@ -73,13 +73,12 @@ def rules_run(local_network, fabric):
             # of the three orgs lengthen the round deadline for later rounds.
             admins = {n: ledger_as(net, f"org{n}-admin") for n in (1, 2)}
             try:
-                pid = (
-                    admins[1][1]
-                    .propose_rule_change(model_id, {"deadlineSeconds": 150, "reason": "slow peers"})
-                    .txid
-                )
+                # Sent as `fedcommittee rules` sends them: round 1 may open or close meanwhile, and
+                # a proposal or vote its block invalidates (MVCC) is sent again.
+                change_doc = {"deadlineSeconds": 150, "reason": "slow peers"}
+                pid = retrying_conflicts(admins[1][1].propose_rule_change, model_id, change_doc).txid
                 for n in (1, 2):
-                    admins[n][1].vote_rule_change(pid, True)
+                    retrying_conflicts(admins[n][1].vote_rule_change, pid, True)
                 # Read through org1's peer, which may be a block behind org2's that committed the vote.
                 change = wait_for(
                     lambda: (rc := client.get_rule_change(pid))["status"] != "open" and rc, 30, "the change"

@@ -213,3 +213,33 @@ def test_model_state_is_one_query_decoded_into_the_model_its_round_and_a_closed_
     assert c.get_model_state("m1").aggregates == []
     assert c.get_model_state("g") == ({"id": "g"}, None, None)  # gossip, or before round 1
     assert c.reads == 4
+
+
+def test_a_transaction_a_concurrent_one_invalidated_is_sent_again_and_nothing_else_is(monkeypatch):
+    from fedcommittee.ledger import CommitError, retrying_conflicts
+    from fedcommittee.ledger import contract as contract_mod
+
+    monkeypatch.setattr(contract_mod.time, "sleep", lambda s: None)
+
+    def sender(codes):
+        tries = []
+
+        def send(*args, **kw):
+            tries.append((args, kw))
+            if len(tries) <= len(codes):
+                raise CommitError("t", codes[len(tries) - 1], code_value=11, block_number=3)
+            return "committed"
+
+        return send, tries
+
+    send, tries = sender(["MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"])
+    assert retrying_conflicts(send, "m1", {"quorum": 2}, attempts=3) == "committed"
+    assert tries == [(("m1", {"quorum": 2}), {})] * 3
+    send, tries = sender(["ENDORSEMENT_POLICY_FAILURE"])  # not a lost race: raised at once
+    with pytest.raises(CommitError, match="ENDORSEMENT_POLICY_FAILURE"):
+        retrying_conflicts(send)
+    assert len(tries) == 1
+    send, tries = sender(["MVCC_READ_CONFLICT"] * 5)  # the attempts spent: the last conflict is raised
+    with pytest.raises(CommitError, match="MVCC_READ_CONFLICT"):
+        retrying_conflicts(send, attempts=5)
+    assert len(tries) == 5
