@@ -187,7 +187,9 @@ def round_overhead(records: Iterable[dict], walls: dict[int, float]) -> dict[int
 # Validation codes of a transaction that read a key another agent's transaction changed meanwhile:
 # two agents acting on the same model at once. ``Agent.submit`` retries them, so one such record is
 # normal operation; only giving up (``submit_gave_up``) needs a person. ENDORSEMENT_POLICY_FAILURE is
-# retried too but is not here: peers disagreeing, or one down, is worth a look.
+# retried too but is not here: peers disagreeing, or one down, is worth a look. The same set as
+# ledger.errors.CONFLICT_CODES, written out so that reading logs does not load the gateway and grpc
+# (tests/unit/test_log_levels.py holds the two equal).
 RACE_CONFLICT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
 
 # The contract's words for a verdict that came after the others had finalized the update (quorum is

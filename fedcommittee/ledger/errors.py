@@ -105,6 +105,10 @@ class ChaincodeEventsError(GatewayError):
     """The chaincode event stream failed and could not (or may not) be re-opened."""
 
 
+# Validation codes of a transaction invalidated because another one changed what it read.
+CONFLICT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+
+
 class CommitError(GatewayError):
     """The transaction was ordered into a block but failed validation (e.g. MVCC_READ_CONFLICT)."""
 
@@ -122,7 +126,7 @@ class CommitError(GatewayError):
     def conflict(self) -> bool:
         """Invalidated by a concurrent transaction that changed what this one read (MVCC or phantom
         read conflict): it had no effect, so sending it anew is safe."""
-        return self.validation_code in ("MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT")
+        return self.validation_code in CONFLICT_CODES
 
 
 # The contract starts a refusal that callers act on with a stable code: "NOT_FOUND: model m1".

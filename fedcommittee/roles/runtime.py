@@ -35,6 +35,7 @@ from fedcommittee.ledger import (
     NotFound,
     transaction_of,
 )
+from fedcommittee.ledger.errors import CONFLICT_CODES
 from fedcommittee.ledger.records import AggregateCandidate, Model, Round
 from fedcommittee.logs import expected_race
 from fedcommittee.policy import Policy
@@ -49,7 +50,7 @@ __all__ = [
     "run_dir",
 ]
 
-RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"}
+RETRY_CODES = CONFLICT_CODES | {"ENDORSEMENT_POLICY_FAILURE"}
 
 # What a role's step may fail on and still be retried by the next pass: any ledger error (the
 # ledger moved on, or the gateway peer is unreachable) and an unreachable IPFS API. Integrity

@@ -157,3 +157,11 @@ def test_info_records_are_never_promoted(tmp_path):
     log.close()
     (rec,) = _lines(tmp_path / "a.jsonl")
     assert "level" not in rec and "race" not in rec
+
+
+def test_the_logs_race_codes_are_the_ledgers_conflict_codes():
+    from fedcommittee.ledger.errors import CONFLICT_CODES
+    from fedcommittee.logs import RACE_CONFLICT_CODES
+    from fedcommittee.roles.runtime import RETRY_CODES
+
+    assert RACE_CONFLICT_CODES == CONFLICT_CODES < RETRY_CODES
