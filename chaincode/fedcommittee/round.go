@@ -147,8 +147,8 @@ func (c *Contract) CloseRound(ctx contractapi.TransactionContextInterface, model
 // then waits for one commit fewer. The input names the accepted set the
 // aggregate was computed over (acceptedDigest); unless it is exactly the set
 // the round closes with, nothing is written and the caller closes with
-// CloseRound. A round
-// with no accepted update has no aggregate: it is skipped with CloseRound.
+// CloseRound. A round with no accepted update has no aggregate: it is
+// skipped with CloseRound.
 func (c *Contract) CloseRoundWithAggregate(ctx contractapi.TransactionContextInterface, modelID, round, input string) error {
 	var in CloseInput
 	return run(ctx, opening{federatedRound(modelID, round), participant,
