@@ -134,7 +134,7 @@ PARTITIONS: dict[str, dict[str, Param]] = {
 }
 
 # Model architectures (ml.models.list_models()).
-MODELS = ("cnn-fmnist", "cnn-small", "linear-fmnist", "mlp", "mlp-fmnist")
+MODELS = ("cnn-fmnist", "cnn-medium", "cnn-small", "linear-fmnist", "mlp", "mlp-fmnist")
 
 # Every form of data source ml.data.load_dataset understands, as a user writes it.
 DATA_SOURCES = ("digits", "fashion-mnist:train", "fashion-mnist:test", "npz:PATH", "py:MODULE:FUNCTION")

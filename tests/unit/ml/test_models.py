@@ -18,6 +18,15 @@ def test_paper_cnn_size_and_forward():
     assert models.get_model("cnn-small")(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_cnn_medium_is_cnn_small_at_twice_the_width():
+    assert models.num_parameters("cnn-small") == 20_522  # unchanged by the width parameters
+    assert models.num_parameters("cnn-medium") == 80_202
+    small, medium = models.initial_state("cnn-small", 0), models.initial_state("cnn-medium", 0)
+    assert list(small) == list(medium)  # the same layers, each twice as wide
+    assert medium["conv1.weight"].shape == (16, 1, 5, 5) and medium["fc1.weight"].shape == (128, 512)
+    assert models.get_model("cnn-medium")(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
 def test_spec_hash_stable_and_distinct():
     h = models.spec_hash("cnn-fmnist")
     assert h == models.spec_hash("cnn-fmnist") and len(h) == 64
