@@ -81,10 +81,13 @@ def parse_header(data: bytes) -> dict:
     """The JSON header of a safetensors file, refusing anything else (pickle, zip, oversize, garbage)."""
     if len(data) < 8:
         raise WeightsError(f"not safetensors: only {len(data)} bytes")
-    if data[:1] == b"\x80" or data[:2] in (b"PK", b"\x1f\x8b"):
-        raise WeightsError("not safetensors: looks like a pickle / zip / gzip payload (refused)")
     (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len == 0 or 8 + header_len > len(data):
+    fits = header_len > 0 and 8 + header_len <= len(data)
+    # The magic bytes are only a better message for what is not safetensors: a real header length
+    # can begin with them too (640 = 0x280 is cnn-medium's, whose first byte is pickle's 0x80).
+    if not (fits and data[8:9] == b"{") and (data[:1] == b"\x80" or data[:2] in (b"PK", b"\x1f\x8b")):
+        raise WeightsError("not safetensors: looks like a pickle / zip / gzip payload (refused)")
+    if not fits:
         raise WeightsError(f"not safetensors: header length {header_len} does not fit in {len(data)} bytes")
     if header_len > MAX_HEADER_BYTES:
         raise WeightsError(f"header too large: {header_len} bytes > {MAX_HEADER_BYTES}")
