@@ -130,6 +130,9 @@ class LocalConfig:
     optimizer: str = "sgd"
     momentum: float = 0.0
     logit_adjust: float = 0.0
+    # Round r of a federated model trains at lr * lr_decay ** (r - 1): late rounds take smaller
+    # steps, so the global model settles instead of swinging with each round's skewed updates.
+    lr_decay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -291,14 +294,15 @@ class Experiment:
                 return m
         raise KeyError(f"no committee member named {name!r} (have {[m.name for m in self.committee]})")
 
-    def train_config(self, seed: int):
+    def train_config(self, seed: int, round_no: int = 1):
+        """A provider's local training in round ``round_no`` (federated; gossip updates use 1)."""
         from fedcommittee import ml
 
         c = self.local
         return ml.TrainConfig(
             steps=c.steps,
             batch_size=c.batch_size,
-            lr=c.lr,
+            lr=c.lr * c.lr_decay ** (round_no - 1),
             optimizer=c.optimizer,
             momentum=c.momentum,
             logit_adjust=c.logit_adjust,
@@ -530,7 +534,7 @@ def _data(r: _Reader, top: Mapping) -> DataConfig:
 
 
 def _local(r: _Reader, top: Mapping) -> LocalConfig:
-    keys = {"steps", "batch_size", "lr", "optimizer", "momentum", "logit_adjust"}
+    keys = {"steps", "batch_size", "lr", "optimizer", "momentum", "logit_adjust", "lr_decay"}
     lc = r.mapping(top.get("local"), "local", keys)
     return LocalConfig(
         steps=r.num(lc, "steps", "local.steps", 20, kind=int, lo=1),
@@ -539,6 +543,7 @@ def _local(r: _Reader, top: Mapping) -> LocalConfig:
         optimizer=r.text(lc, "optimizer", "local.optimizer", "sgd", choices=("sgd", "adam")),
         momentum=r.num(lc, "momentum", "local.momentum", 0.0, lo=0, hi=1),
         logit_adjust=r.num(lc, "logit_adjust", "local.logit_adjust", 0.0, lo=0, hi=4),
+        lr_decay=r.num(lc, "lr_decay", "local.lr_decay", 1.0, lo=0, hi=1, lo_open=True),
     )
 
 
@@ -724,7 +729,8 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
         p.compression not in (None, "float32") for p in exp.providers
     )
     federated_only = {"allocation": exp.allocation.rule != AllocationRule.ALL,
-                      "stopping": exp.stopping is not None, "compression": compressed}  # fmt: skip
+                      "stopping": exp.stopping is not None, "compression": compressed,
+                      "local.lr_decay": exp.local.lr_decay != 1.0}  # fmt: skip
     for key, used in federated_only.items():
         if used and exp.mode != Mode.FEDERATED:
             raise r.fail(key, "only federated models have rounds (remove it for gossip mode)")

@@ -268,7 +268,7 @@ def _train(args: tuple) -> tuple:
     name = provider_name(i)
     data = split.train.subset(split.partition[i])
     upd = ml.run_behaviour(
-        ml.get_behaviour(s.behaviours()[i]), s.model, g, data, exp.train_config(_seed(exp.seed, name, r))
+        ml.get_behaviour(s.behaviours()[i]), s.model, g, data, exp.train_config(_seed(exp.seed, name, r), r)
     )
     return upd.delta, int(upd.num_samples)
 

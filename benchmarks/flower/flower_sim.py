@@ -65,7 +65,8 @@ def _client_app(setting: Setting):
                 k: torch.from_numpy(np.array(a, copy=True))
                 for k, a in zip(self.keys, parameters, strict=True)
             }
-            cfg = self.exp.train_config(_seed(self.exp.seed, self.name, int(config["round"])))
+            r = int(config["round"])
+            cfg = self.exp.train_config(_seed(self.exp.seed, self.name, r), r)
             mu = float(config.get("proximal_mu", 0.0))
             if mu:
                 from dataclasses import replace

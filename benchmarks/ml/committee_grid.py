@@ -112,14 +112,14 @@ class Run:
         honest = [i for i, b in enumerate(self.behaviours) if b == "honest"]
         t0 = time.perf_counter()
         for i in honest:
-            cfg = exp.train_config(_seed(exp.seed, self.names[i], r))
+            cfg = exp.train_config(_seed(exp.seed, self.names[i], r), r)
             deltas[i] = ml.local_train(self.model, g, self.data[i], cfg).delta
         train_s = (time.perf_counter() - t0) / max(len(honest), 1)
         view_rule = self.rule or make_rule(exp, "trust")
         for i, b in enumerate(self.behaviours):
             if b == "honest":
                 continue
-            cfg = exp.train_config(_seed(exp.seed, self.names[i], r))
+            cfg = exp.train_config(_seed(exp.seed, self.names[i], r), r)
             surrogate = self.data[i].subset(range(min(256, len(self.data[i]))))
             view = RoundView([deltas[j] for j in honest], self.model, g, view_rule, surrogate)
             deltas[i] = ml.run_behaviour(ml.get_behaviour(b), self.model, g, self.data[i], cfg, view).delta

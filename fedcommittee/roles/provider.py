@@ -138,9 +138,10 @@ class Provider:
         updates a round."""
         return r in self.tried or float(rd.get("openedAt") or 0) < self.started + RESTART_CHECK_MARGIN_SECONDS
 
-    def train(self, global_state, seed: int):
+    def train(self, global_state, seed: int, round_no: int = 1):
         exp = self.agent.exp
-        upd = ml.run_behaviour(self.behaviour, exp.model, global_state, self.data, exp.train_config(seed))
+        cfg = exp.train_config(seed, round_no)
+        upd = ml.run_behaviour(self.behaviour, exp.model, global_state, self.data, cfg)
         metrics = {k: float(v) for k, v in upd.metrics.items()}
         if self.dp is not None:
             # Releases so far are known from the ledger, so the budget survives restarts.
@@ -221,7 +222,7 @@ class Provider:
     def train_round(self, model: Model, r: int, base_sha: str, global_state, ahead: bool = False) -> Trained:
         """Train round ``r``'s update from ``global_state`` (sha256 ``base_sha``) and put it on IPFS."""
         a = self.agent
-        upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r))
+        upd, metrics = self.train(global_state, _seed(a.exp.seed, self.cfg.name, r), r)
         # The committee scores exactly these bytes, decoded: compression's loss counts against us.
         from fedcommittee.ml.compress import compress
 

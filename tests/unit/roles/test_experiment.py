@@ -50,6 +50,8 @@ def error_for(doc) -> ConfigError:
         (lambda d: d["local"].update(steps=0), "local.steps"),
         (lambda d: d["local"].update(lr="fast"), "local.lr"),
         (lambda d: d["local"].update(logit_adjust=-1), "local.logit_adjust"),
+        (lambda d: d["local"].update(lr_decay=0), "local.lr_decay"),
+        (lambda d: d["local"].update(lr_decay=1.2), "local.lr_decay"),
         (lambda d: d.update(model="resnet-9000"), "model"),
         (lambda d: d.update(mode="async"), "mode"),
         (lambda d: d["providers"][2].update(behaviour="evil"), "providers[2].behaviour"),
@@ -95,6 +97,7 @@ def error_for(doc) -> ConfigError:
         (lambda d: d.update(compression="zip"), "compression"),
         (lambda d: d["providers"][1].update(compression="int8+topk:2"), "providers[1].compression"),
         (lambda d: d.update(compression="float16", mode="gossip"), "compression"),
+        (lambda d: d["local"].update(lr_decay=0.9) or d.update(mode="gossip"), "local.lr_decay"),
         (
             lambda d: d.update(mode="gossip", gossip={"max_parents": 2, "min_parents": 3}),
             "gossip.min_parents",
@@ -153,6 +156,15 @@ def test_scoring_rule_and_train_config_follow_the_config():
     assert rule.reference.steps == exp.scoring.reference_steps
     cfg = exp.train_config(seed=5)
     assert cfg.seed == 5 and cfg.steps == exp.local.steps
+
+
+def test_lr_decay_shrinks_the_local_learning_rate_round_by_round():
+    doc = small()
+    assert parse_experiment(doc).train_config(seed=1, round_no=7).lr == doc["local"]["lr"]  # default: none
+    doc["local"].update(lr=0.05, lr_decay=0.9)
+    exp = parse_experiment(doc)
+    assert exp.train_config(seed=1).lr == 0.05
+    assert exp.train_config(seed=1, round_no=3).lr == pytest.approx(0.05 * 0.81)
 
 
 def test_protocol_rules_parse_and_reach_the_spec():
