@@ -332,20 +332,23 @@ class Member:
     def _verdict_batch(self, items: list, batch: list, docs: list) -> None:
         """One ``SubmitVerdicts`` of ``batch`` (the verdicts of ``items``, whose docs are ``docs``)."""
         a = self.agent
-        asked = 0
+        ours_known_missing = True
 
-        def done() -> bool:
-            # Before the first try our verdicts are known to be missing (the updates were just found
-            # unjudged by us); only a retry after an unknown outcome may find them on the ledger.
-            nonlocal asked
-            asked += 1
-            return not self._waiting_for_us(docs, ours_missing=asked == 1)
+        def still_wanted(ours_missing: bool) -> bool:
+            nonlocal ours_known_missing
+            ours_known_missing = ours_missing
+            return self._waiting_for_us(docs, ours_missing=ours_missing)
 
         try:
-            # We read every update of the batch on our own peer: another organization's peer that
-            # does not know one yet is behind, so the batch waits for it (wait_for_peers) rather
-            # than fall apart into single verdicts (at 1,000 providers on Fabric, 7 s each).
-            result = a.submit(a.client.submit_verdicts, batch, wait_for_peers=True, done=done)
+            # Our verdicts are known to be missing before the first try (the updates were just found
+            # unjudged by us) and after a conflict; only a retry after an unknown outcome asks for
+            # them. We read every update of the batch on our own peer: another organization's peer
+            # that does not know one yet is behind, so the batch waits for it (wait_for_peers)
+            # rather than fall apart into single verdicts (at 1,000 providers on Fabric, 7 s each).
+            result = a.submit(
+                a.client.submit_verdicts, batch, wait_for_peers=True, checked=True,
+                recheck=lambda: not still_wanted(True), done=lambda: not still_wanted(False),
+            )  # fmt: skip
         except ContractError as exc:
             # A refused batch (e.g. an update whose verdicts closed in a way the batch cannot skip):
             # fall back to one transaction each, so one bad item cannot hold back the others.
@@ -359,7 +362,7 @@ class Member:
             skipped = {s["updateId"]: s["reason"] for s in submit_json(result).get("skipped") or []}
         elif result is None:  # not sent: every update has our verdict, or was finalized without it
             skipped = {u["id"]: FINALIZED_BEFORE_SENT for u, _ in docs
-                       if asked == 1 or not self.has_verdict(u["id"])}  # fmt: skip
+                       if ours_known_missing or not self.has_verdict(u["id"])}  # fmt: skip
         for u, doc in docs:
             if u["id"] in skipped:
                 a.log("verdict_refused", level="warning", update=u["id"], reason=skipped[u["id"]])

@@ -336,6 +336,7 @@ class Agent:
         attempts: int = 8,
         wait_for_peers: bool = False,
         checked: bool = False,
+        recheck: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Any:
         """``send(*args, **kwargs)`` (a :class:`FedcommitteeClient` transaction method) unless ``done()``
@@ -349,14 +350,21 @@ class Agent:
         ``checked``: the caller has just read the ledger and found the effect missing, so the first
         try skips asking ``done()`` again (one ledger read less per transaction; a retry still asks).
 
+        ``recheck``: asked instead of ``done()`` where our effect is known to be missing (before the
+        first try when ``checked``, and after a conflict: an invalidated transaction changed nothing),
+        so it need only say whether the transaction is still wanted. After an unknown outcome (an
+        unreachable peer) ``done()`` is asked.
+
         Returns the SubmitResult, or None when it was already done. A ContractError after a conflict or
         a restart is re-checked against ``done()`` before it is raised.
         """
         tx = transaction_of(send)
+        ask = recheck if checked else done
         for attempt in range(attempts):
-            if done is not None and not (checked and attempt == 0) and done():
+            if ask is not None and ask():
                 self.log("skip_submit", tx=tx, reason="already on the ledger")
                 return None
+            ask = done
             started = time.perf_counter()
             try:
                 result = send(*args, **kwargs)
@@ -364,6 +372,7 @@ class Agent:
                 code = getattr(exc, "validation_code", "")
                 self.log("conflict", level="warning", tx=tx, code=code, attempt=attempt)
                 if code in RETRY_CODES:
+                    ask = recheck or done
                     time.sleep(conflict_backoff(attempt))
                     continue
                 raise

@@ -40,14 +40,16 @@ class StubAgent:
         """The real client, its transactions sent to ``submit_transaction`` below."""
         return FedcommitteeClient(self)
 
-    def submit(self, send, *args, done=None, wait_for_peers=False, **kwargs):
+    def submit(self, send, *args, done=None, recheck=None, checked=False, wait_for_peers=False, **kwargs):
         # A member read every update it judges on its own peer: its verdicts wait for peers behind.
         assert wait_for_peers, "verdicts must wait for an endorsing peer that is behind"
+        ask = recheck if checked else done  # as Agent.submit asks before its first try
         for _ in range(self.tries_lost):
-            if self.honour_done and done is not None and done():
+            if self.honour_done and ask is not None and ask():
                 return None
             self.meanwhile(self)
-        if self.honour_done and done is not None and done():
+            ask = done  # the try's outcome is unknown
+        if self.honour_done and ask is not None and ask():
             return None
         return send(*args, **kwargs)
 

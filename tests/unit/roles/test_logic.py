@@ -335,6 +335,28 @@ def test_submit_after_the_caller_checked_asks_the_ledger_only_on_a_retry(monkeyp
     assert contract.calls == 2 and asked == [1]  # not before the first try, before the retry
 
 
+def test_submit_asks_recheck_where_our_effect_is_known_missing_and_done_after_an_unknown_outcome(monkeypatch):
+    from fedcommittee.ledger.errors import GatewayError
+
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
+    ok = type("R", (), {"txid": "t3", "block_number": 6})()
+    conflict = CommitError("t1", "MVCC_READ_CONFLICT", code_value=11, block_number=4)
+    contract = FakeContract([conflict, GatewayError("peer unreachable"), ok])
+    agent = bare_agent(contract)
+    asked = []
+    recheck = lambda: asked.append(("recheck", contract.calls)) or False  # noqa: E731
+    done = lambda: asked.append(("done", contract.calls)) or False  # noqa: E731
+    send = agent.client.submit_verdict
+    assert agent.submit(send, "u", {"score": 1.0}, done=done, recheck=recheck, checked=True) is ok
+    # Before the first try and after the conflict ours is known missing; after the lost try it is not.
+    assert asked == [("recheck", 0), ("recheck", 1), ("done", 2)]
+    # Not checked by the caller: done first, then recheck after a conflict.
+    contract, asked[:] = FakeContract([conflict, ok]), []
+    agent = bare_agent(contract)
+    assert agent.submit(agent.client.submit_verdict, "u", {}, done=done, recheck=recheck) is ok
+    assert asked == [("done", 0), ("recheck", 1)]
+
+
 def test_submit_retries_mvcc_conflicts(monkeypatch):
     monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     ok = type("R", (), {"txid": "t2", "block_number": 5})()
