@@ -92,7 +92,7 @@ class Provider:
         )
         self.scheme = agent.exp.provider_compression(name)
         self.refused: set[int] = set()
-        self.parents_wait_since: float | None = None  # gossip: since when we wait for more parents
+        self.waiting_since: dict[str, float] = {}  # gossip: since when we wait for more parents, peers
         self.registered = False
         self.not_allocated: set[int] = set()
         self.started = time.time()
@@ -280,21 +280,31 @@ class Provider:
         return state
 
     # ------------------------------------------------------------------ gossip
-    def enough_parents(self, found: int) -> bool:
-        """Whether parents from ``found`` providers are enough to build on: ``gossip.min_parents``,
-        or fewer once we have waited ``settle_seconds`` for more (a provider may be gone)."""
+    def enough(self, what: str, have: int, want: int) -> bool:
+        """Whether ``have`` of ``what`` is enough: ``want``, or fewer once we have waited
+        ``settle_seconds`` for more (a provider may be gone)."""
         a = self.agent
-        if found >= a.exp.gossip.min_parents:
-            self.parents_wait_since = None
+        if have >= want:
+            self.waiting_since.pop(what, None)
             return True
-        if self.parents_wait_since is None:
-            self.parents_wait_since = time.time()
-            a.log("waiting_for_parents", have=found, want=a.exp.gossip.min_parents)
-        if time.time() - self.parents_wait_since < a.exp.settle_seconds:
+        if what not in self.waiting_since:
+            self.waiting_since[what] = time.time()
+            a.log(f"waiting_for_{what}", have=have, want=want)
+        if time.time() - self.waiting_since[what] < a.exp.settle_seconds:
             return False
-        a.log("parents_wait_over", level="warning", have=found, want=a.exp.gossip.min_parents)
-        self.parents_wait_since = None
+        a.log(f"{what}_wait_over", level="warning", have=have, want=want)
+        del self.waiting_since[what]
         return True
+
+    def peers_registered(self) -> bool:
+        """Sealed gossip updates: whether the other providers have registered (or we waited
+        ``settle_seconds`` for them). An update is sealed to the providers registered when it is sent:
+        one that registers later can never open it, so it could not build on it."""
+        a = self.agent
+        if not a.exp.encrypt_updates:
+            return True
+        registered = sum(1 for _ in a.client.iter_data_registrations(a.model_id))
+        return self.enough("peers", registered, len(a.exp.providers))
 
     def gossip_step(self, model: Model) -> bool:
         """One gossip update if any is still due; returns False when this provider is done."""
@@ -307,8 +317,10 @@ class Provider:
             return True  # wait for the verdict on our last one before building on the DAG again
         accepted = a.client.iter_accepted_updates(a.model_id, 0)
         parents = choose_parents(parent_candidates(accepted, a.exp.gossip.recency), a.exp.gossip.max_parents)
-        if n > 0 and not self.enough_parents(len(parents)):
+        if n > 0 and not self.enough("parents", len(parents), a.exp.gossip.min_parents):
             return True  # woken by the next accepted update, or by the poll once the wait is over
+        if n == 0 and not self.peers_registered():
+            return True  # woken by the next registration, or by the poll once the wait is over
         base = gossip_base(a.reader, model, parents)
         upd, metrics = self.train(base, _seed(a.exp.seed, self.cfg.name, "gossip", n))
         from fedcommittee.ml import state as st

@@ -209,6 +209,45 @@ def test_gossip_updates_are_sealed_to_the_providers_too(recipients):
     assert ml.dumps(base) == rec.open(sealed)
 
 
+def test_a_sealed_gossip_update_waits_for_the_other_providers_to_register(recipients, monkeypatch):
+    """Sealed to the providers registered when it is sent, a first update waits for the others (one
+    that registered later could never open it), up to settle_seconds (a provider may be gone)."""
+    from fedcommittee.roles import provider as provider_mod
+    from fedcommittee.roles.provider import Provider
+
+    exp = privacy_experiment(
+        encrypt_updates=True, mode="gossip", gossip={"updates_per_provider": 2, "max_parents": 1},
+        providers=[{"name": "a", "user": "org1-user3"}, {"name": "b", "user": "org2-user3"}],
+    )  # fmt: skip
+    rec = model_recipients(exp, extra_users=("org1-user3", "org2-user3"))
+    store = memory_store()
+    init = store.put(ml.dumps(ml.initial_state(MODEL, exp.seed)))
+    weights = {"cid": init.cid, "sha256": init.sha256_hex}
+    model = {"id": exp.model_id, "mode": "gossip", "status": "active", "initialWeights": weights,
+             **rec.model_fields()}  # fmt: skip
+    agent = provider_agent(exp, "a", store)
+    agent.profile, agent.me = rec.profile, rec.identity("org1-user3")
+    agent.client.me = agent.me
+    agent.client.registrations = {agent.me: {}}
+    clock = [1000.0]
+    monkeypatch.setattr(provider_mod.time, "time", lambda: clock[0])
+    p = Provider(agent, "a")
+    assert p.gossip_step(model) and agent.uploads == []  # b has not registered: nothing sealed yet
+    agent.client.registrations[rec.identity("org2-user3")] = {}
+    assert p.gossip_step(model) and len(agent.uploads) == 1
+    kid_b = envelope.key_id(rec.keys["org2-user3"][1].certificate.public_key())
+    assert kid_b in envelope.envelope_recipients(agent.uploads[0][1])
+    # Alone after settle_seconds: a provider that never registers does not hold the others up.
+    agent2 = provider_agent(exp, "a", store)
+    agent2.profile, agent2.me = rec.profile, agent.me
+    agent2.client.me, agent2.client.registrations = agent.me, {agent.me: {}}
+    p2 = Provider(agent2, "a")
+    assert p2.gossip_step(model) and agent2.uploads == []
+    clock[0] += exp.settle_seconds
+    assert p2.gossip_step(model) and len(agent2.uploads) == 1
+    assert kid_b not in envelope.envelope_recipients(agent2.uploads[0][1])
+
+
 # ---------------------------------------------------------------------------------- the member
 
 
