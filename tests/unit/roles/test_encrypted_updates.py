@@ -179,11 +179,12 @@ def test_each_recipient_opens_the_sealed_delta_and_nobody_else(exp, recipients, 
         _reader(store, recipients.keys[exp.publisher][0]).fetch_weights(doc["cid"], doc["sha256"])
 
 
-def test_gossip_updates_are_sealed_to_the_providers_too(recipients):
-    from fedcommittee.roles.provider import Provider
-
+def _gossip_of_two(updates_per_provider: int):
+    """A sealed gossip model of providers a (org1-user3) and b (org2-user3): (exp, its recipients,
+    the store holding the initial weights, the model record)."""
+    gossip = {"updates_per_provider": updates_per_provider, "max_parents": 1}
     exp = privacy_experiment(
-        encrypt_updates=True, mode="gossip", gossip={"updates_per_provider": 1, "max_parents": 1},
+        encrypt_updates=True, mode="gossip", gossip=gossip,
         providers=[{"name": "a", "user": "org1-user3"}, {"name": "b", "user": "org2-user3"}],
     )  # fmt: skip
     rec = model_recipients(exp, extra_users=("org1-user3", "org2-user3"))
@@ -192,12 +193,24 @@ def test_gossip_updates_are_sealed_to_the_providers_too(recipients):
     weights = {"cid": init.cid, "sha256": init.sha256_hex}
     model = {"id": exp.model_id, "mode": "gossip", "status": "active", "initialWeights": weights,
              **rec.model_fields()}  # fmt: skip
+    return exp, rec, store, model
+
+
+def _provider_a(exp, rec, store, registered: tuple[str, ...]):
+    """Provider a's agent, the ledger holding the data registrations of ``registered`` users."""
     agent = provider_agent(exp, "a", store)
-    agent.profile = rec.profile
-    agent.accept_updates = agent.client.accept = True
-    agent.me = rec.identity("org1-user3")
+    agent.profile, agent.me = rec.profile, rec.identity("org1-user3")
     agent.client.me = agent.me
-    agent.client.registrations = {rec.identity("org1-user3"): {}, rec.identity("org2-user3"): {}}
+    agent.client.registrations = {rec.identity(u): {} for u in registered}
+    return agent
+
+
+def test_gossip_updates_are_sealed_to_the_providers_too(recipients):
+    from fedcommittee.roles.provider import Provider
+
+    exp, rec, store, model = _gossip_of_two(updates_per_provider=1)
+    agent = _provider_a(exp, rec, store, registered=("org1-user3", "org2-user3"))
+    agent.accept_updates = agent.client.accept = True
     assert Provider(agent, "a").gossip_step(model)
     (_, sealed) = agent.uploads[-1]
     kids = {envelope.key_id(rec.keys[u][1].certificate.public_key()) for u in ("org1-user3", "org2-user3")}
@@ -215,20 +228,8 @@ def test_a_sealed_gossip_update_waits_for_the_other_providers_to_register(recipi
     from fedcommittee.roles import provider as provider_mod
     from fedcommittee.roles.provider import Provider
 
-    exp = privacy_experiment(
-        encrypt_updates=True, mode="gossip", gossip={"updates_per_provider": 2, "max_parents": 1},
-        providers=[{"name": "a", "user": "org1-user3"}, {"name": "b", "user": "org2-user3"}],
-    )  # fmt: skip
-    rec = model_recipients(exp, extra_users=("org1-user3", "org2-user3"))
-    store = memory_store()
-    init = store.put(ml.dumps(ml.initial_state(MODEL, exp.seed)))
-    weights = {"cid": init.cid, "sha256": init.sha256_hex}
-    model = {"id": exp.model_id, "mode": "gossip", "status": "active", "initialWeights": weights,
-             **rec.model_fields()}  # fmt: skip
-    agent = provider_agent(exp, "a", store)
-    agent.profile, agent.me = rec.profile, rec.identity("org1-user3")
-    agent.client.me = agent.me
-    agent.client.registrations = {agent.me: {}}
+    exp, rec, store, model = _gossip_of_two(updates_per_provider=2)
+    agent = _provider_a(exp, rec, store, registered=("org1-user3",))
     clock = [1000.0]
     monkeypatch.setattr(provider_mod.time, "time", lambda: clock[0])
     p = Provider(agent, "a")
@@ -238,9 +239,7 @@ def test_a_sealed_gossip_update_waits_for_the_other_providers_to_register(recipi
     kid_b = envelope.key_id(rec.keys["org2-user3"][1].certificate.public_key())
     assert kid_b in envelope.envelope_recipients(agent.uploads[0][1])
     # Alone after settle_seconds: a provider that never registers does not hold the others up.
-    agent2 = provider_agent(exp, "a", store)
-    agent2.profile, agent2.me = rec.profile, agent.me
-    agent2.client.me, agent2.client.registrations = agent.me, {agent.me: {}}
+    agent2 = _provider_a(exp, rec, store, registered=("org1-user3",))
     p2 = Provider(agent2, "a")
     assert p2.gossip_step(model) and agent2.uploads == []
     clock[0] += exp.settle_seconds
