@@ -38,7 +38,7 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
 .venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
     --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
 .venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
-.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
 .venv/bin/python benchmarks/flower/compare.py overhead
 # scale: the commands in section 4
 .venv/bin/python benchmarks/flower/compare.py write     # this file and benchmarks/flower/results/*.png
@@ -290,119 +290,222 @@ def _column(r: dict) -> str:
     return f"fedcommittee `{r['setting'].get('committee', 'trust')}`"
 
 
-def _drop_checks(col: str, att: str, clean: dict, rs: dict) -> list[str]:
-    """The 30 % target for one fedcommittee column: its drop from its own clean run <= 2 points."""
-    if col not in clean or "flower-fedavg" not in clean or "flower-fedavg" not in rs:
-        return []
+def _signed(values: list[float], decimals: int = 1) -> str:
+    """A change in points over seeds, signed: '+3.5 ± 1.2' (one value alone: '+3.5'; none: 'n/a')."""
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:+.{decimals}f}"
+    return f"{statistics.mean(values):+.{decimals}f} ± {statistics.stdev(values):.{decimals}f}"
+
+
+# Robustness runs by scenario ((attack, share); the clean runs under CLEAN), column, then seed.
+CLEAN = ("honest", 0.0)
+_FINAL = ("last round", lambda acc: acc[-1])
+_TAIL3 = ("last-3 mean", tail_mean)
+
+
+def _robustness_groups(runs: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
+    groups: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in runs:
+        s = r["setting"]
+        key = CLEAN if s["attack"] == "honest" else (s["attack"], s["attack_fraction"])
+        groups[key][_column(r)][s.get("seed", 0)] = r
+    return groups
+
+
+def _drops(clean: dict[int, dict], runs: dict[int, dict], f) -> list[float]:
+    """The drop from the same system's clean run, in points, seed by seed (seeds with both runs)."""
+    return [100 * (f(clean[k]["accuracy"]) - f(runs[k]["accuracy"])) for k in sorted(runs) if k in clean]
+
+
+def _accuracy_table(groups: dict, systems: list[str], what: tuple) -> list[str]:
+    """One table of accuracy (the last round's or the last-3 mean) with each cell's drop in brackets."""
+    _, f = what
+    clean = groups.get(CLEAN, {})
+    lines = _table_head(["attack", "share", *systems])
+    row = [committee_grid.cell([f(r["accuracy"]) for r in clean[s].values()], 4) if s in clean else "n/a"
+           for s in systems]  # fmt: skip
+    lines.append("| none (clean) | 0 | " + " | ".join(row) + " |")
+    for (att, frac), cols in _scenarios(groups):
+        cells = []
+        for s in systems:
+            if s not in cols:
+                cells.append("n/a")
+                continue
+            acc = committee_grid.cell([f(r["accuracy"]) for r in cols[s].values()], 4)
+            cells.append(f"{acc} ({_signed(_drops(clean.get(s, {}), cols[s], f))})")
+        lines.append(f"| {att} | {frac:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _scenarios(groups: dict) -> list[tuple[tuple, dict]]:
+    """The attacked scenarios, 30 % first."""
+    return sorted(((k, v) for k, v in groups.items() if k != CLEAN), key=lambda kv: (kv[0][1] != 0.3, kv[0]))
+
+
+def _drop_checks(groups: dict, col: str, att: str, runs: dict[int, dict]) -> list[str]:
+    """The 30 % target for one fedcommittee column: its mean drop from its own clean runs <= 2 points
+    (beside Flower FedAvg's on the same seeds), and its attackers rejected >= 0.95."""
     out = []
-    for what, f in (("last round", lambda a: a[-1]), ("last-3 mean", tail_mean)):
-        d = 100 * (f(clean[col]["accuracy"]) - f(rs[col]["accuracy"]))
-        dfa = 100 * (f(clean["flower-fedavg"]["accuracy"]) - f(rs["flower-fedavg"]["accuracy"]))
+    clean = groups[CLEAN]
+    fedavg = {k: v for k, v in groups[(att, 0.3)].get("flower-fedavg", {}).items() if k in runs}
+    for name, f in (_FINAL, _TAIL3):
+        mine, theirs = _drops(clean[col], runs, f), _drops(clean.get("flower-fedavg", {}), fedavg, f)
+        if not mine or not theirs:
+            continue
+        d = statistics.fmean(mine)
         verdict = "met" if d <= 2 else f"missed by {d - 2:.1f}"
-        out.append(f"{att} 30 % ({what}): {col} {_change(d)} (Flower FedAvg {_change(dfa)}): {verdict}")
+        out.append(
+            f"{att} 30 % ({name}, {len(mine)} seed{'s' if len(mine) > 1 else ''}): {col} {_change(d)}"
+            f" (Flower FedAvg {_change(statistics.fmean(theirs))}): {verdict}"
+        )
+    rejected = [r["acceptance"].get("attackers_rejected") for r in runs.values()]
+    if rejected and None not in rejected:
+        verdict = "met" if statistics.fmean(rejected) >= 0.95 else "missed"
+        out.append(f"{att} 30 %: {col} rejects {committee_grid.cell(rejected, 3)} of the malicious updates"
+                   f" (target >= 0.95): {verdict}")  # fmt: skip
     return out
 
 
-def _verdict_row(att: str, share: str, col: str, r: dict) -> str:
-    a = r["acceptance"]
+def _verdict_row(att: str, share: str, col: str, runs: dict[int, dict]) -> str:
+    acc = [r["acceptance"] for r in runs.values()]
+    rates = (
+        committee_grid.cell([a.get(k) for a in acc], 2) for k in ("precision", "recall", "attackers_rejected")
+    )
+    ledgers = sorted({r.get("ledger_backend") or _OLDER_ACCURACY for r in runs.values()})
     return (
-        f"| {att} | {share} | {col.removeprefix('fedcommittee ')} | {_fmt(a['precision'], '.2f')} |"
-        f" {_fmt(a['recall'], '.2f')} | {_fmt(a.get('attackers_rejected'), '.2f')} |"
-        f" {r['accepted']} / {r['rejected']} | {r.get('ledger_backend') or _OLDER_ACCURACY} |"
+        f"| {att} | {share} | {col.removeprefix('fedcommittee ')} | {committee_grid.seeds_cell(runs)} | "
+        + " | ".join(c if c != "-" else "n/a" for c in rates)
+        + f" | {sum(r['accepted'] for r in runs.values())} / {sum(r['rejected'] for r in runs.values())}"
+        f" | {', '.join(ledgers)} |"
     )
 
 
-def robustness_section(results: Path) -> list[str]:
-    runs, other_seeds = _seed0(_load(results, "robustness"))
+def _oracle_lines(grid: Path, partition: str, rounds: int) -> list[str]:
+    """What losing the attackers' data costs by itself: the perfect committee in process (accepts
+    exactly the honest providers) on the same split, seeds and training, clean and with 30 %."""
+    groups = committee_grid.load_runs(grid, rounds)
+    clean = groups.get((partition, "honest", 0.0, rounds, "oracle"), {})
+    att = groups.get((partition, "sign_flip", 0.3, rounds, "oracle"), {})
+    if not clean or not att:
+        return []
+    drops = [100 * (clean[k]["final"] - att[k]["final"]) for k in sorted(att) if k in clean]
+    before = committee_grid.cell([r["final"] for r in clean.values()], 4)
+    after = committee_grid.cell([r["final"] for r in att.values()], 4)
+    return [
+        "",
+        "What the attackers' missing data costs by itself: the perfect committee (`oracle`, in process:"
+        f" `benchmarks/ml/committee_grid.py --partitions {partition} --rules oracle --rounds {rounds}`, the"
+        " same split, seeds and training, no ledger; seeds: "
+        f"{committee_grid.seeds_cell(set(clean) & set(att))}) ends at {before} clean and at {after} with"
+        f" the 30 % attackers' updates left out: a drop of {_signed(drops)} points with every verdict right."
+        " Under this partition each provider holds most of one class, so the attackers' classes are thin"
+        " in what the honest providers hold.",
+    ]
+
+
+def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[str]:
+    runs = _load(results, "robustness")
     if not runs:
-        return ["No robustness results yet (`compare.py robustness`).", *other_seeds]
-    clean = {_column(r): r for r in runs if r["setting"]["attack"] == "honest"}
-    attacked = [r for r in runs if r["setting"]["attack"] != "honest"]
+        return ["No robustness results yet (`compare.py robustness`)."]
+    groups = _robustness_groups(runs)
     s0 = Setting(**runs[0]["setting"])
     systems = sorted({_column(r) for r in runs}, key=lambda c: (_order(c.split(" ")[0]), c))
     committees = [s for s in systems if s.startswith("fedcommittee")]
+    seeds = defaultdict(set)
+    for cols in groups.values():
+        for col, rs in cols.items():
+            seeds[col] |= set(rs)
     lines = [
         f"Partition `{s0.partition}`, {s0.providers} providers, `{s0.model}`, {s0.rounds} rounds, {s0.steps}"
-        f" local steps, seed {s0.seed}. Attackers are a seeded draw of the providers, the same on both sides."
+        " local steps. Attackers are a seeded draw of the providers, the same on both sides for each seed."
         " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_mainjob`: configs/default.yaml's committee"
-        " (each run's ledger in the verdict table).",
-        *other_seeds,
+        " (each run's ledger in the verdict table). Cells are mean ± sd over the seeds each column ran: "
+        + "; ".join(f"{c}: {committee_grid.seeds_cell(seeds[c])}" for c in systems)
+        + ". In brackets: the drop from the same system's clean run of the same seed, in points (mean ± sd"
+        " over seeds; negative = above the clean run).",
         "",
-        "Test accuracy after the last round / mean of the last 3 rounds (in brackets: the drop from the same"
-        " system's clean run, in points, for each; negative = above the clean run):",
+        "Test accuracy after the last round:",
         "",
-        *_table_head(["attack", "share", *systems]),
-        "| none (clean) | 0 | "
-        + " | ".join(
-            f"{clean[s]['accuracy'][-1]:.4f} / {tail_mean(clean[s]['accuracy']):.4f}" if s in clean else "n/a"
-            for s in systems
-        )
-        + " |",
+        *_accuracy_table(groups, systems, _FINAL),
+        "",
+        "Mean test accuracy of the last 3 rounds:",
+        "",
+        *_accuracy_table(groups, systems, _TAIL3),
     ]
-    scen: dict[tuple, dict] = defaultdict(dict)
-    for r in attacked:
-        scen[(r["setting"]["attack"], r["setting"]["attack_fraction"])][_column(r)] = r
-    checks, acc_rows = [], []
-    for (att, frac), rs in sorted(scen.items(), key=lambda kv: (kv[0][1] != 0.3, kv[0])):
-        cells = []
-        for s in systems:
-            r = rs.get(s)
-            if r is None:
-                cells.append("n/a")
-                continue
-            c = clean.get(s)
-            drop = 100 * (c["accuracy"][-1] - r["accuracy"][-1]) if c else None
-            drop3 = 100 * (tail_mean(c["accuracy"]) - tail_mean(r["accuracy"])) if c else None
-            cells.append(
-                f"{r['accuracy'][-1]:.4f} ({_fmt(drop, '+.1f')}) / {tail_mean(r['accuracy']):.4f}"
-                f" ({_fmt(drop3, '+.1f')})"
-            )
-        lines.append(f"| {att} | {frac:.0%} | " + " | ".join(cells) + " |")
-        for col in (c for c in committees if c in rs):
-            acc_rows.append(_verdict_row(att, f"{frac:.0%}", col, rs[col]))
-            if frac == 0.3:
-                checks += _drop_checks(col, att, clean, rs)
+    verdicts, checks = [], []
+    clean = groups.get(CLEAN, {})
+    verdicts += [_verdict_row("none (clean)", "0", col, clean[col]) for col in committees if col in clean]
+    for (att, frac), cols in _scenarios(groups):
+        for col in (c for c in committees if c in cols):
+            verdicts.append(_verdict_row(att, f"{frac:.0%}", col, cols[col]))
+            if frac == 0.3 and col in clean:
+                checks += _drop_checks(groups, col, att, cols[col])
     lines += [
         "",
         "Committee verdicts (precision = honest share of the accepted updates, recall = share of"
-        " honest updates accepted, rejected = share of malicious updates rejected):",
+        " honest updates accepted, rejected = share of malicious updates rejected; mean ± sd over seeds;"
+        " accepted / rejected: totals over the seeds):",
         "",
-        "| attack | share | committee | precision | recall | rejected | accepted / rejected | ledger |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table_head(
+            [
+                "attack",
+                "share",
+                "committee",
+                "seeds",
+                "precision",
+                "recall",
+                "rejected",
+                "accepted / rejected",
+                "ledger",
+            ]
+        ),  # fmt: skip
+        *verdicts,
+        "",
+        "Targets (30 % attackers: the mean drop <= 2 points where FedAvg drops far more; malicious"
+        " updates rejected >= 0.95):",
+        "",
+        *[f"- {c}" for c in checks],
+        *_oracle_lines(grid, s0.partition, s0.rounds),
     ]
-    lines += [_verdict_row("none (clean)", "0", col, clean[col]) for col in committees if col in clean]
-    lines += acc_rows
-    lines += ["", "Target (30 % attackers: drop <= 2 points where FedAvg drops far more):", ""]
-    lines += [f"- {c}" for c in checks]
-    return lines + _backdoor_lines(scen, systems)
+    return lines + _backdoor_lines(groups, systems)
 
 
-def _backdoor_lines(scen: dict, systems: list[str]) -> list[str]:
+def _backdoor_lines(groups: dict, systems: list[str]) -> list[str]:
     """The backdoor runs' attack success (triggered test images of another class taken for the target)
-    per system, and issue 17's target: <= 10 % for the committee where FedAvg's or FedMedian's is
-    higher."""
-    runs = {frac: rs for (att, frac), rs in scen.items() if att == "backdoor"}
+    per system, mean over seeds, and issue 17's target: <= 10 % for the committee where FedAvg's or
+    FedMedian's is higher."""
+    runs = {frac: cols for (att, frac), cols in groups.items() if att == "backdoor"}
     if not runs:
         return []
-    cols = [s for s in systems if any("backdoor_success" in rs.get(s, {}) for rs in runs.values())]
+
+    def rates(cols: dict, s: str) -> list[float]:
+        return [r["backdoor_success"] for r in cols.get(s, {}).values() if "backdoor_success" in r]
+
+    cols_shown = [s for s in systems if any(rates(cols, s) for cols in runs.values())]
     lines = [
         "",
         "Backdoor: attack success of each system's final model (share of the triggered test images"
-        " whose class is not the target that it classifies as the target):",
+        " whose class is not the target that it classifies as the target; mean ± sd over seeds):",
         "",
-        *_table_head(["share", *cols]),
+        *_table_head(["share", *cols_shown]),
     ]
     checks = []
-    for frac, rs in sorted(runs.items()):
-        rate = {s: rs[s]["backdoor_success"] for s in cols if "backdoor_success" in rs.get(s, {})}
-        lines.append(f"| {frac:.0%} | " + " | ".join(_fmt(rate.get(s), ".3f") for s in cols) + " |")
-        theirs = [rate[s] for s in ("flower-fedavg", "flower-fedmedian") if s in rate]
-        for col in (c for c in rate if c.startswith("fedcommittee") and theirs):
-            met = rate[col] <= 0.10 or rate[col] <= min(theirs)
+    for frac, cols in sorted(runs.items()):
+        lines.append(
+            f"| {frac:.0%} | " + " | ".join(committee_grid.cell(rates(cols, s), 3) for s in cols_shown) + " |"
+        )
+        theirs = [
+            statistics.fmean(rates(cols, s)) for s in ("flower-fedavg", "flower-fedmedian") if rates(cols, s)
+        ]
+        for col in (c for c in cols_shown if c.startswith("fedcommittee") and rates(cols, c) and theirs):
+            mine = statistics.fmean(rates(cols, col))
+            met = mine <= 0.10 or mine <= min(theirs)
             checks.append(
-                f"backdoor {frac:.0%}: {col} {rate[col]:.3f} (Flower FedAvg / FedMedian:"
+                f"backdoor {frac:.0%}: {col} {mine:.3f} (Flower FedAvg / FedMedian:"
                 f" {' / '.join(f'{x:.3f}' for x in theirs)}): {'met' if met else 'missed'}"
             )
     lines += ["", "Target (<= 10 % where Flower FedAvg's and FedMedian's are higher):", ""]
@@ -613,6 +716,8 @@ $G --partitions dir0.5 --attacks honest --rules oracle --rounds 15 --workers 1  
 for f in 0.3 0.4; do
     $G --partitions dir0.5 --attacks sign_flip --fraction $f --rules oracle --rounds 15 --workers 1
 done
+$G --partitions dominant --attacks honest --rules oracle --rounds 15 --workers 1  # section 2's yardstick
+$G --partitions dominant --attacks sign_flip --fraction 0.3 --rules oracle --rounds 15 --workers 1
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules effect_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest adaptive backdoor sign_flip label_flip alie scaling min_max \\
     min_sum collude free_rider --fraction 0.3 --rules effect_norm2 --rounds 15 --workers 2
@@ -722,7 +827,7 @@ def write(results: Path, out: Path, grid: Path = committee_grid.OUT) -> None:
         "",
         "## 2. Robustness",
         "",
-        *robustness_section(results),
+        *robustness_section(results, grid),
         "",
         "## 3. Overhead",
         "",

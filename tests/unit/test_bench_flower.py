@@ -180,8 +180,8 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
             backdoor_success=0.04, **fc_cur)  # fmt: skip
     _result(tmp_path, "robustness", "flower-fedavg", bd, [0.5, 0.7, 0.8], backdoor_success=0.9)
     _result(tmp_path, "robustness", "flower-fedmedian", bd, [0.5, 0.7, 0.8], backdoor_success=0.2)
-    # A run of another seed (compare.py --seeds) stays out of the one-seed table instead of replacing
-    # seed 0's: FedAvg's drop below is seed 0's 40 points.
+    # A run of another seed without its clean run counts in its column's mean but has no drop, and the
+    # committee's target compares with FedAvg on the committee's seeds: seed 0's 40 points.
     _result(tmp_path, "robustness", "flower-fedavg", replace(att, seed=1), [0.9, 0.9, 0.9])
     out = tmp_path / "B.md"
     report.write(tmp_path, out)
@@ -214,19 +214,24 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     assert "| dominant | fedcommittee, `trust` (the old rule) | 1 (seed 0) | 0.9900 |" in text
     assert "| dominant | flower-fedavg | 2 (seeds 0, 1) | 0.7900 ± 0.0566 |" in text
     assert (
-        "sign_flip 30 % (last round): fedcommittee `trust` drops 3.0 points"
+        "sign_flip 30 % (last round, 1 seed): fedcommittee `trust` drops 3.0 points"
         " (Flower FedAvg drops 40.0 points): missed by 1.0" in text
     )
     # last-3 means: clean (0.5+0.7+0.8)/3, attacked (0.5+0.6+0.77)/3 -> 4.3 points; FedAvg 36.7
     assert (
-        "sign_flip 30 % (last-3 mean): fedcommittee `trust` drops 4.3 points"
+        "sign_flip 30 % (last-3 mean, 1 seed): fedcommittee `trust` drops 4.3 points"
         " (Flower FedAvg drops 36.7 points): missed by 2.3" in text
     )
-    assert "sign_flip 30 % (last round): fedcommittee `effect_mainjob` drops 1.0 points" in text
-    assert "1 run(s) of other seeds are in the result folder and not in this section." in text
+    assert "sign_flip 30 % (last round, 1 seed): fedcommittee `effect_mainjob` drops 1.0 points" in text
+    assert "sign_flip 30 %: fedcommittee `effect_mainjob` rejects 0.900 of the malicious updates" in text
     assert "| attack | share | fedcommittee `effect_mainjob` | fedcommittee `trust` | flower-fedavg |" in text
-    assert "| sign_flip | 30% | 0.8100 (+1.0) / 0.6700 (+0.3) | 0.7700 (+3.0) / 0.6233 (+4.3) |" in text
-    assert "| sign_flip | 30% | `effect_mainjob` | 1.00 | 1.00 | 0.90 | 9 / 1 | Fabric v3.1.5 |" in text
+    # last round, then the last-3 means; FedAvg's cell averages seeds 0 and 1, its drop is seed 0's
+    assert "| sign_flip | 30% | 0.8100 (+1.0) | 0.7700 (+3.0) | 0.6500 ± 0.3536 (+40.0) |" in text
+    assert "| sign_flip | 30% | 0.6700 (+0.3) | 0.6233 (+4.3) |" in text
+    assert (
+        "| sign_flip | 30% | `effect_mainjob` | 1 (seed 0) | 1.00 | 1.00 | 0.90 | 9 / 1 | Fabric v3.1.5 |"
+        in text
+    )
     assert "| share | fedcommittee `effect_mainjob` | flower-fedavg | flower-fedmedian |" in text
     assert "| 30% | 0.040 | 0.900 | 0.200 |" in text
     assert (
@@ -298,3 +303,54 @@ def test_scale_report_checks_every_target(tmp_path):
     assert "transactions given up 1 (target 0): missed" in text
     assert "most MVCC conflicts in a round 2 (target < 0.3): missed" in text
     assert "| 300 (100.0) |" in text and (tmp_path / "scale.png").exists()
+
+
+def _grid_run(out: Path, attack: str, seed: int, final: float) -> None:
+    """A cached committee-grid run of the perfect committee on the dominant partition, 3 rounds."""
+    frac = 0.0 if attack == "honest" else 0.3
+    honest = [True] * (10 if attack == "honest" else 7)
+    rounds = [{"accuracy": final, "accepted": honest, "shadow": {}, "score_s": 0.0, "train_s": 0.1}] * 3
+    setting = {"partition": "dominant", "attack": attack, "attack_fraction": frac, "rounds": 3, "seed": seed}
+    run = {"setting": setting, "rule": "oracle", "honest": honest, "rounds": rounds}
+    (out / f"{attack}-{seed}.json").write_text(json.dumps(run))
+
+
+def test_robustness_tables_average_seeds_and_pair_each_drop_with_its_own_clean_run(tmp_path):
+    cur = Setting(rounds=3, committee="effect_mainjob")
+    att = replace(cur, attack="sign_flip", attack_fraction=0.3)
+    for seed, clean, hit, rejected in ((0, 0.80, 0.77, 0.9), (1, 0.70, 0.69, 1.0), (2, 0.75, 0.70, 0.95)):
+        verdicts = {"acceptance": {"precision": 1.0, "recall": 1.0, "attackers_rejected": rejected},
+                    "accepted": 7, "rejected": 3, "ledger_backend": "embedded ledger"}  # fmt: skip
+        _result(
+            tmp_path, "robustness", "fedcommittee", replace(cur, seed=seed), [0.5, 0.6, clean], **verdicts
+        )
+        _result(tmp_path, "robustness", "fedcommittee", replace(att, seed=seed), [0.5, 0.6, hit], **verdicts)
+        for s, acc in ((cur, 0.8), (att, 0.4)):
+            _result(tmp_path, "robustness", "flower-fedavg", replace(s, seed=seed).without_committee(),
+                    [0.5, 0.6, acc])  # fmt: skip
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    for seed, clean, hit in ((0, 0.70, 0.66), (1, 0.72, 0.70), (2, 0.74, 0.69)):
+        _grid_run(grid, "honest", seed, clean)
+        _grid_run(grid, "sign_flip", seed, hit)
+    text = "\n".join(report.robustness_section(tmp_path, grid))
+    # drops 3, 1 and 5 points: mean 3.0, sd 2.0; the last-3 means drop by a third of that
+    assert "| sign_flip | 30% | 0.7200 ± 0.0436 (+3.0 ± 2.0) | 0.4000 ± 0.0000 (+40.0 ± 0.0) |" in text
+    assert "| sign_flip | 30% | 0.6067 ± 0.0145 (+1.0 ± 0.7) |" in text
+    assert "| none (clean) | 0 | 0.7500 ± 0.0500 | 0.8000 ± 0.0000 |" in text
+    assert "fedcommittee `effect_mainjob`: 3; flower-fedavg: 3." in text
+    assert (
+        "- sign_flip 30 % (last round, 3 seeds): fedcommittee `effect_mainjob` drops 3.0 points"
+        " (Flower FedAvg drops 40.0 points): missed by 1.0" in text
+    )
+    assert (
+        "- sign_flip 30 %: fedcommittee `effect_mainjob` rejects 0.950 ± 0.050 of the malicious updates"
+        " (target >= 0.95): met" in text
+    )
+    assert (
+        "| sign_flip | 30% | `effect_mainjob` | 3 | 1.00 ± 0.00 | 1.00 ± 0.00 | 0.95 ± 0.05 | 21 / 9 |"
+        in text
+    )
+    # the perfect committee in process: 0.72 clean, 0.6833 attacked, drops 4, 2 and 5 points
+    assert "ends at 0.7200 ± 0.0200 clean and at 0.6833 ± 0.0208 with the 30 % attackers'" in text
+    assert "a drop of +3.7 ± 1.5 points with every verdict right" in text
