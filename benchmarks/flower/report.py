@@ -718,6 +718,9 @@ for f in 0.3 0.4; do
 done
 $G --partitions dominant --attacks honest --rules oracle --rounds 15 --workers 1  # section 2's yardstick
 $G --partitions dominant --attacks sign_flip --fraction 0.3 --rules oracle --rounds 15 --workers 1
+$G --partitions dominant dir0.5 --attacks honest backdoor --fraction 0.3 --rules effect_mainjob \
+    effect_mainjob_norm2 --rounds 15 --workers 2
+$G --partitions dominant dir0.1 dir0.5 --attacks honest --rules effect_mainjob_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules effect_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 --attacks honest adaptive backdoor sign_flip label_flip alie scaling min_max \\
     min_sum collude free_rider --fraction 0.3 --rules effect_norm2 --rounds 15 --workers 2
@@ -787,7 +790,7 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " update is tested at), `effect_gross10` the same with updates that lose to their negation by"
         " more than 10 standard errors taken out of that aggregate (`gross_se`, a screening variant),"
         " `effect_mainjob` the same with the main job's bars (`cos_floor` -0.05, `sym_se` 10:"
-        " configs/default.yaml),"
+        " configs/default.yaml), `effect_mainjob_norm2` those bars with the 2x norm band,"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

@@ -40,6 +40,8 @@ RULE_VARIANTS = {
     "effect_gross10": ("effect", {"gross_se": 10.0}),
     # The main job's bars (configs/default.yaml): chosen there to keep every honest skewed update.
     "effect_mainjob": COMMITTEES["effect_mainjob"],
+    # The same with the 2x norm band of effect_norm2 (a screening variant against the backdoor).
+    "effect_mainjob_norm2": ("effect", {**COMMITTEES["effect_mainjob"][1], "max_norm_ratio": 2.0}),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the

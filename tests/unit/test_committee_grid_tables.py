@@ -107,3 +107,10 @@ def test_the_mainjob_variant_has_the_main_jobs_bars():
     rule, params = grid.RULE_VARIANTS["effect_mainjob"]
     assert rule == scoring["rule"]
     assert params == {"cos_floor": scoring["cos_floor"], "sym_se": scoring["sym_se"]}
+
+
+def test_the_mainjob_norm2_variant_is_the_main_jobs_bars_with_the_2x_band():
+    rule, params = grid.RULE_VARIANTS["effect_mainjob_norm2"]
+    base_rule, base = grid.RULE_VARIANTS["effect_mainjob"]
+    assert rule == base_rule
+    assert params == {**base, "max_norm_ratio": 2.0}
