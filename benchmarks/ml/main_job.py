@@ -147,6 +147,14 @@ def trust_stat_scores(stats: list, peer_fraction: float) -> list[float]:
     return [c - peer_fraction * peer if c >= 0 else c for c in raw]
 
 
+def history_bars(params: dict, rejected_lately: bool) -> tuple[float, float, float]:
+    """``effect_history`` (screened; not a rule of fedcommittee.ml): (cos_floor, sym_se, rescue_se),
+    the ``strict_`` ones for a provider whose update was rejected within the last ``memory`` rounds.
+    The idea: an attacker once caught is judged at tighter bars, an honest provider rarely is."""
+    prefix = "strict_" if rejected_lately else ""
+    return params[prefix + "cos_floor"], params[prefix + "sym_se"], params[prefix + "rescue_se"]
+
+
 def offline(run: dict, rule: str, quorum: int | None = None, **params) -> list[list[bool]]:
     """Per round, the committee's verdicts under a rule: the median score of all members passes
     (quorum None), or of *every* ``quorum`` of them (the contract decides on the first ``quorum``
@@ -157,6 +165,13 @@ def offline(run: dict, rule: str, quorum: int | None = None, **params) -> list[l
     for rec in run["rounds"]:
         if rule == "effect":
             member = [[effect_stat_score(x, **params) for x in m] for m in rec["t_stats"]]
+        elif rule == "effect_history":
+            lately = out[-int(params["memory"]) :]
+            flagged = [any(not v[i] for v in lately) for i in range(len(honest))]
+            bars = [history_bars(params, f) for f in flagged]
+            member = [
+                [effect_stat_score(x, *b) for x, b in zip(m, bars, strict=True)] for m in rec["t_stats"]
+            ]
         elif rule == "classwise":
             member = [[classwise_stat_score(x, **params) for x in m] for m in rec["t_stats"]]
         else:
@@ -196,6 +211,10 @@ VARIANTS = [
     for cf, k, rs in ((0.01, 1, 1), (0.01, 3, 1), (0.01, 10, 1), (0.0, 10, 0), (0.0, INF, 0), (-0.05, 3, 1),
                       (-0.05, 10, 1), (-0.05, 10, 0), (-0.05, 10, -1), (-0.05, 10, -3), (-0.05, INF, 1),
                       (-0.1, 10, 1), (-0.15, 10, 1), (-0.2, 10, 1))
+] + [
+    ("effect_history", {"cos_floor": -0.05, "sym_se": 10, "rescue_se": 1, "strict_cos_floor": cf,
+                        "strict_sym_se": k, "strict_rescue_se": 1, "memory": m})
+    for cf, k, m in ((0.01, 1, 1), (-0.05, 3, 1), (0.01, 1, 3), (-0.05, 3, 3))
 ] + [("classwise", {"harm_ratio": h}) for h in (1.0, 1.5)]  # fmt: skip
 
 

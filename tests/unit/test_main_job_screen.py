@@ -38,3 +38,24 @@ def test_variants_table_reads_old_screens_without_the_classwise_rows():
     table = main_job.variants_table([new])
     row = next(line for line in table.splitlines() if line.startswith("| classwise harm_ratio=1 "))
     assert "1.000 / 1.000" in row  # the honest update kept, the other rejected
+
+
+def test_history_judges_a_provider_rejected_lately_at_the_strict_bars():
+    # Provider 1 points away and loses to its negation in round 1 (rejected at the base bars), then
+    # points along and loses by 2 standard errors: within sym_se 10, past the strict 1.
+    round1 = [[0.0, 0.0, 0.3], [5.0, 0.0, -0.3]]
+    round2 = [[0.0, 0.0, 0.3], [2.0, 0.0, 0.3]]
+    run = {
+        "doc": {"seed": 0},
+        "honest": [True, False],
+        "rounds": [{"t_stats": [r] * 3} for r in (round1, round2)],
+    }
+    base = {"cos_floor": -0.05, "sym_se": 10, "rescue_se": 1}
+    strict = {"strict_cos_floor": 0.01, "strict_sym_se": 1, "strict_rescue_se": 1}
+    assert main_job.offline(run, "effect", **base) == [[True, False], [True, True]]
+    assert main_job.offline(run, "effect_history", **base, **strict, memory=1) == [
+        [True, False],
+        [True, False],
+    ]
+    # Honest provider 0 is never rejected, so it never meets the strict bars.
+    assert main_job.history_bars({**base, **strict}, rejected_lately=False) == (-0.05, 10, 1)
