@@ -305,6 +305,10 @@ _FINAL = ("last round", lambda acc: acc[-1])
 _TAIL3 = ("last-3 mean", tail_mean)
 
 
+VERDICT_COLUMNS = ["attack", "share", "committee", "seeds", "precision", "recall", "rejected",
+                   "accepted / rejected", "ledger"]  # fmt: skip
+
+
 def _robustness_groups(runs: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
     groups: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for r in runs:
@@ -450,19 +454,7 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " honest updates accepted, rejected = share of malicious updates rejected; mean ± sd over seeds;"
         " accepted / rejected: totals over the seeds):",
         "",
-        *_table_head(
-            [
-                "attack",
-                "share",
-                "committee",
-                "seeds",
-                "precision",
-                "recall",
-                "rejected",
-                "accepted / rejected",
-                "ledger",
-            ]
-        ),  # fmt: skip
+        *_table_head(VERDICT_COLUMNS),
         *verdicts,
         "",
         "Targets (30 % attackers: the mean drop <= 2 points where FedAvg drops far more; malicious"
