@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
 
@@ -147,9 +148,11 @@ class FedcommitteeClient:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self.reads = 0  # queries sent (Evaluate calls): each one is a peer's chaincode run
+        self.reads_by_query: Counter[str] = Counter()  # the same, by contract function
 
     def _query(self, fn: str, *args: str) -> Any:
         self.reads += 1
+        self.reads_by_query[fn] += 1
         raw = self.contract.evaluate(fn, *args)
         return json.loads(raw) if raw else None
 

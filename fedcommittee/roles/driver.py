@@ -145,7 +145,12 @@ def run_role(agent: Agent, role: RoleStep) -> int:
         model = agent.model()
         if model is not None and ModelStatus(model["status"]).final:
             status = model["status"]
-            agent.log("model_" + status, reads=agent.client.reads, **role.final_fields(model))
+            agent.log(
+                "model_" + status,
+                reads=agent.client.reads,
+                reads_by_query=dict(agent.client.reads_by_query.most_common()),
+                **role.final_fields(model),
+            )
             return 0 if status == ModelStatus.FINISHED else 1
         try:
             code = role.step(model)

@@ -118,8 +118,11 @@ def test_queries_are_evaluated_and_decoded(client):
     ]
     assert fake.tx_status == {}  # queries are never ordered
     assert c.reads == 3  # counted (the agents log it: ledger reads per round in the benchmarks)
+    c.get_model("m2")
+    assert c.reads_by_query == {"GetModel": 2, "ListModels": 1, "ListRoundUpdates": 1}
     c.close_round("m1", 3)
-    assert c.reads == 3  # a transaction is no read
+    assert c.reads == 4  # a transaction is no read
+    assert "CloseRound" not in c.reads_by_query
 
 
 def test_iter_follows_bookmarks_until_an_empty_one(gateway, fake):

@@ -25,6 +25,7 @@ class Ledger(FedcommitteeClient):
 
     def get_model(self, model_id):
         self.reads += 1  # as the real client's query does
+        self.reads_by_query["GetModel"] += 1
         status = self.script.pop(0)
         if status is None:
             raise NotFound(
@@ -80,11 +81,13 @@ def test_the_loop_steps_until_the_model_is_final_and_exits_with_its_outcome(tmp_
     assert role.seen == [None, "proposed", "active", "active"]  # a failed step is simply tried again
     records = _records(tmp_path / "a.jsonl")
     assert ("step_refused", {"level": "warning", "reason": "peer restarting"}) in records
-    assert records[-1] == ("model_finished", {"reads": 5, "round": 1})  # the agent's ledger reads
+    # the agent's ledger reads, in all and by contract function
+    assert records[-1] == ("model_finished", {"reads": 5, "reads_by_query": {"GetModel": 5}, "round": 1})
     agent = _agent(["proposed", "rejected"], tmp_path / "b.jsonl")
     assert run_role(agent, Role()) == 1
     agent.log.close()
-    assert _records(tmp_path / "b.jsonl")[-1] == ("model_rejected", {"reads": 2, "round": 1})
+    last = _records(tmp_path / "b.jsonl")[-1]
+    assert last == ("model_rejected", {"reads": 2, "reads_by_query": {"GetModel": 2}, "round": 1})
 
 
 def test_a_step_may_stop_the_agent_with_an_exit_code(tmp_path):
