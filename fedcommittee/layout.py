@@ -131,8 +131,11 @@ def endpoints(ipfs_api: str, backend: str | None, state_dir: Path | None, base: 
     return {"ipfs_api": ipfs_api, "fabric": ledger}
 
 
-def devledger_config(state_dir: Path, base: int, chaincode_mode: str) -> dict:
-    """The embedded ledger's config (network/devledger serve --config)."""
+def devledger_config(state_dir: Path, base: int, chaincode_mode: str, batch_timeout_ms: int = 30) -> dict:
+    """The embedded ledger's config (network/devledger serve --config); ``batch_timeout_ms`` is the
+    block timer, Fabric's BatchTimeout (FC_BATCH_TIMEOUT_MS in the scripts)."""
+    if not 1 <= batch_timeout_ms <= 2000:
+        raise ValueError(f"batch_timeout_ms must be from 1 to 2000, got {batch_timeout_ms}")
     orgs = []
     for n in ORGS:
         peer = state_dir / peer_dir(n)
@@ -154,7 +157,7 @@ def devledger_config(state_dir: Path, base: int, chaincode_mode: str) -> dict:
         "chaincode": CHAINCODE,
         "chaincode_version": CHAINCODE_VERSION,
         "data_dir": str(state_dir / "data"),
-        "batch_timeout_ms": 30,
+        "batch_timeout_ms": batch_timeout_ms,
         "batch_max_tx": 200,
         "chaincode_mode": chaincode_mode,
         "outages_file": str(state_dir / "outages"),
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("state_dir", type=Path)
     d.add_argument("base", type=int)
     d.add_argument("chaincode_mode", choices=["inproc", "ccaas"])
+    d.add_argument("--batch-timeout-ms", type=int, default=30)
     q = sub.add_parser("ports", help="print every port of a network on BASE")
     q.add_argument("base", type=int)
     args = parser.parse_args(argv)
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         backend = None if args.backend == "none" else args.backend
         print(json.dumps(endpoints(args.ipfs_api, backend, args.state_dir, args.base, args.reason), indent=2))
     elif args.command == "devledger-config":
-        print(json.dumps(devledger_config(args.state_dir, args.base, args.chaincode_mode), indent=2))
+        config = devledger_config(args.state_dir, args.base, args.chaincode_mode, args.batch_timeout_ms)
+        print(json.dumps(config, indent=2))
     else:
         print(" ".join(str(p) for p in fabric_ports(args.base)))
     return 0

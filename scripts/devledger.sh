@@ -12,13 +12,16 @@ dev_chaincode_mode() { cat "$DEV/chaincode-mode" 2>/dev/null || echo "$FC_DEVLED
 
 dev_generate() {
   [ -d "$DEV/crypto/peerOrganizations" ] && return
+  local ms
+  ms=$(batch_timeout_ms) || exit 1
   mkdir -p "$DEV"
   case "$FC_DEVLEDGER_CHAINCODE" in inproc | ccaas) ;; *) die "FC_DEVLEDGER_CHAINCODE must be inproc or ccaas, got '$FC_DEVLEDGER_CHAINCODE'" ;; esac
   echo "$FC_DEVLEDGER_CHAINCODE" >"$DEV/chaincode-mode"
   fabric_crypto_config >"$DEV/crypto-config.yaml"
   "$(devledger_bin)" crypto --crypto-config "$DEV/crypto-config.yaml" --out "$DEV/crypto" >"$LOGS/identities.log" 2>&1 \
     || die "generating identities failed (log: $LOGS/identities.log)"
-  dev_layout devledger-config "$DEV" "$FC_FABRIC_PORT_BASE" "$(dev_chaincode_mode)" >"$DEV/config.json"
+  dev_layout devledger-config "$DEV" "$FC_FABRIC_PORT_BASE" "$(dev_chaincode_mode)" \
+    --batch-timeout-ms "$ms" >"$DEV/config.json"
   ok "identities generated (cryptogen's layout, without cryptogen)"
 }
 

@@ -90,8 +90,10 @@ fabric_render_configtx() {
         ServerTLSCert: $(orderer_dir "$n")/tls/server.crt
 "
   done
-  local tmpl
+  local tmpl ms
+  ms=$(batch_timeout_ms) || exit 1
   tmpl=$(cat "$FC_ROOT/network/fabric/configtx.yaml.tmpl")
+  tmpl=${tmpl//@BATCH_TIMEOUT@/${ms}ms}
   tmpl=${tmpl//@CRYPTO@/$CRYPTO}
   tmpl=${tmpl//@ORDERER1_PORT@/$(orderer_port 1)}
   tmpl=${tmpl//@ORDERER2_PORT@/$(orderer_port 2)}

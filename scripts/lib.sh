@@ -20,6 +20,8 @@ FC_IPFS_GATEWAY_PORT=${FC_IPFS_GATEWAY_PORT:-8181}
 FC_IPFS_SWARM_PORT=${FC_IPFS_SWARM_PORT:-4101}
 FC_FABRIC_PORT_BASE=${FC_FABRIC_PORT_BASE:-7000}
 # FC_USERS_PER_ORG: client users per org for a new network (unset: the 15 of crypto-config.yaml).
+# FC_BATCH_TIMEOUT_MS: how long the ordering service of a new network waits after a block's first
+# transaction before it cuts the block, on either backend (unset: 30; docs/design.md, "Block cutting").
 
 # Which ledger a new network runs: fabric (real Fabric binaries, FC_FABRIC_HOME or set-up's cache),
 # dev (the embedded ledger, network/devledger), or auto (Fabric where its binaries are present,
@@ -45,6 +47,14 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # module downloads, which are progress noise in set-up's and the main job's output.
 go_build() {
   (cd "$1" && go build -trimpath -o "$2" "${3:-.}" 2>&1 | grep -v '^go: downloading' >&2; exit "${PIPESTATUS[0]}")
+}
+
+# The block timer of a new network in milliseconds: FC_BATCH_TIMEOUT_MS, checked, or 30.
+batch_timeout_ms() {
+  local ms=${FC_BATCH_TIMEOUT_MS:-30}
+  [[ "$ms" =~ ^[1-9][0-9]{0,3}$ ]] && [ "$ms" -le 2000 ] \
+    || die "FC_BATCH_TIMEOUT_MS must be a number of milliseconds from 1 to 2000, got '$ms'"
+  echo "$ms"
 }
 
 # Seconds since the epoch with a fraction, for the timings the scripts print.
