@@ -27,6 +27,11 @@ and takes it down again:
     ``len(levels) + 1``, so no verdict finalizes an update (finalizing would also write the
     provider's account, shared by many updates). Each level sends ``--verdicts`` verdicts in all,
     split evenly. MVCC conflicts (CommitError MVCC_READ_CONFLICT) are retried and counted.
+(e) CPU: for (b), for ``--queries`` sequential queries (WhoAmI, one account read) and for each level
+    of (d), the CPU seconds the network's processes spent (utime + stime of the PIDs in
+    $FC_HOME/pids/*.pid, over the workload, per transaction or query) and this client's own. On a
+    small machine that runs the agents too, the network's CPU is taken from their training: on 2
+    cores a Fabric transaction's few tens of milliseconds are a round's time (docs/ledger-backends.md).
 
 Throughput = verdicts committed / wall time from the common start to the last client's last commit.
 Latency figures are medians and p95 (nearest rank) of per-transaction wall times in the client.
@@ -165,6 +170,20 @@ class Network:
         """The backend's name for every figure: never present the embedded ledger's as Fabric's."""
         return BACKEND_NAMES[self.fabric().get("backend", "fabric")]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """utime + stime in seconds of every process with a PID file, by name."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for pidfile in sorted((self.home / "pids").glob("*.pid")):
+            try:
+                pid = int(pidfile.read_text().strip())
+                # Fields after the command name, which may hold spaces: utime and stime are 14 and 15.
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, ValueError):
+                continue
+            out[pidfile.stem] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB of every process with a PID file."""
         out = {}
@@ -236,6 +255,31 @@ class Member:
 # ---------------------------------------------------------------------------- measurements
 
 
+class CpuMeter:
+    """CPU seconds the network's processes and this process spend between ``start`` and ``per``."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self.network: dict[str, float] = {}
+        self.client = 0.0
+
+    def start(self) -> CpuMeter:
+        self.network, self.client = self.net.cpu_seconds(), time.process_time()
+        return self
+
+    def per(self, n: int) -> dict:
+        """Milliseconds per operation, ``n`` operations since ``start``: the network in all and by
+        process, and the client (every thread of this process)."""
+        client = time.process_time() - self.client
+        after = self.net.cpu_seconds()
+        spent = {k: after[k] - v for k, v in self.network.items() if k in after}
+        return {
+            "network_cpu_ms": round(1000 * sum(spent.values()) / max(n, 1), 2),
+            "client_cpu_ms": round(1000 * client / max(n, 1), 2),
+            "by_process_ms": {k: round(1000 * v / max(n, 1), 2) for k, v in spent.items()},
+        }
+
+
 def sequential_latency(profile: Path, n: int) -> dict:
     with (
         Gateway.connect(profile, user="org1-admin") as admin_gw,
@@ -261,6 +305,18 @@ def sequential_latency(profile: Path, n: int) -> dict:
         "max_ms": ms(max(lat)),
         "total_s": round(sum(lat), 2),
     }
+
+
+def sequential_queries(profile: Path, n: int) -> dict:
+    """``n`` WhoAmI queries one after another (an account read: endorsed by one peer, never ordered)."""
+    with Gateway.connect(profile, user="org1-user6") as gw:
+        client = FedcommitteeClient(gw.network().contract())
+        lat = []
+        for _ in range(n):
+            started = time.perf_counter()
+            client.who_am_i()
+            lat.append(time.perf_counter() - started)
+    return {"queries": n, "median_ms": ms(statistics.median(lat)), "p95_ms": ms(pct(lat, 95))}
 
 
 def submit_parallel(jobs: list, workers: int) -> list:
@@ -460,7 +516,9 @@ def verdict_throughput(net: Network, levels: list[int], total: int, setup: dict)
             level_members = members[offset : offset + clients]
             offset += clients
             per_client = total // clients
+            meter = CpuMeter(net).start()
             res = verdict_level(profile, level_members, updates, per_client)
+            res["cpu"] = meter.per(res["verdicts"])
             results.append(res)
             print(
                 f"  {clients:>3} clients: {res['verdicts']} verdicts in {res['wall_s']} s "
@@ -486,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         "--backend", choices=["dev", "fabric", "both"], help="ledger backend (default: FC_LEDGER's)"
     )
     ap.add_argument("--tx", type=int, default=100, help="sequential transactions for the latency figure")
+    ap.add_argument("--queries", type=int, default=500, help="sequential queries for the CPU figure")
     ap.add_argument("--levels", default="1,8,32", help="comma-separated concurrent client counts")
     ap.add_argument("--verdicts", type=int, default=960, help="verdicts per concurrency level (in all)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds at rest before measuring memory")
@@ -509,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "fabric_home": os.environ.get("FC_FABRIC_HOME", ""),
+        # The block timer of the networks this run brings up (scripts/lib.sh; unset: 30).
+        "batch_timeout_ms": int(os.environ.get("FC_BATCH_TIMEOUT_MS") or 30),
     }
     print("ledger benchmark:", json.dumps(info), flush=True)
     backends = ["dev", "fabric"] if args.backend == "both" else [args.backend]
@@ -523,12 +584,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cpu_table(name: str, seq: dict, queries: dict, verdicts: list[dict]) -> None:
+    rows = [
+        (f"{seq['transactions']} sequential transactions", seq),
+        (f"{queries['queries']} sequential queries (WhoAmI)", queries),
+    ]
+    rows += [(f"verdicts, {v['clients']} concurrent clients", v) for v in verdicts]
+
+    def top(by_process: dict[str, float]) -> str:
+        most = sorted(by_process.items(), key=lambda kv: -kv[1])[:4]
+        return ", ".join(f"{k} {v}" for k, v in most)
+
+    table(
+        f"[{name}] (e) CPU per transaction or query, ms (the network's processes; this client's threads)",
+        ["workload", "latency median ms", "network CPU ms", "client CPU ms", "largest shares, ms"],
+        [
+            [
+                what,
+                r["median_ms"],
+                r["cpu"]["network_cpu_ms"],
+                r["cpu"]["client_cpu_ms"],
+                top(r["cpu"]["by_process_ms"]),
+            ]
+            for what, r in rows
+        ],
+    )
+
+
 def compare(dev: dict, fabric: dict) -> dict:
     """Embedded ledger / Fabric for the figures both runs have, measured in this same run."""
     pairs = {
         "network_up_s": (dev.get("network_up_s"), fabric.get("network_up_s")),
         "sequential_median_ms": (dev["sequential"]["median_ms"], fabric["sequential"]["median_ms"]),
         "sequential_p95_ms": (dev["sequential"]["p95_ms"], fabric["sequential"]["p95_ms"]),
+        "network_cpu_ms_per_sequential_tx": (
+            dev["sequential"]["cpu"]["network_cpu_ms"],
+            fabric["sequential"]["cpu"]["network_cpu_ms"],
+        ),
+        "network_cpu_ms_per_query": (
+            dev["sequential_queries"]["cpu"]["network_cpu_ms"],
+            fabric["sequential_queries"]["cpu"]["network_cpu_ms"],
+        ),
         "rss_at_rest_mib": (
             sum(dev["rss_at_rest_kib"].values()) / 1024,
             sum(fabric["rss_at_rest_kib"].values()) / 1024,
@@ -577,7 +673,9 @@ def bench_backend(backend: str | None, args, levels: list[int]) -> dict:
             + [["total", f"{sum(rest.values()) / 1024:.1f}"]],
         )
 
+        meter = CpuMeter(net).start()
         seq = sequential_latency(net.profile, args.tx)
+        seq["cpu"] = meter.per(args.tx)
         results["sequential"] = seq
         table(
             f"[{name}] (b) submit-to-commit latency, {args.tx} sequential GrantRole/RevokeRole",
@@ -593,6 +691,11 @@ def bench_backend(backend: str | None, args, levels: list[int]) -> dict:
                 ]
             ],
         )
+
+        meter = CpuMeter(net).start()
+        queries = sequential_queries(net.profile, args.queries)
+        queries["cpu"] = meter.per(args.queries)
+        results["sequential_queries"] = queries
 
         print(f"\n[{name}] (d) SubmitVerdict with concurrent clients", flush=True)
         setup: dict = {}
@@ -627,6 +730,7 @@ def bench_backend(backend: str | None, args, levels: list[int]) -> dict:
                 for r in verdicts
             ],
         )
+        cpu_table(name, seq, queries, verdicts)
         after = net.rss()
         results["rss_after_workload_kib"] = after
         print(
