@@ -247,11 +247,28 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     _result(tmp_path, "overhead", "fedcommittee", s, [0.5], file="fedcommittee-dev", **dev)
     _result(tmp_path, "overhead", "in-process", s, [0.5], file="in-process-dev", round_seconds=[0.5],
             measured_beside="embedded ledger")  # fmt: skip
+    # Another committee's pair on the same backend is a row of its own, not a replacement.
+    new = replace(s, committee="effect_mainjob")
+    dev_new = {**dev, "ledger_ipfs_share": 0.05, "round_seconds": [0.6]}
+    _result(tmp_path, "overhead", "fedcommittee", new, [0.5], file="fedcommittee-dev", **dev_new)
+    _result(tmp_path, "overhead", "in-process", new, [0.5], file="in-process-dev", round_seconds=[0.5],
+            measured_beside="embedded ledger")  # fmt: skip
     report.write(tmp_path, out)
     text = out.read_text()
-    assert "- Fabric v3.1.5 (older run, before the round-waiting changes), 20 local steps: 8.0%: met" in text
-    assert "- embedded ledger, 20 local steps: 15.0%: missed by 5.0 points" in text
-    assert "| embedded ledger | 20 | 0.50 | 1.50 | 3.00 |" in text
+    old_fabric = "Fabric v3.1.5 (older run, before the round-waiting changes)"
+    assert (
+        f"- {old_fabric}, `trust` (the old rule), 20 local steps: ratio 1.00 (met), share 8.0% (met)" in text
+    )
+    assert (
+        "- embedded ledger, `trust` (the old rule), 20 local steps: ratio 3.00 (missed by 1.70),"
+        " share 15.0% (missed by 5.0 points)" in text
+    )
+    assert "| embedded ledger | `trust` (the old rule) | 20 | 0.50 | 1.50 | 3.00 |" in text
+    assert "| embedded ledger | `effect_mainjob` (the default) | 20 | 0.50 | 0.60 | 1.20 |" in text
+    assert (
+        "- embedded ledger, `effect_mainjob` (the default), 20 local steps: ratio 1.20 (met),"
+        " share 5.0% (met)" in text
+    )
     assert (tmp_path / "accuracy_dominant.png").exists()
     assert "No scale results yet" in text
 
