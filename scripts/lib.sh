@@ -57,6 +57,19 @@ batch_timeout_ms() {
   echo "$ms"
 }
 
+# FC_BATCH_TIMEOUT_MS shapes a new network only: say so when it differs from the timer of the
+# network whose state is already here (its rendered configtx.yaml or the embedded ledger's config;
+# FAB and DEV come from fabric.sh and devledger.sh).
+warn_kept_batch_timeout() {
+  [ -n "${FC_BATCH_TIMEOUT_MS:-}" ] || return 0
+  local have
+  have=$(sed -n 's/^ *BatchTimeout: \([0-9]*\)ms$/\1/p' "$FAB/configtx.yaml" 2>/dev/null || true)
+  [ -n "$have" ] || have=$(sed -n 's/^ *"batch_timeout_ms": \([0-9]*\),$/\1/p' "$DEV/config.json" 2>/dev/null || true)
+  if [ -n "$have" ] && [ "$have" != "$FC_BATCH_TIMEOUT_MS" ]; then
+    warn "FC_BATCH_TIMEOUT_MS=$FC_BATCH_TIMEOUT_MS applies to a new network; the one in $FC_HOME keeps its ${have} ms (network.sh down, then up, for a new one)"
+  fi
+}
+
 # Seconds since the epoch with a fraction, for the timings the scripts print.
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }

@@ -134,6 +134,7 @@ cmd_up() {
   started=$(now)
   b=$(backend) || exit 1
   batch_timeout_ms >/dev/null || exit 1 # a bad value stops `up` before any state is written
+  warn_kept_batch_timeout
   step "network up (state: $FC_HOME, ledger: $(backend_words "$b"))"
   mkdir -p "$PIDS" "$LOGS"
   echo "$b" >"$FC_HOME/backend"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -50,3 +51,27 @@ def test_bad_values_are_refused_by_name():
         assert "FC_BATCH_TIMEOUT_MS must be a number of milliseconds from 1 to 2000" in out.stderr, bad
         configtx = fabric_configtx(bad)
         assert configtx.returncode != 0 and "BatchTimeout" not in configtx.stdout, bad
+
+
+def test_a_network_already_here_keeps_its_timer_and_up_says_so(tmp_path):
+    def warn(home: Path, value: str | None) -> str:
+        script = (
+            f'FC_HOME="{home}"; source "{ROOT}/scripts/lib.sh"; source "{ROOT}/scripts/fabric.sh";'
+            f' source "{ROOT}/scripts/devledger.sh"; warn_kept_batch_timeout'
+        )
+        out = run(script, value)
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    assert warn(tmp_path / "none", "15") == ""  # no network yet: nothing kept
+    fabric, dev = tmp_path / "fabric-home", tmp_path / "dev-home"
+    (fabric / "fabric").mkdir(parents=True)
+    (fabric / "fabric" / "configtx.yaml").write_text(fabric_configtx(None).stdout)
+    (dev / "devledger").mkdir(parents=True)
+    (dev / "devledger" / "config.json").write_text(
+        json.dumps(devledger_config(dev, 7000, "inproc"), indent=2)
+    )
+    for home in (fabric, dev):
+        assert "FC_BATCH_TIMEOUT_MS=15 applies to a new network" in warn(home, "15")
+        assert "keeps its 30 ms" in warn(home, "15")
+        assert warn(home, "30") == "" and warn(home, None) == ""
