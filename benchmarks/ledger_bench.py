@@ -568,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "fabric_home": os.environ.get("FC_FABRIC_HOME", ""),
-        # The block timer of the networks this run brings up (scripts/lib.sh; unset: 30).
-        "batch_timeout_ms": int(os.environ.get("FC_BATCH_TIMEOUT_MS") or 30),
+        # The block timer of the networks this run brings up, as given (network.sh checks it; unset:
+        # 30). Not of an --existing network, which keeps the one it was created with.
+        "batch_timeout_ms": os.environ.get("FC_BATCH_TIMEOUT_MS") or "30",
     }
     print("ledger benchmark:", json.dumps(info), flush=True)
     backends = ["dev", "fabric"] if args.backend == "both" else [args.backend]
