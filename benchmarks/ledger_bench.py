@@ -170,32 +170,33 @@ class Network:
         """The backend's name for every figure: never present the embedded ledger's as Fabric's."""
         return BACKEND_NAMES[self.fabric().get("backend", "fabric")]
 
+    def proc_files(self, name: str) -> dict[str, str]:
+        """/proc/<pid>/<name> of every process with a PID file that is still running, by process name."""
+        out = {}
+        for pidfile in sorted((self.home / "pids").glob("*.pid")):
+            try:
+                out[pidfile.stem] = Path(f"/proc/{int(pidfile.read_text().strip())}/{name}").read_text()
+            except (OSError, ValueError):
+                continue
+        return out
+
     def cpu_seconds(self) -> dict[str, float]:
         """utime + stime in seconds of every process with a PID file, by name."""
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
-        for pidfile in sorted((self.home / "pids").glob("*.pid")):
-            try:
-                pid = int(pidfile.read_text().strip())
-                # Fields after the command name, which may hold spaces: utime and stime are 14 and 15.
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, ValueError):
-                continue
-            out[pidfile.stem] = (int(fields[11]) + int(fields[12])) / tick
+        for proc, stat in self.proc_files("stat").items():
+            # Fields after the command name, which may hold spaces: utime and stime are 14 and 15.
+            fields = stat.rsplit(")", 1)[1].split()
+            out[proc] = (int(fields[11]) + int(fields[12])) / tick
         return out
 
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB of every process with a PID file."""
         out = {}
-        for pidfile in sorted((self.home / "pids").glob("*.pid")):
-            try:
-                pid = int(pidfile.read_text().strip())
-                status = Path(f"/proc/{pid}/status").read_text()
-            except (OSError, ValueError):
-                continue
+        for proc, status in self.proc_files("status").items():
             for line in status.splitlines():
                 if line.startswith("VmRSS:"):
-                    out[pidfile.stem] = int(line.split()[1])
+                    out[proc] = int(line.split()[1])
         return out
 
 
