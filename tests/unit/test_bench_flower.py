@@ -264,11 +264,8 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
         " share 15.0% (missed by 5.0 points)" in text
     )
     assert "| embedded ledger | `trust` (the old rule) | 20 | 0.50 | 1.50 | 3.00 |" in text
-    assert "| embedded ledger | `effect_mainjob` (the default) | 20 | 0.50 | 0.60 | 1.20 |" in text
-    assert (
-        "- embedded ledger, `effect_mainjob` (the default), 20 local steps: ratio 1.20 (met),"
-        " share 5.0% (met)" in text
-    )
+    assert "| embedded ledger | `effect_mainjob` | 20 | 0.50 | 0.60 | 1.20 |" in text
+    assert "- embedded ledger, `effect_mainjob`, 20 local steps: ratio 1.20 (met), share 5.0% (met)" in text
     assert (tmp_path / "accuracy_dominant.png").exists()
     assert "No scale results yet" in text
 
