@@ -40,7 +40,7 @@ KILL_IN = 3  # the round all agents die in: rounds before it are done, rounds af
 
 
 class Tee:
-    """stdout while the experiment runs: passed through, and kept as (time, line)."""
+    """stdout while the experiment runs: passed through, and kept line by line."""
 
     def __init__(self, out) -> None:
         self.out, self.lines, self._buf = out, [], ""
@@ -51,14 +51,14 @@ class Tee:
             self.out.write(text)
             self._buf += text
             *done, self._buf = self._buf.split("\n")
-            self.lines += [(time.time(), ln) for ln in done]
+            self.lines += done
         return len(text)
 
     def flush(self) -> None:
         self.out.flush()
 
     def text(self) -> str:
-        return "\n".join(ln for _, ln in self.lines)
+        return "\n".join(self.lines)
 
 
 def model_state(net, model_id: str) -> dict:
@@ -90,6 +90,10 @@ def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
     exp = load_experiment(config, model_id=model_id)
     names = [m.name for m in exp.committee] + [p.name for p in exp.providers] + ["publisher"]
     result: dict = {}
+    at_kill: list[tuple[dict, dict]] = []  # (model state, accepted updates), read just before the kill
+
+    def record_ledger(_model: dict) -> None:
+        at_kill.append((model_state(net, model_id), accepted_updates(net, model_id)))
 
     def target() -> None:
         try:
@@ -99,30 +103,24 @@ def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
                 home=net.home,
                 timeout=600,
                 report=False,
-                each_turn=KillDrill(dict.fromkeys(names, KILL_IN)),
+                each_turn=KillDrill(dict.fromkeys(names, KILL_IN), on_kill=record_ledger),
             )
         except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
             result["error"] = exc
 
     tee = Tee(sys.stdout)
-    snapshots: list[tuple[float, dict, dict]] = []  # (time, model state, accepted updates)
     started = time.time()
     sys.stdout = tee  # run_experiment prints its progress (and the drill's kills) from its thread
     try:
         runner = threading.Thread(target=target, daemon=True)
         runner.start()
-        # Watch the ledger until the kill, so we know what was accepted before it.
-        while runner.is_alive() and not any("drill: killed" in ln for _, ln in tee.lines):
-            t = time.time()
-            snapshots.append((t, model_state(net, model_id), accepted_updates(net, model_id)))
-            runner.join(1.0)
         runner.join(660)
     finally:
         sys.stdout = tee.out
     assert not runner.is_alive(), "run_experiment did not return"
     if "error" in result:
         raise result["error"]
-    return net, model_id, names, result["code"], tee, snapshots, time.time() - started
+    return net, model_id, names, result["code"], tee, at_kill, time.time() - started
 
 
 @pytest.fixture(scope="module")
@@ -132,19 +130,17 @@ def monkeypatch_module():
 
 
 def test_experiment_survives_restarting_every_agent_at_once(restarted_run):
-    net, model_id, names, code, tee, snapshots, wall = restarted_run
+    net, model_id, names, code, tee, at_kill, wall = restarted_run
     out = tee.text()
     assert code == 0, out[-6000:]
     assert " 0 discrepancies" in out, out[-4000:]
 
     # Every agent was killed once, all in one go (nothing else happened between the kills), mid-run.
-    kills = [i for i, (_, ln) in enumerate(tee.lines) if ln.startswith("drill: killed ")]
-    assert sorted(tee.lines[i][1].split()[2].rstrip(";") for i in kills) == sorted(names), out[-4000:]
+    kills = [i for i, ln in enumerate(tee.lines) if ln.startswith("drill: killed ")]
+    assert sorted(tee.lines[i].split()[2].rstrip(";") for i in kills) == sorted(names), out[-4000:]
     assert kills == list(range(kills[0], kills[0] + len(names))), "the kills were not one batch"
-    kill_time = tee.lines[kills[0]][0]
-    before = [s for s in snapshots if s[0] < kill_time]
-    assert before, "no ledger snapshot before the kill"
-    _, state_at_kill, seen = before[-1]
+    assert len(at_kill) == 1, f"the ledger was read {len(at_kill)} times at a kill, not once"
+    state_at_kill, seen = at_kill[0]
     assert state_at_kill["status"] == "active", state_at_kill
     logs = net.home / "runs" / model_id / "logs"
     for name in names:
