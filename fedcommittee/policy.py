@@ -178,22 +178,24 @@ class Policy:
 
     # ------------------------------------------------------------------ round closing
     def should_close(self, rd: dict, updates: list[dict], providers: int, now: float) -> tuple[bool, str]:
-        """Whether the publisher closes an open round (the contract only checks min_accepted/deadline),
-        and why.
+        """Whether the publisher closes an open round, and why.
 
-        Close when every expected provider's update (``providers``) is final and at least
-        ``min_accepted`` were accepted; or, for partial participation, when ``min_accepted`` are
-        accepted, nothing is pending and no update came for ``settle_seconds``; or when the deadline
-        has passed.
+        Close when every expected provider's update (``providers``) is final, even with fewer than
+        ``min_accepted`` accepted (nothing can change the accepted set before the deadline then, and
+        the contract allows the close: ``everyoneFinal`` in chaincode/fedcommittee/round.go); or, for
+        partial participation, when ``min_accepted`` are accepted, nothing is pending and no update
+        came for ``settle_seconds``; or when the deadline has passed.
         """
         final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
         accepted = sum(1 for u in final if u["status"] == UpdateStatus.ACCEPTED)
         if now > int(rd.get("deadline") or 0) + 1:
             return True, "deadline"
-        if accepted < self.min_accepted or len(final) < len(updates):
+        if len(final) < len(updates):
             return False, "waiting"
-        if len(final) >= providers:
+        if providers and len(final) >= providers:
             return True, "everyone"
+        if accepted < self.min_accepted:
+            return False, "waiting"
         if now > self.quiet_from(rd, updates):
             return True, "quiet"
         return False, "waiting"

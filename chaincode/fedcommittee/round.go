@@ -180,8 +180,9 @@ func (c *Contract) CloseRoundWithAggregate(ctx contractapi.TransactionContextInt
 }
 
 // fixAccepted fixes the open round's accepted set (sorted by update id) if
-// the round may close now: minAccepted updates accepted, or the deadline
-// passed.
+// the round may close now: minAccepted updates accepted, the deadline
+// passed, or nothing can change the set before the deadline any more
+// (everyoneFinal).
 func (t *txCtx) fixAccepted() error {
 	m, r := t.model, t.round
 	accepted, err := t.acceptedUpdates(m.ID, r.Number)
@@ -190,8 +191,14 @@ func (t *txCtx) fixAccepted() error {
 	}
 	n := int64(len(accepted))
 	if n < m.RoundRules.MinAccepted && t.now < r.Deadline {
-		return wrongState("round %d of model %s cannot close yet: %d of %d required updates accepted and deadline %d not reached (now %d)",
-			r.Number, m.ID, n, m.RoundRules.MinAccepted, r.Deadline, t.now)
+		done, err := t.everyoneFinal(m, r)
+		if err != nil {
+			return err
+		}
+		if !done {
+			return wrongState("round %d of model %s cannot close yet: %d of %d required updates accepted, an expected provider's update still missing or pending, and deadline %d not reached (now %d)",
+				r.Number, m.ID, n, m.RoundRules.MinAccepted, r.Deadline, t.now)
+		}
 	}
 	r.Accepted, r.AcceptedCount, r.TotalSamples = make([]string, 0, n), n, 0
 	for _, u := range accepted {
@@ -201,6 +208,76 @@ func (t *txCtx) fixAccepted() error {
 	slices.Sort(r.Accepted) // key order already is, but make the rule explicit
 	r.ClosedAt, r.ClosedTx = t.now, t.txID
 	return nil
+}
+
+// everyoneFinal reports whether round r's accepted set is as large as it
+// will get: every provider the round expects has submitted and no update of
+// the round is pending. The round then closes with fewer than minAccepted
+// updates at once, rather than idling until its deadline.
+//
+// Expected are the allocated providers under a restricting allocation rule
+// (nobody else may submit), else every data registrant of the model that
+// still holds the provider role. A provider that never registered may
+// still submit under rule "all"; it is not waited for, as it is not once
+// minAccepted are accepted and the round closes. With nobody expected (no
+// registration) the round waits for its deadline: an empty round is never
+// cut short. Past MaxScan registrations or updates the answer is no.
+//
+// The range reads make a close invalid (phantom read) if an update or a
+// registration commits before it in the same block.
+func (t *txCtx) everyoneFinal(m *Model, r *Round) (bool, error) {
+	expected := r.Allocated
+	if !restricted(m) {
+		var err error
+		if expected, err = t.registeredProviders(m.ID); err != nil {
+			return false, err
+		}
+	}
+	if len(expected) == 0 {
+		return false, nil
+	}
+	entries, err := t.scanFirst(recordKey{keyRoundUpd, []string{m.ID, roundAttr(r.Number)}}, MaxScan)
+	if err != nil || len(entries) == MaxScan {
+		return false, err
+	}
+	submitted := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		u, err := t.loadUpdate(string(e.Value))
+		if err != nil {
+			return false, err
+		}
+		if u.Status == UpdatePending {
+			return false, nil
+		}
+		submitted[u.Provider] = true
+	}
+	for _, p := range expected {
+		if !submitted[p] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// registeredProviders returns the data registrants of a model that still
+// hold the provider role, or nil when there may be more than MaxScan of
+// them.
+func (t *txCtx) registeredProviders(modelID string) ([]string, error) {
+	regs, err := t.dataRegistrants(modelID, MaxDataRegistrants)
+	if err != nil || len(regs) == MaxDataRegistrants {
+		return nil, err
+	}
+	out := make([]string, 0, len(regs))
+	for _, p := range regs {
+		ok, err := t.hasRole(p, RoleProvider)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // roundClosedEvent announces the closed round t.round, with the candidate

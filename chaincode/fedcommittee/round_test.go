@@ -2,6 +2,7 @@ package fedcommittee
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func federatedFullFlow(t *testing.T, e *env) {
 	require.NoError(t, err)
 
 	// Round cannot close before any acceptance or the deadline.
-	errContains(t, e.closeRound(prov1, "m", "1"), "cannot close yet: 0 of 2 required updates accepted and deadline")
+	errContains(t, e.closeRound(prov1, "m", "1"), "cannot close yet: 0 of 2 required updates accepted, an expected provider's update still missing or pending, and deadline")
 
 	// u1 accepted (median 0.8), u2 rejected (median 0.3: a free rider), u3 accepted.
 	require.NoError(t, e.verdict(com1, u1.ID, 0.9, true))
@@ -518,4 +519,81 @@ func getModelState(t *testing.T, e *env) {
 	errContains(t, err, "model zz not found")
 	_, err = e.modelState("M")
 	errContains(t, err, "modelId")
+}
+
+func TestCloseWhenEveryoneFinal(t *testing.T) { bothModes(t, closeWhenEveryoneFinal) }
+
+// A round short of minAccepted closes before its deadline once every
+// expected provider's update is final: nothing can change its accepted set
+// any more.
+func closeWhenEveryoneFinal(t *testing.T, e *env) {
+	e.setupRoles()
+	e.grant(prov4, RoleProvider)
+	reject := func(u *Update) {
+		require.NoError(t, e.verdict(com1, u.ID, 0.1, false))
+		require.NoError(t, e.verdict(com2, u.ID, 0.2, false))
+	}
+	notYet := "an expected provider's update still missing or pending"
+
+	// Allocation "all": the expected providers are the registrants that
+	// still hold the provider role (prov1, prov2; prov4 lost its role).
+	_, err := e.publish(spec("m"))
+	require.NoError(t, err)
+	for _, p := range []*fakeIdentity{prov1, prov2, prov4} {
+		_, err := e.registerData(p, "m", dataIn(100))
+		require.NoError(t, err)
+	}
+	require.NoError(t, e.tx(admin1, func(ctx ctxT) error { return e.cc.RevokeRole(ctx, prov4.key(), RoleProvider) }))
+	e.activeModel2("m")
+	u1, err := e.submit(prov1, "m", fedUpdate(1, "u1"))
+	require.NoError(t, err)
+	reject(u1)
+	errContains(t, e.closeRound(pub, "m", "1"), notYet) // prov2 has not submitted
+	u2, err := e.submit(prov2, "m", fedUpdate(1, "u2"))
+	require.NoError(t, err)
+	errContains(t, e.closeRound(pub, "m", "1"), notYet) // u2 pending
+	e.accept(u2, 0.8)
+	u3, err := e.submit(prov3, "m", fedUpdate(1, "u3")) // not registered: not waited for, but
+	require.NoError(t, err)
+	errContains(t, e.closeRound(pub, "m", "1"), notYet) // its pending update is
+	reject(u3)
+	require.NoError(t, e.closeRound(pub, "m", "1"))
+	r := e.round("m", "1")
+	require.Equal(t, RoundClosed, r.Status)
+	require.Equal(t, []string{u2.ID}, r.Accepted)
+	require.Less(t, r.ClosedAt, r.Deadline)
+
+	// Nobody registered: nobody is expected, so the round waits for its
+	// deadline even with every update final.
+	e.activeModel(spec("n"))
+	u, err := e.submit(prov1, "n", fedUpdate(1, "n1"))
+	require.NoError(t, err)
+	reject(u)
+	errContains(t, e.closeRound(pub, "n", "1"), notYet)
+
+	// A restricting allocation: the allocated providers are expected; with
+	// both rejected the round is skipped at once.
+	s := spec("k")
+	s.Allocation = &AllocationRule{Rule: AllocRandom, K: 2}
+	_, err = e.publish(s)
+	require.NoError(t, err)
+	for _, p := range []*fakeIdentity{prov1, prov2, prov3} {
+		_, err := e.registerData(p, "k", dataIn(100))
+		require.NoError(t, err)
+	}
+	e.activeModel2("k")
+	ids := map[string]*fakeIdentity{prov1.key(): prov1, prov2.key(): prov2, prov3.key(): prov3}
+	allocated := e.round("k", "1").Allocated
+	require.Len(t, allocated, 2)
+	for i, p := range allocated {
+		u, err := e.submit(ids[p], "k", fedUpdate(1, fmt.Sprint("k", i)))
+		require.NoError(t, err)
+		if i == 0 {
+			errContains(t, e.closeRound(pub, "k", "1"), notYet)
+		}
+		reject(u)
+	}
+	require.NoError(t, e.closeRound(pub, "k", "1"))
+	require.Equal(t, RoundSkipped, e.round("k", "1").Status)
+	require.Equal(t, int64(2), e.model("k").CurrentRound)
 }

@@ -6,13 +6,14 @@ certificate key (P-256). The certificate is taken from the connection profile an
 its identity key equals the committee identity on the ledger holding the ``committee`` role, so a
 key can never come from anybody's say-so. Then ``PublishModel``.
 
-Rounds (federated): the publisher closes a round once every configured provider's update is final
-and ``min_accepted`` are accepted, or once the round's deadline has passed (``Policy.should_close``),
-and records the aggregate of the accepted updates (the policy's strategy). With every update final the
-accepted set can no longer change, so the aggregate is computed first and the close records it
-(``CloseRoundWithAggregate``: one commit fewer on every round's critical path); otherwise the round is
-closed, then its aggregate computed and recorded. Committee members recompute and confirm it (and
-record their own if the publisher is gone: see committee.py).
+Rounds (federated): the publisher closes a round once every expected provider's update is final
+(however many were accepted), once ``min_accepted`` are accepted and the round is quiet, or once its
+deadline has passed (``Policy.should_close``), and records the aggregate of the accepted updates (the
+policy's strategy). With every update final the accepted set can no longer change, so the aggregate is
+computed first and the close records it (``CloseRoundWithAggregate``: one commit fewer on every
+round's critical path); otherwise the round is closed, then its aggregate computed and recorded.
+Committee members recompute and confirm it (and record their own if the publisher is gone: see
+committee.py).
 Gossip: it finishes the model once every provider has made its updates, naming the best one.
 """
 

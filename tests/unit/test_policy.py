@@ -42,9 +42,19 @@ def test_pending_updates_hold_the_round_open():
     assert closes(ups("accepted", "accepted", "pending"), 3, 2, 1200) == (False, "waiting")
 
 
-def test_too_few_accepted_waits_for_the_deadline():
-    assert closes(ups("accepted", "rejected", "rejected"), 3, 2, 1200)[0] is False
-    assert closes(ups("accepted", "rejected", "rejected"), 3, 2, 1302) == (True, "deadline")
+def test_everyone_final_closes_at_once_even_short_of_min_accepted():
+    # Nothing can change the accepted set before the deadline: waiting for it would only idle.
+    assert closes(ups("accepted", "rejected", "rejected"), 3, 2, 1011) == (True, "everyone")
+    assert closes(ups("rejected", "rejected", "rejected"), 3, 2, 1011) == (True, "everyone")
+
+
+def test_too_few_accepted_with_a_provider_missing_waits_for_the_deadline():
+    assert closes(ups("accepted", "rejected"), 3, 2, 1200) == (False, "waiting")
+    assert closes(ups("accepted", "rejected"), 3, 2, 1302) == (True, "deadline")
+
+
+def test_a_round_that_expects_nobody_closes_only_at_the_deadline():
+    assert closes([], 0, 1, 1200) == (False, "waiting")
 
 
 def test_a_silent_provider_does_not_stall_the_round():
