@@ -94,7 +94,9 @@ class Member:
         self.first_seen: dict[str, float] = {}
         self.closed_seen: dict[int, float] = {}
         self.candidate_seen: dict[int, float] = {}  # round -> when the candidate we agree with appeared
-        self.aggregates: dict[int, tuple[bytes, object]] = {}
+        self.aggregates: dict[int, bytes] = {}  # round -> our aggregate of it
+        self.aggregate_evals: dict[int, Any] = {}  # round -> our aggregate's evaluation on our shard
+        self.unevaluated: tuple[int, Any] | None = None  # the last aggregate's model state, not evaluated yet
         self.discrepancies: list[str] = []
         self.proposal_seen: float | None = None
         self.idle_logged = False  # "not_seated" said once per spell off the committee
@@ -547,14 +549,18 @@ class Member:
         if self._confirmed_by_me(cands):
             return
         if r not in self.aggregates:
-            # Evaluated at once too, while the publisher computes and records its candidate: when
-            # that appears, confirming it takes one transaction. The next round's reference starts
-            # on it now, on its own thread.
+            # Computed at once, while the publisher computes and records its candidate, and the next
+            # round's reference starts on it now, on its own thread. A member whose seat is within
+            # the quorum evaluates it at once too, so that confirming takes one transaction when the
+            # candidate appears; the others evaluate it only when their turn comes (a member of the
+            # quorum is down), since the quorum's confirmations mostly finish the round without them.
             blob, new_state = compute_aggregate(a.reader, a.policy, model, rd)
             self.load_shard(model)
             self.prepare_next_round(model, r, blob)
-            self.aggregates[r] = (blob, ml.evaluate(a.exp.model, new_state, self.shard))
-        blob, ev = self.aggregates[r]
+            self.aggregates[r], self.unevaluated = blob, (r, new_state)
+            if self.seat_index(model) < int(model.get("quorum") or 0):
+                self.evaluate_aggregate(r)
+        blob = self.aggregates[r]
         mine = ml.sha256_hex(blob)
         self._note_mismatches(r, cands, mine)
         if not any(c["sha256"] == mine for c in cands):
@@ -566,6 +572,7 @@ class Member:
             return
         if not self.my_turn_to_confirm(model, r, next(c for c in cands if c["sha256"] == mine)):
             return
+        ev = self.evaluate_aggregate(r)
         a.log(
             "aggregate_checked", round=r, sha256=mine, accuracy=round(ev.accuracy, 4), loss=round(ev.loss, 4)
         )
@@ -578,10 +585,27 @@ class Member:
             done=confirmed,
         )
 
+    def evaluate_aggregate(self, r: int):
+        """Our aggregate of round ``r`` evaluated on our shard (an ``ml.EvalResult``): once, kept for
+        the confirmation."""
+        if r not in self.aggregate_evals:
+            if self.unevaluated is not None and self.unevaluated[0] == r:
+                state = self.unevaluated[1]
+            else:  # a later round's aggregate came since: decode ours again
+                state = self.agent.reader.decode_weights(self.aggregates[r])
+            self.unevaluated = None
+            self.aggregate_evals[r] = ml.evaluate(self.agent.exp.model, state, self.shard)
+        return self.aggregate_evals[r]
+
+    def seat_index(self, model: Model) -> int:
+        """Our seat on the model's committee (its order is the confirmation order); past the last
+        seat when we hold none."""
+        seats = [s["member"] for s in model.get("committee") or []]
+        return seats.index(self.agent.me) if self.agent.me in seats else len(seats)
+
     def my_turn_to_confirm(self, model: Model, r: int, cand: dict) -> bool:
         """Whether the members seated before us have confirmed ``cand`` (or had their time to)."""
-        seats = [s["member"] for s in model.get("committee") or []]
-        turn = seats.index(self.agent.me) if self.agent.me in seats else len(seats)
+        turn = self.seat_index(model)
         due = self.candidate_seen.setdefault(r, time.time()) + turn * CONFIRM_TURN_SECONDS
         if len(cand.get("confirmations") or []) >= turn or time.time() >= due:
             return True

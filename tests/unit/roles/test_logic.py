@@ -464,17 +464,16 @@ def test_member_rejects_unloadable_updates_without_crashing():
     assert "IntegrityError" in member._load_update(model, tampered, "b")
 
 
-def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
+def confirming_member(monkeypatch, cands: list):
+    """A member of small.yaml ("Org2MSP/me") over round 1 of a federated history, closed, whose
+    candidate aggregates are ``cands``; its transactions are kept in ``submitted``, its clock is
+    ``clock[0]``. Returns (member, agent, store, ledger, reader, rd, submitted, clock)."""
     from fedcommittee.experiment import load_experiment
     from fedcommittee.roles import committee as committee_mod
     from fedcommittee.roles.committee import Member
 
     store, ledger, reader = federated_history(rounds=1)
     rd = dict(ledger.rounds[("m", 1)], status="closed")
-    bogus = store.put(ml.dumps(ml.initial_state(MODEL, 7)))
-    cands = [
-        {"sha256": bogus.sha256_hex, "cid": bogus.cid, "recordedBy": "Org1MSP/evil", "confirmations": []}
-    ]
     ledger.get_aggregates = lambda mid, r: cands
     ledger.get_round = lambda mid, r: rd
     submitted = []
@@ -492,6 +491,16 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     member.shard = ml.load_digits().subset(list(range(40)))
     clock = [1000.0]
     monkeypatch.setattr(committee_mod.time, "time", lambda: clock[0])
+    return member, agent, store, ledger, reader, rd, submitted, clock
+
+
+def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
+    cands = []
+    member, agent, store, ledger, reader, rd, submitted, clock = confirming_member(monkeypatch, cands)
+    bogus = store.put(ml.dumps(ml.initial_state(MODEL, 7)))
+    cands.append(
+        {"sha256": bogus.sha256_hex, "cid": bogus.cid, "recordedBy": "Org1MSP/evil", "confirmations": []}
+    )
 
     member.confirm(ledger.models["m"], rd)
     assert submitted == [] and member.discrepancies == [bogus.sha256_hex]
@@ -519,6 +528,42 @@ def test_member_never_confirms_an_aggregate_it_cannot_reproduce(monkeypatch):
     reference = member._round_reference(2, {"sha256": ours}, fetched)
     again = ml.reference_delta(member.rule, agent.exp.model, fetched, member.shard)
     assert all(torch.equal(reference[k], again[k]) for k in again)
+
+
+def test_only_members_seated_within_the_quorum_evaluate_the_aggregate_before_their_turn(monkeypatch):
+    from fedcommittee.roles import committee as committee_mod
+    from fedcommittee.roles.committee import CONFIRM_TURN_SECONDS
+
+    cands = []
+    member, agent, store, ledger, reader, rd, submitted, clock = confirming_member(monkeypatch, cands)
+    ours = ledger.rounds[("m", 1)]["aggregate"]
+    cands.append(
+        {"sha256": ours["sha256"], "cid": ours["cid"], "recordedBy": "Org1MSP/pub", "confirmations": []}
+    )
+    evaluated = []
+    real_evaluate = ml.evaluate
+    monkeypatch.setattr(
+        committee_mod.ml, "evaluate", lambda *a, **k: evaluated.append(1) or real_evaluate(*a, **k)
+    )
+    seats = [{"member": m} for m in ("Org1MSP/a", "Org3MSP/c", agent.me)]
+    past_quorum = dict(ledger.models["m"], committee=seats, quorum=2)
+
+    # Seat 2 of a quorum of 2: the aggregate is computed (the next round's reference starts on it)
+    # but not evaluated while the quorum may still confirm without us.
+    member.confirm(past_quorum, rd)
+    assert submitted == [] and evaluated == [] and member.references.started_for() == (2, ours["sha256"])
+    # Seats 0 and 1 are down: our turn comes, and the evaluation with it, once.
+    clock[0] += 2 * CONFIRM_TURN_SECONDS
+    member.confirm(past_quorum, rd)
+    assert [fn for fn, _, _ in submitted] == ["ConfirmAggregate"] and len(evaluated) == 1
+    assert submitted[0][2]["score"] == member.aggregate_evals[1].accuracy
+    # Seated within the quorum (seat 0 here): evaluated as soon as computed, and confirmed at once.
+    first = member
+    member, agent, *_, submitted, _ = confirming_member(monkeypatch, cands)
+    member.confirm(dict(past_quorum, committee=[{"member": agent.me}, *seats[:2]]), rd)
+    assert len(evaluated) == 2 and [fn for fn, _, _ in submitted] == ["ConfirmAggregate"]
+    for m in (first, member):  # the references' threads draw from torch's RNG: let them finish
+        m.references.start(m.references.started_for(), None).result()
 
 
 def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
