@@ -594,7 +594,9 @@ class Member:
             else:  # a later round's aggregate came since: decode ours again
                 state = self.agent.reader.decode_weights(self.aggregates[r])
             self.unevaluated = None
+            started = time.perf_counter()
             self.aggregate_evals[r] = ml.evaluate(self.agent.exp.model, state, self.shard)
+            self.agent.log("aggregate_evaluated", round=r, seconds=round(time.perf_counter() - started, 3))
         return self.aggregate_evals[r]
 
     def seat_index(self, model: Model) -> int:
