@@ -313,7 +313,9 @@ def run_inprocess(setting: Setting, workers: int | None = None) -> dict:
             accepted += len(chosen)
             # Rounds run in order in this process: the policy never needs to replay earlier ones.
             g = policy.aggregate(r, g, chosen if len(chosen) >= exp.min_accepted else [], None)
-            list(pool.map(_check, [(g, k) for k in range(setting.members)]))
+            # The members seated within the quorum check the aggregate (the others only when one of
+            # those is down: roles/committee.py), as on the network.
+            list(pool.map(_check, [(g, k) for k in range(min(exp.effective_quorum, setting.members))]))
             walls.append(time.perf_counter() - t0)
             print(
                 f"[in-process] round {r} {walls[-1]:.2f}s accepted {len(chosen)}", file=sys.stderr, flush=True
