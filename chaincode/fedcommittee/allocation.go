@@ -57,16 +57,17 @@ func Draw(roundSeed, provider string) string {
 // the provider role, read in key (identity) order.
 //
 // The pool is read from at most MaxDataRegistrants registrations (the first
-// in identity order). This is where the limit is enforced because this is
-// the one transaction whose work grows with the number of registrations,
-// and it is written by one transaction per round: RegisterData itself keeps
-// no count, since a count every provider writes would make concurrent
-// registrations conflict. Registrations are keyed by provider identity and
-// only provider role holders (granted by org admins) can register, so their
-// number is bounded by the grants and never blocks a round from opening.
+// in identity order). This is where the limit is enforced because the
+// transactions whose work grows with the number of registrations run once
+// per round (this one, and a close short of minAccepted: everyoneFinal),
+// while RegisterData itself keeps no count, since a count every provider
+// writes would make concurrent registrations conflict. Registrations are
+// keyed by provider identity and only provider role holders (granted by org
+// admins) can register, so their number is bounded by the grants and never
+// blocks a round from opening.
 func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
 	rule := m.Allocation
-	providers, err := t.dataRegistrants(m.ID, MaxDataRegistrants)
+	providers, _, err := t.registeredProviders(m.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -97,19 +98,32 @@ func (t *txCtx) allocate(m *Model, n int64) (*Allocation, error) {
 	return &al, t.saveAllocation(&al)
 }
 
-// rankProviders ranks the providers that still hold the provider role:
-// random by draw ascending, reputation by account reputation descending,
-// ties by identity.
+// registeredProviders returns the data registrants of a model that still
+// hold the provider role, read from at most MaxDataRegistrants registrations
+// (the first in identity order), and whether those were all of them.
+func (t *txCtx) registeredProviders(modelID string) ([]string, bool, error) {
+	regs, err := t.dataRegistrants(modelID, MaxDataRegistrants)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]string, 0, len(regs))
+	for _, p := range regs {
+		ok, err := t.hasRole(p, RoleProvider)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	return out, len(regs) < MaxDataRegistrants, nil
+}
+
+// rankProviders ranks providers: random by draw ascending, reputation by
+// account reputation descending, ties by identity.
 func (t *txCtx) rankProviders(rule, seed string, providers []string) ([]AllocationRank, error) {
 	var ranks []AllocationRank
 	for _, p := range providers {
-		ok, err := t.hasRole(p, RoleProvider)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
 		r := AllocationRank{Provider: p}
 		if rule == AllocRandom {
 			r.Draw = Draw(seed, p)

@@ -39,9 +39,10 @@ type DataRegistration struct {
 // any number of providers can register in one block without conflicting.
 // There is deliberately no per-model count: a counter that every provider
 // writes made concurrent registrations conflict (MVCC) with each other.
-// MaxDataRegistrants is kept where it matters, by the one transaction that
-// reads every registration: the allocation of a round (allocate) takes the
-// pool from at most that many registrations.
+// MaxDataRegistrants is kept where it matters, by the transactions that
+// read every registration: the allocation of a round (allocate) takes the
+// pool from at most that many registrations, and a round closes short of
+// minAccepted (everyoneFinal) only when there are fewer.
 func (c *Contract) RegisterData(ctx contractapi.TransactionContextInterface, modelID, input string) (string, error) {
 	var in DataInput
 	return runJSON(ctx, opening{holds(RoleProvider), onModel(modelID),

@@ -226,14 +226,14 @@ func (t *txCtx) fixAccepted() error {
 // The range reads make a close invalid (phantom read) if an update or a
 // registration commits before it in the same block.
 func (t *txCtx) everyoneFinal(m *Model, r *Round) (bool, error) {
-	expected := r.Allocated
+	expected, complete := r.Allocated, true
 	if !restricted(m) {
 		var err error
-		if expected, err = t.registeredProviders(m.ID); err != nil {
+		if expected, complete, err = t.registeredProviders(m.ID); err != nil {
 			return false, err
 		}
 	}
-	if len(expected) == 0 {
+	if !complete || len(expected) == 0 {
 		return false, nil
 	}
 	entries, err := t.scanFirst(recordKey{keyRoundUpd, []string{m.ID, roundAttr(r.Number)}}, MaxScan)
@@ -257,27 +257,6 @@ func (t *txCtx) everyoneFinal(m *Model, r *Round) (bool, error) {
 		}
 	}
 	return true, nil
-}
-
-// registeredProviders returns the data registrants of a model that still
-// hold the provider role, or nil when there may be more than MaxScan of
-// them.
-func (t *txCtx) registeredProviders(modelID string) ([]string, error) {
-	regs, err := t.dataRegistrants(modelID, MaxDataRegistrants)
-	if err != nil || len(regs) == MaxDataRegistrants {
-		return nil, err
-	}
-	out := make([]string, 0, len(regs))
-	for _, p := range regs {
-		ok, err := t.hasRole(p, RoleProvider)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, p)
-		}
-	}
-	return out, nil
 }
 
 // roundClosedEvent announces the closed round t.round, with the candidate
