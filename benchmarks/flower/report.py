@@ -540,11 +540,13 @@ def overhead_section(results: Path) -> list[str]:
             f"Partition `{s.partition}`, {s.providers} providers, {s.members} members, `{s.model}`,"
             f" {s.rounds} rounds. In-process: the same training, committee scoring, acceptance, FedAvg and"
             " aggregate checks in a pool of as many worker processes as cores, no ledger, no IPFS, measured"
-            " in the same invocation as the backend's row. Round breakdown: medians over rounds along the"
-            " critical path (`fedcommittee.logs.round_overhead`). Transactions: the median round's"
-            " commits; reads: the agents' queries (each a chaincode run on a peer) over the whole run,"
-            " set-up included, per round (n/a where the run predates the count). Committee: the"
-            " scoring rule on both sides (`effect_mainjob` is configs/default.yaml's).",
+            " in the same invocation as the backend's row (the aggregate checked by the quorum's members,"
+            " as on the network since 2026-12-07; by every member in the `trust` rows). Round breakdown:"
+            " medians over rounds along the critical path (`fedcommittee.logs.round_overhead`)."
+            " Transactions: the median round's commits; reads: the agents' queries (each a chaincode run"
+            " on a peer) over the whole run, set-up included, per round (n/a where the run predates the"
+            " count). Committee: the scoring rule on both sides (`effect_mainjob` is"
+            " configs/default.yaml's).",
             "",
             "| ledger | committee | local steps | in-process s/round | fedcommittee s/round | ratio | compute"
             " | ledger | IPFS | other | ledger + IPFS share | transactions / round | reads / round |",
