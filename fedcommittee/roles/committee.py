@@ -18,6 +18,8 @@
   ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
   down), the member records its own.
+* Round ``open`` with the publisher gone: ``settle_seconds`` after every expected provider's update
+  became final (or after the deadline), any member closes it.
 * Gossip: each pending update is scored alone against the mean of its parents.
 * Sealed updates (``encrypt_updates``) are opened with our Fabric key. One sealed to fewer than all of
   the model's update recipients (``envelopes.update_recipients``: whoever aggregates must be able to open
@@ -403,7 +405,8 @@ class Member:
             out.append(u)
         return out
 
-    def judge_round(self, model: Model, rd: Round) -> None:
+    def judge_round(self, model: Model, rd: Round) -> list[Update]:
+        """Judge what is unjudged among round ``rd``'s updates; returns them as read."""
         a = self.agent
         r = int(rd["number"])
         g = rd["global"]
@@ -416,19 +419,19 @@ class Member:
         recorded = list(a.client.iter_round_updates(a.model_id, r))
         todo = self._unjudged(recorded)
         if not todo:
-            return
+            return recorded
         # A replay the contract rejected on the spot counts as its provider's turn, but is not scored.
         updates = [u for u in recorded if not u.get("refusal")]
         try:
             loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
         except StorageError as exc:  # only an unreachable node gets here (_load_update)
             self.postpone(r, exc)
-            return
+            return recorded
         everyone = len(recorded) >= expected_providers(a.exp, rd)
         settle_ends = min(self.first_seen[u["id"]] for u in todo) + a.exp.settle_seconds
         if not everyone and time.time() < settle_ends:
             self.settle_due = settle_ends
-            return
+            return recorded
         valid, states = [], []
         rule = self.rule_for(model)
         verdicts: list[tuple[Update, float, str, Any]] = []  # (update, score, reason, rule), sent at once
@@ -455,6 +458,7 @@ class Member:
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
         if verdicts:
             self._verdicts(verdicts)
+        return recorded
 
     def postpone(self, r: int, exc: StorageError) -> None:
         """Our IPFS node cannot be reached: judge again in a second (an update is never rejected
@@ -652,14 +656,25 @@ class Member:
         a.log("record_own_aggregate", round=r, sha256=mine)
         a.submit(a.client.record_aggregate, a.model_id, r, cid=obj.cid, sha256=mine, done=recorded)
 
-    def close_if_overdue(self, rd: Round) -> None:
-        """Liveness without the publisher: a round past its deadline by settle_seconds is closed by
-        any member (the contract allows it; the first one wins, the others see it closed)."""
+    def close_if_overdue(self, rd: Round, updates: list[Update]) -> None:
+        """Liveness without the publisher, which closes a round as soon as it may: any member closes
+        the round (the contract allows it; the first one wins, the others see it closed)
+        settle_seconds after its deadline, or settle_seconds after the last of every expected
+        provider's updates became final (``updates``: the round's, as read this pass). The contract
+        allows that close short of min_accepted too (``everyoneFinal``)."""
         a = self.agent
         r = int(rd["number"])
-        if time.time() < int(rd.get("deadline") or 0) + a.exp.settle_seconds:
+        due, why = int(rd.get("deadline") or 0) + a.exp.settle_seconds, "deadline"
+        final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
+        if final and len(final) == len(updates) >= expected_providers(a.exp, rd):
+            last_final = max(int(u.get("finalizedAt") or 0) for u in final)
+            if last_final + a.exp.settle_seconds < due:
+                due, why = last_final + a.exp.settle_seconds, "everyone_final"
+        if time.time() < due:
+            if why == "everyone_final":  # no event may come to wake us by then: look again at due
+                self.settle_due = due if self.settle_due is None else min(self.settle_due, due)
             return
-        a.log("close_overdue_round", round=r)
+        a.log("close_overdue_round", round=r, why=why)
         a.submit(
             a.client.close_round,
             a.model_id,
@@ -682,8 +697,7 @@ class Member:
         elif status == ModelStatus.ACTIVE:
             rd = self.agent.round(int(model["currentRound"]))
             if rd["status"] == RoundStatus.OPEN:
-                self.judge_round(model, rd)
-                self.close_if_overdue(rd)
+                self.close_if_overdue(rd, self.judge_round(model, rd))
             elif rd["status"] == RoundStatus.CLOSED:
                 self.confirm(model, rd)
         return None

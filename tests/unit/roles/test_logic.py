@@ -566,6 +566,43 @@ def test_only_members_seated_within_the_quorum_evaluate_the_aggregate_before_the
         m.references.start(m.references.started_for(), None).result()
 
 
+def test_members_close_a_round_the_publisher_left_once_every_update_is_final(monkeypatch):
+    from fedcommittee.roles import committee as committee_mod
+    from fedcommittee.roles.committee import Member
+
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    member = object.__new__(Member)  # only the closing logic: no shard, no ledger
+    member.settle_due, closes, logged = None, [], []
+    member.agent = type("A", (), {})()
+    member.agent.exp, member.agent.model_id = exp, "m"
+    member.agent.client = type("C", (), {"close_round": None})()
+    member.agent.log = lambda event, **kw: logged.append(kw.get("why"))
+    member.agent.submit = lambda send, model_id, r, done=None: closes.append(r)
+    clock = [1010.0]
+    monkeypatch.setattr(committee_mod.time, "time", lambda: clock[0])
+    rd = {"number": 3, "deadline": 2000}
+    settle = exp.settle_seconds
+    final = [
+        {"id": f"u{i}", "status": "accepted" if i < 2 else "rejected", "finalizedAt": 1000 + i}
+        for i in range(4)
+    ]
+
+    # Every configured provider's update final: due settle_seconds after the last finalization.
+    member.close_if_overdue(rd, final)
+    assert closes == [] and member.settle_due == 1003 + settle
+    clock[0] = 1003 + settle + 0.5
+    member.close_if_overdue(rd, final)
+    assert closes == [3] and logged == ["everyone_final"]
+    # An update still pending, or a provider not heard from: the deadline (and settle) as before.
+    for updates in ([*final[:3], dict(final[3], status="pending")], final[:3]):
+        member.settle_due = None
+        member.close_if_overdue(rd, updates)
+        assert closes == [3] and member.settle_due is None
+    clock[0] = 2000 + settle + 0.5
+    member.close_if_overdue(rd, final[:3])
+    assert closes == [3, 3] and logged == ["everyone_final", "deadline"]
+
+
 def test_publisher_rechecks_when_the_quiet_window_ends(monkeypatch):
     from fedcommittee.roles import publisher as publisher_mod
     from fedcommittee.roles.publisher import Publisher
