@@ -18,8 +18,9 @@
   ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
   down), the member records its own.
-* Round ``open`` with the publisher gone: ``settle_seconds`` after every expected provider's update
-  became final (or after the deadline), any member closes it.
+* Round ``open`` with the publisher gone: ``PUBLISHER_GRACE_SECONDS`` (``settle_seconds`` if longer)
+  after every expected provider's update became final, or ``settle_seconds`` after the deadline, any
+  member closes it.
 * Gossip: each pending update is scored alone against the mean of its parents.
 * Sealed updates (``encrypt_updates``) are opened with our Fabric key. One sealed to fewer than all of
   the model's update recipients (``envelopes.update_recipients``: whoever aggregates must be able to open
@@ -61,6 +62,12 @@ from fedcommittee.storage.errors import StorageError, unreachable
 # each, every round); in turn, members past the quorum find the round done and send nothing. The
 # wait is off the critical path: providers train the next round meanwhile (provider.train_ahead).
 CONFIRM_TURN_SECONDS = 1.0
+
+# A round whose updates are all final is the publisher's to close, at once and with its aggregate
+# (one commit fewer than a close and a separate record). Members close it in the publisher's stead
+# only when it has not done so this long after the last update became final (or settle_seconds, if
+# longer), so that a publisher slowed by a busy machine is not raced.
+PUBLISHER_GRACE_SECONDS = 10.0
 
 # The others' verdicts on a federated round's updates give a member nothing to do: its own verdicts
 # wait for updates (UpdateSubmitted), its confirmation for the close and the aggregates. Each such
@@ -659,8 +666,9 @@ class Member:
     def close_if_overdue(self, rd: Round, updates: list[Update]) -> None:
         """Liveness without the publisher, which closes a round as soon as it may: any member closes
         the round (the contract allows it; the first one wins, the others see it closed)
-        settle_seconds after its deadline, or settle_seconds after the last of every expected
-        provider's updates became final (``updates``: the round's, as read this pass). The contract
+        settle_seconds after its deadline, or PUBLISHER_GRACE_SECONDS (settle_seconds if longer)
+        after the last of every expected provider's updates became final (``updates``: the round's,
+        as read this pass). The contract
         allows that close short of min_accepted too (``everyoneFinal``)."""
         a = self.agent
         r = int(rd["number"])
@@ -668,8 +676,9 @@ class Member:
         final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
         if final and len(final) == len(updates) >= expected_providers(a.exp, rd):
             last_final = max(int(u.get("finalizedAt") or 0) for u in final)
-            if last_final + a.exp.settle_seconds < due:
-                due, why = last_final + a.exp.settle_seconds, "everyone_final"
+            grace = max(a.exp.settle_seconds, PUBLISHER_GRACE_SECONDS)
+            if last_final + grace < due:
+                due, why = last_final + grace, "everyone_final"
         if time.time() < due:
             if why == "everyone_final":  # no event may come to wake us by then: look again at due
                 self.settle_due = due if self.settle_due is None else min(self.settle_due, due)

@@ -568,9 +568,10 @@ def test_only_members_seated_within_the_quorum_evaluate_the_aggregate_before_the
 
 def test_members_close_a_round_the_publisher_left_once_every_update_is_final(monkeypatch):
     from fedcommittee.roles import committee as committee_mod
-    from fedcommittee.roles.committee import Member
+    from fedcommittee.roles.committee import PUBLISHER_GRACE_SECONDS, Member
 
-    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "small.yaml", model_id="m")
+    exp = load_experiment(Path(__file__).resolve().parents[3] / "configs" / "default.yaml", model_id="m")
+    assert exp.settle_seconds < PUBLISHER_GRACE_SECONDS  # a short settle window must not race the publisher
     member = object.__new__(Member)  # only the closing logic: no shard, no ledger
     member.settle_due, closes, logged = None, [], []
     member.agent = type("A", (), {})()
@@ -581,25 +582,29 @@ def test_members_close_a_round_the_publisher_left_once_every_update_is_final(mon
     clock = [1010.0]
     monkeypatch.setattr(committee_mod.time, "time", lambda: clock[0])
     rd = {"number": 3, "deadline": 2000}
-    settle = exp.settle_seconds
+    n = len(exp.providers)
     final = [
-        {"id": f"u{i}", "status": "accepted" if i < 2 else "rejected", "finalizedAt": 1000 + i}
-        for i in range(4)
+        {"id": f"u{i}", "status": "rejected" if i else "accepted", "finalizedAt": 1000 + i} for i in range(n)
     ]
+    last = 1000 + n - 1
 
-    # Every configured provider's update final: due settle_seconds after the last finalization.
+    # Every configured provider's update final: due a grace period after the last finalization,
+    # not the (shorter) settle window.
     member.close_if_overdue(rd, final)
-    assert closes == [] and member.settle_due == 1003 + settle
-    clock[0] = 1003 + settle + 0.5
+    assert closes == [] and member.settle_due == last + PUBLISHER_GRACE_SECONDS
+    clock[0] = last + exp.settle_seconds + 0.5
+    member.close_if_overdue(rd, final)
+    assert closes == []
+    clock[0] = last + PUBLISHER_GRACE_SECONDS + 0.5
     member.close_if_overdue(rd, final)
     assert closes == [3] and logged == ["everyone_final"]
     # An update still pending, or a provider not heard from: the deadline (and settle) as before.
-    for updates in ([*final[:3], dict(final[3], status="pending")], final[:3]):
+    for updates in ([*final[:-1], dict(final[-1], status="pending")], final[:-1]):
         member.settle_due = None
         member.close_if_overdue(rd, updates)
         assert closes == [3] and member.settle_due is None
-    clock[0] = 2000 + settle + 0.5
-    member.close_if_overdue(rd, final[:3])
+    clock[0] = 2000 + exp.settle_seconds + 0.5
+    member.close_if_overdue(rd, final[:-1])
     assert closes == [3, 3] and logged == ["everyone_final", "deadline"]
 
 
