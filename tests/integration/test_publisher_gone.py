@@ -46,6 +46,7 @@ class StopPublisher:
         publisher = next(c for c in sup.children if c.name == "publisher")
         sup.children.remove(publisher)  # never restarted
         publisher.stop()
+        time.sleep(2.0)  # a transaction it sent before it died may still commit: let it, then look
         current = int(model.get("currentRound") or 0)
         self.first_without = current if current and self.round_open(current) else current + 1
         sup.say(f"drill: stopped the publisher for good (model {model['status']}, round {current})")
