@@ -668,13 +668,13 @@ class Member:
         the round (the contract allows it; the first one wins, the others see it closed)
         settle_seconds after its deadline, or PUBLISHER_GRACE_SECONDS (settle_seconds if longer)
         after the last of every expected provider's updates became final (``updates``: the round's,
-        as read this pass). The contract
-        allows that close short of min_accepted too (``everyoneFinal``)."""
+        as read this pass). The contract allows that close short of min_accepted too
+        (``everyoneFinal``)."""
         a = self.agent
         r = int(rd["number"])
         due, why = int(rd.get("deadline") or 0) + a.exp.settle_seconds, "deadline"
         final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
-        if final and len(final) == len(updates) >= expected_providers(a.exp, rd):
+        if final and len(final) == len(updates) and len(final) >= expected_providers(a.exp, rd):
             last_final = max(int(u.get("finalizedAt") or 0) for u in final)
             grace = max(a.exp.settle_seconds, PUBLISHER_GRACE_SECONDS)
             if last_final + grace < due:
