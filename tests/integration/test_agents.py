@@ -24,6 +24,17 @@ FEDCOMMITTEE = str(Path(sys.executable).parent / "fedcommittee")
 CONFIG = ROOT / "configs" / "small.yaml"
 
 
+def small_config(dest: Path, *changes: tuple[str, str]) -> Path:
+    """configs/small.yaml with whole lines replaced, each ``(old, new)`` (every old line must be in
+    it), written to ``dest``."""
+    text = CONFIG.read_text()
+    for old, new in changes:
+        assert f"\n{old}\n" in text, f"{CONFIG} has no line {old!r}"
+        text = text.replace(f"\n{old}\n", f"\n{new}\n")
+    dest.write_text(text)
+    return dest
+
+
 def cli(net, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
     return subprocess.run(
         [FEDCOMMITTEE, "--home", str(net.home), *args],
@@ -174,8 +185,7 @@ def test_agents_survive_a_kill_and_restart(local_network, fabric, tmp_path):
     model_id = f"small-drill-{int(time.time())}"
     # More rounds, so that both kills fall inside the run: the drill acts on the supervisor's turns,
     # every 2 s, and a round can take half a second.
-    config = tmp_path / "small.yaml"
-    config.write_text(CONFIG.read_text().replace("\nrounds: 2\n", "\nrounds: 12\n"))
+    config = small_config(tmp_path / "small.yaml", ("rounds: 2", "rounds: 12"))
     exp = load_experiment(config, model_id=model_id)
     env = net.env()
     import os

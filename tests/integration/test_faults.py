@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.network import ROOT, LocalNetwork
-from tests.integration.test_agents import CONFIG, FEDCOMMITTEE, check_outcome, cli, ledger
+from tests.integration.test_agents import FEDCOMMITTEE, check_outcome, cli, ledger, small_config
 
 # Rounds take seconds and go on while a drill's node is down (Fabric's other orderers and peers carry
 # them), so there must be rounds left for the next drill when one ends: each drill waits for the next
@@ -195,11 +195,12 @@ def fault_network(fabric, tmp_path_factory, request):
 def drilled_run(fault_network, tmp_path_factory):
     """The experiment with the three drills; returns what the checks need."""
     net = fault_network
-    config = tmp_path_factory.mktemp("faults-config") / "small.yaml"
-    text = CONFIG.read_text()
-    assert "\nrounds: 2\n" in text and "\ndeadline_seconds: 120\n" in text and SCORING[0] in text
-    text = text.replace("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n").replace(*SCORING)
-    config.write_text(text.replace("\ndeadline_seconds: 120\n", f"\ndeadline_seconds: {DEADLINE_SECONDS}\n"))
+    config = small_config(
+        tmp_path_factory.mktemp("faults-config") / "small.yaml",
+        ("rounds: 2", f"rounds: {ROUNDS}"),
+        ("deadline_seconds: 120", f"deadline_seconds: {DEADLINE_SECONDS}"),
+        SCORING,
+    )
     model_id = f"small-faults-{int(time.time())}"
     exp = Experiment(net, config, model_id)
     drills: list[str] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_agents import CONFIG, check_outcome, ledger
+from tests.integration.test_agents import check_outcome, ledger, small_config
 
 # Rounds of small.yaml take about half a second with the publisher, and the supervisor's turns come
 # every 2 s (the first that found the model found round 3 open, twice): rounds enough to leave
@@ -25,9 +25,9 @@ from tests.integration.test_agents import CONFIG, check_outcome, ledger
 ROUNDS = 6
 DEADLINE = 600  # seconds: the rounds without the publisher must not wait for it
 CHANGES = (
-    ("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n"),
-    ("\ndeadline_seconds: 120\n", f"\ndeadline_seconds: {DEADLINE}\n"),
-    ("\nsettle_seconds: 15\n", "\nsettle_seconds: 5\n"),
+    ("rounds: 2", f"rounds: {ROUNDS}"),
+    ("deadline_seconds: 120", f"deadline_seconds: {DEADLINE}"),
+    ("settle_seconds: 15", "settle_seconds: 5"),
 )
 
 
@@ -59,12 +59,7 @@ def test_members_finish_the_model_when_the_publisher_is_gone(local_network, fabr
     net = local_network["network"]
     for k, v in net.env().items():
         monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
-    text = CONFIG.read_text()
-    for old, new in CHANGES:
-        assert old in text, old
-        text = text.replace(old, new)
-    config = tmp_path / "small.yaml"
-    config.write_text(text)
+    config = small_config(tmp_path / "small.yaml", *CHANGES)
     exp = load_experiment(config, model_id=f"small-no-publisher-{int(time.time())}")
 
     def round_open(r: int) -> bool:

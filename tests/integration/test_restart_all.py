@@ -29,7 +29,7 @@ import time
 import pytest
 
 from fedcommittee.ledger import ContractError
-from tests.integration.test_agents import CONFIG, check_outcome, ledger
+from tests.integration.test_agents import check_outcome, ledger, small_config
 from tests.integration.test_faults import accepted_updates, agent_crashes, audit_nothing_lost
 
 # The supervisor's turns (and so the drill) come every 2 s, and on a fast day a round of small.yaml
@@ -82,10 +82,9 @@ def restarted_run(local_network, fabric, tmp_path_factory, monkeypatch_module):
     net = local_network["network"]
     for k, v in net.env().items():
         monkeypatch_module.setenv(k, v)  # the agents run_experiment starts inherit the network's env
-    config = tmp_path_factory.mktemp("restart-all") / "small.yaml"
-    text = CONFIG.read_text()
-    assert "\nrounds: 2\n" in text
-    config.write_text(text.replace("\nrounds: 2\n", f"\nrounds: {ROUNDS}\n"))
+    config = small_config(
+        tmp_path_factory.mktemp("restart-all") / "small.yaml", ("rounds: 2", f"rounds: {ROUNDS}")
+    )
     model_id = f"small-restart-all-{int(time.time())}"
     exp = load_experiment(config, model_id=model_id)
     names = [m.name for m in exp.committee] + [p.name for p in exp.providers] + ["publisher"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_agents import CONFIG, ledger
+from tests.integration.test_agents import ledger, small_config
 
 DEADLINE = 600  # seconds: far more than the whole run may take
 
@@ -26,15 +26,11 @@ def test_rounds_short_of_min_accepted_close_once_every_update_is_final(
     net = local_network["network"]
     for k, v in net.env().items():
         monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
-    text = CONFIG.read_text()
-    for old, new in (
-        ("\nmin_accepted: 2\n", "\nmin_accepted: 3\n"),
-        ("\ndeadline_seconds: 120\n", f"\ndeadline_seconds: {DEADLINE}\n"),
-    ):
-        assert old in text, old
-        text = text.replace(old, new)
-    config = tmp_path / "small.yaml"
-    config.write_text(text)
+    config = small_config(
+        tmp_path / "small.yaml",
+        ("min_accepted: 2", "min_accepted: 3"),
+        ("deadline_seconds: 120", f"deadline_seconds: {DEADLINE}"),
+    )
     model_id = f"small-short-{int(time.time())}"
 
     started = time.monotonic()
