@@ -186,19 +186,23 @@ class Policy:
         partial participation, when ``min_accepted`` are accepted, nothing is pending and no update
         came for ``settle_seconds``; or when the deadline has passed.
         """
-        final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
-        accepted = sum(1 for u in final if u["status"] == UpdateStatus.ACCEPTED)
         if now > int(rd.get("deadline") or 0) + 1:
             return True, "deadline"
-        if len(final) < len(updates):
+        if any(u["status"] == UpdateStatus.PENDING for u in updates):
             return False, "waiting"
-        if providers and len(final) >= providers:
+        if self.everyone_final(updates, providers):
             return True, "everyone"
-        if accepted < self.min_accepted:
+        if sum(1 for u in updates if u["status"] == UpdateStatus.ACCEPTED) < self.min_accepted:
             return False, "waiting"
         if now > self.quiet_from(rd, updates):
             return True, "quiet"
         return False, "waiting"
+
+    @staticmethod
+    def everyone_final(updates: list[dict], providers: int) -> bool:
+        """Whether a round's accepted set can no longer change: each of its ``providers`` expected
+        providers (at least one) has an update, and none of its updates is pending."""
+        return 0 < providers <= len(updates) and all(u["status"] != UpdateStatus.PENDING for u in updates)
 
     def quiet_from(self, rd: dict, updates: list[dict]) -> float:
         """When an open round with no new update counts as quiet: ``settle_seconds`` after its last

@@ -673,9 +673,8 @@ class Member:
         a = self.agent
         r = int(rd["number"])
         due, why = int(rd.get("deadline") or 0) + a.exp.settle_seconds, "deadline"
-        final = [u for u in updates if u["status"] != UpdateStatus.PENDING]
-        if final and len(final) == len(updates) and len(final) >= expected_providers(a.exp, rd):
-            last_final = max(int(u.get("finalizedAt") or 0) for u in final)
+        if Policy.everyone_final(updates, expected_providers(a.exp, rd)):
+            last_final = max(int(u.get("finalizedAt") or 0) for u in updates)
             grace = max(a.exp.settle_seconds, PUBLISHER_GRACE_SECONDS)
             if last_final + grace < due:
                 due, why = last_final + grace, "everyone_final"
