@@ -174,6 +174,11 @@ class ScoringConfig:
     rescue_se: float = 1.0
     sym_se: float = 1.0
     loo_se: float | None = None  # None: no leave-one-out test
+    # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (0: off).
+    probation_rounds: int = 0
+    probation_cos_floor: float = 0.01
+    probation_sym_se: float = 1.0
+    probation_rescue_se: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -550,7 +555,8 @@ def _local(r: _Reader, top: Mapping) -> LocalConfig:
 def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
-        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se"})  # fmt: skip
+        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "probation_rounds",
+        "probation_cos_floor", "probation_sym_se", "probation_rescue_se"})  # fmt: skip
     return ScoringConfig(
         rule=r.text(sc, "rule", "scoring.rule", "trust", choices=registry.SCORING_RULES),
         metric=r.text(sc, "metric", "scoring.metric", "loss", choices=registry.SCORING_METRICS),
@@ -564,6 +570,10 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
         rescue_se=r.num(sc, "rescue_se", "scoring.rescue_se", 1.0, lo=0),
         sym_se=r.num(sc, "sym_se", "scoring.sym_se", 1.0, lo=0),
         loo_se=r.num(sc, "loo_se", "scoring.loo_se", None, lo=0),
+        probation_rounds=r.num(sc, "probation_rounds", "scoring.probation_rounds", 0, kind=int, lo=0),
+        probation_cos_floor=r.num(sc, "probation_cos_floor", "scoring.probation_cos_floor", 0.01, lo=-1),
+        probation_sym_se=r.num(sc, "probation_sym_se", "scoring.probation_sym_se", 1.0, lo=0),
+        probation_rescue_se=r.num(sc, "probation_rescue_se", "scoring.probation_rescue_se", 1.0, lo=0),
     )
 
 
@@ -685,6 +695,30 @@ def _scheme(r: _Reader, value: Any, key: str) -> str | None:
         raise r.fail(key, str(exc)) from None
 
 
+def _check_probation(exp: Experiment, r: _Reader) -> None:
+    """Probation is the effect rule's, for federated rounds (a gossip update has no round before it
+    whose verdicts are all final), and its bars may only be stricter than the others."""
+    sc = exp.scoring
+    if not sc.probation_rounds:
+        return
+    if sc.rule != "effect":
+        raise r.fail("scoring.probation_rounds", f"probation is the effect rule's, not {sc.rule!r}'s")
+    if exp.mode != Mode.FEDERATED:
+        raise r.fail("scoring.probation_rounds", f"probation needs federated rounds, not mode {exp.mode!r}")
+    for key, mine, base, at_least in (
+        ("probation_cos_floor", sc.probation_cos_floor, sc.cos_floor, True),
+        ("probation_sym_se", sc.probation_sym_se, sc.sym_se, False),
+        ("probation_rescue_se", sc.probation_rescue_se, sc.rescue_se, True),
+    ):
+        if mine < base if at_least else mine > base:
+            plain, bound = key.removeprefix("probation_"), "at least" if at_least else "at most"
+            raise r.fail(
+                f"scoring.{key}",
+                f"{mine} is looser than scoring.{plain} ({base}): on probation a provider must meet bars "
+                f"at least as strict ({bound} {base})",
+            )
+
+
 def _check_consistency(exp: Experiment, r: _Reader) -> None:
     names = [p.name for p in exp.providers]
     for i, n in enumerate(names):
@@ -718,6 +752,7 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
         raise r.fail(
             "min_accepted", f"{exp.min_accepted} exceeds the number of providers {len(exp.providers)}"
         )
+    _check_probation(exp, r)
     if exp.gossip.max_parents > 16:
         raise r.fail("gossip.max_parents", "at most 16")
     if exp.gossip.min_parents > exp.gossip.max_parents:

@@ -238,6 +238,10 @@ class Policy:
             rescue_se=s.rescue_se,
             sym_se=s.sym_se,
             loo_se=float("inf") if s.loo_se is None else s.loo_se,
+            probation_rounds=s.probation_rounds,
+            probation_cos_floor=s.probation_cos_floor,
+            probation_sym_se=s.probation_sym_se,
+            probation_rescue_se=s.probation_rescue_se,
             # The member's own reference update is trained like the providers' (optimizer, momentum,
             # batch), so that its length and direction are comparable with theirs.
             reference=ml.TrainConfig(steps=s.reference_steps, lr=s.reference_lr, batch_size=c.batch_size,

@@ -52,6 +52,7 @@ class RoundView:
     global_state: State
     rule: object | None = None  # a scoring.ScoringRule
     surrogate: Dataset | None = None  # stands in for the members' shards (the attacker has no shard)
+    probation: bool = False  # whether the committee judges this attacker at its probation bars
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,12 @@ class Adaptive(Behaviour):
             return st.unflatten(v / max(float(torch.linalg.vector_norm(v)), 1e-12) * size, delta)
 
         def passes(share: float) -> bool:
-            scores = scoring.score_updates(rule, view.model_name, view.global_state,
-                                           [mix(share), *view.benign], view.surrogate)  # fmt: skip
+            # It knows its own standing (its verdicts are on the ledger), not the others'.
+            flags = [view.probation] + [False] * len(view.benign)
+            deltas = [mix(share), *view.benign]
+            scores = scoring.score_updates(
+                rule, view.model_name, view.global_state, deltas, view.surrogate, probation=flags
+            )
             return scores[0] >= rule.threshold + self.margin
 
         return mix(_largest(passes, hi=1.0, steps=6))

@@ -29,6 +29,12 @@ contract can compare the committee's median score with one number. Rules:
   (off by default; a screening variant of the committee grid) updates that lose to their negation
   by more than that many standard errors leave the aggregate too, and the others are tested again
   at the aggregate of the rest: in-bound attackers must not set the point every update is judged at.
+  With ``probation_rounds`` k > 0 a provider whose update was rejected in one of the last k rounds is
+  judged at the ``probation_`` bars (``probation_cos_floor``, ``probation_sym_se``,
+  ``probation_rescue_se``: at least as strict as the others): the first bars can then be lenient
+  enough for every honest skewed update, and an attacker once caught meets the tight ones. Who is on
+  probation is the caller's to say (``score_updates(..., probation=...)``): it is read from the
+  ledger's verdicts of the earlier rounds, so the score stays reproducible.
 
 ``metric`` is "loss" (the negative cross-entropy, smooth even on small shards) or "accuracy".
 """
@@ -65,6 +71,10 @@ class ScoringRule:
     sym_se: float = 1.0  # effect: the update may lose to its negation by at most this many SEs
     loo_se: float = float("inf")  # effect: the aggregate without it may be better by this many SEs
     gross_se: float = float("inf")  # effect: updates losing to their negation by more leave the test point
+    probation_rounds: int = 0  # effect: a provider rejected within this many rounds is on probation (0: off)
+    probation_cos_floor: float = 0.01  # effect: cos_floor, sym_se and rescue_se for one on probation
+    probation_sym_se: float = 1.0
+    probation_rescue_se: float = 1.0
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20, lr=0.05, batch_size=32))
 
     def __post_init__(self) -> None:
@@ -76,8 +86,31 @@ class ScoringRule:
             # An update taken out of the point of the test must also fail the test, or it would be
             # aggregated without having been in the aggregate every other update was judged at.
             raise ValueError(f"gross_se ({self.gross_se}) must be at least sym_se ({self.sym_se})")
+        if self.probation_rounds < 0:
+            raise ValueError(f"probation_rounds must be 0 (off) or more, got {self.probation_rounds}")
+        if self.probation_rounds and not self._probation_is_stricter():
+            # Looser bars after a rejection would reward being caught.
+            raise ValueError(
+                "the probation bars must be at least as strict as the others: probation_cos_floor >= "
+                f"cos_floor ({self.probation_cos_floor} vs {self.cos_floor}), probation_sym_se <= sym_se "
+                f"({self.probation_sym_se} vs {self.sym_se}), probation_rescue_se >= rescue_se "
+                f"({self.probation_rescue_se} vs {self.rescue_se})"
+            )
         if self.threshold is None:
             object.__setattr__(self, "threshold", DEFAULT_THRESHOLDS[self.name])
+
+    def _probation_is_stricter(self) -> bool:
+        return (
+            self.probation_cos_floor >= self.cos_floor
+            and self.probation_sym_se <= self.sym_se
+            and self.probation_rescue_se >= self.rescue_se
+        )
+
+    def bars(self, on_probation: bool = False) -> tuple[float, float, float]:
+        """The effect rule's (cos_floor, sym_se, rescue_se) for a provider on probation or not."""
+        if on_probation and self.probation_rounds:
+            return self.probation_cos_floor, self.probation_sym_se, self.probation_rescue_se
+        return self.cos_floor, self.sym_se, self.rescue_se
 
 
 # absolute: plain accuracy/-loss floor is data-dependent, 0.0 only stops nothing; set it explicitly.
@@ -205,13 +238,15 @@ def t_stat(worse: torch.Tensor) -> float:
     return float(worse.mean()) / se if se > 0 else 0.0
 
 
-def effect_score(test: float | Paired, rule: ScoringRule) -> float:
+def effect_score(test: float | Paired, rule: ScoringRule, on_probation: bool = False) -> float:
     """An update pointing away from the reference (cosine < cos_floor) must be better than its
-    negation by rescue_se standard errors; one pointing along it must not be worse by sym_se."""
+    negation by rescue_se standard errors; one pointing along it must not be worse by sym_se (the
+    probation bars for a provider on probation)."""
     if isinstance(test, float):
         return test
     sym, loo, cos = test
-    k = rule.sym_se if cos >= rule.cos_floor else -rule.rescue_se
+    cos_floor, sym_se, rescue_se = rule.bars(on_probation)
+    k = sym_se if cos >= cos_floor else -rescue_se
     return min(se_margin(sym, k), se_margin(loo, rule.loo_se))
 
 
@@ -223,14 +258,18 @@ def score_updates(
     shard: Dataset,
     num_samples: Sequence[int] | None = None,
     reference: State | None = None,
+    probation: Sequence[bool] | None = None,
 ) -> list[float]:
     """Scores of all candidate deltas of a round (``num_samples`` weights the loo aggregates).
 
     ``reference``: the member's own update (``reference_delta``) where it was computed ahead, e.g.
     while the round's updates were still arriving; it depends only on the rule, the global model and
-    the shard, so the scores are the same either way."""
+    the shard, so the scores are the same either way. ``probation``: per delta, whether its provider
+    is on probation (``effect`` with ``probation_rounds``; None: nobody is)."""
     if not deltas:
         return []
+    if probation is not None and len(probation) != len(deltas):
+        raise ValueError(f"probation has {len(probation)} flags for {len(deltas)} deltas")
     if rule.name == "absolute":
         return [_value(rule, model_name, st.add_scaled(global_state, d), shard) for d in deltas]
     if rule.name == "damped":
@@ -239,10 +278,9 @@ def score_updates(
                 for d in deltas]  # fmt: skip
     if rule.name == "effect":
         sizes = list(num_samples) if num_samples is not None else [1] * len(deltas)
-        return [
-            effect_score(t, rule)
-            for t in effect_tests(rule, model_name, global_state, deltas, shard, sizes, reference)
-        ]
+        flags = list(probation) if probation is not None else [False] * len(deltas)
+        tests = effect_tests(rule, model_name, global_state, deltas, shard, sizes, reference)
+        return [effect_score(t, rule, p) for t, p in zip(tests, flags, strict=True)]
     if rule.name == "trust":
         ref = reference if reference is not None else reference_delta(rule, model_name, global_state, shard)
         # With >= 3 candidates the median candidate norm is a robust yardstick (a minority of attackers

@@ -13,7 +13,9 @@
   updates as peers (the trust rule needs them) and send all the verdicts in one ``SubmitVerdicts``
   transaction (one commit per member and round; verdicts the contract skips because the others'
   quorum finalized the update first are logged as refused). Updates that fail their hash, base,
-  shape or NaN checks are rejected with the reason, in the same batch.
+  shape or NaN checks are rejected with the reason, in the same batch. Under the effect rule's
+  probation, a provider with an update rejected in the rule's ``probation_rounds`` rounds before is
+  scored at the stricter bars: read from those rounds' final statuses on the ledger.
 * Round ``closed``: recompute the aggregate (the policy's strategy) from the ledger's accepted set and
   ``ConfirmAggregate`` the candidate whose sha256 equals ours; a candidate that differs is logged as a
   discrepancy and never confirmed. If no candidate appears within ``settle_seconds`` (publisher
@@ -49,7 +51,12 @@ from fedcommittee.ledger.records import Model, Round, Update, VerdictDoc
 from fedcommittee.policy import SCORE_MIN, Policy
 from fedcommittee.roles.data import data_kind, decode_dataset
 from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
-from fedcommittee.roles.protocol import RESTART_CHECK_MARGIN_SECONDS, expected_providers, round_follows
+from fedcommittee.roles.protocol import (
+    RESTART_CHECK_MARGIN_SECONDS,
+    expected_providers,
+    on_probation,
+    round_follows,
+)
 from fedcommittee.roles.reader import compute_aggregate, gossip_base, joined_model
 from fedcommittee.roles.reference import ReferenceWorker
 from fedcommittee.roles.runtime import Agent
@@ -273,14 +280,24 @@ class Member:
         rounds = [0] if model["mode"] == Mode.GOSSIP else range(1, round_no + 1)
         out: list[Update] = []
         for k in rounds:
-            if k not in self.round_lists:
-                lst = list(a.client.iter_round_updates(a.model_id, k))
-                if k < round_no:  # a round that is over: its list is final
-                    self.round_lists[k] = lst
-                out += lst
-            else:
-                out += self.round_lists[k]
+            out += self._finished_round(k) if k < round_no else a.client.iter_round_updates(a.model_id, k)
         return out
+
+    def _finished_round(self, k: int) -> list[Update]:
+        """The updates of round ``k``, which is over: read once, as its list and statuses are final."""
+        if k not in self.round_lists:
+            self.round_lists[k] = list(self.agent.client.iter_round_updates(self.agent.model_id, k))
+        return self.round_lists[k]
+
+    def probation_of(self, r: int, updates: list[Update]) -> list[bool] | None:
+        """Per update of round ``r``, whether the rule judges its provider on probation (rejected in
+        one of the rule's ``probation_rounds`` rounds before ``r``, as the ledger says); None when
+        the rule has none."""
+        k = self.rule.probation_rounds
+        if not k:
+            return None
+        earlier = [self._finished_round(q) for q in range(max(1, r - k), r)]
+        return on_probation(earlier, [u["provider"] for u in updates])
 
     def replay_of(self, model: Model, u: Update) -> str | None:
         """The id of an earlier update of the model (by round, submission time, then id) with the
@@ -458,8 +475,9 @@ class Member:
             reference = self._round_reference(r, g, global_state)  # waited for, not timed as scoring
             started = time.perf_counter()
             sizes = [int(u["numSamples"]) for u in valid]
+            probation = self.probation_of(r, valid)
             scores = ml.score_updates(
-                self.rule, a.exp.model, global_state, states, self.shard, sizes, reference
+                self.rule, a.exp.model, global_state, states, self.shard, sizes, reference, probation
             )
             a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Iterable
 
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger.records import Model, Round, Update
+from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
 
 __all__ = [
     "RESTART_CHECK_MARGIN_SECONDS",
@@ -17,6 +17,7 @@ __all__ = [
     "fresh",
     "generations",
     "model_rank",
+    "on_probation",
     "parent_candidates",
     "round_follows",
 ]
@@ -38,6 +39,14 @@ def round_follows(model: Model, r: int) -> bool:
     absent: no limit). A stopping rule may still end the model earlier."""
     max_rounds = int((model.get("roundRules") or {}).get("maxRounds") or 0)
     return not max_rounds or r < max_rounds
+
+
+def on_probation(earlier: Iterable[Iterable[Update]], providers: Iterable[str]) -> list[bool]:
+    """Per provider, whether it is on probation (the effect rule's ``probation_rounds``): an update
+    of its was rejected in one of the ``earlier`` rounds (the lists of those rounds' updates, read
+    once the rounds are over, so that their statuses are final and every member reads the same)."""
+    caught = {u.get("provider") for lst in earlier for u in lst if u.get("status") == UpdateStatus.REJECTED}
+    return [p in caught for p in providers]
 
 
 def model_rank(u: Update) -> tuple:

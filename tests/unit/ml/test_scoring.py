@@ -172,3 +172,56 @@ def test_grossly_harmful_updates_leave_the_point_the_others_are_tested_at(
     for i in range(6):
         assert torch.equal(tests[i][0], alone[i][0]) and not torch.equal(tests[i][0], first[i][0])
     assert all(torch.equal(tests[i][0], first[i][0]) for i in (6, 7))  # still judged where they were
+
+
+def _paired(t: float, cos: float):
+    """A paired test whose symmetric differences have mean / SE == t (loses to its negation by t)."""
+    import torch
+
+    diff = torch.tensor([1.0, -1.0] * 50, dtype=torch.float64)
+    diff = diff + t * scoring.standard_error(diff)
+    return diff, torch.zeros_like(diff), cos
+
+
+PROBATION = scoring.ScoringRule("effect", cos_floor=-0.2, sym_se=10.0, probation_rounds=1,
+                                probation_cos_floor=0.01, probation_sym_se=10.0)  # fmt: skip
+
+
+def test_probation_applies_the_stricter_bars_only_to_a_provider_on_probation():
+    # Pointing slightly away (cosine -0.1) and losing to its negation by 3 standard errors: inside the
+    # lenient bars (cosine >= -0.2, lose by at most 10 SE), below the probation floor, where it would
+    # have to beat its negation instead.
+    test = _paired(3.0, -0.1)
+    assert scoring.accept(PROBATION, scoring.effect_score(test, PROBATION))
+    assert not scoring.accept(PROBATION, scoring.effect_score(test, PROBATION, on_probation=True))
+    # Without probation_rounds the flag changes nothing.
+    plain = scoring.ScoringRule("effect", cos_floor=-0.2, sym_se=10.0)
+    assert scoring.effect_score(test, plain, on_probation=True) == scoring.effect_score(test, plain)
+    # Pointing along the reference, within the margin: accepted either way.
+    along = _paired(3.0, 0.2)
+    assert scoring.accept(PROBATION, scoring.effect_score(along, PROBATION, on_probation=True))
+
+
+def test_probation_flags_reach_the_scores(digits_split, dominant_parts, trained_global, shards):
+    deltas = [u.delta for u in _round("sign_flip", digits_split, dominant_parts, trained_global)]
+    shard = shards[0]
+    free = scoring.score_updates(PROBATION, "mlp", trained_global, deltas, shard)
+    nobody = [False] * 10
+    assert free == scoring.score_updates(PROBATION, "mlp", trained_global, deltas, shard, probation=nobody)
+    caught = scoring.score_updates(PROBATION, "mlp", trained_global, deltas, shard,
+                                   probation=[i in BAD for i in range(10)])  # fmt: skip
+    assert [caught[i] for i in range(10) if i not in BAD] == [free[i] for i in range(10) if i not in BAD]
+    assert all(caught[i] <= free[i] and not scoring.accept(PROBATION, caught[i]) for i in BAD), (free, caught)
+    with pytest.raises(ValueError, match="3 flags for 10 deltas"):
+        scoring.score_updates(PROBATION, "mlp", trained_global, deltas, shard, probation=[True] * 3)
+
+
+@pytest.mark.parametrize(
+    "loose", [{"probation_cos_floor": -0.3}, {"probation_sym_se": 20.0}, {"probation_rescue_se": 0.5}]
+)
+def test_probation_bars_may_not_be_looser(loose):
+    with pytest.raises(ValueError, match="at least as strict"):
+        scoring.ScoringRule("effect", cos_floor=-0.2, sym_se=10.0, probation_rounds=1, **loose)
+    scoring.ScoringRule("effect", cos_floor=-0.2, sym_se=10.0, **loose)  # off: not checked
+    with pytest.raises(ValueError, match="probation_rounds"):
+        scoring.ScoringRule("effect", probation_rounds=-1)

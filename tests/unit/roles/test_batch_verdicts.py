@@ -190,3 +190,34 @@ def test_before_the_first_try_a_batch_asks_which_updates_are_pending_but_not_for
     m._verdicts(items)
     assert agent.calls == [] and asked == []
     assert [f["update"] for e, f in agent.records if e == "verdict_refused"] == ["a", "b", "c"]
+
+
+def test_a_member_reads_probation_from_the_finished_rounds_once():
+    """Round r's probation: providers rejected in the rule's probation_rounds rounds before r, read
+    from the ledger once per finished round."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from fedcommittee.experiment import ScoringConfig
+
+    scoring = ScoringConfig(rule="effect", cos_floor=-0.2, sym_se=10.0, probation_rounds=2)
+    exp = replace(load_experiment(ROOT / "configs" / "small.yaml"), scoring=scoring)
+    ledger = {
+        1: [{"provider": "p", "status": "rejected"}],
+        2: [{"provider": "q", "status": "rejected"}, {"provider": "p", "status": "accepted"}],
+        3: [{"provider": "r", "status": "rejected"}],
+    }
+    reads: list[int] = []
+
+    def iter_round_updates(model_id, k):
+        reads.append(k)
+        return iter(ledger[k])
+
+    agent = SimpleNamespace(policy=Policy.from_experiment(exp), model_id="m1", log=lambda *a, **kw: None,
+                            client=SimpleNamespace(iter_round_updates=iter_round_updates))  # fmt: skip
+    member = Member(agent, "m")
+    updates = [{"provider": x} for x in ("p", "q", "r", "s")]
+    assert member.probation_of(3, updates) == [True, True, False, False]  # rounds 1 and 2
+    assert member.probation_of(4, updates) == [False, True, True, False]  # rounds 2 and 3
+    assert reads == [1, 2, 3]  # each finished round read once
+    assert member.probation_of(1, updates) == [False] * 4  # no round before the first

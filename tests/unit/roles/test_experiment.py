@@ -105,6 +105,29 @@ def error_for(doc) -> ConfigError:
         (lambda d: d.update(mode="gossip", gossip={"min_parents": 0}), "gossip.min_parents"),
         (lambda d: d.update(profile={"purpose": ""}), "profile.purpose"),
         (lambda d: d["data"].update(share_histogram="yes"), "data.share_histogram"),
+        (lambda d: d.update(scoring={"rule": "trust", "probation_rounds": 1}), "scoring.probation_rounds"),
+        (
+            lambda d: d.update(mode="gossip", scoring={"rule": "effect", "probation_rounds": 1}),
+            "scoring.probation_rounds",
+        ),
+        (
+            lambda d: d.update(
+                scoring={
+                    "rule": "effect",
+                    "cos_floor": -0.2,
+                    "probation_rounds": 1,
+                    "probation_cos_floor": -0.3,
+                }
+            ),  # fmt: skip
+            "scoring.probation_cos_floor",
+        ),
+        (
+            lambda d: d.update(
+                scoring={"rule": "effect", "sym_se": 3, "probation_rounds": 1, "probation_sym_se": 5}
+            ),  # fmt: skip
+            "scoring.probation_sym_se",
+        ),
+        (lambda d: d.update(scoring={"rule": "effect", "probation_rounds": -1}), "scoring.probation_rounds"),
     ],
 )
 def test_bad_keys_are_named(mutate, key):
@@ -156,6 +179,17 @@ def test_scoring_rule_and_train_config_follow_the_config():
     assert rule.reference.steps == exp.scoring.reference_steps
     cfg = exp.train_config(seed=5)
     assert cfg.seed == 5 and cfg.steps == exp.local.steps
+
+
+def test_probation_reaches_the_scoring_rule():
+    from fedcommittee.policy import Policy
+
+    doc = {**small(), "scoring": {"rule": "effect", "cos_floor": -0.2, "sym_se": 10, "probation_rounds": 2,
+                                  "probation_cos_floor": 0.01}}  # fmt: skip
+    rule = Policy.from_experiment(parse_experiment(doc)).scoring_rule()
+    assert rule.probation_rounds == 2
+    assert rule.bars(on_probation=True) == (0.01, 1.0, 1.0)  # effect's own bars unless set
+    assert rule.bars(on_probation=False) == (-0.2, 10.0, 1.0)
 
 
 def test_lr_decay_shrinks_the_local_learning_rate_round_by_round():

@@ -315,3 +315,14 @@ def test_a_model_measured_far_below_the_other_providers_stays_out_of_the_mix():
     ties = [gossip_update("a", "p1", 0.5, 0.42), gossip_update("b", "p2", 0.5, 0.42),
             gossip_update("c", "p3", 0.5, 0.37)]  # fmt: skip
     assert final_mix(ties) == ["a", "b", "c"]
+
+
+def test_probation_follows_the_rejections_of_the_rounds_given():
+    from fedcommittee.roles.protocol import on_probation
+
+    last = [{"provider": "a", "status": "rejected"}, {"provider": "b", "status": "accepted"},
+            {"provider": "c", "status": "pending"}]  # fmt: skip
+    before = [{"provider": "b", "status": "rejected"}]
+    assert on_probation([last], ["a", "b", "c", "d"]) == [True, False, False, False]
+    assert on_probation([before, last], ["a", "b", "c", "d"]) == [True, True, False, False]
+    assert on_probation([], ["a"]) == [False]
