@@ -764,6 +764,12 @@ for f in 0.1 0.2 0.4; do
     $G --partitions dir0.5 --attacks sign_flip label_flip alie adaptive backdoor scaling min_max min_sum \\
         collude --fraction $f --rules effect_mainjob --rounds 15 --workers 2
 done
+for r in effect_probation effect_probation_sym1; do
+    $G --partitions dir0.1 dir0.5 dominant --attacks honest --rules $r --rounds 30 --workers 2
+    $G --partitions dir0.5 --attacks honest --rules $r --rounds 15 --workers 2
+    $G --partitions dir0.5 --attacks label_flip sign_flip scaling free_rider alie min_max min_sum collude \\
+        adaptive backdoor --fraction 0.3 --rules $r --rounds 15 --workers 2
+done
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 ```"""
@@ -810,7 +816,11 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " update is tested at), `effect_gross10` the same with updates that lose to their negation by"
         " more than 10 standard errors taken out of that aggregate (`gross_se`, a screening variant),"
         " `effect_mainjob` the same with the main job's bars (`cos_floor` -0.05, `sym_se` 10:"
-        " configs/default.yaml), `effect_mainjob_norm2` those bars with the 2x norm band,"
+        " configs/default.yaml until probation), `effect_mainjob_norm2` those bars with the 2x norm band,"
+        " `effect_probation` the main job's bars made lenient for providers in good standing (`cos_floor`"
+        " -0.2) with `cos_floor` 0.01 for one whose update was rejected in the round before (probation:"
+        ' configs/default.yaml; docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
+        " `sym_se` 1 on probation,"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

@@ -27,6 +27,18 @@ ORGS = ("org1", "org2", "org3")
 COMMITTEES = {
     "trust": ("trust", {}),
     "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
+    # The main job's bars made lenient (cos_floor -0.2) for providers in good standing, with
+    # effect's own 0.01 for one rejected in the last round (docs/ml.md, "Probation").
+    "effect_probation": (
+        "effect",
+        {
+            "cos_floor": -0.2,
+            "sym_se": 10.0,
+            "probation_rounds": 1,
+            "probation_cos_floor": 0.01,
+            "probation_sym_se": 10.0,
+        },
+    ),
 }
 # fedcommittee's aggregation: FedAvg, or FedAvg with server momentum (Hsu et al. 2019), the
 # configured `aggregation: {name: fedavgm}`; Flower's FedAvgM strategy takes the same momentum.

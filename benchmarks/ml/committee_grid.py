@@ -42,6 +42,10 @@ RULE_VARIANTS = {
     "effect_mainjob": COMMITTEES["effect_mainjob"],
     # The same with the 2x norm band of effect_norm2 (a screening variant against the backdoor).
     "effect_mainjob_norm2": ("effect", {**COMMITTEES["effect_mainjob"][1], "max_norm_ratio": 2.0}),
+    # Lenient bars for providers in good standing, the tight ones after a rejection (docs/ml.md,
+    # "Probation"): effect_probation keeps sym_se 10 on probation, effect_probation_sym1 tightens it.
+    "effect_probation": COMMITTEES["effect_probation"],
+    "effect_probation_sym1": ("effect", {**COMMITTEES["effect_probation"][1], "probation_sym_se": 1.0}),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -90,6 +94,7 @@ class Run:
         self.behaviours = behaviours
         self.data = [self.split.train.subset(part) for part in self.split.partition]
         self.strategy = ml.get_strategy(exp.aggregation, **exp.aggregation_params)  # kept across rounds
+        self.history: list[list[bool]] = []  # the run's verdicts, round by round (for probation)
 
     @classmethod
     def from_setting(cls, s: Setting, rule: str, shadow: list[str]) -> Run:
@@ -102,6 +107,15 @@ class Run:
         doc["local"]["logit_adjust"] = logit_adjust
         exp = parse_experiment(doc, "<grid>").with_model_id("grid")
         return cls(exp, s.behaviours(), rule, shadow)
+
+    def on_probation(self, rule) -> list[bool] | None:
+        """Per provider, whether ``rule`` judges it on probation: rejected in one of the last
+        ``probation_rounds`` rounds (None when the rule has no probation)."""
+        k = getattr(rule, "probation_rounds", 0)
+        if not k:
+            return None
+        recent = self.history[-k:]
+        return [any(not v[i] for v in recent) for i in range(len(self.names))]
 
     def train(self, g, r: int) -> tuple[list, list[int], float]:
         """Honest providers first, then attackers with the honest deltas as their view."""
@@ -118,12 +132,13 @@ class Run:
             deltas[i] = ml.local_train(self.model, g, self.data[i], cfg).delta
         train_s = (time.perf_counter() - t0) / max(len(honest), 1)
         view_rule = self.rule or make_rule(exp, "trust")
+        probation = self.on_probation(view_rule) or [False] * len(self.names)
         for i, b in enumerate(self.behaviours):
             if b == "honest":
                 continue
             cfg = exp.train_config(_seed(exp.seed, self.names[i], r), r)
             surrogate = self.data[i].subset(range(min(256, len(self.data[i]))))
-            view = RoundView([deltas[j] for j in honest], self.model, g, view_rule, surrogate)
+            view = RoundView([deltas[j] for j in honest], self.model, g, view_rule, surrogate, probation[i])
             deltas[i] = ml.run_behaviour(ml.get_behaviour(b), self.model, g, self.data[i], cfg, view).delta
         return deltas, sizes, train_s
 
@@ -132,7 +147,9 @@ class Run:
         every member's scores."""
         ml = self.ml
         t0 = time.perf_counter()
-        per_member = [ml.score_updates(rule, self.model, g, deltas, sh, sizes) for sh in self.shards]
+        flags = self.on_probation(rule)
+        per_member = [ml.score_updates(rule, self.model, g, deltas, sh, sizes, probation=flags)
+                      for sh in self.shards]  # fmt: skip
         seconds = (time.perf_counter() - t0) / len(self.shards)
         med = [statistics.median(col) for col in zip(*per_member, strict=True)]
         return [ml.accept(rule, m) for m in med], med, seconds, per_member
@@ -151,6 +168,7 @@ class Run:
         ok, med, score_s, per_member = self.judge(g, deltas, sizes)
         shadow_ok = {n: self.verdicts(sr, g, deltas, sizes)[0] for n, sr in self.shadow.items()}
         t_stats = self.effect_t(g, deltas, sizes) if screen else None
+        self.history.append(ok)
         chosen = [(d, n) for d, n, a in zip(deltas, sizes, ok, strict=True) if a]
         if len(chosen) >= self.exp.min_accepted:
             g = self.strategy.aggregate(g, chosen)
@@ -279,7 +297,8 @@ def table(out: Path, rounds: int | None) -> str:
 
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
-RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "fedavg+la", "effect+la", "effect_mainjob+la")
+RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
+              "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
 # Summary key -> (column header, decimals).

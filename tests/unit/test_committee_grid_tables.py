@@ -100,13 +100,17 @@ def test_la_rule_names_train_with_logit_adjustment():
     assert grid.training_of("effect") == ("effect", 0.0)
 
 
-def test_the_mainjob_variant_has_the_main_jobs_bars():
+def test_the_probation_variant_has_the_main_jobs_bars():
     import yaml
 
     scoring = yaml.safe_load((grid.ROOT / "configs" / "default.yaml").read_text())["scoring"]
-    rule, params = grid.RULE_VARIANTS["effect_mainjob"]
+    rule, params = grid.RULE_VARIANTS["effect_probation"]
     assert rule == scoring["rule"]
-    assert params == {"cos_floor": scoring["cos_floor"], "sym_se": scoring["sym_se"]}
+    bars = {"cos_floor", "sym_se", "rescue_se", "probation_rounds", "probation_cos_floor", "probation_sym_se",
+            "probation_rescue_se"}  # fmt: skip
+    assert params == {k: v for k, v in scoring.items() if k in bars}
+    # effect_mainjob keeps the main job's bars from before probation (the runs cached under its name).
+    assert grid.RULE_VARIANTS["effect_mainjob"] == ("effect", {"cos_floor": -0.05, "sym_se": 10.0})
 
 
 def test_the_mainjob_norm2_variant_is_the_main_jobs_bars_with_the_2x_band():
