@@ -479,7 +479,9 @@ class Member:
             scores = ml.score_updates(
                 self.rule, a.exp.model, global_state, states, self.shard, sizes, reference, probation
             )
-            a.log("scored", round=r, candidates=len(valid), seconds=round(time.perf_counter() - started, 3))
+            seconds = round(time.perf_counter() - started, 3)
+            judged_strictly = {} if probation is None else {"on_probation": sum(probation)}
+            a.log("scored", round=r, candidates=len(valid), seconds=seconds, **judged_strictly)
             verdicts += [(u, s, "", rule) for u, s in zip(valid, scores, strict=True) if u["id"] in ids]
         if verdicts:
             self._verdicts(verdicts)

@@ -187,11 +187,11 @@ def test_report_draws_the_target_verdicts_from_the_numbers(tmp_path):
     report.write(tmp_path, out)
     text = out.read_text()
     # dominant, seeds 0 and 1: (0.81 + 0.79) / 2 against (0.83 + 0.75) / 2; seed 2 has no FedAvg run
-    fc_vs_fedavg = "- dominant: fedcommittee 0.8000 vs Flower FedAvg 0.7900 (+0.0100;"
+    fc_vs_fedavg = "- dominant, `effect_mainjob`: fedcommittee 0.8000 vs Flower FedAvg 0.7900 (+0.0100;"
     assert f"{fc_vs_fedavg} at least level on 1 of 2 seeds): met" in text
     assert (
-        "- dir0.5: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100; at least level on 1 of 1 seed): met"
-        in text
+        "- dir0.5, `effect_mainjob`: fedcommittee 0.8400 vs Flower FedAvg 0.8300 (+0.0100; at least level"
+        " on 1 of 1 seed): met" in text
     )
     assert "| dominant | fedcommittee, `effect_mainjob` | 3 | 0.8633 ± 0.1102 |" in text
     one_row = "onecls: 1 local step, 4 rounds, lr 0.03, momentum 0.9"

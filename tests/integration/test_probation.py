@@ -1,0 +1,60 @@
+"""The effect rule's probation, end to end: members read who is on probation from the ledger.
+
+``configs/small.yaml`` scored with ``effect`` on probation (lenient bars in good standing, effect's
+own floor for a provider whose update was rejected in the round before), 3 rounds. In every round
+after the first, each member must have judged on probation exactly the scored updates whose provider
+had an update rejected in the round before, as the ledger records it (its ``scored`` log event), and
+the run must finish with a clean audit. The sign flipper is caught in round 1, so the check is not
+vacuous (asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.integration.test_agents import ledger, small_config
+
+SCORING = (
+    "scoring: {rule: effect, metric: loss, reference_steps: 40, reference_lr: 0.1, sym_se: 10,"
+    " cos_floor: -0.2, probation_rounds: 1, probation_cos_floor: 0.01, probation_sym_se: 10}"
+)
+
+
+def test_members_judge_on_probation_exactly_the_providers_the_ledger_shows_rejected(
+    local_network, fabric, tmp_path, monkeypatch
+):
+    from fedcommittee.experiment import load_experiment
+    from fedcommittee.run import run_experiment
+
+    net = local_network["network"]
+    for k, v in net.env().items():
+        monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
+    config = small_config(
+        tmp_path / "small.yaml",
+        ("rounds: 2", "rounds: 3"),
+        ("scoring: {rule: trust, metric: loss, reference_steps: 40, reference_lr: 0.1}", SCORING),
+    )
+    model_id = f"small-probation-{int(time.time())}"
+    code = run_experiment(
+        load_experiment(config, model_id=model_id), config, home=net.home, timeout=400, report=False
+    )
+    assert code == 0  # the model finished and its audit found 0 discrepancies
+
+    gw, client = ledger(net)
+    with gw:
+        rounds = {r: list(client.iter_round_updates(model_id, r)) for r in (1, 2, 3)}
+    expected = {}
+    for r in (2, 3):
+        caught = {u["provider"] for u in rounds[r - 1] if u["status"] == "rejected"}
+        expected[r] = sum(u["provider"] in caught for u in rounds[r] if not u.get("refusal"))
+    assert any(expected.values()), f"nobody was on probation: {rounds}"
+
+    logs = net.home / "runs" / model_id / "logs"
+    for name in ("member1", "member2", "member3"):
+        records = [json.loads(ln) for ln in (logs / f"{name}.jsonl").read_text().splitlines()]
+        scored = {rec["round"]: rec for rec in records if rec.get("event") == "scored"}
+        assert scored, f"{name} scored nothing"
+        for r, rec in scored.items():
+            assert rec["on_probation"] == expected.get(r, 0), (name, r, rec, expected)
+    print(f"probation: {expected} updates judged on probation in rounds 2 and 3")
