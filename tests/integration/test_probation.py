@@ -11,9 +11,8 @@ vacuous (asserted).
 from __future__ import annotations
 
 import json
-import time
 
-from tests.integration.test_agents import ledger, small_config
+from tests.integration.test_agents import ledger, run_small, small_config
 
 SCORING = (
     "scoring: {rule: effect, metric: loss, reference_steps: 40, reference_lr: 0.1, sym_se: 10,"
@@ -24,21 +23,13 @@ SCORING = (
 def test_members_judge_on_probation_exactly_the_providers_the_ledger_shows_rejected(
     local_network, fabric, tmp_path, monkeypatch
 ):
-    from fedcommittee.experiment import load_experiment
-    from fedcommittee.run import run_experiment
-
     net = local_network["network"]
-    for k, v in net.env().items():
-        monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
     config = small_config(
         tmp_path / "small.yaml",
         ("rounds: 2", "rounds: 3"),
         ("scoring: {rule: trust, metric: loss, reference_steps: 40, reference_lr: 0.1}", SCORING),
     )
-    model_id = f"small-probation-{int(time.time())}"
-    code = run_experiment(
-        load_experiment(config, model_id=model_id), config, home=net.home, timeout=400, report=False
-    )
+    model_id, code = run_small(net, monkeypatch, config, "small-probation", timeout=400)
     assert code == 0  # the model finished and its audit found 0 discrepancies
 
     gw, client = ledger(net)

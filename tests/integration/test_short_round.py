@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_agents import ledger, small_config
+from tests.integration.test_agents import ledger, run_small, small_config
 
 DEADLINE = 600  # seconds: far more than the whole run may take
 
@@ -20,23 +20,14 @@ DEADLINE = 600  # seconds: far more than the whole run may take
 def test_rounds_short_of_min_accepted_close_once_every_update_is_final(
     local_network, fabric, tmp_path, monkeypatch
 ):
-    from fedcommittee.experiment import load_experiment
-    from fedcommittee.run import run_experiment
-
     net = local_network["network"]
-    for k, v in net.env().items():
-        monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
     config = small_config(
         tmp_path / "small.yaml",
         ("min_accepted: 2", "min_accepted: 3"),
         ("deadline_seconds: 120", f"deadline_seconds: {DEADLINE}"),
     )
-    model_id = f"small-short-{int(time.time())}"
-
     started = time.monotonic()
-    code = run_experiment(
-        load_experiment(config, model_id=model_id), config, home=net.home, timeout=DEADLINE - 60, report=False
-    )
+    model_id, code = run_small(net, monkeypatch, config, "small-short", timeout=DEADLINE - 60)
     wall = time.monotonic() - started
     assert code == 0  # the model finished and its audit found 0 discrepancies
 
