@@ -41,6 +41,8 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
     --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
 .venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
+    --systems fedcommittee                                                           # Flower's: above
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_mainjob    # each backend's network
 # scale: the commands in section 4
@@ -434,8 +436,9 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " local steps. Attackers are a seeded draw of the providers, the same on both sides for each seed."
         " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
-        " comparison first ran with (Fabric v3.1.5); `effect_mainjob`: configs/default.yaml's committee"
-        " (each run's ledger in the verdict table). Cells are mean ± sd over the seeds each column ran: "
+        " comparison first ran with (Fabric v3.1.5); `effect_probation`: configs/default.yaml's committee,"
+        " `effect_mainjob` the one before it (each run's ledger in the verdict table). Cells are mean ± sd"
+        " over the seeds each column ran: "
         + "; ".join(f"{c}: {committee_grid.seeds_cell(seeds[c])}" for c in systems)
         + ". In brackets: the drop from the same system's clean run of the same seed, in points (mean ± sd"
         " over seeds; negative = above the clean run).",
