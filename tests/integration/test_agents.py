@@ -35,8 +35,9 @@ def small_config(dest: Path, *changes: tuple[str, str]) -> Path:
     return dest
 
 
-def run_small(net, monkeypatch, config: Path, name: str, timeout: float) -> tuple[str, int]:
-    """``fedcommittee run`` of ``config`` in this process, its agents on ``net``: (model id, exit code)."""
+def run_small(net, monkeypatch, config: Path, name: str, timeout: float, each_turn=None) -> tuple[str, int]:
+    """``fedcommittee run`` of ``config`` in this process, its agents on ``net`` (``each_turn``: a
+    supervision-turn hook, as ``run_experiment`` takes it): (model id, exit code)."""
     from fedcommittee.experiment import load_experiment
     from fedcommittee.run import run_experiment
 
@@ -44,7 +45,9 @@ def run_small(net, monkeypatch, config: Path, name: str, timeout: float) -> tupl
         monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
     model_id = f"{name}-{int(time.time())}"
     exp = load_experiment(config, model_id=model_id)
-    return model_id, run_experiment(exp, config, home=net.home, timeout=timeout, report=False)
+    return model_id, run_experiment(
+        exp, config, home=net.home, timeout=timeout, report=False, each_turn=each_turn
+    )
 
 
 def cli(net, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_agents import check_outcome, ledger, small_config
+from tests.integration.test_agents import check_outcome, ledger, run_small, small_config
 
 # Rounds of small.yaml take about half a second with the publisher, and the supervisor's turns come
 # every 2 s (the first that found the model found round 3 open, twice): rounds enough to leave
@@ -37,7 +37,7 @@ class StopPublisher:
     round open at the stop if it still was once the publisher had stopped, else the next one)."""
 
     def __init__(self, round_open) -> None:
-        self.round_open = round_open  # round number -> whether the ledger has it open now
+        self.round_open = round_open  # (model id, round number) -> whether the ledger has it open now
         self.first_without: int | None = None
 
     def __call__(self, sup, model: dict | None) -> None:
@@ -48,39 +48,33 @@ class StopPublisher:
         publisher.stop()
         time.sleep(2.0)  # a transaction it sent before it died may still commit: let it, then look
         current = int(model.get("currentRound") or 0)
-        self.first_without = current if current and self.round_open(current) else current + 1
+        self.first_without = current if current and self.round_open(model["id"], current) else current + 1
         sup.say(f"drill: stopped the publisher for good (model {model['status']}, round {current})")
 
 
 def test_members_finish_the_model_when_the_publisher_is_gone(local_network, fabric, tmp_path, monkeypatch):
-    from fedcommittee.experiment import load_experiment
-    from fedcommittee.run import run_experiment
-
     net = local_network["network"]
-    for k, v in net.env().items():
-        monkeypatch.setenv(k, v)  # the agents run_experiment starts inherit the network's env
     config = small_config(tmp_path / "small.yaml", *CHANGES)
-    exp = load_experiment(config, model_id=f"small-no-publisher-{int(time.time())}")
 
-    def round_open(r: int) -> bool:
+    def round_open(model_id: str, r: int) -> bool:
         gw, client = ledger(net)
         with gw:
-            return client.get_round(exp.model_id, r)["status"] == "open"
+            return client.get_round(model_id, r)["status"] == "open"
 
     drill = StopPublisher(round_open)
     started = time.monotonic()
-    code = run_experiment(exp, config, home=net.home, timeout=DEADLINE - 60, report=False, each_turn=drill)
+    model_id, code = run_small(net, monkeypatch, config, "small-no-publisher", DEADLINE - 60, each_turn=drill)
     wall = time.monotonic() - started
     assert code == 0  # the model finished and its audit found 0 discrepancies
     assert drill.first_without is not None and drill.first_without <= ROUNDS, drill.first_without
 
-    check_outcome(net, exp.model_id)  # honest updates accepted every round, attackers rejected
+    check_outcome(net, model_id)  # honest updates accepted every round, attackers rejected
     gw, client = ledger(net)
     with gw:
-        model = client.get_model(exp.model_id)
+        model = client.get_model(model_id)
         members = {seat["member"] for seat in model["committee"]}
         for r in range(drill.first_without, ROUNDS + 1):
-            rd = client.get_round(exp.model_id, r)
+            rd = client.get_round(model_id, r)
             assert rd["status"] == "done" and rd["aggregateBy"] in members, rd
             assert int(rd["closedAt"]) < int(rd["deadline"]) - DEADLINE // 2, rd  # not the deadline's close
     print(f"publisher gone from round {drill.first_without} of {ROUNDS}: model finished in {wall:.0f} s")
