@@ -15,6 +15,8 @@ const (
 	EvModelActivated     = "ModelActivated" // quorum approved; federated: round 1 open
 	EvModelRejected      = "ModelRejected"
 	EvModelFinished      = "ModelFinished"
+	EvFinalProposed      = "FinalProposed" // gossip: a final model before the committee
+	EvFinalJudged        = "FinalJudged"   // one member's judgment of it, no quorum yet
 	EvUpdateSubmitted    = "UpdateSubmitted"
 	EvVerdictSubmitted   = "VerdictSubmitted"  // verdict recorded, quorum not reached
 	EvUpdateFinalized    = "UpdateFinalized"   // quorum reached: accepted or rejected

@@ -218,7 +218,7 @@ func (t *txCtx) activate(m *Model, votes []ModelVote, ev Event) (Event, error) {
 func (c *Contract) FinishModel(ctx contractapi.TransactionContextInterface, modelID, updateID string) error {
 	return run(ctx, opening{onModel(modelID), publisherOnly("finish it"),
 		inMode(ModeGossip, "is federated: it finishes after its last round"),
-		modelIs(", not active", ModelActive), updateIDArg("updateId", updateID)},
+		modelIs(", not active", ModelActive), notFinishing, updateIDArg("updateId", updateID)},
 		func(t *txCtx) error {
 			m := t.model
 			u, err := t.loadUpdate(updateID)
@@ -246,49 +246,4 @@ func (t *txCtx) finishGossip(final ObjectRef, ev Event) error {
 	ev.Type, ev.ModelID, ev.Mode, ev.Status, ev.Reason = EvModelFinished, m.ID, m.Mode, m.Status, m.StopReason
 	ev.CID, ev.SHA256 = final.CID, final.SHA256
 	return t.emit(ev)
-}
-
-// FinishMixInput is FinishWithMix's input: the accepted updates averaged
-// and the object holding their mean.
-type FinishMixInput struct {
-	Updates []string `json:"updates"`
-	CID     string   `json:"cid"`
-	SHA256  string   `json:"sha256"`
-}
-
-// FinishWithMix ends a gossip model with the mean of several accepted
-// updates as its final weights, e.g. the best model of each provider: one
-// provider's model carries the drift of its own last training, the mean of
-// every provider's averages it out, as a federated round does. The contract
-// checks the updates; the mean itself (the object) is checked by anyone
-// who recomputes it from them (fedcommittee verify).
-func (c *Contract) FinishWithMix(ctx contractapi.TransactionContextInterface, modelID, input string) error {
-	var in FinishMixInput
-	return run(ctx, opening{onModel(modelID), publisherOnly("finish it"),
-		inMode(ModeGossip, "is federated: it finishes after its last round"),
-		modelIs(", not active", ModelActive), decoded("FinishWithMix input", input, &in), valid(in.check)},
-		func(t *txCtx) error {
-			m := t.model
-			for i, id := range in.Updates {
-				u, err := t.loadUpdate(id)
-				if err != nil {
-					return fmt.Errorf("updates[%d]: %w", i, err)
-				}
-				if u.ModelID != m.ID || u.Status != UpdateAccepted {
-					return wrongState("updates[%d]: update %s is not an accepted update of model %s", i, u.ID, m.ID)
-				}
-			}
-			m.FinalMix = in.Updates
-			return t.finishGossip(ObjectRef{CID: in.CID, SHA256: in.SHA256}, Event{Parents: in.Updates})
-		})
-}
-
-func (in *FinishMixInput) check() error {
-	if n := len(in.Updates); n == 0 || n > MaxFinalMix {
-		return fmt.Errorf("updates: need 1 to %d, got %d", MaxFinalMix, n)
-	}
-	if err := checkUpdateIDs("updates", in.Updates); err != nil {
-		return err
-	}
-	return checkObjectRef("final", ObjectRef{CID: in.CID, SHA256: in.SHA256})
 }

@@ -67,7 +67,9 @@ const (
 	MaxInputBytes         = 64 * 1024
 	MaxCommittee          = 64
 	MaxParents            = 16
-	MaxFinalMix           = 256 // updates averaged into a gossip model's final weights
+	MaxFinalMix           = 256   // updates averaged into a gossip model's final weights
+	MaxFinalCandidates    = 256   // accepted updates judged beside a gossip model's proposed mix
+	MaxGossipUpdates      = 20000 // updates of a gossip model ProposeFinal reads (none may be pending)
 	MaxMetrics            = 32
 	MaxTextLen            = 512
 	MaxAcceptedPerRound   = 1000 // accepted updates fixed into one round
@@ -210,8 +212,12 @@ type Model struct {
 	Global       *ObjectRef `json:"global,omitempty"`
 	Final        *ObjectRef `json:"final,omitempty"`
 	FinalUpdate  string     `json:"finalUpdate,omitempty"`
-	// FinalMix: the accepted updates whose mean is Final (gossip, FinishWithMix).
+	// FinalMix: the accepted updates whose mean is Final (gossip: the
+	// proposed mix won the committee's judgment).
 	FinalMix []string `json:"finalMix,omitempty"`
+	// FinalProposal: a gossip model's proposed ends and the committee's
+	// measures of them (final.go); set from ProposeFinal on.
+	FinalProposal *FinalProposal `json:"finalProposal,omitempty"`
 	ModelRules
 	// AllocationSeed is the seed of the "random" allocation rule: the
 	// PublishModel transaction id.
@@ -228,6 +234,29 @@ type Model struct {
 	CreatedTx   string `json:"createdTx"`
 	CreatedAt   int64  `json:"createdAt"`
 	UpdatedAt   int64  `json:"updatedAt"`
+}
+
+// FinalProposal is what a gossip model may end on: the mix (the mean of the
+// accepted updates Mix, stored as CID/SHA256) or one of Candidates, and
+// each member's judgment of them. Medians is set at quorum: per entry, the
+// mix first, the median of the judgments' qualities.
+type FinalProposal struct {
+	Mix        []string        `json:"mix"`
+	CID        string          `json:"cid"`
+	SHA256     string          `json:"sha256"`
+	Candidates []string        `json:"candidates"`
+	Judgments  []FinalJudgment `json:"judgments"`
+	Medians    []float64       `json:"medians,omitempty"`
+	ProposedAt int64           `json:"proposedAt"`
+}
+
+// FinalJudgment is one member's qualities (its shard accuracy, in [0, 1])
+// of a FinalProposal's entries: the mix first, then each candidate.
+type FinalJudgment struct {
+	Member    string    `json:"member"`
+	Qualities []float64 `json:"qualities"`
+	TxID      string    `json:"txId"`
+	Timestamp int64     `json:"timestamp"`
 }
 
 // committeeKeys lists the identities on the model's committee, in seat order.

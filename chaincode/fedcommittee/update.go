@@ -21,7 +21,7 @@ import (
 func (c *Contract) SubmitUpdate(ctx contractapi.TransactionContextInterface, modelID, input string) (string, error) {
 	var in UpdateInput
 	return runJSON(ctx, opening{holds(RoleProvider), onModel(modelID),
-		modelIs(", not active: updates are not accepted", ModelActive),
+		modelIs(", not active: updates are not accepted", ModelActive), notFinishing,
 		decoded("SubmitUpdate input", input, &in), valid(in.check)},
 		func(t *txCtx) (any, error) { return t.submitUpdate(&in) })
 }
