@@ -194,10 +194,20 @@ class FedcommitteeClient:
         """Gossip: end the model, naming the update that becomes its final weights."""
         return model_id, update_id
 
-    @_sends(Tx.FINISH_WITH_MIX)
-    def finish_with_mix(self, model_id: str, update_ids: Sequence[str], *, cid: str, sha256: str) -> Args:
-        """Gossip: end the model on the mean of accepted updates, stored as the object ``cid``."""
-        return model_id, _json({"updates": list(update_ids), "cid": cid, "sha256": sha256})
+    @_sends(Tx.PROPOSE_FINAL)
+    def propose_final(
+        self, model_id: str, mix: Sequence[str], candidates: Sequence[str], *, cid: str, sha256: str
+    ) -> Args:
+        """Gossip: put the model's possible final models before its committee: the mean of the
+        accepted updates ``mix`` (stored as the object ``cid``) and the accepted ``candidates``."""
+        doc = {"mix": list(mix), "cid": cid, "sha256": sha256, "candidates": list(candidates)}
+        return model_id, _json(doc)
+
+    @_sends(Tx.JUDGE_FINAL)
+    def judge_final(self, model_id: str, qualities: Sequence[float]) -> Args:
+        """Gossip: our shard's quality of the proposed mix, then of each candidate in order; the
+        judgment that reaches quorum finishes the model on the best by median quality."""
+        return model_id, _json({"qualities": [float(q) for q in qualities]})
 
     # ------------------------------------------------------------ updates, verdicts, rounds
     @_sends(Tx.SUBMIT_UPDATE)

@@ -118,6 +118,8 @@ class EventType(StrEnum):
     MODEL_ACTIVATED = "ModelActivated"
     MODEL_REJECTED = "ModelRejected"
     MODEL_FINISHED = "ModelFinished"
+    FINAL_PROPOSED = "FinalProposed"  # gossip: a final model before the committee
+    FINAL_JUDGED = "FinalJudged"  # one member's judgment of it, no quorum yet
     UPDATE_SUBMITTED = "UpdateSubmitted"
     VERDICT_SUBMITTED = "VerdictSubmitted"  # quorum not reached
     UPDATE_FINALIZED = "UpdateFinalized"
@@ -142,7 +144,8 @@ class Tx(StrEnum):
     APPROVE_MODEL = "ApproveModel"
     REJECT_MODEL = "RejectModel"
     FINISH_MODEL = "FinishModel"
-    FINISH_WITH_MIX = "FinishWithMix"
+    PROPOSE_FINAL = "ProposeFinal"
+    JUDGE_FINAL = "JudgeFinal"
     SUBMIT_UPDATE = "SubmitUpdate"
     SUBMIT_VERDICT = "SubmitVerdict"
     SUBMIT_VERDICTS = "SubmitVerdicts"
@@ -231,6 +234,9 @@ Model = TypedDict(
         "final": ObjectRef,
         "finalUpdate": str,  # gossip: the accepted update that is the final model (FinishModel)
         "finalMix": list[str],  # gossip: the accepted updates whose mean is the final model
+        # gossip, from ProposeFinal on: mix, cid, sha256, candidates, judgments (member, qualities:
+        # the mix first), medians (at quorum), proposedAt
+        "finalProposal": dict[str, Any],
         "best": dict[str, Any],
         "stopReason": str,
         "allocation": dict[str, Any],

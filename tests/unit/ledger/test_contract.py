@@ -57,6 +57,8 @@ def test_transactions_are_submitted_with_string_args(client):
     c.approve_model("m1", 0.25)
     c.reject_model("m1", "no profile")
     c.finish_model("m1", "u1")
+    c.propose_final("m1", ["u1", "u2"], ["u2"], cid="x", sha256="ab")
+    c.judge_final("m1", [0.5, 1])
     assert calls == [
         ("PublishModel", ['{"modelId":"m1","committee":[]}']),
         ("SubmitUpdate", ["m1", '{"round":1}']),
@@ -78,6 +80,8 @@ def test_transactions_are_submitted_with_string_args(client):
         ("ApproveModel", ["m1", "0.25"]),
         ("RejectModel", ["m1", "no profile"]),
         ("FinishModel", ["m1", "u1"]),
+        ("ProposeFinal", ["m1", '{"mix":["u1","u2"],"cid":"x","sha256":"ab","candidates":["u2"]}']),
+        ("JudgeFinal", ["m1", '{"qualities":[0.5,1.0]}']),
     ]
 
 
