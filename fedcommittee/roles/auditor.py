@@ -22,7 +22,7 @@ from fedcommittee import ml
 from fedcommittee.ledger import AllocationRule, Mode, ModelStatus, Role, RoundStatus, StopReason
 from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
 from fedcommittee.policy import Policy
-from fedcommittee.roles.protocol import final_mix
+from fedcommittee.roles.protocol import final_candidates, final_choice, final_mix
 from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import EncryptedObject, StorageError
@@ -143,29 +143,45 @@ class _Audit:
                     self.rep.not_recomputed += 1
                 except (StorageError, ml.WeightsError, ValueError) as exc:
                     self.bad(f"update {u['id']}.parents", str(exc))
-        self.check_final_mix([u for u in updates if u["status"] == UpdateStatus.ACCEPTED])
+        self.check_final_proposal([u for u in updates if u["status"] == UpdateStatus.ACCEPTED])
         self.say(f"gossip: {len(updates)} updates checked{self.rep.sealed_note()}")
 
-    def check_final_mix(self, accepted: list[Update]) -> None:
-        """A gossip model finished on a mix: the mix is every provider's best fresh accepted model by
-        the committee's measure (``protocol.final_mix``), and the final object is their mean."""
+    def check_final_proposal(self, accepted: list[Update]) -> None:
+        """A gossip model finished on its committee's judgment (``ProposeFinal``, ``JudgeFinal``): the
+        proposed mix is every provider's best fresh accepted model (``protocol.final_mix``) and its
+        object their mean, the candidates are every accepted model (``final_candidates``), and the
+        final model is the entry the members' median qualities put first (``final_choice``)."""
         model = self.model
-        mix = model.get("finalMix")
-        if model["status"] != ModelStatus.FINISHED or not mix:
+        prop = model.get("finalProposal")
+        if model["status"] != ModelStatus.FINISHED or not prop:
             return
-        if mix != final_mix(accepted):
-            self.bad("model.finalMix", "is not the best fresh accepted model of each provider (final_mix)")
         self.rep.checked += 1
+        where = "model.finalProposal"
+        if prop["mix"] != final_mix(accepted):
+            self.bad(f"{where}.mix", "is not the best fresh accepted model of each provider (final_mix)")
+        if prop["candidates"] != final_candidates(accepted):
+            self.bad(f"{where}.candidates", "are not every accepted model, best first (final_candidates)")
+        self.check_mix_object(prop)
+        winner, _ = final_choice(prop)
+        if winner is None:
+            ok = model.get("finalMix") == prop["mix"] and model["final"]["sha256"] == prop["sha256"]
+        else:
+            sha = next((u["sha256"] for u in accepted if u["id"] == winner), None)
+            ok = model.get("finalUpdate") == winner and model["final"]["sha256"] == sha
+        if not ok:
+            self.bad("model.final", "is not the best proposed entry by median quality (final_choice)")
+
+    def check_mix_object(self, prop: dict) -> None:
         try:
-            blob = ml.dumps(gossip_base(self.reader, model, mix))
+            blob = ml.dumps(gossip_base(self.reader, self.model, prop["mix"]))
         except EncryptedObject:
             self.rep.not_recomputed += 1
             return
         except (StorageError, ml.WeightsError, ValueError) as exc:
-            self.bad("model.finalMix", f"cannot recompute: {exc}")
+            self.bad("model.finalProposal.mix", f"cannot recompute: {exc}")
             return
-        if ml.sha256_hex(blob) != model["final"]["sha256"]:
-            self.bad("model.final", "is not the mean of model.finalMix")
+        if ml.sha256_hex(blob) != prop["sha256"]:
+            self.bad("model.finalProposal", "is not the mean of its mix")
 
     def check_rounds(self, max_rounds: int) -> None:
         for r in range(1, min(int(self.model.get("currentRound") or 0), max_rounds) + 1):

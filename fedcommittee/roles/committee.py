@@ -92,6 +92,11 @@ FINALIZED_BEFORE_SENT = "not pending: verdicts are closed (finalized by the othe
 # the contract as a lost race, so erring costs a scoring, not state.
 
 
+def _judged_by(proposal: dict, member: str) -> bool:
+    """Whether ``member`` has judged a gossip model's final proposal."""
+    return any(j.get("member") == member for j in proposal.get("judgments") or [])
+
+
 def submission_order(u: Update) -> tuple[int, int, str]:
     """Which of two updates came first, as every member agrees: the round first (timestamps are
     whole seconds, and a fast round's update may share the second of the last round's), then the
@@ -557,6 +562,50 @@ class Member:
             quality = round(self.model_score(joined_model(base, w, len(u.get("parents") or []))), 6)
             self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule, quality=quality)
 
+    def judge_final(self, model: Model) -> None:
+        """Our measure of a gossip model's proposed final models (``JudgeFinal``): the shard accuracy
+        of the mix, then of each candidate's own model, one forward pass over the shard each. The mix
+        is recomputed from the updates it names: one that is not their mean measures 0, as does an
+        entry that cannot be read, so that neither can become the final model."""
+        a = self.agent
+        prop = model["finalProposal"]
+        if _judged_by(prop, a.me):
+            return
+        self.load_shard(model)
+        try:
+            mix = gossip_base(a.reader, model, prop["mix"])
+            candidates = [self._candidate(model, uid) for uid in prop["candidates"]]
+        except StorageError as exc:
+            if unreachable(exc):
+                self.postpone(0, exc)
+                return
+            raise
+        mix_ok = ml.sha256_hex(ml.dumps(mix)) == prop["sha256"]
+        if not mix_ok:
+            a.log("final_mix_mismatch", level="warning", sha256=prop["sha256"])
+        states = [mix if mix_ok else None, *candidates]
+        qualities = [0.0 if w is None else round(self.model_score(w), 6) for w in states]
+        a.log("final_judged", qualities=qualities, candidates=len(candidates))
+
+        def judged_or_over() -> bool:
+            m = a.model() or {}
+            return m.get("status") != ModelStatus.ACTIVE or _judged_by(m.get("finalProposal") or {}, a.me)
+
+        a.submit(a.client.judge_final, a.model_id, qualities, done=judged_or_over)
+
+    def _candidate(self, model: Model, uid: str):
+        """A final candidate's own weights, or None where they cannot be read or decoded (an
+        unreachable node raises: the judgment waits)."""
+        a = self.agent
+        u = a.reader.accepted_update(uid, model, what="candidate")
+        try:
+            return a.reader.fetch_weights(u["cid"], u["sha256"], update=True)
+        except (StorageError, ml.WeightsError, ValueError) as exc:
+            if isinstance(exc, StorageError) and unreachable(exc):
+                raise
+            a.log("final_candidate_unreadable", level="warning", update=uid, error=str(exc)[:200])
+            return None
+
     # ------------------------------------------------------------------ aggregates
     def _confirmed_by_me(self, cands: list) -> bool:
         return any(
@@ -722,6 +771,8 @@ class Member:
             self.vote(model)
         elif status == ModelStatus.ACTIVE and model["mode"] == Mode.GOSSIP:
             self.judge_gossip(model)
+            if model.get("finalProposal"):
+                self.judge_final(model)
         elif status == ModelStatus.ACTIVE:
             rd = self.agent.round(int(model["currentRound"]))
             if rd["status"] == RoundStatus.OPEN:

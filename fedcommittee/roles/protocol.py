@@ -13,6 +13,8 @@ __all__ = [
     "RESTART_CHECK_MARGIN_SECONDS",
     "choose_parents",
     "expected_providers",
+    "final_candidates",
+    "final_choice",
     "final_mix",
     "fresh",
     "generations",
@@ -141,3 +143,28 @@ def final_mix(accepted: Iterable[Update]) -> list[str]:
     parent rule, without a limit or a recency window). One provider's model carries the drift of its
     own last training; the mean of every provider's best averages it out, as a federated round does."""
     return choose_parents(fresh(accepted), limit=None)
+
+
+# How many accepted updates a gossip model's final proposal names beside the mix (the contract's
+# MaxFinalCandidates).
+MAX_FINAL_CANDIDATES = 256
+
+
+def final_candidates(accepted: Iterable[Update]) -> list[str]:
+    """The accepted updates the committee judges beside the final mix: every accepted model (the
+    best-ranked ``MAX_FINAL_CANDIDATES`` by ``model_rank`` where more), best first. A model's own
+    quality can beat the mix's, e.g. where one provider's model stands far above the others."""
+    ranked = sorted(accepted, key=model_rank, reverse=True)
+    return [u["id"] for u in ranked[:MAX_FINAL_CANDIDATES]]
+
+
+def final_choice(proposal: dict) -> tuple[str | None, list[float]]:
+    """What a judged final proposal finishes on, as the contract decides it (``finishOnJudgments``):
+    per entry (the mix, then each candidate) the median of the members' qualities; the highest wins,
+    the mix on a tie, then the earlier candidate. Returns the winning candidate's id (None: the mix)
+    and the medians."""
+    judgments = proposal.get("judgments") or []
+    n = 1 + len(proposal.get("candidates") or [])
+    medians = [statistics.median(j["qualities"][i] for j in judgments) for i in range(n)]
+    best = max(range(n), key=lambda i: (medians[i], -i))
+    return (None if best == 0 else proposal["candidates"][best - 1]), medians

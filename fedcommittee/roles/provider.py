@@ -352,7 +352,7 @@ class Provider:
             return None
         if model["mode"] == Mode.FEDERATED:
             self.federated_step(model)
-        elif not self.gossip_step(model):
+        elif model.get("finalProposal") or not self.gossip_step(model):  # finishing: no more updates
             self.agent.log("gossip_done")
             return 0
         return None

@@ -14,7 +14,8 @@ computed first and the close records it (``CloseRoundWithAggregate``: one commit
 round's critical path); otherwise the round is closed, then its aggregate computed and recorded.
 Committee members recompute and confirm it (and record their own if the publisher is gone: see
 committee.py).
-Gossip: it finishes the model once every provider has made its updates, naming the best one.
+Gossip: once every provider has made its updates, it proposes the final model (``ProposeFinal``):
+the mean of the providers' best models beside every accepted one; the committee picks (committee.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fedcommittee.ledger import ContractError, Mode, ModelStatus, Role, RoundSta
 from fedcommittee.ledger.records import Model, Round
 from fedcommittee.roles.data import declared_profile, encode_dataset
 from fedcommittee.roles.envelopes import profile_certificate, shard_context
-from fedcommittee.roles.protocol import expected_providers, final_mix
+from fedcommittee.roles.protocol import expected_providers, final_candidates, final_mix
 from fedcommittee.roles.reader import compute_aggregate, gossip_base
 from fedcommittee.roles.runtime import Agent
 from fedcommittee.storage import envelope
@@ -215,10 +216,14 @@ class Publisher:
                  done=lambda: recorded(a.client.get_aggregates(a.model_id, r)))  # fmt: skip
 
     def drive_gossip(self, model: Model) -> None:
-        """Finish once every provider has made its updates (or nothing new came for settle_seconds)
-        and none is pending, on the mean of every provider's best fresh accepted model by the
-        committee's measure (``protocol.final_mix``)."""
+        """Once every provider has made its updates (or nothing new came for settle_seconds) and none
+        is pending, put the model's final before the committee (``ProposeFinal``): the mean of every
+        provider's best fresh accepted model (``protocol.final_mix``) beside every accepted model
+        (``protocol.final_candidates``). The members measure each on their shards; the contract
+        finishes the model on the best by median quality."""
         a = self.agent
+        if model.get("finalProposal"):
+            return  # before the committee
         updates = list(a.client.iter_round_updates(a.model_id, 0))
         want = len(a.exp.providers) * a.exp.gossip.updates_per_provider
         pending = [u for u in updates if u["status"] == UpdateStatus.PENDING]
@@ -229,21 +234,13 @@ class Publisher:
         accepted = [u for u in updates if u["status"] == UpdateStatus.ACCEPTED]
         if not accepted:
             return
-        mix = final_mix(accepted)
+        mix, candidates = final_mix(accepted), final_candidates(accepted)
         obj = a.put(ml.dumps(gossip_base(a.reader, model, mix)))
         quality = {u["id"]: u.get("medianQuality") for u in accepted}
-        a.log(
-            "finish",
-            mix=mix,
-            qualities=[quality[i] for i in mix],
-            sha256=obj.sha256_hex,
-            updates=len(updates),
-        )
-        a.submit(
-            a.client.finish_with_mix,
-            a.model_id,
-            mix,
-            cid=obj.cid,
-            sha256=obj.sha256_hex,
-            done=lambda: (a.model() or {}).get("status") == ModelStatus.FINISHED,
-        )
+        a.log("propose_final", mix=mix, qualities=[quality[i] for i in mix], candidates=len(candidates),
+              sha256=obj.sha256_hex, updates=len(updates))  # fmt: skip
+        try:
+            a.submit(a.client.propose_final, a.model_id, mix, candidates, cid=obj.cid, sha256=obj.sha256_hex,
+                     done=lambda: bool((a.model() or {}).get("finalProposal")))  # fmt: skip
+        except ContractError as exc:  # an update came in meanwhile: propose again once it is judged
+            a.log("propose_final_refused", level="warning", reason=exc.chaincode_message[:300])

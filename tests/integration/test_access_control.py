@@ -80,6 +80,8 @@ EXPECTED = {
     "CloseRoundWithAggregate": [A, A, A, D, D, D, D, D],
     "RecordAggregate": [A, A, A, D, D, D, D, D],
     "ConfirmAggregate": [D, D, A, D, D, D, D, D],
+    "ProposeFinal": [A, D, D, D, D, D, D, D],
+    "JudgeFinal": [D, D, A, D, D, D, D, D],
 }
 GOVERNANCE_ORGS = ["Org1MSP", "Org2MSP"]
 
@@ -166,13 +168,19 @@ def test_access_control_matrix(ledger, store, capsys):
         ),
         "RecordAggregate": lambda: (model_a, "1", ref(store.put(f"{model_a}: other aggregate".encode()))),
         "ConfirmAggregate": lambda: (model_a, "1", {"sha256": aggregate.sha256_hex, "score": 0.9}),
+        "ProposeFinal": lambda: (model_g, final_proposal),
+        "JudgeFinal": lambda: (model_g, {"qualities": [0.5, 0.5]}),
     }
+    mix = ref(store.put(f"{model_g}: the mix".encode()))
+    final_proposal = {"mix": [root["id"]], **mix, "candidates": [root["id"]]}
     # The scenario moves on, as its rightful caller, before these rows.
     before_row = {
         "RecordAggregate": lambda: ledger.submit(PUBLISHER, "CloseRound", model_a, "1"),
         "ConfirmAggregate": lambda: ledger.submit(
             COMMITTEE[0], "RecordAggregate", model_a, "1", ref(aggregate)
         ),
+        "ProposeFinal": lambda: accept(ledger, pending),  # a final is proposed once none is pending
+        "JudgeFinal": lambda: ledger.submit(PUBLISHER, "ProposeFinal", model_g, final_proposal),
     }
 
     # ------------------------------------------------------------------ the matrix

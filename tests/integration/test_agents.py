@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcommittee.roles.protocol import final_mix, generations
+from fedcommittee.roles.protocol import final_candidates, final_choice, final_mix, generations
 from tests.integration.network import ROOT
 
 FEDCOMMITTEE = str(Path(sys.executable).parent / "fedcommittee")
@@ -244,7 +244,8 @@ def test_gossip_run(local_network, fabric):
     gw, client = ledger(net)
     with gw:
         model = client.get_model(model_id)
-        assert model["status"] == "finished" and model["finalMix"]
+        prop = model.get("finalProposal") or {}
+        assert model["status"] == "finished" and prop, model
         attacker_ids = {u["id"] for u in report["updates"] if u["provider"] == "attacker"}
         accepted = []
         for u in report["updates"]:
@@ -253,16 +254,30 @@ def test_gossip_run(local_network, fabric):
             if full["status"] == "accepted":
                 accepted.append(full)
         # Every accepted model carries the committee's measured quality (the median of the members'
-        # shard accuracies, each verdict recording its own). The final model is the mean of each
-        # provider's best fresh model by that measure, as the ledger records them (the audit
-        # recomputes the mean: its verdict is below).
+        # shard accuracies, each verdict recording its own).
         for u in accepted:
             qualities = sorted(v["quality"] for v in client.get_verdicts(u["id"]))
             assert 0.0 <= u["medianQuality"] <= 1.0 and qualities[0] <= u["medianQuality"] <= qualities[-1]
-        assert model["finalMix"] == final_mix(accepted)
+        # The proposed final: the mean of each provider's best fresh model by that measure, beside
+        # every accepted model, as the ledger records them (the audit recomputes the mean: its
+        # verdict is below).
+        assert prop["mix"] == final_mix(accepted) and prop["candidates"] == final_candidates(accepted)
         depth = generations(accepted)
-        mix = [client.get_update(uid) for uid in model["finalMix"]]
+        mix = [client.get_update(uid) for uid in prop["mix"]]
         assert len({u["provider"] for u in mix}) == len(mix) >= 2  # one model per provider
         assert all(depth[u["id"]] >= max(depth.values()) - 1 for u in mix)  # none stale
+        # A quorum of members measured every entry, and the model ended on the best by median.
+        judges = {j["member"] for j in prop["judgments"]}
+        assert len(judges) == len(prop["judgments"]) >= model["quorum"]
+        assert all(len(j["qualities"]) == 1 + len(prop["candidates"]) for j in prop["judgments"])
+        winner, medians = final_choice(prop)
+        assert prop["medians"] == pytest.approx(medians)
+        if winner is None:
+            assert model["finalMix"] == prop["mix"] and model["final"]["sha256"] == prop["sha256"]
+        else:
+            assert (
+                model["finalUpdate"] == winner
+                and model["final"]["sha256"] == client.get_update(winner)["sha256"]
+            )
     assert "verify: " in proc.stdout and " 0 discrepancies" in proc.stdout
     assert report["summary"]["test_accuracy_final"] > report["summary"]["test_accuracy_initial"] + 0.15

@@ -207,23 +207,55 @@ def gossip_history():
             ledger.updates[uid]["medianQuality"] = quality
     reader = Reader(ledger, store, MODEL)
     final = store.put(ml.dumps(gossip_base(reader, model, ["a2", "b1"])))
-    model.update(finalMix=["a2", "b1"], final={"cid": final.cid, "sha256": final.sha256_hex})
+    # Two members judged the mix (0.8, 0.7) above every candidate: the model finished on the mix.
+    judgments = [
+        {"member": "m1", "qualities": [0.8, 0.7, 0.6, 0.5]},
+        {"member": "m2", "qualities": [0.7, 0.8, 0.5, 0.4]},
+    ]
+    proposal = {"mix": ["a2", "b1"], "cid": final.cid, "sha256": final.sha256_hex,
+                "candidates": ["a2", "a1", "b1"], "judgments": judgments}  # fmt: skip
+    model.update(
+        finalProposal=proposal, finalMix=["a2", "b1"], final={"cid": final.cid, "sha256": final.sha256_hex}
+    )
     return store, ledger, reader
 
 
-def test_audit_recomputes_a_gossip_models_final_mix():
+def test_audit_recomputes_a_gossip_models_final_proposal():
     store, ledger, reader = gossip_history()
     rep = audit_model(reader, "g")
     assert rep.ok, rep.findings
-    # A mix that skips p1's best model, and a final object that is not the mix's mean: both found.
     model = ledger.models["g"]
-    model["finalMix"] = ["a1", "b1"]
-    assert [f.where for f in audit_model(reader, "g").findings] == ["model.finalMix", "model.final"]
-    model["finalMix"] = ["a2", "b1"]
+    prop = model["finalProposal"]
+    # A mix that skips p1's best model: neither the rule's mix nor the mean the object holds.
+    prop["mix"] = ["a1", "b1"]
+    assert [f.where for f in audit_model(reader, "g").findings] == [
+        "model.finalProposal.mix",
+        "model.finalProposal",
+        "model.final",
+    ]
+    prop["mix"] = ["a2", "b1"]
+    # Candidates not in the rule's order (best first), or one left out.
+    prop["candidates"] = ["a1", "a2", "b1"]
+    assert [f.where for f in audit_model(reader, "g").findings] == ["model.finalProposal.candidates"]
+    prop["candidates"] = ["a2", "a1", "b1"]
+    # A mix object that is not the mean of the updates it names.
     other = store.put(ml.dumps(gossip_base(reader, model, ["a1", "b1"])))
+    prop.update(cid=other.cid, sha256=other.sha256_hex)
     model["final"] = {"cid": other.cid, "sha256": other.sha256_hex}
     findings = audit_model(reader, "g").findings
-    assert [(f.where, f.problem) for f in findings] == [("model.final", "is not the mean of model.finalMix")]
+    assert [(f.where, f.problem) for f in findings] == [("model.finalProposal", "is not the mean of its mix")]
+
+
+def test_audit_checks_the_committees_choice_of_a_gossip_final():
+    _, ledger, reader = gossip_history()
+    model = ledger.models["g"]
+    # Judgments that put candidate a1 first (medians 0.65, 0.65, 0.75, 0.45): the model must end on a1.
+    model["finalProposal"]["judgments"][1]["qualities"] = [0.5, 0.6, 0.9, 0.4]
+    where = [(f.where, f.problem) for f in audit_model(reader, "g").findings]
+    assert where == [("model.final", "is not the best proposed entry by median quality (final_choice)")]
+    a1 = ledger.updates["a1"]
+    model.update(finalMix=None, finalUpdate="a1", final={"cid": a1["cid"], "sha256": a1["sha256"]})
+    assert audit_model(reader, "g").ok
 
 
 def test_audit_flags_an_unknown_architecture():

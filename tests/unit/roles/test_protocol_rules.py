@@ -17,6 +17,8 @@ from fedcommittee.roles.data import data_kind, data_registration, declared_profi
 from fedcommittee.roles.protocol import (
     choose_parents,
     expected_providers,
+    final_candidates,
+    final_choice,
     final_mix,
     fresh,
     generations,
@@ -255,6 +257,30 @@ def test_the_final_mix_is_every_providers_best_model():
         gossip_update("u5", "p3", 0.5, 0.45),
     ]
     assert final_mix(ups) == ["u2", "u3", "u5"]
+
+
+def test_the_final_candidates_are_every_accepted_model_best_first():
+    ups = [
+        gossip_update("u1", "p1", 0.5, 0.60),
+        gossip_update("u2", "p1", 0.5, 0.70),
+        gossip_update("u3", "p2", 0.9, 0.55),
+    ]
+    assert final_candidates(ups) == ["u2", "u1", "u3"]
+    many = [gossip_update(f"v{i:03d}", f"p{i}", 0.5, i / 1000) for i in range(300)]
+    assert final_candidates(many) == [f"v{i:03d}" for i in range(299, 43, -1)]  # the best 256
+
+
+def test_the_committee_finishes_on_the_entry_with_the_best_median_quality():
+    prop = {"mix": ["a", "b"], "candidates": ["a", "b"], "judgments": [
+        {"member": "m1", "qualities": [0.50, 0.70, 0.40]},
+        {"member": "m2", "qualities": [0.60, 0.55, 0.90]},
+        {"member": "m3", "qualities": [0.55, 0.60, 0.10]},
+    ]}  # fmt: skip
+    assert final_choice(prop) == ("a", [0.55, 0.60, 0.40])  # medians, the mix first
+    prop["judgments"][2]["qualities"][1] = 0.55  # a tie with the mix: the mix
+    assert final_choice(prop) == (None, [0.55, 0.55, 0.40])
+    prop["candidates"], prop["judgments"] = ["a", "b"], [{"member": "m1", "qualities": [0.1, 0.3, 0.3]}]
+    assert final_choice(prop) == ("a", [0.1, 0.3, 0.3])  # a tie between candidates: the earlier
 
 
 def test_generations_count_the_deepest_chain_of_parents():
