@@ -6,8 +6,8 @@ federated run with the same data, partition, providers, attackers, training and 
 rounds as the gossip run has updates per provider. Both run on one network of their own (scripts/
 network.sh, a temporary FC_HOME on free ports, ``--backend``). From each run's report.json it reads
 the final test accuracy and, for gossip, the test accuracy of every accepted model: the final model
-(the mean of each provider's best model by the committee's measured quality) is checked against the
-most accurate of them.
+(what the committee's median shard quality put first: the mean of each provider's best model or
+one accepted model, ``ProposeFinal``) is checked against the most accurate of them.
 
     .venv/bin/python benchmarks/gossip_bench.py --seeds 0 1 2
 """
@@ -61,12 +61,19 @@ def gossip_figures(report: dict) -> dict:
     points = {int(k): v for k, v in report["test_accuracy"].items() if int(k) > 0 and v is not None}
     best = max(points.values()) if points else None
     final = s["test_accuracy_final"]
+    prop = report["model"].get("finalProposal") or {}
+    medians = prop.get("medians") or []
     return {
         "final": final,
         "best_accepted": best,
         "final_is_best": best is not None and final >= best - 1e-9,
         "accepted": s["accepted"],
         "rejected": s["rejected"],
+        # What the committee finished on (ProposeFinal, JudgeFinal): the mix or one accepted model,
+        # with the members' median shard quality of the mix and of the best candidate.
+        "final_on": "mix" if report["model"].get("finalMix") else "accepted model",
+        "committee_mix_quality": medians[0] if medians else None,
+        "committee_best_candidate_quality": max(medians[1:]) if len(medians) > 1 else None,
     }
 
 
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gossip - federated: {mean_sd(gaps)} ({100 * statistics.mean(gaps):+.1f} points)")
     picked = sum(r["gossip"]["final_is_best"] for r in rows)
     print(f"final model at least as accurate as every accepted model in {picked} of {len(rows)} runs")
+    on_mix = sum(r["gossip"]["final_on"] == "mix" for r in rows)
+    print(f"the committee finished on the mix in {on_mix} of {len(rows)} runs, else on an accepted model")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1))
     return 0

@@ -539,6 +539,7 @@ def _summary_rows(data: dict, s: dict) -> list[list[str]]:
             if s.get("backdoor_success_final") is not None
             else []
         ),
+        *([["Final model (chosen by the committee)", s["final_model"]]] if s.get("final_model") else []),
         ["Updates", f"{s['updates']} on the ledger: {s['accepted']} accepted, {s['rejected']} rejected"],
         ["Refused by the contract", f"{refused_total}" + (f" ({refused_words})" if refused_words else "")],
         ["Verify (audit)", _verify_words(data.get("verify"))],
@@ -663,6 +664,7 @@ def summarize(data: dict) -> dict:
         "test_accuracy_initial": acc.get(min(acc)) if acc else None,
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
         "backdoor_success_final": data.get("final_backdoor_success"),
+        "final_model": gossip_final_words(m, ups),
         "wall_seconds": data.get("wall_seconds"),
         "ledger_backend": data.get("ledger_backend"),
         "verify": data.get("verify"),
@@ -670,6 +672,23 @@ def summarize(data: dict) -> dict:
         # From the agents' clocks (0.1 s) where they logged both ends of the round.
         "round_seconds_median": round(statistics.median(secs.values()), 1) if secs else None,
     }
+
+
+def gossip_final_words(m: dict, ups: list[dict]) -> str | None:
+    """What the committee finished a gossip model on (``finalProposal``), in words; None otherwise."""
+    prop = m.get("finalProposal") or {}
+    med = prop.get("medians")
+    if m["mode"] != Mode.GOSSIP or not med:
+        return None
+    best_single = f"{max(med[1:]):.3f}" if len(med) > 1 else "none proposed"
+    if m.get("finalMix"):
+        return (f"the mean of {len(prop['mix'])} providers' best models, committee median quality "
+                f"{med[0]:.3f} (best single accepted model: {best_single})")  # fmt: skip
+    uid = m.get("finalUpdate") or ""
+    provider = next((u["provider"] for u in ups if u["id"] == uid), "?")
+    q = med[prop["candidates"].index(uid) + 1] if uid in prop["candidates"] else float("nan")
+    return (f"{provider}'s accepted update {uid[:12]}…, committee median quality {q:.3f} "
+            f"(the mean of the providers' best: {med[0]:.3f})")  # fmt: skip
 
 
 def _participant_rows(data: dict, by_provider: dict, refusals: dict, rewards: dict) -> dict[str, dict]:

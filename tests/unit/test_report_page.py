@@ -359,3 +359,20 @@ def test_the_report_renders_in_headless_chromium(built, tmp_path):
     keep = ROOT / "reports" / "screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, keep / "report.png")
+
+
+def test_the_summary_says_what_the_committee_finished_a_gossip_model_on():
+    prop = {"mix": ["a", "b"], "candidates": ["b", "a"], "medians": [0.45, 0.52, 0.40]}
+    ups = [{"id": "a", "provider": "honest1"}, {"id": "b", "provider": "honest2"}]
+    model = {"mode": "gossip", "finalProposal": prop, "finalUpdate": "b"}
+    assert report.gossip_final_words(model, ups) == (
+        "honest2's accepted update b…, committee median quality 0.520 "
+        "(the mean of the providers' best: 0.450)"
+    )
+    prop["medians"] = [0.55, 0.52, 0.40]
+    model = {"mode": "gossip", "finalProposal": prop, "finalMix": ["a", "b"]}
+    assert report.gossip_final_words(model, ups) == (
+        "the mean of 2 providers' best models, committee median quality 0.550 "
+        "(best single accepted model: 0.520)"
+    )
+    assert report.gossip_final_words({"mode": "federated"}, ups) is None
