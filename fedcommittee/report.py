@@ -234,6 +234,11 @@ def _test_accuracy(data: dict, client, store, exp, private_key) -> None:
         state = weights(ref, update=gossip and r > 0)  # gossip point 0: the initial weights
         if state is not None:
             data["test_accuracy"][r] = ml.evaluate(name, state, test).accuracy
+    prop = model.get("finalProposal") or {}
+    if prop.get("cid"):  # gossip: the mix the committee judged, chosen or not
+        mix = weights({"cid": prop["cid"], "sha256": prop["sha256"]}, update=False)
+        if mix is not None:
+            data["mix_test_accuracy"] = ml.evaluate(name, mix, test).accuracy
     final = weights(model["final"], update=gossip) if model.get("final") else None  # gossip: an update
     if final is not None:
         data["final_test_accuracy"] = ml.evaluate(name, final, test).accuracy
@@ -665,6 +670,7 @@ def summarize(data: dict) -> dict:
         "test_accuracy_final": data.get("final_test_accuracy", acc.get(max(acc)) if acc else None),
         "backdoor_success_final": data.get("final_backdoor_success"),
         "final_model": gossip_final_words(m, ups),
+        "test_accuracy_mix": data.get("mix_test_accuracy"),  # gossip: the proposed mix
         "wall_seconds": data.get("wall_seconds"),
         "ledger_backend": data.get("ledger_backend"),
         "verify": data.get("verify"),
