@@ -780,8 +780,11 @@ for r in effect_probation effect_probation_sym1; do
     $G --partitions dir0.5 --attacks label_flip sign_flip scaling free_rider alie min_max min_sum collude \\
         adaptive backdoor --fraction 0.3 --rules $r --rounds 15 --workers 2
 done
+$G --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 --rules effect_probation \\
+    effect_mainjob --rounds 15 --workers 2   # docs/ml.md, "When the label flips get in"
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
+.venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dominant
 ```"""
 
 
@@ -851,6 +854,8 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         *inprocess_vs_flower(results, grid),
         "",
         *committee_grid.markdown(grid, ["dir0.5"], 15),
+        "",
+        *committee_grid.markdown(grid, ["dominant"], 15, clean=False),
     ]
 
 
