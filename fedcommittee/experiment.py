@@ -179,6 +179,7 @@ class ScoringConfig:
     probation_cos_floor: float = 0.01
     probation_sym_se: float = 1.0
     probation_rescue_se: float = 1.0
+    probation_until_accepted: bool = False  # also on probation: a provider with no update accepted yet
 
 
 @dataclass(frozen=True)
@@ -556,7 +557,8 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
         "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "probation_rounds",
-        "probation_cos_floor", "probation_sym_se", "probation_rescue_se"})  # fmt: skip
+        "probation_cos_floor", "probation_sym_se", "probation_rescue_se",
+        "probation_until_accepted"})  # fmt: skip
     return ScoringConfig(
         rule=r.text(sc, "rule", "scoring.rule", "trust", choices=registry.SCORING_RULES),
         metric=r.text(sc, "metric", "scoring.metric", "loss", choices=registry.SCORING_METRICS),
@@ -574,6 +576,9 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
         probation_cos_floor=r.num(sc, "probation_cos_floor", "scoring.probation_cos_floor", 0.01, lo=-1),
         probation_sym_se=r.num(sc, "probation_sym_se", "scoring.probation_sym_se", 1.0, lo=0),
         probation_rescue_se=r.num(sc, "probation_rescue_se", "scoring.probation_rescue_se", 1.0, lo=0),
+        probation_until_accepted=r.flag(
+            sc, "probation_until_accepted", "scoring.probation_until_accepted", False
+        ),
     )
 
 
@@ -700,6 +705,8 @@ def _check_probation(exp: Experiment, r: _Reader) -> None:
     whose verdicts are all final), and its bars may only be stricter than the others."""
     sc = exp.scoring
     if not sc.probation_rounds:
+        if sc.probation_until_accepted:
+            raise r.fail("scoring.probation_until_accepted", "needs scoring.probation_rounds (1 or more)")
         return
     if sc.rule != "effect":
         raise r.fail("scoring.probation_rounds", f"probation is the effect rule's, not {sc.rule!r}'s")

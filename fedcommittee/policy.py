@@ -242,6 +242,7 @@ class Policy:
             probation_cos_floor=s.probation_cos_floor,
             probation_sym_se=s.probation_sym_se,
             probation_rescue_se=s.probation_rescue_se,
+            probation_until_accepted=s.probation_until_accepted,
             # The member's own reference update is trained like the providers' (optimizer, momentum,
             # batch), so that its length and direction are comparable with theirs.
             reference=ml.TrainConfig(steps=s.reference_steps, lr=s.reference_lr, batch_size=c.batch_size,

@@ -33,8 +33,10 @@ contract can compare the committee's median score with one number. Rules:
   judged at the ``probation_`` bars (``probation_cos_floor``, ``probation_sym_se``,
   ``probation_rescue_se``: at least as strict as the others): the first bars can then be lenient
   enough for every honest skewed update, and an attacker once caught meets the tight ones. Who is on
-  probation is the caller's to say (``score_updates(..., probation=...)``): it is read from the
-  ledger's verdicts of the earlier rounds, so the score stays reproducible.
+  probation is the caller's to say (``score_updates(..., probation=...)``, ``ScoringRule.on_probation``):
+  it is read from the ledger's verdicts of the earlier rounds, so the score stays reproducible. With
+  ``probation_until_accepted`` a provider none of whose updates has been accepted yet is on probation
+  too.
 
 ``metric`` is "loss" (the negative cross-entropy, smooth even on small shards) or "accuracy".
 """
@@ -75,6 +77,7 @@ class ScoringRule:
     probation_cos_floor: float = 0.01  # effect: cos_floor, sym_se and rescue_se for one on probation
     probation_sym_se: float = 1.0
     probation_rescue_se: float = 1.0
+    probation_until_accepted: bool = False  # effect: no update accepted yet is probation too
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20, lr=0.05, batch_size=32))
 
     def __post_init__(self) -> None:
@@ -88,6 +91,8 @@ class ScoringRule:
             raise ValueError(f"gross_se ({self.gross_se}) must be at least sym_se ({self.sym_se})")
         if self.probation_rounds < 0:
             raise ValueError(f"probation_rounds must be 0 (off) or more, got {self.probation_rounds}")
+        if self.probation_until_accepted and not self.probation_rounds:
+            raise ValueError("probation_until_accepted needs probation_rounds (1 or more)")
         if self.probation_rounds and not self._probation_is_stricter():
             # Looser bars after a rejection would reward being caught.
             raise ValueError(
@@ -105,6 +110,15 @@ class ScoringRule:
             and self.probation_sym_se <= self.sym_se
             and self.probation_rescue_se >= self.rescue_se
         )
+
+    def on_probation(self, rejected_lately: bool, ever_accepted: bool) -> bool:
+        """Whether a provider is on probation: an update of its was rejected in the last
+        ``probation_rounds`` rounds, or, with ``probation_until_accepted``, none has been accepted
+        yet (the lenient bars are earned at the tight ones: an attacker's first updates, sent while
+        the model is near its initialization, meet the tight bars)."""
+        if not self.probation_rounds:
+            return False
+        return rejected_lately or (self.probation_until_accepted and not ever_accepted)
 
     def bars(self, on_probation: bool = False) -> tuple[float, float, float]:
         """The effect rule's (cos_floor, sym_se, rescue_se) for a provider on probation or not."""

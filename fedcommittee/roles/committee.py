@@ -54,7 +54,7 @@ from fedcommittee.roles.envelopes import recipient_key_ids, shard_context
 from fedcommittee.roles.protocol import (
     RESTART_CHECK_MARGIN_SECONDS,
     expected_providers,
-    on_probation,
+    rejected_or_unproven,
     round_follows,
 )
 from fedcommittee.roles.reader import compute_aggregate, gossip_base, joined_model
@@ -295,14 +295,18 @@ class Member:
         return self.round_lists[k]
 
     def probation_of(self, r: int, updates: list[Update]) -> list[bool] | None:
-        """Per update of round ``r``, whether the rule judges its provider on probation (rejected in
-        one of the rule's ``probation_rounds`` rounds before ``r``, as the ledger says); None when
-        the rule has none."""
-        k = self.rule.probation_rounds
+        """Per update of round ``r``, whether the rule judges its provider on probation, as the
+        ledger says: an update of its rejected in one of the rule's ``probation_rounds`` rounds
+        before ``r`` (or, with ``probation_until_accepted``, none accepted in any round before);
+        None when the rule has none."""
+        rule = self.rule
+        k = rule.probation_rounds
         if not k:
             return None
-        earlier = [self._finished_round(q) for q in range(max(1, r - k), r)]
-        return on_probation(earlier, [u["provider"] for u in updates])
+        recent = [self._finished_round(q) for q in range(max(1, r - k), r)]
+        earlier = [self._finished_round(q) for q in range(1, r)] if rule.probation_until_accepted else []
+        caught, unproven = rejected_or_unproven(recent, earlier, [u["provider"] for u in updates])
+        return [rule.on_probation(c, not n) for c, n in zip(caught, unproven, strict=True)]
 
     def replay_of(self, model: Model, u: Update) -> str | None:
         """The id of an earlier update of the model (by round, submission time, then id) with the

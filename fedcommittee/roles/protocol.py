@@ -19,7 +19,7 @@ __all__ = [
     "fresh",
     "generations",
     "model_rank",
-    "on_probation",
+    "rejected_or_unproven",
     "parent_candidates",
     "round_follows",
 ]
@@ -43,12 +43,17 @@ def round_follows(model: Model, r: int) -> bool:
     return not max_rounds or r < max_rounds
 
 
-def on_probation(earlier: Iterable[Iterable[Update]], providers: Iterable[str]) -> list[bool]:
-    """Per provider, whether it is on probation (the effect rule's ``probation_rounds``): an update
-    of its was rejected in one of the ``earlier`` rounds (the lists of those rounds' updates, read
-    once the rounds are over, so that their statuses are final and every member reads the same)."""
-    caught = {u.get("provider") for lst in earlier for u in lst if u.get("status") == UpdateStatus.REJECTED}
-    return [p in caught for p in providers]
+def rejected_or_unproven(
+    recent: Iterable[Iterable[Update]], earlier: Iterable[Iterable[Update]], providers: Iterable[str]
+) -> tuple[list[bool], list[bool]]:
+    """Per provider, (whether an update of its was rejected in one of the ``recent`` rounds, whether
+    none of its updates was accepted in any of the ``earlier`` ones): what the effect rule's
+    probation is decided on (``ml.ScoringRule.on_probation``). Both are lists of rounds' updates,
+    read once the rounds are over, so that their statuses are final and every member reads the same."""
+    caught = {u.get("provider") for lst in recent for u in lst if u.get("status") == UpdateStatus.REJECTED}
+    proven = {u.get("provider") for lst in earlier for u in lst if u.get("status") == UpdateStatus.ACCEPTED}
+    providers = list(providers)
+    return [p in caught for p in providers], [p not in proven for p in providers]
 
 
 def model_rank(u: Update) -> tuple:

@@ -202,6 +202,18 @@ def test_probation_applies_the_stricter_bars_only_to_a_provider_on_probation():
     assert scoring.accept(PROBATION, scoring.effect_score(along, PROBATION, on_probation=True))
 
 
+def test_probation_after_a_rejection_and_until_a_first_acceptance():
+    assert PROBATION.on_probation(rejected_lately=True, ever_accepted=True)
+    assert not PROBATION.on_probation(rejected_lately=False, ever_accepted=False)  # newcomers: lenient
+    earned = scoring.ScoringRule(**{**PROBATION.__dict__, "probation_until_accepted": True})
+    assert earned.on_probation(rejected_lately=False, ever_accepted=False)  # newcomers: tight bars
+    assert not earned.on_probation(rejected_lately=False, ever_accepted=True)
+    assert earned.on_probation(rejected_lately=True, ever_accepted=True)
+    assert not scoring.ScoringRule("effect").on_probation(rejected_lately=True, ever_accepted=False)  # off
+    with pytest.raises(ValueError, match="probation_until_accepted needs probation_rounds"):
+        scoring.ScoringRule("effect", probation_until_accepted=True)
+
+
 def test_probation_flags_reach_the_scores(digits_split, dominant_parts, trained_global, shards):
     deltas = [u.delta for u in _round("sign_flip", digits_split, dominant_parts, trained_global)]
     shard = shards[0]

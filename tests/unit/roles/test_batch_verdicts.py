@@ -221,3 +221,10 @@ def test_a_member_reads_probation_from_the_finished_rounds_once():
     assert member.probation_of(4, updates) == [False, True, True, False]  # rounds 2 and 3
     assert reads == [1, 2, 3]  # each finished round read once
     assert member.probation_of(1, updates) == [False] * 4  # no round before the first
+    # Until a first acceptance too: only p has had one (round 2), so q, r and s start on probation,
+    # and round 1 judges everyone on it. Still each finished round read once.
+    member.rule = replace(member.rule, probation_until_accepted=True)
+    assert member.probation_of(1, updates) == [True] * 4
+    assert member.probation_of(3, updates) == [True, True, True, True]  # p: rejected in round 1
+    assert member.probation_of(4, updates) == [False, True, True, True]
+    assert reads == [1, 2, 3]

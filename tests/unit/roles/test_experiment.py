@@ -128,6 +128,10 @@ def error_for(doc) -> ConfigError:
             "scoring.probation_sym_se",
         ),
         (lambda d: d.update(scoring={"rule": "effect", "probation_rounds": -1}), "scoring.probation_rounds"),
+        (
+            lambda d: d.update(scoring={"rule": "effect", "probation_until_accepted": True}),
+            "scoring.probation_until_accepted",
+        ),
     ],
 )
 def test_bad_keys_are_named(mutate, key):

@@ -343,12 +343,16 @@ def test_a_model_measured_far_below_the_other_providers_stays_out_of_the_mix():
     assert final_mix(ties) == ["a", "b", "c"]
 
 
-def test_probation_follows_the_rejections_of_the_rounds_given():
-    from fedcommittee.roles.protocol import on_probation
+def test_probation_reads_recent_rejections_and_earlier_acceptances():
+    from fedcommittee.roles.protocol import rejected_or_unproven
 
     last = [{"provider": "a", "status": "rejected"}, {"provider": "b", "status": "accepted"},
             {"provider": "c", "status": "pending"}]  # fmt: skip
-    before = [{"provider": "b", "status": "rejected"}]
-    assert on_probation([last], ["a", "b", "c", "d"]) == [True, False, False, False]
-    assert on_probation([before, last], ["a", "b", "c", "d"]) == [True, True, False, False]
-    assert on_probation([], ["a"]) == [False]
+    before = [{"provider": "b", "status": "rejected"}, {"provider": "a", "status": "accepted"}]
+    who = ["a", "b", "c", "d"]
+    assert rejected_or_unproven([last], [], who) == ([True, False, False, False], [True] * 4)
+    assert rejected_or_unproven([before, last], [before, last], who) == (
+        [True, True, False, False],
+        [False, False, True, True],  # c's update is pending, d has none: neither accepted yet
+    )
+    assert rejected_or_unproven([], [], ["a"]) == ([False], [True])
