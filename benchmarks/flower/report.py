@@ -782,6 +782,11 @@ for r in effect_probation effect_probation_sym1; do
 done
 $G --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 --rules effect_probation \\
     effect_mainjob --rounds 15 --workers 2   # docs/ml.md, "When the label flips get in"
+G1="$G --rules effect_probation_start --workers 2"
+$G1 --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 --rounds 15
+$G1 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
+$G1 --partitions dir0.5 --attacks honest label_flip sign_flip scaling free_rider alie min_max min_sum \
+    collude adaptive backdoor --fraction 0.3 --rounds 15
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dominant
@@ -833,7 +838,8 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " `effect_probation` the main job's bars made lenient for providers in good standing (`cos_floor`"
         " -0.2) with `cos_floor` 0.01 for one whose update was rejected in the round before (probation:"
         ' configs/default.yaml; docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
-        " `sym_se` 1 on probation,"
+        " `sym_se` 1 on probation, `effect_probation_start` the same as `effect_probation` with a provider"
+        " also on probation until one of its updates has been accepted (`probation_until_accepted`),"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

@@ -46,6 +46,11 @@ RULE_VARIANTS = {
     # "Probation"): effect_probation keeps sym_se 10 on probation, effect_probation_sym1 tightens it.
     "effect_probation": COMMITTEES["effect_probation"],
     "effect_probation_sym1": ("effect", {**COMMITTEES["effect_probation"][1], "probation_sym_se": 1.0}),
+    # Probation also until a provider's first accepted update (docs/ml.md, "When the label flips get in").
+    "effect_probation_start": (
+        "effect",
+        {**COMMITTEES["effect_probation"][1], "probation_until_accepted": True},
+    ),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -115,7 +120,8 @@ class Run:
         if not k:
             return None
         recent = self.history[-k:]
-        return [any(not v[i] for v in recent) for i in range(len(self.names))]
+        return [rule.on_probation(any(not v[i] for v in recent), any(v[i] for v in self.history))
+                for i in range(len(self.names))]  # fmt: skip
 
     def train(self, g, r: int) -> tuple[list, list[int], float]:
         """Honest providers first, then attackers with the honest deltas as their view."""
@@ -298,6 +304,7 @@ def table(out: Path, rounds: int | None) -> str:
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
 RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
+              "effect_probation_start",
               "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
@@ -410,8 +417,9 @@ def target_misses(groups: dict, partition: str, rounds: int, frac: float, rule: 
 
 
 # The rules whose attack rows are checked against issue 17's targets under each attack table: the
-# rule of issue 17 and configs/default.yaml's committee.
-TARGET_RULES = ("effect", "effect_probation")
+# rule of issue 17, configs/default.yaml's committee, and that committee with probation until a
+# provider's first acceptance.
+TARGET_RULES = ("effect", "effect_probation", "effect_probation_start")
 
 
 def markdown(out: Path, partitions: list[str], rounds: int, clean: bool = True) -> list[str]:
