@@ -577,17 +577,12 @@ class Member:
             return
         self.load_shard(model)
         try:
-            mix = gossip_base(a.reader, model, prop["mix"])
+            mix = self._final_mix(model, prop)
             candidates = [self._candidate(model, uid) for uid in prop["candidates"]]
-        except StorageError as exc:
-            if unreachable(exc):
-                self.postpone(0, exc)
-                return
-            raise
-        mix_ok = ml.sha256_hex(ml.dumps(mix)) == prop["sha256"]
-        if not mix_ok:
-            a.log("final_mix_mismatch", level="warning", sha256=prop["sha256"])
-        states = [mix if mix_ok else None, *candidates]
+        except StorageError as exc:  # only an unreachable node gets here: judge once it is back
+            self.postpone(0, exc)
+            return
+        states = [mix, *candidates]
         qualities = [0.0 if w is None else round(self.model_score(w), 6) for w in states]
         a.log("final_judged", qualities=qualities, candidates=len(candidates))
 
@@ -596,6 +591,22 @@ class Member:
             return m.get("status") != ModelStatus.ACTIVE or _judged_by(m.get("finalProposal") or {}, a.me)
 
         a.submit(a.client.judge_final, a.model_id, qualities, done=judged_or_over)
+
+    def _final_mix(self, model: Model, prop: dict):
+        """The proposed mix recomputed from the updates it names, or None where that fails or is not
+        the object proposed (an unreachable node raises: the judgment waits)."""
+        a = self.agent
+        try:
+            mix = gossip_base(a.reader, model, prop["mix"])
+        except (StorageError, ml.WeightsError, TypeError, ValueError) as exc:
+            if isinstance(exc, StorageError) and unreachable(exc):
+                raise
+            a.log("final_mix_unreadable", level="warning", error=str(exc)[:200])
+            return None
+        if ml.sha256_hex(ml.dumps(mix)) != prop["sha256"]:
+            a.log("final_mix_mismatch", level="warning", sha256=prop["sha256"])
+            return None
+        return mix
 
     def _candidate(self, model: Model, uid: str):
         """A final candidate's own weights, or None where they cannot be read or decoded (an
