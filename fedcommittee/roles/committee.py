@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fedcommittee import ml
@@ -568,23 +569,31 @@ class Member:
 
     def judge_final(self, model: Model) -> None:
         """Our measure of a gossip model's proposed final models (``JudgeFinal``): the shard accuracy
-        of the mix, then of each candidate's own model, one forward pass over the shard each. The mix
-        is recomputed from the updates it names: one that is not their mean measures 0, as does an
-        entry that cannot be read, so that neither can become the final model."""
+        of the mix, then of each candidate's own model, one forward pass over the shard each (one
+        model in memory at a time). The mix is recomputed from the updates it names: one that is not
+        their mean measures 0, as does an entry that cannot be read, so that neither can become the
+        final model."""
         a = self.agent
         prop = model["finalProposal"]
         if _judged_by(prop, a.me):
             return
         self.load_shard(model)
+
+        def quality(state) -> float:
+            return 0.0 if state is None else round(self.model_score(state), 6)
+
         try:
-            mix = self._final_mix(model, prop)
-            candidates = [self._candidate(model, uid) for uid in prop["candidates"]]
+            mix = self._readable("mix", lambda: gossip_base(a.reader, model, prop["mix"]))
+            if mix is not None and ml.sha256_hex(ml.dumps(mix)) != prop["sha256"]:
+                a.log("final_mix_mismatch", level="warning", sha256=prop["sha256"])
+                mix = None
+            qualities = [quality(mix)]
+            for uid in prop["candidates"]:
+                qualities.append(quality(self._readable(uid, lambda uid=uid: self._candidate(model, uid))))
         except StorageError as exc:  # only an unreachable node gets here: judge once it is back
             self.postpone(0, exc)
             return
-        states = [mix, *candidates]
-        qualities = [0.0 if w is None else round(self.model_score(w), 6) for w in states]
-        a.log("final_judged", qualities=qualities, candidates=len(candidates))
+        a.log("final_judged", qualities=qualities, candidates=len(prop["candidates"]))
 
         def judged_or_over() -> bool:
             m = a.model() or {}
@@ -592,33 +601,19 @@ class Member:
 
         a.submit(a.client.judge_final, a.model_id, qualities, done=judged_or_over)
 
-    def _final_mix(self, model: Model, prop: dict):
-        """The proposed mix recomputed from the updates it names, or None where that fails or is not
-        the object proposed (an unreachable node raises: the judgment waits)."""
-        a = self.agent
+    def _candidate(self, model: Model, uid: str):
+        u = self.agent.reader.accepted_update(uid, model, what="candidate")
+        return self.agent.reader.fetch_weights(u["cid"], u["sha256"], update=True)
+
+    def _readable(self, entry: str, load: Callable[[], Any]):
+        """``load()``, or None where what it reads cannot be read or decoded (logged); an unreachable
+        node raises StorageError, so that the caller waits for it instead."""
         try:
-            mix = gossip_base(a.reader, model, prop["mix"])
+            return load()
         except (StorageError, ml.WeightsError, TypeError, ValueError) as exc:
             if isinstance(exc, StorageError) and unreachable(exc):
                 raise
-            a.log("final_mix_unreadable", level="warning", error=str(exc)[:200])
-            return None
-        if ml.sha256_hex(ml.dumps(mix)) != prop["sha256"]:
-            a.log("final_mix_mismatch", level="warning", sha256=prop["sha256"])
-            return None
-        return mix
-
-    def _candidate(self, model: Model, uid: str):
-        """A final candidate's own weights, or None where they cannot be read or decoded (an
-        unreachable node raises: the judgment waits)."""
-        a = self.agent
-        u = a.reader.accepted_update(uid, model, what="candidate")
-        try:
-            return a.reader.fetch_weights(u["cid"], u["sha256"], update=True)
-        except (StorageError, ml.WeightsError, ValueError) as exc:
-            if isinstance(exc, StorageError) and unreachable(exc):
-                raise
-            a.log("final_candidate_unreadable", level="warning", update=uid, error=str(exc)[:200])
+            self.agent.log("final_entry_unreadable", level="warning", entry=entry, error=str(exc)[:200])
             return None
 
     # ------------------------------------------------------------------ aggregates
