@@ -162,6 +162,9 @@ class _Audit:
         if prop["candidates"] != final_candidates(accepted):
             self.bad(f"{where}.candidates", "are not every accepted model, best first (final_candidates)")
         self.check_mix_object(prop)
+        if not prop.get("judgments"):
+            self.bad(where, "the model finished without a judgment of its proposal")
+            return
         winner, _ = final_choice(prop)
         if winner is None:
             ok = model.get("finalMix") == prop["mix"] and model["final"]["sha256"] == prop["sha256"]

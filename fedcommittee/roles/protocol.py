@@ -19,8 +19,8 @@ __all__ = [
     "fresh",
     "generations",
     "model_rank",
-    "rejected_or_unproven",
     "parent_candidates",
+    "rejected_or_unproven",
     "round_follows",
 ]
 

@@ -256,6 +256,9 @@ def test_audit_checks_the_committees_choice_of_a_gossip_final():
     a1 = ledger.updates["a1"]
     model.update(finalMix=None, finalUpdate="a1", final={"cid": a1["cid"], "sha256": a1["sha256"]})
     assert audit_model(reader, "g").ok
+    model["finalProposal"]["judgments"] = []  # finished, but nobody judged: the ledger contradicts itself
+    where = [(f.where, f.problem) for f in audit_model(reader, "g").findings]
+    assert where == [("model.finalProposal", "the model finished without a judgment of its proposal")]
 
 
 def test_audit_flags_an_unknown_architecture():
