@@ -40,6 +40,12 @@ COMMITTEES = {
         },
     ),
 }
+# The same, with a provider also on probation until one of its updates has been accepted
+# (docs/ml.md, "Trust earned at the tight bars").
+COMMITTEES["effect_probation_start"] = (
+    "effect",
+    {**COMMITTEES["effect_probation"][1], "probation_until_accepted": True},
+)
 # fedcommittee's aggregation: FedAvg, or FedAvg with server momentum (Hsu et al. 2019), the
 # configured `aggregation: {name: fedavgm}`; Flower's FedAvgM strategy takes the same momentum.
 AGGREGATIONS = ("fedavg", "fedavgm")

@@ -47,10 +47,7 @@ RULE_VARIANTS = {
     "effect_probation": COMMITTEES["effect_probation"],
     "effect_probation_sym1": ("effect", {**COMMITTEES["effect_probation"][1], "probation_sym_se": 1.0}),
     # Probation also until a provider's first accepted update (docs/ml.md, "When the label flips get in").
-    "effect_probation_start": (
-        "effect",
-        {**COMMITTEES["effect_probation"][1], "probation_until_accepted": True},
-    ),
+    "effect_probation_start": COMMITTEES["effect_probation_start"],
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
