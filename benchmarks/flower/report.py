@@ -43,6 +43,8 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
     --systems fedcommittee                                                           # Flower's: above
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start \\
+    --seeds 0,1,2 --systems fedcommittee --attacks label_flip,sign_flip --fraction-attack ""  # an option
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_mainjob    # each backend's network
 # scale: the commands in section 4
@@ -437,7 +439,9 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_probation`: configs/default.yaml's committee,"
-        " `effect_mainjob` the one before it (each run's ledger in the verdict table). Cells are mean ± sd"
+        " `effect_mainjob` the one before it, `effect_probation_start` that committee with"
+        " `probation_until_accepted` (an option; label and sign flips only)"
+        " (each run's ledger in the verdict table). Cells are mean ± sd"
         " over the seeds each column ran: "
         + "; ".join(f"{c}: {committee_grid.seeds_cell(seeds[c])}" for c in systems)
         + ". In brackets: the drop from the same system's clean run of the same seed, in points (mean ± sd"
