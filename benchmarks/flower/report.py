@@ -43,6 +43,8 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
     --systems fedcommittee                                                           # Flower's: above
+.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_probation_start --seeds 0,1,2 \\
+    --partitions dominant,dir0.1,dir0.5 --systems fedcommittee                       # an option
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start \\
     --seeds 0,1,2 --systems fedcommittee --attacks label_flip,sign_flip --fraction-attack ""  # an option
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
