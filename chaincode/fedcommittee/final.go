@@ -86,15 +86,24 @@ func (in *ProposeFinalInput) check() error {
 // update of the transaction's model.
 func (t *txCtx) requireAccepted(field string, ids []string) error {
 	for i, id := range ids {
-		u, err := t.loadUpdate(id)
-		if err != nil {
+		if _, err := t.acceptedUpdate(id); err != nil {
 			return fmt.Errorf("%s[%d]: %w", field, i, err)
-		}
-		if u.ModelID != t.model.ID || u.Status != UpdateAccepted {
-			return wrongState("%s[%d]: update %s is not an accepted update of model %s", field, i, u.ID, t.model.ID)
 		}
 	}
 	return nil
+}
+
+// acceptedUpdate loads an update that must be an accepted update of the
+// transaction's model (FinishModel, ProposeFinal).
+func (t *txCtx) acceptedUpdate(id string) (*Update, error) {
+	u, err := t.loadUpdate(id)
+	if err != nil {
+		return nil, err
+	}
+	if u.ModelID != t.model.ID || u.Status != UpdateAccepted {
+		return nil, wrongState("update %s is not an accepted update of model %s", u.ID, t.model.ID)
+	}
+	return u, nil
 }
 
 // requireNonePending: no update of the gossip model awaits verdicts. The
@@ -107,11 +116,7 @@ func (t *txCtx) requireNonePending() error {
 		return err
 	}
 	for _, e := range entries {
-		id, err := t.lastAttr(e.Key)
-		if err != nil {
-			return err
-		}
-		u, err := t.loadUpdate(id)
+		u, err := t.loadUpdate(string(e.Value)) // the index entry holds the update's id (everyoneFinal)
 		if err != nil {
 			return err
 		}

@@ -221,12 +221,9 @@ func (c *Contract) FinishModel(ctx contractapi.TransactionContextInterface, mode
 		modelIs(", not active", ModelActive), notFinishing, updateIDArg("updateId", updateID)},
 		func(t *txCtx) error {
 			m := t.model
-			u, err := t.loadUpdate(updateID)
+			u, err := t.acceptedUpdate(updateID)
 			if err != nil {
 				return err
-			}
-			if u.ModelID != m.ID || u.Status != UpdateAccepted {
-				return wrongState("update %s is not an accepted update of model %s", u.ID, m.ID)
 			}
 			m.FinalUpdate = u.ID
 			return t.finishGossip(ObjectRef{CID: u.CID, SHA256: u.SHA256},
