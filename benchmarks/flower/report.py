@@ -33,20 +33,20 @@ COMMANDS = """\
 scripts/network.sh up                                   # FC_FABRIC_HOME where Fabric is not in the cache
 bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.0 beside the main venv
 .venv/bin/python benchmarks/flower/compare.py accuracy                               # the old rule, seed 0
+.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_probation_start --seeds 0,1,2 \\
+    --partitions dominant,dir0.1,dir0.5 --systems fedcommittee                       # the default committee
 .venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_probation --seeds 0,1,2 \\
-    --partitions dominant,dir0.1,dir0.5                                              # the default committee
-.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
     --partitions dominant,dir0.1,dir0.5                                              # the one before it
+.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
+    --partitions dominant,dir0.1,dir0.5                                              # before probation
 .venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
     --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
 .venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
     --systems fedcommittee                                                           # Flower's: above
-.venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_probation_start --seeds 0,1,2 \\
-    --partitions dominant,dir0.1,dir0.5 --systems fedcommittee                       # an option
-.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start \\
-    --seeds 0,1,2 --systems fedcommittee --attacks label_flip,sign_flip --fraction-attack ""  # an option
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start --seeds 0,1,2 \\
+    --systems fedcommittee                                                           # the default committee
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_mainjob    # each backend's network
 # scale: the commands in section 4
@@ -122,8 +122,8 @@ def tail_mean(acc: list[float], k: int = 3) -> float:
 # (the embedded ledger came later).
 _OLDER_ACCURACY = "Fabric v3.1.5"
 # The fedcommittee committees the accuracy targets are checked for: configs/default.yaml's, and the
-# one it had before probation (its runs stay in the tables, e.g. one class per client).
-CHECKED_COMMITTEES = ("effect_probation", "effect_mainjob")
+# two it had before (their runs stay in the tables, e.g. one class per client).
+CHECKED_COMMITTEES = ("effect_probation_start", "effect_probation", "effect_mainjob")
 
 
 def system_label(r: dict) -> str:
@@ -244,10 +244,11 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
         f" {s0.momentum}) per provider and round, unless a row names its own budget; test accuracy on"
         f" {s0.test_samples} test images after every round. Each row: mean ± sd over its seeds (the split,"
         " the attackers' draw, the initial weights and the local training's seeds change with the seed;"
-        " both sides use the same). `effect_probation` is the committee of configs/default.yaml (rule"
-        " `effect`, sym_se 10, cos_floor -0.2, and 0.01 for a provider whose update was rejected in the"
-        ' round before: docs/ml.md, "Probation"), `effect_mainjob` the one before it (cos_floor -0.05,'
-        " sym_se 10); `trust` the rule the comparison first ran with. Server"
+        " both sides use the same). `effect_probation_start` is the committee of configs/default.yaml"
+        " (rule `effect`, sym_se 10, cos_floor -0.2, and 0.01 for a provider whose update was rejected in"
+        ' the round before or none of whose updates has been accepted yet: docs/ml.md, "Probation"),'
+        " `effect_probation` the one before it (without the second), `effect_mainjob` the one before"
+        " probation (cos_floor -0.05, sym_se 10); `trust` the rule the comparison first ran with. Server"
         f" momentum {SERVER_MOMENTUM}: the aggregation `fedavgm` on fedcommittee's side, Flower's FedAvgM"
         " with the same momentum.",
         "",
@@ -282,7 +283,7 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
     plots = ", ".join(f"[{stems[p]}](flower/results/accuracy_{stems[p]}.png)" for p in parts)
     lines += ["", f"Plots: {plots}", ""]
     lines += [
-        f"Targets, for `{'` and `'.join(CHECKED_COMMITTEES)}`, on the seeds both sides ran: final accuracy"
+        f"Targets, for `{'`, `'.join(CHECKED_COMMITTEES)}`, on the seeds both sides ran: final accuracy"
         " >= Flower FedAvg"
         " on every clean setting; with one class per client, clearly above Flower FedAvg and FedProx on"
         " the same budget:",
@@ -440,9 +441,9 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " local steps. Attackers are a seeded draw of the providers, the same on both sides for each seed."
         " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
-        " comparison first ran with (Fabric v3.1.5); `effect_probation`: configs/default.yaml's committee,"
-        " `effect_mainjob` the one before it, `effect_probation_start` that committee with"
-        " `probation_until_accepted` (an option; label and sign flips only)"
+        " comparison first ran with (Fabric v3.1.5); `effect_probation_start`: configs/default.yaml's"
+        " committee (probation also until a provider's first accepted update), `effect_probation` the one"
+        " before it, `effect_mainjob` the one before probation"
         " (each run's ledger in the verdict table). Cells are mean ± sd"
         " over the seeds each column ran: "
         + "; ".join(f"{c}: {committee_grid.seeds_cell(seeds[c])}" for c in systems)
@@ -843,9 +844,10 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " configs/default.yaml until probation), `effect_mainjob_norm2` those bars with the 2x norm band,"
         " `effect_probation` the main job's bars made lenient for providers in good standing (`cos_floor`"
         " -0.2) with `cos_floor` 0.01 for one whose update was rejected in the round before (probation:"
-        ' configs/default.yaml; docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
+        ' docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
         " `sym_se` 1 on probation, `effect_probation_start` the same as `effect_probation` with a provider"
-        " also on probation until one of its updates has been accepted (`probation_until_accepted`),"
+        " also on probation until one of its updates has been accepted (`probation_until_accepted`:"
+        " configs/default.yaml's committee),"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

@@ -23,7 +23,8 @@ PARTITIONS = {
 ORGS = ("org1", "org2", "org3")
 # The fedcommittee side's committee: name -> (scoring rule, its parameters beyond the setting's
 # reference training). `trust` is the rule before issue 17 (the comparison's first runs);
-# `effect_mainjob` is the rule and the bars of configs/default.yaml (held equal to it by a test).
+# `effect_mainjob` the main job's bars before probation, `effect_probation` its bars before trust had
+# to be earned, `effect_probation_start` configs/default.yaml's committee (held equal to it by a test).
 COMMITTEES = {
     "trust": ("trust", {}),
     "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
@@ -41,7 +42,7 @@ COMMITTEES = {
     ),
 }
 # The same, with a provider also on probation until one of its updates has been accepted
-# (docs/ml.md, "Trust earned at the tight bars").
+# (docs/ml.md, "Trust earned at the tight bars"): configs/default.yaml's committee.
 COMMITTEES["effect_probation_start"] = (
     "effect",
     {**COMMITTEES["effect_probation"][1], "probation_until_accepted": True},

@@ -46,7 +46,8 @@ RULE_VARIANTS = {
     # "Probation"): effect_probation keeps sym_se 10 on probation, effect_probation_sym1 tightens it.
     "effect_probation": COMMITTEES["effect_probation"],
     "effect_probation_sym1": ("effect", {**COMMITTEES["effect_probation"][1], "probation_sym_se": 1.0}),
-    # Probation also until a provider's first accepted update (docs/ml.md, "When the label flips get in").
+    # Probation also until a provider's first accepted update (docs/ml.md, "When the label flips get
+    # in"): configs/default.yaml's committee.
     "effect_probation_start": COMMITTEES["effect_probation_start"],
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
@@ -414,8 +415,8 @@ def target_misses(groups: dict, partition: str, rounds: int, frac: float, rule: 
 
 
 # The rules whose attack rows are checked against issue 17's targets under each attack table: the
-# rule of issue 17, configs/default.yaml's committee, and that committee with probation until a
-# provider's first acceptance.
+# rule of issue 17, configs/default.yaml's committee before trust had to be earned, and the committee
+# (probation also until a provider's first acceptance).
 TARGET_RULES = ("effect", "effect_probation", "effect_probation_start")
 
 
