@@ -69,6 +69,8 @@ def run_backend(backend: str, config: Path, keep_logs: Path | None = None) -> di
         "rounds": summary["rounds"],
         "round_seconds_median": summary.get("round_seconds_median"),
         "round_breakdown_median_seconds": summary.get("round_breakdown_median_seconds"),
+        # The slowest provider's training, the slowest member's scoring and its reference training.
+        "work_median_seconds": summary.get("work_median_seconds"),
         "test_accuracy_final": summary["test_accuracy_final"],
         "accepted": summary["accepted"],
         "rejected": summary["rejected"],

@@ -157,18 +157,9 @@ def round_overhead(records: Iterable[dict], walls: dict[int, float]) -> dict[int
     ``other`` is what remains of ``walls[round]``: polling, settle windows, event delivery, decoding
     and aggregation compute, process start. ``overhead`` = (ledger + ipfs) / wall.
     """
-    # per round -> role -> agent -> kind -> seconds
-    spent: dict[int, dict[str, dict[str, dict[str, float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    spent = _seconds_by_kind(
+        records, {"trained": "compute", "scored": "compute", "submitted": "ledger", "ipfs": "ipfs"}
     )
-    kinds = {"trained": "compute", "scored": "compute", "submitted": "ledger", "ipfs": "ipfs"}
-    for rec in records:
-        kind = kinds.get(str(rec.get("event")))
-        r, secs = rec.get("round"), rec.get("seconds")
-        numeric = isinstance(secs, int | float) and not isinstance(secs, bool)
-        if kind is None or not isinstance(r, int) or not numeric:
-            continue
-        spent[r][str(rec.get("role"))][str(rec.get("agent"))][kind] += float(secs)
     out = {}
     for r, wall in sorted(walls.items()):
         row = {"wall": float(wall)}
@@ -181,6 +172,37 @@ def round_overhead(records: Iterable[dict], walls: dict[int, float]) -> dict[int
         row["overhead"] = (row["ledger"] + row["ipfs"]) / row["wall"] if row["wall"] > 0 else float("nan")
         out[r] = row
     return out
+
+
+def round_work(records: Iterable[dict]) -> dict[int, dict[str, float]]:
+    """Per federated round, the slowest agent's seconds of each kind of ML work: a provider's local
+    training (``trained``), a member's scoring of the round's updates (``scored``) and a member's
+    reference training (``reference``, which runs while the providers train, so it is not on the
+    critical path ``round_overhead`` draws). Rounds where nobody logged such work are left out."""
+    spent = _seconds_by_kind(records, {"trained": "training", "scored": "scoring", "reference": "reference"})
+    roles = {"training": "provider", "scoring": "committee", "reference": "committee"}
+    return {
+        r: {
+            kind: max((a[kind] for a in spent[r][role].values()), default=0.0) for kind, role in roles.items()
+        }
+        for r in sorted(spent)
+    }
+
+
+def _seconds_by_kind(records: Iterable[dict], kinds: dict[str, str]) -> dict:
+    """round -> role -> agent -> kind -> seconds, summed over the records whose event ``kinds`` names
+    (event -> kind) and that carry a round and a number of seconds."""
+    spent: dict[int, dict[str, dict[str, dict[str, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    )
+    for rec in records:
+        kind = kinds.get(str(rec.get("event")))
+        r, secs = rec.get("round"), rec.get("seconds")
+        numeric = isinstance(secs, int | float) and not isinstance(secs, bool)
+        if kind is None or not isinstance(r, int) or not numeric:
+            continue
+        spent[r][str(rec.get("role"))][str(rec.get("agent"))][kind] += float(secs)
+    return spent
 
 
 # ------------------------------------------------------------------ what needs a person

@@ -5,6 +5,9 @@ JSON-lines logs (timings).
   split when the config is known, plus the committee members' own shard accuracy from their logs;
 * per-provider committee median scores per round, accepted (filled) or rejected (hollow);
 * rewards: the model's leaderboard (net credits per identity);
+* round time along the critical path: the slowest provider's training, the slowest member's scoring,
+  ledger, IPFS and the rest; the members' scoring and reference training beside the providers'
+  training in the summary;
 * ledger latency: submit-to-commit seconds per transaction type, from the agents' ``submitted`` records.
 Also ``report.json`` with the same numbers.
 """
@@ -27,6 +30,7 @@ from fedcommittee.logs import (
     race_counts,
     read_logs,
     round_overhead,
+    round_work,
 )
 from fedcommittee.roles.runtime import run_dir
 
@@ -184,6 +188,7 @@ def _log_figures(records: list[dict], rounds: list[dict], mode: str) -> dict[str
         round_times(rounds, records) if mode == Mode.FEDERATED else ({}, {})
     )
     out["overhead"] = round_overhead(records, out["round_seconds"])
+    out["work"] = round_work(records) if mode == Mode.FEDERATED else {}
     out["shard_accuracy"] = {r: statistics.median(v) for r, v in sorted(shard_acc.items())}
     return out
 
@@ -395,22 +400,42 @@ def _rewards_plot(data: dict, plt):
     return fig, "rewards.png", "Rewards (leaderboard, net credits)"
 
 
+# The parts of a round's critical path, in the order the table and the plot show them.
+PATH_PARTS = ("training", "scoring", "ledger", "ipfs", "other")
+
+
+def critical_path(data: dict) -> dict[int, dict[str, float]]:
+    """Per timed round, its critical path in ``PATH_PARTS``: the breakdown of ``logs.round_overhead``
+    with its compute split into the slowest provider's training and the slowest member's scoring
+    (``logs.round_work``; the two sum to it). A round without work records shows its compute as
+    training."""
+    ov, work = data.get("overhead") or {}, data.get("work") or {}
+    out = {}
+    for r, row in ov.items():
+        split = work.get(r) or {"training": row["compute"], "scoring": 0.0}
+        out[r] = {"training": split["training"], "scoring": split["scoring"],
+                  **{k: row[k] for k in ("ledger", "ipfs", "other")}}  # fmt: skip
+    return out
+
+
 def _overhead_plot(data: dict, plt):
     """Where each round's time went; no plot where no round was timed."""
-    if not data.get("overhead"):
+    path = critical_path(data)
+    if not path:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    rs = sorted(data["overhead"])
+    rs = sorted(path)
     bottom = [0.0] * len(rs)
-    for kind, colour in (("compute", "C0"), ("ledger", "C1"), ("ipfs", "C2"), ("other", "C7")):
-        vals = [data["overhead"][r][kind] for r in rs]
-        ax.bar(rs, vals, bottom=bottom, color=colour, label=kind)
+    colours = {"training": "C0", "scoring": "C4", "ledger": "C1", "ipfs": "C2", "other": "C7"}
+    for kind in PATH_PARTS:
+        vals = [path[r][kind] for r in rs]
+        ax.bar(rs, vals, bottom=bottom, color=colours[kind], label=kind)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xlabel("round")
     ax.set_ylabel("seconds (critical path)")
     _whole_rounds(ax)
-    ax.legend(fontsize=7, ncol=4)
-    return fig, "overhead.png", "Round time: training and scoring, ledger, IPFS, other (waiting, decoding)"
+    ax.legend(fontsize=7, ncol=5)
+    return fig, "overhead.png", "Round time: training, scoring, ledger, IPFS, other (waiting, decoding)"
 
 
 def _latency_plot(data: dict, plt):
@@ -550,9 +575,19 @@ def _summary_rows(data: dict, s: dict) -> list[list[str]]:
         ["Verify (audit)", _verify_words(data.get("verify"))],
         ["Wall time", _duration(s.get("wall_seconds"))],
         ["Round time (median)", f"{median:.1f} s ({clocks})" if median is not None else "n/a"],
+        *(
+            [["Work per round (median, slowest agent)", _work_words(s["work_median_seconds"])]]
+            if s.get("work_median_seconds")
+            else []
+        ),
         ["Expected races (logged at info)", f"{s['races_total']} (per round below)"],
     ]
     return [[label, str(value)] for label, value in rows]  # a value reads as text here, left-aligned
+
+
+def _work_words(w: dict[str, float]) -> str:
+    return (f"providers' training {w['training']:.2f} s; members' scoring {w['scoring']:.2f} s, and their"
+            f" reference training {w['reference']:.2f} s while the providers train")  # fmt: skip
 
 
 def _round_rows(data: dict) -> tuple[list[str], list[list]]:
@@ -560,11 +595,10 @@ def _round_rows(data: dict) -> tuple[list[str], list[list]]:
     rs = data.get("round_seconds_source") or {}
     races = data.get("races") or {}
     race_kinds = sorted({k for v in races.values() for k in v})
-    kinds = ("compute", "ledger", "ipfs", "other")
-    ov = data.get("overhead") or {}
+    ov, path = data.get("overhead") or {}, critical_path(data)
     round_rows = [
         [r, f"{data['round_seconds'][r]:.1f}", rs.get(r, ""),
-         *(f"{ov[r][k]:.2f}" for k in kinds), f"{ov[r]['overhead']:.1%}",
+         *(f"{path[r][k]:.2f}" for k in PATH_PARTS), f"{ov[r]['overhead']:.1%}",
          *(races.get(r, {}).get(k, 0) for k in race_kinds)]
         for r in sorted(data.get("round_seconds") or {})
         if r in ov
@@ -615,8 +649,10 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
 <h2>Round time (s)</h2>
 <p class="muted">Wall: from the commit that opened the round to the one that confirmed its aggregate, as
 the submitting agents saw them. The breakdown is the critical path (slowest provider, slowest member,
-publisher). Races: expected protocol races the agents logged at info in that round.</p>
-{_table(["round", "wall", "clock", "train + score", "ledger", "IPFS", "other", "ledger + IPFS share",
+publisher): training is the slowest provider's, scoring the slowest member's (its reference training
+runs beside the providers' and is in the summary). Races: expected protocol races the agents logged at
+info in that round.</p>
+{_table(["round", "wall", "clock", "training", "scoring", "ledger", "IPFS", "other", "ledger + IPFS share",
          *(RACE_WORDS.get(k, k) for k in race_kinds)], round_rows, "rounds")}
 <h2>Updates</h2>
 {_table(["round", "provider", "status", "median score", "samples"], updates, "updates")}
@@ -675,6 +711,7 @@ def summarize(data: dict) -> dict:
         "ledger_backend": data.get("ledger_backend"),
         "verify": data.get("verify"),
         **overhead_summary(data.get("overhead") or {}),
+        "work_median_seconds": work_summary(data.get("work") or {}),
         # From the agents' clocks (0.1 s) where they logged both ends of the round.
         "round_seconds_median": round(statistics.median(secs.values()), 1) if secs else None,
     }
@@ -723,6 +760,17 @@ def _participant_rows(data: dict, by_provider: dict, refusals: dict, rewards: di
             "net_reward": lb.get("net", 0),
         }
     return out
+
+
+def work_summary(work: dict[int, dict[str, float]]) -> dict[str, float]:
+    """Medians over the rounds of the slowest agent's training, reference training and scoring
+    (``logs.round_work``): what the committee's scoring costs beside the providers' training."""
+    if not work:
+        return {}
+    return {
+        k: round(statistics.median(w[k] for w in work.values()), 3)
+        for k in ("training", "reference", "scoring")
+    }
 
 
 def overhead_summary(overhead: dict[int, dict[str, float]]) -> dict:

@@ -220,6 +220,7 @@ def run_network(setting: Setting, home: Path) -> dict:
         "round_seconds": [overhead[k]["wall"] for k in sorted(overhead, key=int)],
         "breakdown_median": report["summary"].get("round_breakdown_median_seconds"),
         "ledger_ipfs_share": report["summary"].get("ledger_ipfs_share_of_round_time"),
+        "work_median": report["summary"].get("work_median_seconds"),
         "acceptance": _acceptance(report, behaviours),
         "accepted": report["summary"]["accepted"],
         "rejected": report["summary"]["rejected"],

@@ -8,6 +8,7 @@ import html
 import json
 import re
 import shutil
+import statistics
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -136,6 +137,8 @@ def write_logs(folder: Path, exp) -> None:
             logs[p.name]("trained", round=r, seconds=2.0 + 0.1 * r)
             logs[p.name]("submitted", tx="SubmitUpdate", txid=f"{p.name}-{r}", seconds=0.12, round=r)
         logs[member]("scored", round=r, seconds=1.5)
+        logs[member]("reference", round=r, seconds=1.25)
+        logs[exp.committee[1].name]("scored", round=r, seconds=0.5)  # not the slowest member
         logs[member]("conflict", level="warning", tx="SubmitVerdicts", code="MVCC_READ_CONFLICT", attempt=0)
         logs[exp.committee[2].name](
             "verdict_refused", level="warning", update=f"x{r}", reason=CLOSED.format(r)
@@ -230,6 +233,27 @@ def test_the_page_opens_with_a_summary_table_not_a_json_dump(built):
         "Backdoor success (final model) 3.1% of triggered test images",
     ):
         assert words in text, words
+
+
+def test_members_scoring_is_reported_beside_the_providers_training(built):
+    # The fixture's providers train 2.0 + 0.1 r seconds in round r; the slowest member scores 1.5 s.
+    training = statistics.median(2.0 + 0.1 * r for r in range(1, ROUNDS + 1))
+    s = report.summarize(built["data"])
+    assert s["work_median_seconds"] == {
+        "training": pytest.approx(training),
+        "reference": 1.25,
+        "scoring": 1.5,
+    }
+    text = _text(built["page"].read_text())
+    assert (
+        f"Work per round (median, slowest agent) providers' training {training:.2f} s; members' scoring"
+        " 1.50 s, and their reference training 1.25 s while the providers train"
+    ) in text
+    # The round table splits the critical path's compute into the two, which sum to it.
+    assert "round wall clock training scoring ledger IPFS other" in text
+    path = report.critical_path(built["data"])[3]
+    assert path["training"] == pytest.approx(2.3) and path["scoring"] == 1.5
+    assert path["training"] + path["scoring"] == pytest.approx(built["data"]["overhead"][3]["compute"])
 
 
 def test_accepted_rejected_and_refused_per_behaviour_and_participant(built):

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from fedcommittee.logs import round_overhead
-from fedcommittee.report import overhead_summary, round_walls
+from fedcommittee.logs import round_overhead, round_work
+from fedcommittee.report import overhead_summary, round_walls, work_summary
 
 
 def rec(agent: str, role: str, event: str, round_: int, seconds, **extra) -> dict:
@@ -85,3 +85,22 @@ def test_overhead_summary():
     assert s["round_breakdown_median_seconds"]["compute"] == pytest.approx(5.5)
     assert s["ledger_ipfs_share_of_round_time"] == pytest.approx(round(1.37 / 17.0, 4))
     assert overhead_summary({}) == {}
+
+
+def test_round_work_takes_the_slowest_agent_of_each_kind_of_work():
+    records = [
+        *RECORDS,
+        rec("m1", "committee", "reference", 1, 3.0),
+        rec("m2", "committee", "reference", 1, 2.5),
+        rec("m1", "committee", "reference", 3, 1.0),  # a round with only a reference in it
+        rec("p1", "provider", "reference", 1, 99.0),  # a provider's record of that name is not a member's
+    ]
+    work = round_work(records)
+    assert work[1] == {"training": 6.0, "scoring": 2.0, "reference": 3.0}
+    assert work[2] == {"training": 3.0, "scoring": 0.0, "reference": 0.0}
+    assert work[3] == {"training": 0.0, "scoring": 0.0, "reference": 1.0}
+    # training + scoring is the critical path's compute
+    ov = round_overhead(records, {1: 12.0, 2: 5.0})
+    assert work[1]["training"] + work[1]["scoring"] == pytest.approx(ov[1]["compute"])
+    assert work_summary(work) == {"training": 3.0, "reference": 1.0, "scoring": 0.0}
+    assert round_work([]) == {} and work_summary({}) == {}
