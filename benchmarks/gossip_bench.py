@@ -78,7 +78,19 @@ def gossip_figures(report: dict) -> dict:
         "final_on": "mix" if report["model"].get("finalMix") else "accepted model",
         "committee_mix_quality": medians[0] if medians else None,
         "committee_best_candidate_quality": max(medians[1:]) if len(medians) > 1 else None,
+        "verdicts_by_provider": verdicts_by_provider(report),
     }
+
+
+def verdicts_by_provider(report: dict) -> dict[str, str]:
+    """Each provider's updates in submission order, A accepted and r rejected (p pending), keyed
+    "name (behaviour)": which attacker got in, and with which of its updates."""
+    behaviours = {n: v.get("behaviour") or "" for n, v in (report.get("participants") or {}).items()}
+    out: dict[str, str] = {}
+    for u in sorted(report["updates"], key=lambda u: (u.get("submittedAt") or 0, u["id"])):
+        key = f"{u['provider']} ({behaviours.get(u['provider'], '?')})"
+        out[key] = out.get(key, "") + {"accepted": "A", "rejected": "r"}.get(u["status"], "p")
+    return out
 
 
 def mean_sd(xs: list[float]) -> str:
@@ -129,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     agreed = sum(r["gossip"]["chose_as_test"] for r in rows)
     print(f"final at least as accurate as the mix and every accepted model in {agreed} of {len(rows)} runs")
     print(f"the committee finished on the mix in {on_mix} of {len(rows)} runs, else on an accepted model")
+    for r in rows:  # A accepted, r rejected, in submission order
+        marks = ", ".join(f"{k} {v}" for k, v in r["gossip"]["verdicts_by_provider"].items())
+        print(f"seed {r['seed']} verdicts: {marks}")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1))
     return 0
