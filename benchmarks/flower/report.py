@@ -41,6 +41,9 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
     --partitions dominant,dir0.1,dir0.5                                              # before probation
 .venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
     --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
+for c in effect_probation_start effect_probation; do                               # the same, fedcommittee only
+  .venv/bin/python benchmarks/flower/compare.py accuracy --committee $c --seeds 0,1,2 --partitions onecls \\
+      --steps 1 --rounds 100 --aggregation fedavgm --systems fedcommittee; done
 .venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_mainjob --seeds 0,1,2
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
