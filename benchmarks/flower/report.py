@@ -41,7 +41,7 @@ bash scripts/setup-flower.sh                            # flwr[simulation] 1.41.
     --partitions dominant,dir0.1,dir0.5                                              # before probation
 .venv/bin/python benchmarks/flower/compare.py accuracy --committee effect_mainjob --seeds 0,1,2 \\
     --partitions onecls --steps 1 --rounds 100 --aggregation fedavgm                 # one class per client
-for c in effect_probation_start effect_probation; do                               # the same, fedcommittee only
+for c in effect_probation_start effect_probation; do        # the same, fedcommittee only
   .venv/bin/python benchmarks/flower/compare.py accuracy --committee $c --seeds 0,1,2 --partitions onecls \\
       --steps 1 --rounds 100 --aggregation fedavgm --systems fedcommittee; done
 .venv/bin/python benchmarks/flower/compare.py robustness                             # the old rule
