@@ -52,6 +52,7 @@ for c in effect_probation_start effect_probation; do        # the same, fedcommi
     --systems fedcommittee                                                           # the default committee
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_mainjob    # each backend's network
+.venv/bin/python benchmarks/flower/compare.py overhead --committee effect_probation_start  # the same
 # scale: the commands in section 4
 .venv/bin/python benchmarks/flower/compare.py write     # this file and benchmarks/flower/results/*.png
 ```"""
