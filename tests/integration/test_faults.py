@@ -46,11 +46,12 @@ from tests.integration.test_agents import FEDCOMMITTEE, check_outcome, cli, ledg
 # slow day pays for the margin with rounds after the last drill. So many rounds need the default
 # config's committee (SCORING, read from configs/default.yaml so that it follows the default):
 # small.yaml's `trust` bar drifts onto honest updates as training goes on (it rejected an honest one
-# in round 40 of such a run), and so did the default's bars before probation (`effect`, cos_floor
-# -0.05: an honest update in round 24 on Fabric, 2026-12-07, scored while a drill held a peer down),
-# and the checks want every honest update accepted. In process, small.yaml over 60 rounds keeps
-# every honest update with the default's bars on seeds 0-2 (`benchmarks/ml/main_job.py --config
-# configs/small.yaml --set rounds=60 --set "scoring={...}"`).
+# in round 40 of such a run), and the checks want every honest update accepted. The default's bars
+# before probation (`effect`, cos_floor -0.05) rejected one in round 24 of a Fabric run (2026-12-07),
+# scored while a drill held a peer down; in process, over 60 rounds on seeds 0-2, they and the
+# default's bars keep every honest update (`benchmarks/ml/main_job.py --config configs/small.yaml
+# --set rounds=60 --set "scoring={...}"`), so the drill's timing decided it, and the default's
+# lenient floor leaves more room.
 ROUNDS = 60
 
 
