@@ -23,6 +23,7 @@ const (
 	keyProvUpd    = "pupd"    // pupd~modelId~provider~updateId        index -> updateId
 	keyProvRound  = "provrnd" // provrnd~modelId~round~provider        index -> updateId
 	keyUpdSha     = "updsha"  // updsha~modelId~sha256                 index -> updateId
+	keyProvLast   = "plast"   // plast~modelId~provider                index -> updateId (gossip: the latest)
 	keyChild      = "child"   // child~parentId~childId                index -> childId
 	keyAccepted   = "acc"     // acc~modelId~round~updateId            Update (as accepted)
 	keyVerdict    = "verdict" // verdict~updateId~member               Verdict
@@ -63,6 +64,9 @@ func updateSHAKey(modelID, sha string) recordKey {
 }
 func providerRoundKey(modelID string, round int64, provider string) recordKey {
 	return recordKey{keyProvRound, []string{modelID, roundAttr(round), provider}}
+}
+func lastUpdateKey(modelID, provider string) recordKey {
+	return recordKey{keyProvLast, []string{modelID, provider}}
 }
 func verdictKey(updateID, member string) recordKey {
 	return recordKey{keyVerdict, []string{updateID, member}}
@@ -243,6 +247,8 @@ func (t *txCtx) indexUpdate(u *Update) error {
 	}
 	if u.Mode == ModeFederated {
 		keys = append(keys, providerRoundKey(u.ModelID, u.Round, u.Provider))
+	} else {
+		keys = append(keys, lastUpdateKey(u.ModelID, u.Provider)) // overwrites the previous one's
 	}
 	for _, p := range u.Parents {
 		keys = append(keys, recordKey{keyChild, []string{p, u.ID}})

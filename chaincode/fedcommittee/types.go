@@ -326,6 +326,26 @@ type Update struct {
 	// Refusal says why the contract rejected the update at submission,
 	// without verdicts (see refuseReplay); empty for a judged update.
 	Refusal string `json:"refusal,omitempty"`
+	// Standing (gossip only) is what the provider's earlier updates of the
+	// model had shown when this one was submitted.
+	Standing *Standing `json:"standing,omitempty"`
+}
+
+// Standing is a gossip provider's record in a model at the moment it
+// submits an update: how its earlier updates of the model were judged.
+// SubmitUpdate refuses a gossip update while its provider's previous one is
+// pending, so every update counted here was final when the standing was
+// recorded and the standing never changes afterwards. Members choose the
+// bars an update must meet from it (the effect rule's probation), so every
+// member and every auditor judges the update by the same standing; in
+// federated mode they read it from the finished rounds instead.
+type Standing struct {
+	Previous string `json:"previous,omitempty"` // the provider's update before this one
+	Earlier  int64  `json:"earlier"`            // the provider's updates of the model before this one
+	Accepted int64  `json:"accepted"`           // ... of which accepted
+	// LastRejectedAgo: 1 when the previous update was rejected, 2 when the
+	// one before it was (and none since), ...; 0 when none was rejected.
+	LastRejectedAgo int64 `json:"lastRejectedAgo"`
 }
 
 // VerdictInput is the SubmitVerdict input document.

@@ -14,7 +14,8 @@ import (
 // global model, at most one update per provider per round, before the
 // deadline. Gossip: parents are 0..maxParents distinct accepted updates of
 // the same model (none = trained from the initial weights); round and base
-// must be left out.
+// must be left out; the provider's previous update must be final, and the
+// update records the provider's Standing.
 //
 // Everything the transaction writes is keyed by its own update id or its
 // provider, so providers submitting in the same block never conflict.
@@ -171,7 +172,49 @@ func (t *txCtx) placeGossipUpdate(in *UpdateInput, u *Update) error {
 			baseline = &s
 		}
 	}
+	standing, err := t.standing()
+	if err != nil {
+		return err
+	}
 	u.Parents = slices.Clone(in.Parents)
 	u.Baseline = baseline
+	u.Standing = standing
 	return nil
+}
+
+// standing computes the transaction's provider's Standing from its previous
+// update of the model, and refuses while that one is pending: a standing
+// recorded before the verdicts would say less than the one a member reading
+// the ledger later sees, and the committee must judge by one fixed record.
+// The gossip agents already wait for their verdicts before building on the
+// DAG again, so this costs them nothing.
+func (t *txCtx) standing() (*Standing, error) {
+	m, who := t.model, t.who
+	last, err := t.read(lastUpdateKey(m.ID, who.Key))
+	if err != nil || last == nil {
+		return &Standing{}, err
+	}
+	p, err := t.loadUpdate(string(last))
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == UpdatePending {
+		return nil, wrongState("update %s of provider %s to model %s is pending: in gossip mode a provider "+
+			"submits its next update once the last is judged", p.ID, who.Key, m.ID)
+	}
+	s := Standing{Previous: p.ID, Earlier: 1}
+	if before := p.Standing; before != nil {
+		s.Earlier += before.Earlier
+		s.Accepted = before.Accepted
+		if before.LastRejectedAgo > 0 {
+			s.LastRejectedAgo = before.LastRejectedAgo + 1
+		}
+	}
+	switch p.Status {
+	case UpdateAccepted:
+		s.Accepted++
+	case UpdateRejected:
+		s.LastRejectedAgo = 1
+	}
+	return &s, nil
 }

@@ -343,3 +343,55 @@ func verdictQuality(t *testing.T, e *env) {
 	}
 	require.InDelta(t, 0.6, *e.update(x.ID).MedianQuality, 1e-12)
 }
+
+func TestGossipStanding(t *testing.T) { bothModes(t, gossipStanding) }
+
+// A gossip update records its provider's standing from the provider's
+// earlier updates, which must all be final by then.
+func gossipStanding(t *testing.T, e *env) {
+	e.setupRoles()
+	s := gossipSpec("g")
+	s.Acceptance = Acceptance{Rule: RuleMajority, ScoreMin: 0, ScoreMax: 1}
+	e.activeModel(s)
+	judge := func(id string, accept bool) {
+		t.Helper()
+		require.NoError(t, e.verdict(com1, id, 0.5, accept))
+		require.NoError(t, e.verdict(com2, id, 0.5, accept))
+	}
+
+	a, err := e.submit(prov1, "g", gossipUpdate("a"))
+	require.NoError(t, err)
+	require.Equal(t, &Standing{}, a.Standing)
+	_, err = e.submit(prov1, "g", gossipUpdate("b"))
+	errContains(t, err, "update "+a.ID+" of provider "+prov1.key()+" to model g is pending")
+	require.Equal(t, &Standing{}, e.update(a.ID).Standing) // the refusal left nothing behind
+	// Another provider's standing is its own.
+	other, err := e.submit(prov2, "g", gossipUpdate("other"))
+	require.NoError(t, err)
+	require.Equal(t, &Standing{}, other.Standing)
+
+	judge(a.ID, true)
+	b, err := e.submit(prov1, "g", gossipUpdate("b", a.ID))
+	require.NoError(t, err)
+	require.Equal(t, &Standing{Previous: a.ID, Earlier: 1, Accepted: 1}, b.Standing)
+	judge(b.ID, false)
+	c, err := e.submit(prov1, "g", gossipUpdate("c", a.ID))
+	require.NoError(t, err)
+	require.Equal(t, &Standing{Previous: b.ID, Earlier: 2, Accepted: 1, LastRejectedAgo: 1}, c.Standing)
+	judge(c.ID, true)
+	// A replay is rejected on the spot: final at once, and counted as rejected.
+	replay, err := e.submit(prov1, "g", gossipUpdate("a"))
+	require.NoError(t, err)
+	require.Equal(t, UpdateRejected, replay.Status)
+	require.Equal(t, &Standing{Previous: c.ID, Earlier: 3, Accepted: 2, LastRejectedAgo: 2}, replay.Standing)
+	d, err := e.submit(prov1, "g", gossipUpdate("d", a.ID))
+	require.NoError(t, err)
+	require.Equal(t, &Standing{Previous: replay.ID, Earlier: 4, Accepted: 2, LastRejectedAgo: 1}, d.Standing)
+	require.Equal(t, d.Standing, e.update(d.ID).Standing) // as stored
+
+	// Federated updates carry none: their standing is read from finished rounds.
+	e.activeModel(spec("m"))
+	f, err := e.submit(prov1, "m", fedUpdate(1, "f"))
+	require.NoError(t, err)
+	require.Nil(t, f.Standing)
+}
