@@ -174,7 +174,8 @@ class ScoringConfig:
     rescue_se: float = 1.0
     sym_se: float = 1.0
     loo_se: float | None = None  # None: no leave-one-out test
-    # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (0: off).
+    # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (gossip:
+    # among its last probation_rounds updates; 0: off).
     probation_rounds: int = 0
     probation_cos_floor: float = 0.01
     probation_sym_se: float = 1.0
@@ -701,8 +702,8 @@ def _scheme(r: _Reader, value: Any, key: str) -> str | None:
 
 
 def _check_probation(exp: Experiment, r: _Reader) -> None:
-    """Probation is the effect rule's, for federated rounds (a gossip update has no round before it
-    whose verdicts are all final), and its bars may only be stricter than the others."""
+    """Probation is the effect rule's, and its bars may only be stricter than the others. (In gossip
+    mode ``probation_rounds`` counts the provider's own updates: the contract records its standing.)"""
     sc = exp.scoring
     if not sc.probation_rounds:
         if sc.probation_until_accepted:
@@ -710,8 +711,6 @@ def _check_probation(exp: Experiment, r: _Reader) -> None:
         return
     if sc.rule != "effect":
         raise r.fail("scoring.probation_rounds", f"probation is the effect rule's, not {sc.rule!r}'s")
-    if exp.mode != Mode.FEDERATED:
-        raise r.fail("scoring.probation_rounds", f"probation needs federated rounds, not mode {exp.mode!r}")
     for key, mine, base, at_least in (
         ("probation_cos_floor", sc.probation_cos_floor, sc.cos_floor, True),
         ("probation_sym_se", sc.probation_sym_se, sc.sym_se, False),

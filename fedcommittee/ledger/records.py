@@ -36,6 +36,7 @@ __all__ = [
     "Role",
     "Round",
     "RoundStatus",
+    "Standing",
     "StopReason",
     "Tx",
     "Update",
@@ -283,6 +284,17 @@ class Update(TypedDict, total=False):
     medianQuality: float  # set when every deciding verdict carried a quality
     submittedAt: int
     refusal: str  # set when the contract rejected the update at submission (a replay), without verdicts
+    standing: Standing  # gossip: the provider's record in the model when it submitted this update
+
+
+class Standing(TypedDict, total=False):
+    """A gossip provider's earlier updates of the model as they stood when it submitted an update (all
+    final then: the contract refuses a gossip update while its provider's previous one is pending)."""
+
+    previous: str  # the provider's update before this one (absent for its first)
+    earlier: int  # its updates of the model before this one
+    accepted: int  # ... of which accepted
+    lastRejectedAgo: int  # 1: the previous one was rejected, 2: the one before it, ...; 0: none
 
 
 class Verdict(TypedDict, total=False):

@@ -22,7 +22,7 @@ from fedcommittee import ml
 from fedcommittee.ledger import AllocationRule, Mode, ModelStatus, Role, RoundStatus, StopReason
 from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
 from fedcommittee.policy import Policy
-from fedcommittee.roles.protocol import final_candidates, final_choice, final_mix
+from fedcommittee.roles.protocol import final_candidates, final_choice, final_mix, standing_after
 from fedcommittee.roles.reader import Reader, compute_aggregate, gossip_base
 from fedcommittee.storage import envelope
 from fedcommittee.storage.errors import EncryptedObject, StorageError
@@ -144,7 +144,42 @@ class _Audit:
                 except (StorageError, ml.WeightsError, ValueError) as exc:
                     self.bad(f"update {u['id']}.parents", str(exc))
         self.check_final_proposal([u for u in updates if u["status"] == UpdateStatus.ACCEPTED])
-        self.say(f"gossip: {len(updates)} updates checked{self.rep.sealed_note()}")
+        standings = self.check_standings(updates)
+        self.say(f"gossip: {len(updates)} updates checked ({standings} standings){self.rep.sealed_note()}")
+
+    def check_standings(self, updates: list[Update]) -> int:
+        """Each gossip update's recorded standing (what the members chose its bars by) is what its
+        provider's previous update makes it (the contract's fold, ``protocol.standing_after``), and each
+        provider's updates form one chain: one first update, each later one naming an earlier update
+        of the same provider that no other names. Returns how many standings were checked (updates
+        recorded before the contract kept standings have none)."""
+        by_id = {u["id"]: u for u in updates}
+        named: dict[str, str] = {}  # previous -> the update that names it
+        first: dict[str, str] = {}  # provider -> its update with no previous one
+        checked = 0
+        for u in sorted(updates, key=lambda u: (u.get("submittedAt") or 0, u["id"])):
+            s = u.get("standing")
+            if s is None:
+                continue
+            checked += 1
+            where, prev_id = f"update {u['id']}.standing", s.get("previous")
+            prev = by_id.get(prev_id) if prev_id else None
+            if prev_id and (prev is None or prev["provider"] != u["provider"]):
+                self.bad(where, f"previous {prev_id} is no update of provider {u['provider']} to this model")
+                continue
+            if prev_id and prev_id in named:
+                self.bad(where, f"previous {prev_id} is named by update {named[prev_id]} too (one chain)")
+            if not prev_id and u["provider"] in first:
+                other = first[u["provider"]]
+                self.bad(where, f"no previous update, as update {other} of the same provider (one chain)")
+            if prev_id:
+                named.setdefault(prev_id, u["id"])
+            else:
+                first.setdefault(u["provider"], u["id"])
+            want = standing_after(prev)
+            if dict(s) != want:
+                self.bad(where, f"is {dict(s)}; the provider's previous update makes it {want}")
+        return checked
 
     def check_final_proposal(self, accepted: list[Update]) -> None:
         """A gossip model finished on its committee's judgment (``ProposeFinal``, ``JudgeFinal``): the

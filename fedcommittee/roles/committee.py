@@ -23,7 +23,8 @@
 * Round ``open`` with the publisher gone: ``PUBLISHER_GRACE_SECONDS`` (``settle_seconds`` if longer)
   after every expected provider's update became final, or ``settle_seconds`` after the deadline, any
   member closes it.
-* Gossip: each pending update is scored alone against the mean of its parents.
+* Gossip: each pending update is scored alone against the mean of its parents; under probation at
+  the bars its provider's standing (recorded by the contract on the update) calls for.
 * Sealed updates (``encrypt_updates``) are opened with our Fabric key. One sealed to fewer than all of
   the model's update recipients (``envelopes.update_recipients``: whoever aggregates must be able to open
   it) is rejected, and so is one whose content repeats an earlier update of the model: the contract's
@@ -57,6 +58,7 @@ from fedcommittee.roles.protocol import (
     expected_providers,
     rejected_or_unproven,
     round_follows,
+    standing_marks,
 )
 from fedcommittee.roles.reader import compute_aggregate, gossip_base, joined_model
 from fedcommittee.roles.reference import ReferenceWorker
@@ -560,12 +562,19 @@ class Member:
 
             delta = st.subtract(w, base)
             rule = self.rule_for(model)
+            # The bars follow the provider's standing the contract recorded at submission, as federated
+            # probation follows the finished rounds: the same record for every member and for verify.
+            strict = rule.on_probation(*standing_marks(u.get("standing"), rule.probation_rounds))
+            started = time.perf_counter()
+            score = ml.score_updates(rule, a.exp.model, base, [delta], self.shard, probation=[strict])[0]
+            a.log("scored", update=u["id"], candidates=1, seconds=round(time.perf_counter() - started, 3),
+                  on_probation=int(strict))  # fmt: skip
             # The score judges what the update does to its base; the quality measures the model it
             # yields, which is what a gossip run ranks by (parents, the final model): mixed with the
             # parents it started from, as the next mixes take it. Alone, a model trained last on one
             # provider's skewed data mostly measures that skew.
             quality = round(self.model_score(joined_model(base, w, len(u.get("parents") or []))), 6)
-            self._verdict(u, ml.score(rule, a.exp.model, base, delta, self.shard), rule=rule, quality=quality)
+            self._verdict(u, score, rule=rule, quality=quality)
 
     def judge_final(self, model: Model) -> None:
         """Our measure of a gossip model's proposed final models (``JudgeFinal``): the shard accuracy

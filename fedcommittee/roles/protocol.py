@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Iterable
 
 from fedcommittee.experiment import Experiment
-from fedcommittee.ledger.records import Model, Round, Update, UpdateStatus
+from fedcommittee.ledger.records import Model, Round, Standing, Update, UpdateStatus
 
 __all__ = [
     "RESTART_CHECK_MARGIN_SECONDS",
@@ -22,6 +22,8 @@ __all__ = [
     "parent_candidates",
     "rejected_or_unproven",
     "round_follows",
+    "standing_after",
+    "standing_marks",
 ]
 
 # What a ledger record dated this long after an agent started cannot owe to an earlier run of that
@@ -54,6 +56,33 @@ def rejected_or_unproven(
     proven = {u.get("provider") for lst in earlier for u in lst if u.get("status") == UpdateStatus.ACCEPTED}
     providers = list(providers)
     return [p in caught for p in providers], [p not in proven for p in providers]
+
+
+def standing_marks(standing: Standing | None, rounds: int) -> tuple[bool, bool]:
+    """For a gossip update, what ``ml.ScoringRule.on_probation`` takes, from the standing the contract
+    recorded on it: (whether one of its provider's last ``rounds`` updates before it was rejected,
+    whether any was accepted). Gossip has no rounds: a provider's own updates count instead. An update
+    recorded before the contract kept standings has none and is judged at the lenient bars, as it was
+    then (every member reads the same record, so the scores stay reproducible)."""
+    if standing is None:
+        return False, True
+    ago = int(standing.get("lastRejectedAgo") or 0)
+    return 0 < ago <= rounds, int(standing.get("accepted") or 0) > 0
+
+
+def standing_after(previous: Update | None) -> Standing:
+    """The standing the contract records on a provider's gossip update whose previous update is
+    ``previous`` (final by then; None: the provider's first), as ``verify`` recomputes it."""
+    if previous is None:
+        return {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}
+    before = previous.get("standing") or {}
+    status, ago = previous.get("status"), int(before.get("lastRejectedAgo") or 0)
+    return {
+        "previous": previous["id"],
+        "earlier": int(before.get("earlier") or 0) + 1,
+        "accepted": int(before.get("accepted") or 0) + (status == UpdateStatus.ACCEPTED),
+        "lastRejectedAgo": 1 if status == UpdateStatus.REJECTED else ago + 1 if ago else 0,
+    }
 
 
 def model_rank(u: Update) -> tuple:

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -247,12 +248,19 @@ def test_gossip_run(local_network, fabric):
         prop = model.get("finalProposal") or {}
         assert model["status"] == "finished" and prop, model
         attacker_ids = {u["id"] for u in report["updates"] if u["provider"] == "attacker"}
-        accepted = []
+        accepted, earlier = [], defaultdict(list)
         for u in report["updates"]:
             full = client.get_update(u["id"])
             assert not attacker_ids & set(full.get("parents") or []), "a rejected update became a parent"
             if full["status"] == "accepted":
                 accepted.append(full)
+            earlier[u["provider"]].append(full["standing"])
+        # Each update recorded its provider's standing, one chain per provider (the audit recomputes
+        # each one: its verdict is below); the attacker's show every earlier update of its rejected.
+        for provider, chain in earlier.items():
+            assert sorted(s["earlier"] for s in chain) == list(range(len(chain))), (provider, chain)
+        caught = earlier["attacker"]
+        assert all(s["accepted"] == 0 and s["lastRejectedAgo"] == (s["earlier"] > 0) for s in caught), caught
         # Every accepted model carries the committee's measured quality (the median of the members'
         # shard accuracies, each verdict recording its own).
         for u in accepted:

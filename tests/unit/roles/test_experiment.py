@@ -107,10 +107,6 @@ def error_for(doc) -> ConfigError:
         (lambda d: d["data"].update(share_histogram="yes"), "data.share_histogram"),
         (lambda d: d.update(scoring={"rule": "trust", "probation_rounds": 1}), "scoring.probation_rounds"),
         (
-            lambda d: d.update(mode="gossip", scoring={"rule": "effect", "probation_rounds": 1}),
-            "scoring.probation_rounds",
-        ),
-        (
             lambda d: d.update(
                 scoring={
                     "rule": "effect",
@@ -194,6 +190,14 @@ def test_probation_reaches_the_scoring_rule():
     assert rule.probation_rounds == 2
     assert rule.bars(on_probation=True) == (0.01, 1.0, 1.0)  # effect's own bars unless set
     assert rule.bars(on_probation=False) == (-0.2, 10.0, 1.0)
+
+
+def test_gossip_takes_probation_on_the_providers_standing():
+    gossip = {"updates_per_provider": 2, "max_parents": 2, "min_parents": 1}
+    scoring = {"rule": "effect", "cos_floor": -0.2, "probation_rounds": 1, "probation_until_accepted": True}
+    doc = {**small(), "mode": "gossip", "gossip": gossip, "scoring": scoring}
+    exp = parse_experiment(doc)
+    assert exp.mode == "gossip" and exp.scoring.probation_until_accepted
 
 
 def test_lr_decay_shrinks_the_local_learning_rate_round_by_round():

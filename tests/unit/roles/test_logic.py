@@ -261,6 +261,26 @@ def test_audit_checks_the_committees_choice_of_a_gossip_final():
     assert where == [("model.finalProposal", "the model finished without a judgment of its proposal")]
 
 
+def test_audit_recomputes_each_gossip_updates_standing():
+    _, ledger, reader = gossip_history()
+    ups = ledger.updates
+    ups["a1"]["standing"] = {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}
+    ups["a2"]["standing"] = {"previous": "a1", "earlier": 1, "accepted": 1, "lastRejectedAgo": 0}
+    ups["c1"]["standing"] = {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}  # b1: from an older contract
+    rep = audit_model(reader, "g")
+    assert rep.ok, rep.findings
+    # A standing that hides an acceptance (p1 would meet the tight bars), then one naming another's update.
+    ups["a2"]["standing"]["accepted"] = 0
+    assert [f.where for f in audit_model(reader, "g").findings] == ["update a2.standing"]
+    ups["a2"]["standing"] = {"previous": "b1", "earlier": 1, "accepted": 1, "lastRejectedAgo": 0}
+    [finding] = audit_model(reader, "g").findings
+    assert finding.problem == "previous b1 is no update of provider p1 to this model"
+    # Two first updates of one provider: its chain is broken.
+    ups["a2"]["standing"] = {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}
+    [finding] = audit_model(reader, "g").findings
+    assert finding.where == "update a2.standing" and "as update a1 of the same provider" in finding.problem
+
+
 def test_audit_flags_an_unknown_architecture():
     _, ledger, reader = federated_history()
     ledger.models["m"]["architecture"]["name"] = "resnet-9000"

@@ -4,6 +4,7 @@ registrations, the committee's approval check, and the auditor's recomputation o
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,92 @@ def test_probation_reads_recent_rejections_and_earlier_acceptances():
         [False, False, True, True],  # c's update is pending, d has none: neither accepted yet
     )
     assert rejected_or_unproven([], [], ["a"]) == ([False], [True])
+
+
+# ------------------------------------------------------------------------------ gossip standing
+
+
+def test_gossip_standing_folds_each_verdict_in_as_the_contract_does():
+    """The sequence of chaincode/fedcommittee/update_test.go's gossipStanding, recomputed."""
+    from fedcommittee.roles.protocol import standing_after
+
+    first = standing_after(None)
+    assert first == {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}
+    chain, prev = [], None
+    for uid, status in (("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("replay", "rejected")):
+        u = {"id": uid, "status": status, "standing": standing_after(prev)}
+        chain.append(u["standing"])
+        prev = u
+    assert chain[1:] == [
+        {"previous": "a", "earlier": 1, "accepted": 1, "lastRejectedAgo": 0},
+        {"previous": "b", "earlier": 2, "accepted": 1, "lastRejectedAgo": 1},
+        {"previous": "c", "earlier": 3, "accepted": 2, "lastRejectedAgo": 2},
+    ]
+    assert standing_after(prev) == {"previous": "replay", "earlier": 4, "accepted": 2, "lastRejectedAgo": 1}
+
+
+def test_gossip_standing_marks_what_probation_is_decided_on():
+    from fedcommittee.roles.protocol import standing_marks
+
+    assert standing_marks(None, 1) == (False, True)  # recorded before standings: the lenient bars
+    assert standing_marks({"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}, 1) == (False, False)
+    assert standing_marks({"earlier": 3, "accepted": 2, "lastRejectedAgo": 1}, 1) == (True, True)
+    assert standing_marks({"earlier": 3, "accepted": 2, "lastRejectedAgo": 2}, 1) == (False, True)
+    assert standing_marks({"earlier": 3, "accepted": 2, "lastRejectedAgo": 2}, 2) == (True, True)
+
+
+class GossipUpdates(Registrations):
+    """The real client answering the gossip model's update listing from a list."""
+
+    def __init__(self, updates):
+        super().__init__([])
+        self.updates = updates
+
+    def list_round_updates(self, model_id, round, page_size=None, bookmark=""):
+        assert round == 0
+        return {"items": self.updates, "bookmark": ""}
+
+
+def test_member_judges_each_gossip_update_at_the_bars_its_standing_calls_for(exp, monkeypatch):
+    from dataclasses import replace
+
+    import torch
+
+    from fedcommittee.roles import committee as committee_mod
+
+    bars = {"rule": "effect", "cos_floor": -0.2, "sym_se": 10.0, "probation_rounds": 1,
+            "probation_cos_floor": 0.01, "probation_sym_se": 10.0,
+            "probation_until_accepted": True}  # fmt: skip
+    strict = replace(exp, scoring=replace(exp.scoring, **bars))
+    standings = {
+        "old": None,  # recorded before the contract kept standings
+        "first": {"earlier": 0, "accepted": 0, "lastRejectedAgo": 0},
+        "caught": {"previous": "x", "earlier": 3, "accepted": 2, "lastRejectedAgo": 1},
+        "recovered": {"previous": "y", "earlier": 3, "accepted": 1, "lastRejectedAgo": 2},
+    }
+    later = time.time() + 3600  # submitted after the member started: no verdict of ours to look up
+    updates = [{"id": uid, "provider": f"p-{uid}", "status": "pending", "submittedAt": later, "parents": []}
+               for uid in standings]  # fmt: skip
+    for u in updates:
+        if standings[u["id"]] is not None:
+            u["standing"] = standings[u["id"]]
+    m = member_with(strict, [])
+    m.agent.client, m.agent.reader, m.agent.me = GossipUpdates(updates), None, "me"
+    base, weights = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
+    m.load_shard = lambda model: None
+    m._load_update = lambda model, u, sha: weights
+    m.replay_of = lambda model, u: None
+    m.model_score = lambda state: 0.5
+    monkeypatch.setattr(committee_mod, "gossip_base", lambda reader, model, parents: base)
+    judged, sent = [], []
+
+    def score_updates(rule, model_name, global_state, deltas, shard, probation=None):
+        assert rule.probation_rounds == 1 and len(deltas) == 1
+        judged.extend(probation)
+        return [0.25]
+
+    monkeypatch.setattr(committee_mod.ml, "score_updates", score_updates)
+    m._verdict = lambda u, score, reason="", rule=None, quality=None: sent.append((u["id"], score))
+    m.judge_gossip({"id": "m", "mode": "gossip"})
+    assert judged == [False, True, True, False]
+    assert sent == [(uid, 0.25) for uid in standings]
