@@ -798,6 +798,9 @@ $G1 --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 -
 $G1 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
 $G1 --partitions dir0.5 --attacks honest label_flip sign_flip scaling free_rider alie min_max min_sum \
     collude adaptive backdoor --fraction 0.3 --rounds 15
+$G1 --partitions dominant --attacks backdoor --fraction 0.3 --rounds 15
+$G --rules effect_probation_start_sym1 --workers 2 --partitions dominant --attacks honest label_flip \
+    sign_flip backdoor --fraction 0.3 --rounds 15   # docs/ml.md, "Gossip probation"
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dominant
@@ -851,7 +854,8 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         ' docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
         " `sym_se` 1 on probation, `effect_probation_start` the same as `effect_probation` with a provider"
         " also on probation until one of its updates has been accepted (`probation_until_accepted`:"
-        " configs/default.yaml's committee),"
+        " configs/default.yaml's committee), `effect_probation_start_sym1` that with `sym_se` 1 on"
+        " probation,"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

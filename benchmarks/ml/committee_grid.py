@@ -49,6 +49,12 @@ RULE_VARIANTS = {
     # Probation also until a provider's first accepted update (docs/ml.md, "When the label flips get
     # in"): configs/default.yaml's committee.
     "effect_probation_start": COMMITTEES["effect_probation_start"],
+    # The same with sym_se 1 on probation (docs/ml.md, "Gossip probation": in gossip it halved the label
+    # flips that got in).
+    "effect_probation_start_sym1": (
+        "effect",
+        {**COMMITTEES["effect_probation_start"][1], "probation_sym_se": 1.0},
+    ),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -302,7 +308,7 @@ def table(out: Path, rounds: int | None) -> str:
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
 RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
-              "effect_probation_start",
+              "effect_probation_start", "effect_probation_start_sym1",
               "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
