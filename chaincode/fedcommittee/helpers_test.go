@@ -109,6 +109,15 @@ func gossipSpec(id string) ModelSpec {
 	return s
 }
 
+// majorityGossipModel sets up the roles and an active gossip model whose
+// updates are decided by a majority of accept flags.
+func (e *env) majorityGossipModel(id string) {
+	e.setupRoles()
+	s := gossipSpec(id)
+	s.Acceptance = Acceptance{Rule: RuleMajority, ScoreMin: 0, ScoreMax: 1}
+	e.activeModel(s)
+}
+
 func (e *env) publish(s ModelSpec) (string, error) {
 	var out string
 	err := e.tx(pub, func(ctx ctxT) error {

@@ -170,10 +170,7 @@ func TestImprovementRuleEndToEnd(t *testing.T) {
 func TestGossipFlow(t *testing.T) { bothModes(t, gossipFlow) }
 
 func gossipFlow(t *testing.T, e *env) {
-	e.setupRoles()
-	s := gossipSpec("g")
-	s.Acceptance = Acceptance{Rule: RuleMajority, ScoreMin: 0, ScoreMax: 1}
-	e.activeModel(s)
+	e.majorityGossipModel("g")
 	m := e.model("g")
 	require.Equal(t, ModelActive, m.Status)
 	require.Equal(t, int64(0), m.CurrentRound)
@@ -349,10 +346,7 @@ func TestGossipStanding(t *testing.T) { bothModes(t, gossipStanding) }
 // A gossip update records its provider's standing from the provider's
 // earlier updates, which must all be final by then.
 func gossipStanding(t *testing.T, e *env) {
-	e.setupRoles()
-	s := gossipSpec("g")
-	s.Acceptance = Acceptance{Rule: RuleMajority, ScoreMin: 0, ScoreMax: 1}
-	e.activeModel(s)
+	e.majorityGossipModel("g")
 	judge := func(id string, accept bool) {
 		t.Helper()
 		require.NoError(t, e.verdict(com1, id, 0.5, accept))
