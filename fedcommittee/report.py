@@ -158,6 +158,7 @@ def _ledger_records(client, model: dict, names: dict[str, str]) -> dict[str, Any
                     "samples": u.get("numSamples"),
                     "submittedAt": u.get("submittedAt"),
                     "finalizedAt": u.get("finalizedAt"),
+                    "standing": u.get("standing"),  # gossip: what the committee chose the bars by
                 }
             )
     leaderboard = [
@@ -618,6 +619,7 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
          v["verdicts"], v["net_reward"]]
         for name, v in summary["per_participant"].items()
     ]  # fmt: skip
+    standings = any(u.get("standing") is not None for u in data["updates"])
     updates = [
         [
             u["round"],
@@ -625,6 +627,7 @@ def _page(data: dict, summary: dict, figs: list[tuple[str, str]], model_id: str)
             u["status"],
             _fmt(u["median"]),
             u["samples"] if u["samples"] is not None else "",
+            *([standing_words(u.get("standing"))] if standings else []),
         ]
         for u in data["updates"]
     ]
@@ -655,10 +658,25 @@ info in that round.</p>
 {_table(["round", "wall", "clock", "training", "scoring", "ledger", "IPFS", "other", "ledger + IPFS share",
          *(RACE_WORDS.get(k, k) for k in race_kinds)], round_rows, "rounds")}
 <h2>Updates</h2>
-{_table(["round", "provider", "status", "median score", "samples"], updates, "updates")}
+{_table(["round", "provider", "status", "median score", "samples",
+         *(["the provider's standing when sent"] if standings else [])], updates, "updates")}
 <h2>Ledger latency (s)</h2>
 {_table(["transaction", "n", "median", "max"], lat_rows, "latency")}
 </body></html>"""  # fmt: skip
+
+
+def standing_words(s: dict | None) -> str:
+    """A gossip update's recorded standing, as a person reads it: what its provider's earlier updates
+    had come to when it was sent ("" for an update recorded without one)."""
+    if s is None:
+        return ""
+    earlier, ago = int(s.get("earlier") or 0), int(s.get("lastRejectedAgo") or 0)
+    if not earlier:
+        return "first update"
+    words = f"{int(s.get('accepted') or 0)} of {earlier} accepted"
+    if ago == 1:
+        return words + ", the previous one rejected"
+    return words + (f", the last rejection {ago} updates before" if ago else "")
 
 
 def _fmt(x) -> str:

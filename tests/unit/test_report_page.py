@@ -233,6 +233,7 @@ def test_the_page_opens_with_a_summary_table_not_a_json_dump(built):
         "Backdoor success (final model) 3.1% of triggered test images",
     ):
         assert words in text, words
+    assert "standing when sent" not in text  # a gossip column: federated updates carry no standing
 
 
 def test_members_scoring_is_reported_beside_the_providers_training(built):
@@ -400,3 +401,13 @@ def test_the_summary_says_what_the_committee_finished_a_gossip_model_on():
         "(best single accepted model: 0.520)"
     )
     assert report.gossip_final_words({"mode": "federated"}, ups) is None
+
+
+def test_a_gossip_updates_standing_reads_as_words():
+    assert report.standing_words(None) == ""
+    assert report.standing_words({"earlier": 0, "accepted": 0, "lastRejectedAgo": 0}) == "first update"
+    caught = {"previous": "p", "earlier": 3, "accepted": 1, "lastRejectedAgo": 1}
+    assert report.standing_words(caught) == "1 of 3 accepted, the previous one rejected"
+    caught["lastRejectedAgo"] = 2
+    assert report.standing_words(caught) == "1 of 3 accepted, the last rejection 2 updates before"
+    assert report.standing_words({"earlier": 2, "accepted": 2, "lastRejectedAgo": 0}) == "2 of 2 accepted"
