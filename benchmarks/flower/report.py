@@ -799,6 +799,15 @@ $G1 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
 $G1 --partitions dir0.5 --attacks honest label_flip sign_flip scaling free_rider alie min_max min_sum \
     collude adaptive backdoor --fraction 0.3 --rounds 15
 $G1 --partitions dominant --attacks backdoor --fraction 0.3 --rounds 15
+for f in 0.1 0.2 0.4; do
+    $G1 --partitions dir0.5 --attacks sign_flip label_flip alie adaptive backdoor scaling min_max min_sum \
+        collude --fraction $f --rounds 15
+done
+G2="$G --rules effect_probation_start_norm2 --workers 2"   # docs/ml.md, "The default committee at 10, ..."
+for f in 0.2 0.3 0.4; do $G2 --partitions dir0.5 --attacks backdoor --fraction $f --rounds 15; done
+$G2 --partitions dominant --attacks backdoor --fraction 0.3 --rounds 15
+$G2 --partitions dir0.5 dominant --attacks honest --rounds 15
+$G2 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
 $G --rules effect_probation_start_sym1 --workers 2 --partitions dominant --attacks honest label_flip \
     sign_flip backdoor --fraction 0.3 --rounds 15   # docs/ml.md, "Gossip probation"
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
@@ -855,7 +864,7 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " `sym_se` 1 on probation, `effect_probation_start` the same as `effect_probation` with a provider"
         " also on probation until one of its updates has been accepted (`probation_until_accepted`:"
         " configs/default.yaml's committee), `effect_probation_start_sym1` that with `sym_se` 1 on"
-        " probation,"
+        " probation, `effect_probation_start_norm2` that with the 2x norm band,"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"

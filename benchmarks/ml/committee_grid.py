@@ -55,6 +55,12 @@ RULE_VARIANTS = {
         "effect",
         {**COMMITTEES["effect_probation_start"][1], "probation_sym_se": 1.0},
     ),
+    # The default committee with the 2x norm band (docs/ml.md, "The backdoor's collateral"): a screen
+    # against the backdoor runs whose large in-bound updates stall the model.
+    "effect_probation_start_norm2": (
+        "effect",
+        {**COMMITTEES["effect_probation_start"][1], "max_norm_ratio": 2.0},
+    ),
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -308,7 +314,7 @@ def table(out: Path, rounds: int | None) -> str:
 
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
 RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
-              "effect_probation_start", "effect_probation_start_sym1",
+              "effect_probation_start", "effect_probation_start_sym1", "effect_probation_start_norm2",
               "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
