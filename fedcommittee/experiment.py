@@ -174,6 +174,7 @@ class ScoringConfig:
     rescue_se: float = 1.0
     sym_se: float = 1.0
     loo_se: float | None = None  # None: no leave-one-out test
+    guard_se: float | None = None  # None: the point of the test is never rebuilt
     # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (gossip:
     # among its last probation_rounds updates; 0: off).
     probation_rounds: int = 0
@@ -557,7 +558,7 @@ def _local(r: _Reader, top: Mapping) -> LocalConfig:
 def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
-        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "probation_rounds",
+        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "guard_se", "probation_rounds",
         "probation_cos_floor", "probation_sym_se", "probation_rescue_se",
         "probation_until_accepted"})  # fmt: skip
     return ScoringConfig(
@@ -573,6 +574,7 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
         rescue_se=r.num(sc, "rescue_se", "scoring.rescue_se", 1.0, lo=0),
         sym_se=r.num(sc, "sym_se", "scoring.sym_se", 1.0, lo=0),
         loo_se=r.num(sc, "loo_se", "scoring.loo_se", None, lo=0),
+        guard_se=r.num(sc, "guard_se", "scoring.guard_se", None, lo=0),
         probation_rounds=r.num(sc, "probation_rounds", "scoring.probation_rounds", 0, kind=int, lo=0),
         probation_cos_floor=r.num(sc, "probation_cos_floor", "scoring.probation_cos_floor", 0.01, lo=-1),
         probation_sym_se=r.num(sc, "probation_sym_se", "scoring.probation_sym_se", 1.0, lo=0),
@@ -759,6 +761,11 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
             "min_accepted", f"{exp.min_accepted} exceeds the number of providers {len(exp.providers)}"
         )
     _check_probation(exp, r)
+    if exp.scoring.guard_se is not None and exp.scoring.rule != "effect":
+        raise r.fail(
+            "scoring.guard_se",
+            f"the guarded point of the test is the effect rule's, not {exp.scoring.rule!r}'s",
+        )
     if exp.gossip.max_parents > 16:
         raise r.fail("gossip.max_parents", "at most 16")
     if exp.gossip.min_parents > exp.gossip.max_parents:

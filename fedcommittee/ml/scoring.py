@@ -29,6 +29,11 @@ contract can compare the committee's median score with one number. Rules:
   (off by default; a screening variant of the committee grid) updates that lose to their negation
   by more than that many standard errors leave the aggregate too, and the others are tested again
   at the aggregate of the rest: in-bound attackers must not set the point every update is judged at.
+  With ``guard_se`` (off by default) a point of the test worse on the member's shard than the global
+  model by more than that many standard errors is rebuilt from the updates most useful alone, and
+  every update is tested there: large in-bound backdoor updates made that point overshoot, every
+  honest update then lost to its negation and the model stalled at its initialization (docs/ml.md,
+  "The backdoor's stall").
   With ``probation_rounds`` k > 0 a provider whose update was rejected in one of the last k rounds is
   judged at the ``probation_`` bars (``probation_cos_floor``, ``probation_sym_se``,
   ``probation_rescue_se``: at least as strict as the others): the first bars can then be lenient
@@ -73,6 +78,8 @@ class ScoringRule:
     sym_se: float = 1.0  # effect: the update may lose to its negation by at most this many SEs
     loo_se: float = float("inf")  # effect: the aggregate without it may be better by this many SEs
     gross_se: float = float("inf")  # effect: updates losing to their negation by more leave the test point
+    guard_se: float = float("inf")  # effect: the point of the test may be worse than the global model
+    # by this many SEs before it is rebuilt (off: inf)
     probation_rounds: int = 0  # effect: a provider rejected within this many rounds is on probation (0: off)
     probation_cos_floor: float = 0.01  # effect: cos_floor, sym_se and rescue_se for one on probation
     probation_sym_se: float = 1.0
@@ -89,6 +96,9 @@ class ScoringRule:
             # An update taken out of the point of the test must also fail the test, or it would be
             # aggregated without having been in the aggregate every other update was judged at.
             raise ValueError(f"gross_se ({self.gross_se}) must be at least sym_se ({self.sym_se})")
+        if self.gross_se != float("inf") and self.guard_se != float("inf"):
+            # Two ways of keeping harmful updates out of the point of the test: one at a time.
+            raise ValueError("gross_se and guard_se cannot both be set")
         if self.probation_rounds < 0:
             raise ValueError(f"probation_rounds must be 0 (off) or more, got {self.probation_rounds}")
         if self.probation_until_accepted and not self.probation_rounds:
@@ -210,7 +220,10 @@ def effect_tests(
         weights = {i: 1.0 / rule.damping for i in inside}
     else:  # norm violators stay out: one boosted update would dominate every aggregate
         weights = _sample_weights(inside, num_samples)
-    tests = _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref)
+    if len(inside) >= 3 and rule.guard_se != float("inf"):
+        tests = _guarded_tests(rule, model_name, global_state, deltas, shard, weights, num_samples, ref)
+    else:
+        tests = _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref)
     gross = [i for i in tests if t_stat(tests[i][0]) > rule.gross_se]
     if gross and len(gross) < len(tests):
         # Updates that grossly harm the aggregate leave it, and the others are tested again where the
@@ -222,27 +235,81 @@ def effect_tests(
     return out
 
 
+def _guarded_tests(rule, model_name, global_state, deltas, shard, weights, num_samples, ref):
+    """``guard_se``: when the aggregate of all in-bound updates is worse on the shard than the global
+    model by more than ``guard_se`` standard errors, no update can be judged there (from a point that
+    overshoots every step back looks useful and every step on harmful: in-bound backdoor updates
+    stalled the model that way). The point is then rebuilt (``_rebuilt_point``) and every update is
+    tested there, those outside it as if they joined it. One more forward pass per round (the global
+    model's losses); about 2n more where the point is rebuilt."""
+    base = per_sample_loss(model_name, global_state, shard)
+    at_full = per_sample_loss(model_name, _aggregate(global_state, deltas, weights), shard)
+    if t_stat(at_full - base) <= rule.guard_se:
+        return _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref, at_point=at_full)
+    point, at_point = _rebuilt_point(
+        rule, model_name, global_state, deltas, shard, weights, num_samples, base
+    )
+    total = sum(num_samples[i] for i in point)
+    outsiders = [(i, num_samples[i] / (total + num_samples[i])) for i in weights if i not in point]
+    return _paired_tests(rule, model_name, global_state, deltas, shard, point, ref, outsiders, at_point)
+
+
+def _rebuilt_point(rule, model_name, global_state, deltas, shard, weights, num_samples, base):
+    """The updates in the order of what each alone (at its weight) does at the global model, most
+    useful first; the point is the aggregate of the longest such prefix (2 or more) not worse than the
+    global model by ``guard_se``, else of the least harmful prefix. Returns its sample weights and the
+    shard's per-sample losses there."""
+
+    def harm(losses: torch.Tensor) -> float:
+        return t_stat(losses - base)
+
+    alone = {i: harm(per_sample_loss(model_name, st.add_scaled(global_state, deltas[i], w), shard))
+             for i, w in weights.items()}  # fmt: skip
+    order = sorted(alone, key=lambda i: (alone[i], i))
+    prefixes = []
+    for k in range(2, len(order)):
+        members = _sample_weights(order[:k], num_samples)
+        losses = per_sample_loss(model_name, _aggregate(global_state, deltas, members), shard)
+        prefixes.append((harm(losses), members, losses))
+    passing = [(members, losses) for t, members, losses in prefixes if t <= rule.guard_se]
+    if passing:
+        return passing[-1]
+    _, members, losses = min(prefixes, key=lambda p: p[0])
+    return members, losses
+
+
 def _sample_weights(members: Sequence[int], num_samples: Sequence[int]) -> dict[int, float]:
     total = float(sum(num_samples[i] for i in members))
     return {i: num_samples[i] / total for i in members}
 
 
-def _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref) -> dict[int, Paired]:
-    """The paired tests of each update in ``weights`` at the aggregate of them all."""
+def _aggregate(global_state: State, deltas: Sequence[State], weights: dict[int, float]) -> State:
     step = st.zeros_like(global_state)
     for i, w in weights.items():
         step = st.add_scaled(step, deltas[i], w)
-    full = st.add_scaled(global_state, step)
-    with_it = per_sample_loss(model_name, full, shard)
+    return st.add_scaled(global_state, step)
+
+
+def _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref, outsiders=(), at_point=None):
+    """The paired tests of each update in ``weights`` at the aggregate of them all (``at_point``: the
+    shard's per-sample losses there, where already computed). ``outsiders``: updates outside the
+    aggregate, each with the weight it would have in it, tested there as if it joined (the point plus
+    and minus its step)."""
+    full = _aggregate(global_state, deltas, weights)
+    with_it = per_sample_loss(model_name, full, shard) if at_point is None else at_point
+    loo_on = rule.loo_se != float("inf")  # off: skip the leave-one-out forward pass
     out: dict[int, Paired] = {}
     for i, w in weights.items():
         negated = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -2.0 * w), shard)
         without = (
-            per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard)
-            if rule.loo_se != float("inf")
-            else with_it  # the test is off: skip its forward pass
+            per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard) if loo_on else with_it
         )
         out[i] = (with_it - negated, with_it - without, st.cosine(deltas[i], ref))
+    for i, w in outsiders:
+        joined = per_sample_loss(model_name, st.add_scaled(full, deltas[i], w), shard)
+        negated = per_sample_loss(model_name, st.add_scaled(full, deltas[i], -w), shard)
+        without = joined - with_it if loo_on else torch.zeros_like(joined)
+        out[i] = (joined - negated, without, st.cosine(deltas[i], ref))
     return out
 
 

@@ -235,12 +235,18 @@ def test_strategy_parameters_are_checked():
 
 
 def test_the_effect_rule_and_its_margins_reach_the_committee_from_a_config():
-    exp = parse_experiment(small(scoring={"rule": "effect", "sym_se": 2.0, "loo_se": 3.0}))
+    exp = parse_experiment(small(scoring={"rule": "effect", "sym_se": 2.0, "loo_se": 3.0, "guard_se": 4}))
     rule = Policy.from_experiment(exp).scoring_rule()
     assert (rule.name, rule.sym_se, rule.loo_se, rule.cos_floor) == ("effect", 2.0, 3.0, 0.01)
-    assert Policy.from_experiment(parse_experiment(small())).scoring_rule().loo_se == float("inf")
+    assert rule.guard_se == 4.0
+    plain = Policy.from_experiment(parse_experiment(small())).scoring_rule()
+    assert (plain.loo_se, plain.guard_se) == (float("inf"), float("inf"))
     with pytest.raises(ValueError, match=r"scoring\.sym_se"):
         parse_experiment(small(scoring={"rule": "effect", "sym_se": -1}))
+    with pytest.raises(ValueError, match=r"scoring\.guard_se"):
+        parse_experiment(small(scoring={"rule": "effect", "guard_se": "high"}))
+    with pytest.raises(ValueError, match=r"scoring\.guard_se.*effect rule's, not 'trust'"):
+        parse_experiment(small(scoring={"rule": "trust", "guard_se": 3}))
 
 
 def test_round_aware_attacks_are_configurable_and_their_parameters_checked():

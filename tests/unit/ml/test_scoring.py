@@ -77,6 +77,8 @@ def test_rule_validation():
         scoring.ScoringRule("vibes")
     with pytest.raises(ValueError, match="gross_se"):
         scoring.ScoringRule("effect", sym_se=10.0, gross_se=5.0)
+    with pytest.raises(ValueError, match="gross_se and guard_se"):
+        scoring.ScoringRule("effect", gross_se=10.0, guard_se=3.0)
     assert scoring.ScoringRule("damped").threshold == 0.0
     assert scoring.ScoringRule("trust", threshold=0.2).threshold == 0.2
 
@@ -237,3 +239,47 @@ def test_probation_bars_may_not_be_looser(loose):
     scoring.ScoringRule("effect", cos_floor=-0.2, sym_se=10.0, **loose)  # off: not checked
     with pytest.raises(ValueError, match="probation_rounds"):
         scoring.ScoringRule("effect", probation_rounds=-1)
+
+
+def test_guard_rebuilds_a_point_of_the_test_worse_than_the_global_model(digits_split, dominant_parts, shards):
+    """guard_se, at the initial model (where the backdoor stalled the grid's runs): two in-bound
+    updates pointing back along the honest mean at 2.9x the median norm drag the round's aggregate
+    below the global model on the shard; the guard then tests every update at the aggregate of those
+    most useful alone, as many as keep it within guard_se of the global model (here the six honest
+    ones: their tests are those of a round without the two), and tests the two there as if they
+    joined it. A round whose aggregate passes is judged exactly as without the guard."""
+    import torch
+
+    from fedcommittee.ml import models
+    from fedcommittee.ml import state as st
+    from fedcommittee.ml.evaluate import per_sample_loss
+
+    g = models.initial_state("mlp", 0)
+    honest = [u.delta for u in _round("honest", digits_split, dominant_parts, g)][:6]
+    mean = st.unflatten(torch.stack([st.flatten(d) for d in honest]).mean(0), honest[0])
+    size = statistics.median(st.l2_norm(d) for d in honest)
+    back = st.scale(mean, -2.9 * size / st.l2_norm(mean))  # inside the 3x band
+    deltas, sizes, shard = [*honest, back, back], [5] * 8, shards[0]
+    guarded = scoring.ScoringRule("effect", guard_se=3.0)
+    aggregate = st.add_scaled(g, st.add_scaled(st.scale(mean, 0.75), back, 0.25))
+    worse = per_sample_loss("mlp", aggregate, shard) - per_sample_loss("mlp", g, shard)
+    assert scoring.t_stat(worse) > 3  # the point of the test is worse than where the model is
+
+    tests = scoring.effect_tests(guarded, "mlp", g, deltas, shard, sizes)
+    alone = scoring.effect_tests(EFFECT, "mlp", g, honest, shard, sizes[:6])
+    for i in range(6):  # the same point, summed in another order
+        assert torch.allclose(tests[i][0], alone[i][0], atol=1e-6)
+    # The two are tested where the honest ones take the model, at the weight they would have there.
+    point = st.add_scaled(g, mean)
+    joined = per_sample_loss("mlp", st.add_scaled(point, back, 5 / 35), shard)
+    negated = per_sample_loss("mlp", st.add_scaled(point, back, -5 / 35), shard)
+    assert torch.allclose(tests[6][0], joined - negated, atol=1e-6)
+    # There they point away from the member's reference and lose to their negation: rejected.
+    assert all(scoring.t_stat(tests[i][0]) > 0 and tests[i][2] < 0 for i in (6, 7))
+    assert [scoring.effect_score(t, guarded) >= 0 for t in tests] == [True] * 6 + [False] * 2
+    # Unguarded, the honest updates are judged at the poisoned point.
+    plain = scoring.effect_tests(EFFECT, "mlp", g, deltas, shard, sizes)
+    assert not any(torch.allclose(plain[i][0], alone[i][0], atol=1e-3) for i in range(6))
+
+    clean = scoring.effect_tests(guarded, "mlp", g, honest, shard, sizes[:6])
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(clean, alone, strict=True))
