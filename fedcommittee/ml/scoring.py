@@ -241,7 +241,7 @@ def _guarded_tests(rule, model_name, global_state, deltas, shard, weights, num_s
     overshoots every step back looks useful and every step on harmful: in-bound backdoor updates
     stalled the model that way). The point is then rebuilt (``_rebuilt_point``) and every update is
     tested there, those outside it as if they joined it. One more forward pass per round (the global
-    model's losses); about 2n more where the point is rebuilt."""
+    model's losses); about n + 2 more where the point is rebuilt."""
     base = per_sample_loss(model_name, global_state, shard)
     at_full = per_sample_loss(model_name, _aggregate(global_state, deltas, weights), shard)
     if t_stat(at_full - base) <= rule.guard_se:
@@ -267,14 +267,14 @@ def _rebuilt_point(rule, model_name, global_state, deltas, shard, weights, num_s
              for i, w in weights.items()}  # fmt: skip
     order = sorted(alone, key=lambda i: (alone[i], i))
     prefixes = []
-    for k in range(2, len(order)):
+    for k in range(len(order) - 1, 1, -1):  # the longest first: the first that passes is the point
         members = _sample_weights(order[:k], num_samples)
         losses = per_sample_loss(model_name, _aggregate(global_state, deltas, members), shard)
-        prefixes.append((harm(losses), members, losses))
-    passing = [(members, losses) for t, members, losses in prefixes if t <= rule.guard_se]
-    if passing:
-        return passing[-1]
-    _, members, losses = min(prefixes, key=lambda p: p[0])
+        t = harm(losses)
+        if t <= rule.guard_se:
+            return members, losses
+        prefixes.append((t, k, members, losses))
+    _, _, members, losses = min(prefixes, key=lambda p: p[:2])  # a tie goes to the shorter
     return members, losses
 
 
