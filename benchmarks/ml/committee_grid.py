@@ -61,6 +61,15 @@ RULE_VARIANTS = {
         "effect",
         {**COMMITTEES["effect_probation_start"][1], "max_norm_ratio": 2.0},
     ),
+    # The default committee with the point of the test guarded (`guard_se` 3, docs/ml.md, "The
+    # backdoor's stall"): an aggregate worse than the global model is rebuilt before anything is judged.
+    "effect_probation_start_guard3": (
+        "effect",
+        {**COMMITTEES["effect_probation_start"][1], "guard_se": 3.0},
+    ),
+    # That with sym_se 1 on probation (a backdoor update tested at a guarded point passed sym_se 10):
+    # configs/default.yaml's committee.
+    "effect_probation_start_sym1_guard3": COMMITTEES["effect_probation_start_sym1_guard3"],
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -315,6 +324,7 @@ def table(out: Path, rounds: int | None) -> str:
 # Markdown tables (docs/ml.md, benchmarks/BENCHMARKS.md): rows in this order, unknown names last.
 RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
               "effect_probation_start", "effect_probation_start_sym1", "effect_probation_start_norm2",
+              "effect_probation_start_guard3", "effect_probation_start_sym1_guard3",
               "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip
@@ -427,9 +437,9 @@ def target_misses(groups: dict, partition: str, rounds: int, frac: float, rule: 
 
 
 # The rules whose attack rows are checked against issue 17's targets under each attack table: the
-# rule of issue 17, configs/default.yaml's committee before trust had to be earned, and the committee
-# (probation also until a provider's first acceptance).
-TARGET_RULES = ("effect", "effect_probation", "effect_probation_start")
+# rule of issue 17, configs/default.yaml's committee before trust had to be earned, the committee
+# before the guard (probation also until a provider's first acceptance), and the committee.
+TARGET_RULES = ("effect", "effect_probation", "effect_probation_start", "effect_probation_start_sym1_guard3")
 
 
 def markdown(out: Path, partitions: list[str], rounds: int, clean: bool = True) -> list[str]:
