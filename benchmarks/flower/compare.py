@@ -245,8 +245,8 @@ def main() -> int:
         "--committee",
         choices=sorted(COMMITTEES),
         default="trust",
-        help="fedcommittee's scoring: trust (the rule of the first runs) or effect_mainjob"
-        " (configs/default.yaml's rule and bars)",
+        help="fedcommittee's scoring (benchmarks/flower/setting.py): trust is the rule of the first runs,"
+        " effect_probation_start_sym1_guard3 configs/default.yaml's committee",
     )
     ap.add_argument(
         "--aggregation",

@@ -249,8 +249,12 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
         f" {s0.test_samples} test images after every round. Each row: mean ± sd over its seeds (the split,"
         " the attackers' draw, the initial weights and the local training's seeds change with the seed;"
         " both sides use the same). `effect_probation_start` is the committee of configs/default.yaml"
-        " (rule `effect`, sym_se 10, cos_floor -0.2, and 0.01 for a provider whose update was rejected in"
-        ' the round before or none of whose updates has been accepted yet: docs/ml.md, "Probation"),'
+        " before its guarded point of the test (rule `effect`, sym_se 10, cos_floor -0.2, and 0.01 for a"
+        " provider whose update was rejected in the round before or none of whose updates has been"
+        ' accepted yet: docs/ml.md, "Probation"); the default since adds `guard_se` 3 and sym_se 1 on'
+        " probation (`effect_probation_start_sym1_guard3`), which gave the same verdicts in process on"
+        " every clean run of section 5, all three partitions and seeds (docs/ml.md, \"The backdoor's"
+        ' stall"), so the clean rows stand for it; not run through the network yet,'
         " `effect_probation` the one before it (without the second), `effect_mainjob` the one before"
         " probation (cos_floor -0.05, sym_se 10); `trust` the rule the comparison first ran with. Server"
         f" momentum {SERVER_MOMENTUM}: the aggregation `fedavgm` on fedcommittee's side, Flower's FedAvgM"
@@ -446,8 +450,9 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " Flower's FedTrimmedAvg trims the true attacker share (at least 0.1) and Krum is told the true"
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_probation_start`: configs/default.yaml's"
-        " committee (probation also until a provider's first accepted update), `effect_probation` the one"
-        " before it, `effect_mainjob` the one before probation"
+        " committee (probation also until a provider's first accepted update) before its guarded point of"
+        " the test (the guarded committee's attack rows are in process only: section 5),"
+        " `effect_probation` the one before it, `effect_mainjob` the one before probation"
         " (each run's ledger in the verdict table). Cells are mean ± sd"
         " over the seeds each column ran: "
         + "; ".join(f"{c}: {committee_grid.seeds_cell(seeds[c])}" for c in systems)
@@ -759,7 +764,7 @@ for f in 0.3 0.4; do
 done
 $G --partitions dominant --attacks honest --rules oracle --rounds 15 --workers 1  # section 2's yardstick
 $G --partitions dominant --attacks sign_flip --fraction 0.3 --rules oracle --rounds 15 --workers 1
-$G --partitions dominant dir0.5 --attacks honest backdoor --fraction 0.3 --rules effect_mainjob \
+$G --partitions dominant dir0.5 --attacks honest backdoor --fraction 0.3 --rules effect_mainjob \\
     effect_mainjob_norm2 --rounds 15 --workers 2
 $G --partitions dominant dir0.1 dir0.5 --attacks honest --rules effect_mainjob_norm2 --rounds 30 --workers 2
 $G --partitions dir0.5 dominant dir0.1 --attacks honest --rules effect_norm2 --rounds 30 --workers 2
@@ -796,11 +801,11 @@ $G --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 --
 G1="$G --rules effect_probation_start --workers 2"
 $G1 --partitions dominant --attacks honest label_flip sign_flip --fraction 0.3 --rounds 15
 $G1 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
-$G1 --partitions dir0.5 --attacks honest label_flip sign_flip scaling free_rider alie min_max min_sum \
+$G1 --partitions dir0.5 --attacks honest label_flip sign_flip scaling free_rider alie min_max min_sum \\
     collude adaptive backdoor --fraction 0.3 --rounds 15
 $G1 --partitions dominant --attacks backdoor --fraction 0.3 --rounds 15
 for f in 0.1 0.2 0.4; do
-    $G1 --partitions dir0.5 --attacks sign_flip label_flip alie adaptive backdoor scaling min_max min_sum \
+    $G1 --partitions dir0.5 --attacks sign_flip label_flip alie adaptive backdoor scaling min_max min_sum \\
         collude --fraction $f --rounds 15
 done
 G2="$G --rules effect_probation_start_norm2 --workers 2"   # docs/ml.md, "The default committee at 10, ..."
@@ -808,8 +813,22 @@ for f in 0.2 0.3 0.4; do $G2 --partitions dir0.5 --attacks backdoor --fraction $
 $G2 --partitions dominant --attacks backdoor --fraction 0.3 --rounds 15
 $G2 --partitions dir0.5 dominant --attacks honest --rounds 15
 $G2 --partitions dir0.1 dir0.5 dominant --attacks honest --rounds 30
-$G --rules effect_probation_start_sym1 --workers 2 --partitions dominant --attacks honest label_flip \
+$G --rules effect_probation_start_sym1 --workers 2 --partitions dominant --attacks honest label_flip \\
     sign_flip backdoor --fraction 0.3 --rounds 15   # docs/ml.md, "Gossip probation"
+# docs/ml.md, "The backdoor's stall": the guarded point of the test, then the default committee
+for r in effect_probation_start_guard3 effect_probation_start_sym1_guard3; do
+    G3="$G --rules $r --workers 2"
+    for f in 0.2 0.3 0.4; do $G3 --partitions dir0.5 --attacks backdoor --fraction $f --rounds 15; done
+    $G3 --partitions dir0.5 dir0.1 dominant --attacks honest --rounds 30
+    $G3 --partitions dir0.5 --attacks honest --rounds 15
+    $G3 --partitions dominant --attacks honest backdoor label_flip sign_flip --fraction 0.3 --rounds 15
+    $G3 --partitions dir0.5 --attacks sign_flip label_flip alie adaptive scaling min_max min_sum collude \\
+        free_rider --fraction 0.3 --rounds 15
+done
+for f in 0.1 0.2 0.4; do
+    $G --rules effect_probation_start_sym1_guard3 --workers 2 --partitions dir0.5 --attacks sign_flip \\
+        label_flip alie adaptive backdoor scaling min_max min_sum collude --fraction $f --rounds 15
+done
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dominant
@@ -863,8 +882,12 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         ' docs/ml.md, "Probation"), `effect_probation_sym1` the same with'
         " `sym_se` 1 on probation, `effect_probation_start` the same as `effect_probation` with a provider"
         " also on probation until one of its updates has been accepted (`probation_until_accepted`:"
-        " configs/default.yaml's committee), `effect_probation_start_sym1` that with `sym_se` 1 on"
-        " probation, `effect_probation_start_norm2` that with the 2x norm band,"
+        " configs/default.yaml's committee until the guard), `effect_probation_start_sym1` that with"
+        " `sym_se` 1 on probation, `effect_probation_start_norm2` that with the 2x norm band,"
+        " `effect_probation_start_guard3` that with the point of the test guarded (`guard_se` 3: an"
+        " aggregate worse on the member's shard than the global model is rebuilt from the updates most"
+        " useful alone), `effect_probation_start_sym1_guard3` that with `sym_se` 1 on probation too"
+        " (configs/default.yaml's committee since 2026-12-07, late),"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"
