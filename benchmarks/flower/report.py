@@ -49,7 +49,9 @@ for c in effect_probation_start effect_probation; do        # the same, fedcommi
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation --seeds 0,1,2 \\
     --systems fedcommittee                                                           # Flower's: above
 .venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start --seeds 0,1,2 \\
-    --systems fedcommittee                                                           # the default committee
+    --systems fedcommittee                                                           # before the guard
+.venv/bin/python benchmarks/flower/compare.py robustness --committee effect_probation_start_sym1_guard3 \\
+    --seeds 0,1,2 --systems fedcommittee --attacks backdoor                          # the default committee
 .venv/bin/python benchmarks/flower/compare.py overhead                               # the old rule
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_mainjob    # each backend's network
 .venv/bin/python benchmarks/flower/compare.py overhead --committee effect_probation_start  # the same
@@ -451,7 +453,8 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_probation_start`: configs/default.yaml's"
         " committee (probation also until a provider's first accepted update) before its guarded point of"
-        " the test (the guarded committee's attack rows are in process only: section 5),"
+        " the test; `effect_probation_start_sym1_guard3`, the committee now, ran through the network"
+        " clean, under the backdoor and under 10-40 % sign flips (its other attacks: in process, section 5),"
         " `effect_probation` the one before it, `effect_mainjob` the one before probation"
         " (each run's ledger in the verdict table). Cells are mean ± sd"
         " over the seeds each column ran: "
