@@ -243,9 +243,12 @@ def _guarded_tests(rule, model_name, global_state, deltas, shard, weights, num_s
     tested there, those outside it as if they joined it. One more forward pass per round (the global
     model's losses); about n + 2 more where the point is rebuilt."""
     base = per_sample_loss(model_name, global_state, shard)
-    at_full = per_sample_loss(model_name, _aggregate(global_state, deltas, weights), shard)
+    full = _aggregate(global_state, deltas, weights)
+    at_full = per_sample_loss(model_name, full, shard)
     if t_stat(at_full - base) <= rule.guard_se:
-        return _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref, at_point=at_full)
+        return _paired_tests(
+            rule, model_name, global_state, deltas, shard, weights, ref, at_point=(full, at_full)
+        )
     point, at_point = _rebuilt_point(
         rule, model_name, global_state, deltas, shard, weights, num_samples, base
     )
@@ -257,8 +260,8 @@ def _guarded_tests(rule, model_name, global_state, deltas, shard, weights, num_s
 def _rebuilt_point(rule, model_name, global_state, deltas, shard, weights, num_samples, base):
     """The updates in the order of what each alone (at its weight) does at the global model, most
     useful first; the point is the aggregate of the longest such prefix (2 or more) not worse than the
-    global model by ``guard_se``, else of the least harmful prefix. Returns its sample weights and the
-    shard's per-sample losses there."""
+    global model by ``guard_se``, else of the least harmful prefix. Returns its sample weights, and the
+    aggregate with the shard's per-sample losses there."""
 
     def harm(losses: torch.Tensor) -> float:
         return t_stat(losses - base)
@@ -269,13 +272,14 @@ def _rebuilt_point(rule, model_name, global_state, deltas, shard, weights, num_s
     prefixes = []
     for k in range(len(order) - 1, 1, -1):  # the longest first: the first that passes is the point
         members = _sample_weights(order[:k], num_samples)
-        losses = per_sample_loss(model_name, _aggregate(global_state, deltas, members), shard)
+        point = _aggregate(global_state, deltas, members)
+        losses = per_sample_loss(model_name, point, shard)
         t = harm(losses)
         if t <= rule.guard_se:
-            return members, losses
-        prefixes.append((t, k, members, losses))
-    _, _, members, losses = min(prefixes, key=lambda p: p[:2])  # a tie goes to the shorter
-    return members, losses
+            return members, (point, losses)
+        prefixes.append((t, k, members, (point, losses)))
+    _, _, members, at_point = min(prefixes, key=lambda p: p[:2])  # a tie goes to the shorter
+    return members, at_point
 
 
 def _sample_weights(members: Sequence[int], num_samples: Sequence[int]) -> dict[int, float]:
@@ -291,12 +295,15 @@ def _aggregate(global_state: State, deltas: Sequence[State], weights: dict[int, 
 
 
 def _paired_tests(rule, model_name, global_state, deltas, shard, weights, ref, outsiders=(), at_point=None):
-    """The paired tests of each update in ``weights`` at the aggregate of them all (``at_point``: the
-    shard's per-sample losses there, where already computed). ``outsiders``: updates outside the
-    aggregate, each with the weight it would have in it, tested there as if it joined (the point plus
-    and minus its step)."""
-    full = _aggregate(global_state, deltas, weights)
-    with_it = per_sample_loss(model_name, full, shard) if at_point is None else at_point
+    """The paired tests of each update in ``weights`` at the aggregate of them all (``at_point``: that
+    aggregate and the shard's per-sample losses there, where already computed). ``outsiders``: updates
+    outside the aggregate, each with the weight it would have in it, tested there as if it joined (the
+    point plus and minus its step)."""
+    if at_point is None:
+        full = _aggregate(global_state, deltas, weights)
+        with_it = per_sample_loss(model_name, full, shard)
+    else:
+        full, with_it = at_point
     loo_on = rule.loo_se != float("inf")  # off: skip the leave-one-out forward pass
     out: dict[int, Paired] = {}
     for i, w in weights.items():
