@@ -175,6 +175,7 @@ class ScoringConfig:
     sym_se: float = 1.0
     loo_se: float | None = None  # None: no leave-one-out test
     guard_se: float | None = None  # None: the point of the test is never rebuilt
+    twin_ratio: float = 0.0  # near-copies of an earlier update of the round leave it (0: off)
     # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (gossip:
     # among its last probation_rounds updates; 0: off).
     probation_rounds: int = 0
@@ -558,8 +559,8 @@ def _local(r: _Reader, top: Mapping) -> LocalConfig:
 def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
     sc = r.mapping(top.get("scoring"), "scoring", {
         "rule", "metric", "threshold", "damping", "max_norm_ratio", "peer_fraction", "reference_steps",
-        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "guard_se", "probation_rounds",
-        "probation_cos_floor", "probation_sym_se", "probation_rescue_se",
+        "reference_lr", "cos_floor", "rescue_se", "sym_se", "loo_se", "guard_se", "twin_ratio",
+        "probation_rounds", "probation_cos_floor", "probation_sym_se", "probation_rescue_se",
         "probation_until_accepted"})  # fmt: skip
     return ScoringConfig(
         rule=r.text(sc, "rule", "scoring.rule", "trust", choices=registry.SCORING_RULES),
@@ -575,6 +576,9 @@ def _scoring(r: _Reader, top: Mapping) -> ScoringConfig:
         sym_se=r.num(sc, "sym_se", "scoring.sym_se", 1.0, lo=0),
         loo_se=r.num(sc, "loo_se", "scoring.loo_se", None, lo=0),
         guard_se=r.num(sc, "guard_se", "scoring.guard_se", None, lo=0),
+        # Past 0.4 of the median pairwise distance honest updates come near: the nearest honest pair
+        # of the committee grid's clean rounds sat at 0.43 (docs/ml.md, "Near-copies").
+        twin_ratio=r.num(sc, "twin_ratio", "scoring.twin_ratio", 0.0, lo=0, hi=0.4),
         probation_rounds=r.num(sc, "probation_rounds", "scoring.probation_rounds", 0, kind=int, lo=0),
         probation_cos_floor=r.num(sc, "probation_cos_floor", "scoring.probation_cos_floor", 0.01, lo=-1),
         probation_sym_se=r.num(sc, "probation_sym_se", "scoring.probation_sym_se", 1.0, lo=0),
@@ -765,6 +769,10 @@ def _check_consistency(exp: Experiment, r: _Reader) -> None:
         raise r.fail(
             "scoring.guard_se",
             f"the guarded point of the test is the effect rule's, not {exp.scoring.rule!r}'s",
+        )
+    if exp.scoring.twin_ratio and exp.scoring.rule != "effect":
+        raise r.fail(
+            "scoring.twin_ratio", f"the near-copy screen is the effect rule's, not {exp.scoring.rule!r}'s"
         )
     if exp.gossip.max_parents > 16:
         raise r.fail("gossip.max_parents", "at most 16")

@@ -239,6 +239,7 @@ class Policy:
             sym_se=s.sym_se,
             loo_se=float("inf") if s.loo_se is None else s.loo_se,
             guard_se=float("inf") if s.guard_se is None else s.guard_se,
+            twin_ratio=s.twin_ratio,
             probation_rounds=s.probation_rounds,
             probation_cos_floor=s.probation_cos_floor,
             probation_sym_se=s.probation_sym_se,

@@ -34,6 +34,13 @@ contract can compare the committee's median score with one number. Rules:
   every update is tested there: large in-bound backdoor updates made that point overshoot, every
   honest update then lost to its negation and the model stalled at its initialization (docs/ml.md,
   "The backdoor's stall").
+  With ``twin_ratio`` (off by default) an update nearly repeating an earlier one of the round (their
+  distance, relative to the longer, under that fraction of the round's median such distance) scores
+  below -1, as the contract refuses an exact repeat: copies, the signature of colluders (ALIE,
+  min-max) or of one party behind several identities, buy no influence beyond the first, and the first
+  is judged as any update. The copies stay in the aggregate every update is tested at, so the screen
+  changes no other update's test (taken out, they moved that point along the honest updates, and
+  there the kept copy of a sign-flipped mean passed in later rounds: docs/ml.md, "Near-copies").
   With ``probation_rounds`` k > 0 a provider whose update was rejected in one of the last k rounds is
   judged at the ``probation_`` bars (``probation_cos_floor``, ``probation_sym_se``,
   ``probation_rescue_se``: at least as strict as the others): the first bars can then be lenient
@@ -80,6 +87,8 @@ class ScoringRule:
     gross_se: float = float("inf")  # effect: updates losing to their negation by more leave the test point
     guard_se: float = float("inf")  # effect: the point of the test may be worse than the global model
     # by this many SEs before it is rebuilt (off: inf)
+    twin_ratio: float = 0.0  # effect: an update this close to an earlier one, relative to the round's
+    # median pairwise distance, is a near-copy (off: 0)
     probation_rounds: int = 0  # effect: a provider rejected within this many rounds is on probation (0: off)
     probation_cos_floor: float = 0.01  # effect: cos_floor, sym_se and rescue_se for one on probation
     probation_sym_se: float = 1.0
@@ -99,6 +108,9 @@ class ScoringRule:
         if self.gross_se != float("inf") and self.guard_se != float("inf"):
             # Two ways of keeping harmful updates out of the point of the test: one at a time.
             raise ValueError("gross_se and guard_se cannot both be set")
+        if not 0.0 <= self.twin_ratio < 1.0:
+            # At 1 or more a typical pair of honest updates would count as copies of each other.
+            raise ValueError(f"twin_ratio must be in [0, 1) (0: off), got {self.twin_ratio}")
         if self.probation_rounds < 0:
             raise ValueError(f"probation_rounds must be 0 (off) or more, got {self.probation_rounds}")
         if self.probation_until_accepted and not self.probation_rounds:
@@ -216,6 +228,8 @@ def effect_tests(
     yardstick = statistics.median(norms) if len(deltas) >= 3 else st.l2_norm(ref)
     out: list = [norm_penalty(n, yardstick, rule.max_norm_ratio) for n in norms]
     inside = [i for i, pen in enumerate(out) if pen is None]
+    # Near-copies are scored below -1 but stay in the point of the test: no other update's test moves.
+    copies = near_copies(deltas, inside, rule.twin_ratio) if rule.twin_ratio > 0 and len(inside) >= 3 else {}
     if len(deltas) == 1:  # alone (gossip): the step it would take in an aggregate of ``damping``
         weights = {i: 1.0 / rule.damping for i in inside}
     else:  # norm violators stay out: one boosted update would dominate every aggregate
@@ -231,7 +245,31 @@ def effect_tests(
         rest = _sample_weights([i for i in tests if i not in gross], num_samples)
         tests.update(_paired_tests(rule, model_name, global_state, deltas, shard, rest, ref))
     for i, test in tests.items():
-        out[i] = test
+        out[i] = copies.get(i, test)
+    return out
+
+
+def near_copies(deltas: Sequence[State], inside: Sequence[int], ratio: float) -> dict[int, float]:
+    """``twin_ratio``: the updates of ``inside`` (in submission order) that nearly repeat an earlier
+    one, each with a score below -1 (the nearer, the lower). Two updates' distance is taken relative
+    to the longer of them, and compared with ``ratio`` x the median of that over every pair of
+    ``inside``: honest updates trained on different data are not that near one another (over the
+    committee grid's clean rounds, IID data included, the nearest honest pair sat at 0.43 of the
+    median), while copies sit at 0 and jittered copies at about their jitter. The earliest of a group
+    is kept, so a late copy cannot get the update it copies rejected."""
+    flat = {i: st.flatten(deltas[i]).double() for i in inside}
+    norms = {i: float(torch.linalg.vector_norm(flat[i])) for i in inside}
+    apart = {
+        (i, j): float(torch.linalg.vector_norm(flat[i] - flat[j])) / max(norms[i], norms[j], 1e-12)
+        for k, i in enumerate(inside)
+        for j in inside[k + 1 :]
+    }
+    bar = ratio * statistics.median(apart.values())
+    out = {}
+    for k, j in enumerate(inside[1:], start=1):
+        nearest = min(apart[i, j] for i in inside[:k])
+        if nearest < bar:
+            out[j] = -1.0 - (1.0 - nearest / bar)
     return out
 
 
@@ -348,7 +386,8 @@ def score_updates(
     reference: State | None = None,
     probation: Sequence[bool] | None = None,
 ) -> list[float]:
-    """Scores of all candidate deltas of a round (``num_samples`` weights the loo aggregates).
+    """Scores of all candidate deltas of a round (``num_samples`` weights the loo aggregates), in
+    submission order (with ``twin_ratio`` the earliest of near-copies is the one kept).
 
     ``reference``: the member's own update (``reference_delta``) where it was computed ahead, e.g.
     while the round's updates were still arriving; it depends only on the rule, the global model and

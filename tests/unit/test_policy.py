@@ -235,12 +235,16 @@ def test_strategy_parameters_are_checked():
 
 
 def test_the_effect_rule_and_its_margins_reach_the_committee_from_a_config():
-    exp = parse_experiment(small(scoring={"rule": "effect", "sym_se": 2.0, "loo_se": 3.0, "guard_se": 4}))
-    rule = Policy.from_experiment(exp).scoring_rule()
+    doc = {"rule": "effect", "sym_se": 2.0, "loo_se": 3.0, "guard_se": 4, "twin_ratio": 0.2}
+    rule = Policy.from_experiment(parse_experiment(small(scoring=doc))).scoring_rule()
     assert (rule.name, rule.sym_se, rule.loo_se, rule.cos_floor) == ("effect", 2.0, 3.0, 0.01)
-    assert rule.guard_se == 4.0
+    assert (rule.guard_se, rule.twin_ratio) == (4.0, 0.2)
     plain = Policy.from_experiment(parse_experiment(small())).scoring_rule()
-    assert (plain.loo_se, plain.guard_se) == (float("inf"), float("inf"))
+    assert (plain.loo_se, plain.guard_se, plain.twin_ratio) == (float("inf"), float("inf"), 0.0)
+    with pytest.raises(ValueError, match=r"scoring\.twin_ratio: must be in \[0, 0\.4\], got 0\.6"):
+        parse_experiment(small(scoring={"rule": "effect", "twin_ratio": 0.6}))
+    with pytest.raises(ValueError, match=r"scoring\.twin_ratio.*effect rule's, not 'trust'"):
+        parse_experiment(small(scoring={"rule": "trust", "twin_ratio": 0.1}))
     with pytest.raises(ValueError, match=r"scoring\.sym_se"):
         parse_experiment(small(scoring={"rule": "effect", "sym_se": -1}))
     with pytest.raises(ValueError, match=r"scoring\.guard_se"):

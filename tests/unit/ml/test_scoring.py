@@ -79,6 +79,9 @@ def test_rule_validation():
         scoring.ScoringRule("effect", sym_se=10.0, gross_se=5.0)
     with pytest.raises(ValueError, match="gross_se and guard_se"):
         scoring.ScoringRule("effect", gross_se=10.0, guard_se=3.0)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="twin_ratio must be in"):
+            scoring.ScoringRule("effect", twin_ratio=bad)
     assert scoring.ScoringRule("damped").threshold == 0.0
     assert scoring.ScoringRule("trust", threshold=0.2).threshold == 0.2
 
@@ -283,3 +286,76 @@ def test_guard_rebuilds_a_point_of_the_test_worse_than_the_global_model(digits_s
 
     clean = scoring.effect_tests(guarded, "mlp", g, honest, shard, sizes[:6])
     assert all(torch.equal(a[0], b[0]) for a, b in zip(clean, alone, strict=True))
+
+
+def test_guard_falls_back_to_the_least_harmful_prefix(digits_split, dominant_parts, shards):
+    """guard_se where no prefix of the updates (most useful alone first) keeps the aggregate within
+    the bar (here a bar no aggregate can meet: -inf): the point is the prefix least worse than the
+    global model, and the updates in it are tested exactly as in a round of them alone."""
+    import torch
+
+    from fedcommittee.ml import models
+    from fedcommittee.ml import state as st
+    from fedcommittee.ml.evaluate import per_sample_loss
+
+    g = models.initial_state("mlp", 0)
+    deltas = [u.delta for u in _round("sign_flip", digits_split, dominant_parts, g)]
+    sizes, shard = [5] * 10, shards[0]
+    unmeetable = scoring.ScoringRule("effect", guard_se=float("-inf"))
+    base = per_sample_loss("mlp", g, shard)
+
+    def harm(state) -> float:
+        return scoring.t_stat(per_sample_loss("mlp", state, shard) - base)
+
+    def mean_of(chosen):
+        step = st.zeros_like(g)
+        for i in chosen:
+            step = st.add_scaled(step, deltas[i], 1.0 / len(chosen))
+        return st.add_scaled(g, step)
+
+    order = sorted(range(10), key=lambda i: (harm(st.add_scaled(g, deltas[i], 0.1)), i))
+    prefixes = {k: harm(mean_of(order[:k])) for k in range(2, 10)}
+    assert max(prefixes.values()) - min(prefixes.values()) > 1.0  # a choice, not a tie
+    weights = dict.fromkeys(range(10), 0.1)
+    members, (point, _) = scoring._rebuilt_point(unmeetable, "mlp", g, deltas, shard, weights, sizes, base)
+    k = len(members)
+    assert sorted(members) == sorted(order[:k]) and prefixes[k] == pytest.approx(min(prefixes.values()))
+    assert harm(point) == pytest.approx(prefixes[k], abs=1e-4)
+
+    tests = scoring.effect_tests(unmeetable, "mlp", g, deltas, shard, sizes)
+    inner = sorted(members)
+    alone = scoring.effect_tests(EFFECT, "mlp", g, [deltas[i] for i in inner], shard, [5] * k)
+    for i, test in zip(inner, alone, strict=True):
+        assert torch.allclose(tests[i][0], test[0], atol=1e-6)
+
+
+def test_near_copies_after_the_first_are_rejected_and_move_no_other_test(
+    digits_split, dominant_parts, shards
+):
+    """twin_ratio: an exact copy and a 1 %-jittered copy of honest updates, sent after them, score
+    below -1 (the exact copy lowest), while every other update's test is the one it gets without the
+    screen; sent before, the copy is kept and the original is the one flagged. An honest round is
+    untouched."""
+    import torch
+
+    from fedcommittee.ml import models
+    from fedcommittee.ml import state as st
+
+    g = models.initial_state("mlp", 0)
+    honest = [u.delta for u in _round("honest", digits_split, dominant_parts, g)][:6]
+    noise = st.unflatten(torch.randn(st.flatten(honest[1]).shape, generator=torch.Generator().manual_seed(1)),
+                         honest[1])  # fmt: skip
+    jittered = st.add_scaled(honest[1], noise, 0.01 * st.l2_norm(honest[1]) / st.l2_norm(noise))
+    twins = scoring.ScoringRule("effect", twin_ratio=0.1)
+    shard, deltas = shards[0], [*honest, honest[0], jittered]
+    tests = scoring.effect_tests(twins, "mlp", g, deltas, shard, [5] * 8)
+    assert tests[6] == -2.0 and -2.0 < tests[7] < -1.0, tests[6:]
+    unscreened = scoring.effect_tests(EFFECT, "mlp", g, deltas, shard, [5] * 8)
+    assert not any(isinstance(t, float) for t in unscreened)  # nothing else would have flagged them
+    for mine, theirs in zip(tests[:6], unscreened[:6], strict=True):
+        assert torch.equal(mine[0], theirs[0]) and torch.equal(mine[1], theirs[1]) and mine[2] == theirs[2]
+    first = scoring.effect_tests(twins, "mlp", g, [honest[0], *honest], shard, [5] * 7)
+    assert not isinstance(first[0], float) and first[1] == -2.0
+    plain = scoring.score_updates(EFFECT, "mlp", g, honest, shard, [5] * 6)
+    assert scoring.score_updates(twins, "mlp", g, honest, shard, [5] * 6) == plain
+    assert min(plain) > -1.0
