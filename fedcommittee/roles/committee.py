@@ -107,6 +107,13 @@ def submission_order(u: Update) -> tuple[int, int, str]:
     return int(u.get("round") or 0), int(u.get("submittedAt") or 0), u["id"]
 
 
+def to_score(recorded: list[Update]) -> list[Update]:
+    """A round's updates a member scores, in submission order: a replay the contract refused on the
+    spot counts as its provider's turn but is not scored, and the near-copy screen (``twin_ratio``)
+    keeps the earliest of near-copies, so a late copy cannot get the update it copies rejected."""
+    return sorted((u for u in recorded if not u.get("refusal")), key=submission_order)
+
+
 class Member:
     def __init__(self, agent: Agent, name: str) -> None:
         self.agent = agent
@@ -456,8 +463,7 @@ class Member:
         todo = self._unjudged(recorded)
         if not todo:
             return recorded
-        # A replay the contract rejected on the spot counts as its provider's turn, but is not scored.
-        updates = [u for u in recorded if not u.get("refusal")]
+        updates = to_score(recorded)
         try:
             loaded = {u["id"]: self._loaded(model, u, g["sha256"]) for u in updates}
         except StorageError as exc:  # only an unreachable node gets here (_load_update)

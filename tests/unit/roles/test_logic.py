@@ -950,3 +950,16 @@ def test_a_provider_asks_for_its_update_only_when_an_earlier_run_or_an_unanswere
     prov.federated_step({"currentRound": 3})
     prov.federated_step({"currentRound": 3})
     assert asked == [3] and prov.sent == {3}
+
+
+def test_a_member_scores_a_rounds_updates_in_submission_order():
+    from fedcommittee.roles.committee import to_score
+
+    listed = [  # as the ledger lists them: by key, not by time
+        {"id": "a", "round": 3, "submittedAt": 20},
+        {"id": "b", "round": 3, "submittedAt": 10, "refusal": "repeats the content of update c"},
+        {"id": "c", "round": 3, "submittedAt": 10},
+        {"id": "d", "round": 3, "submittedAt": 5},
+        {"id": "e", "round": 3, "submittedAt": 10},
+    ]
+    assert [u["id"] for u in to_score(listed)] == ["d", "c", "e", "a"]
