@@ -24,8 +24,9 @@ ORGS = ("org1", "org2", "org3")
 # The fedcommittee side's committee: name -> (scoring rule, its parameters beyond the setting's
 # reference training). `trust` is the rule before issue 17 (the comparison's first runs);
 # `effect_mainjob` the main job's bars before probation, `effect_probation` its bars before trust had
-# to be earned, `effect_probation_start` the committee before the guard, `effect_probation_start_sym1_guard3`
-# configs/default.yaml's committee (held equal to it by a test).
+# to be earned, `effect_probation_start` the committee before the guard,
+# `effect_probation_start_sym1_guard3` the committee before the near-copy screen,
+# `effect_probation_start_sym1_guard3_twin20` configs/default.yaml's committee (held equal to it by a test).
 COMMITTEES = {
     "trust": ("trust", {}),
     "effect_mainjob": ("effect", {"cos_floor": -0.05, "sym_se": 10.0}),
@@ -49,10 +50,16 @@ COMMITTEES["effect_probation_start"] = (
     {**COMMITTEES["effect_probation"][1], "probation_until_accepted": True},
 )
 # The same with sym_se 1 on probation and the point of the test guarded (guard_se 3; docs/ml.md, "The
-# backdoor's stall"): configs/default.yaml's committee.
+# backdoor's stall"): configs/default.yaml's committee until near-copies were screened.
 COMMITTEES["effect_probation_start_sym1_guard3"] = (
     "effect",
     {**COMMITTEES["effect_probation_start"][1], "probation_sym_se": 1.0, "guard_se": 3.0},
+)
+# That with near-copies of an earlier update of the round rejected (twin_ratio 0.2; docs/ml.md,
+# "Near-copies"): configs/default.yaml's committee.
+COMMITTEES["effect_probation_start_sym1_guard3_twin20"] = (
+    "effect",
+    {**COMMITTEES["effect_probation_start_sym1_guard3"][1], "twin_ratio": 0.2},
 )
 # fedcommittee's aggregation: FedAvg, or FedAvg with server momentum (Hsu et al. 2019), the
 # configured `aggregation: {name: fedavgm}`; Flower's FedAvgM strategy takes the same momentum.

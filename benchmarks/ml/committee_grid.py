@@ -68,8 +68,12 @@ RULE_VARIANTS = {
         {**COMMITTEES["effect_probation_start"][1], "guard_se": 3.0},
     ),
     # That with sym_se 1 on probation (a backdoor update tested at a guarded point passed sym_se 10):
-    # configs/default.yaml's committee.
+    # configs/default.yaml's committee until near-copies were screened.
     "effect_probation_start_sym1_guard3": COMMITTEES["effect_probation_start_sym1_guard3"],
+    # That with near-copies of an earlier update of the round rejected (`twin_ratio` 0.2, docs/ml.md,
+    # "Near-copies": ALIE, min-max and colluders send copies, backdoor attackers near ones):
+    # configs/default.yaml's committee.
+    "effect_probation_start_sym1_guard3_twin20": COMMITTEES["effect_probation_start_sym1_guard3_twin20"],
 }
 UNSCORED = ("fedavg", "oracle")  # grid rules that score nothing (see Run)
 # A grid rule name ending in this ("fedavg+la", "effect_gross10+la"): the same rule, with the
@@ -325,6 +329,7 @@ def table(out: Path, rounds: int | None) -> str:
 RULE_ORDER = ("fedavg", "trust", "effect", "effect_mainjob", "effect_probation", "effect_probation_sym1",
               "effect_probation_start", "effect_probation_start_sym1", "effect_probation_start_norm2",
               "effect_probation_start_guard3", "effect_probation_start_sym1_guard3",
+              "effect_probation_start_sym1_guard3_twin20",
               "fedavg+la", "effect+la", "effect_mainjob+la")  # fmt: skip
 ATTACK_ORDER = ("label_flip", "sign_flip", "scaling", "gaussian_noise", "free_rider", "alie",
                 "min_max", "min_sum", "collude", "adaptive", "backdoor")  # fmt: skip

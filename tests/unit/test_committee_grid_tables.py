@@ -100,15 +100,21 @@ def test_la_rule_names_train_with_logit_adjustment():
     assert grid.training_of("effect") == ("effect", 0.0)
 
 
-def test_the_guarded_variant_is_the_main_jobs_committee():
+def test_the_near_copy_variant_is_the_main_jobs_committee():
     import yaml
 
     scoring = yaml.safe_load((grid.ROOT / "configs" / "default.yaml").read_text())["scoring"]
-    rule, params = grid.RULE_VARIANTS["effect_probation_start_sym1_guard3"]
+    rule, params = grid.RULE_VARIANTS["effect_probation_start_sym1_guard3_twin20"]
     assert rule == scoring["rule"]
     bars = {"cos_floor", "sym_se", "rescue_se", "probation_rounds", "probation_cos_floor", "probation_sym_se",
-            "probation_rescue_se", "probation_until_accepted", "guard_se"}  # fmt: skip
+            "probation_rescue_se", "probation_until_accepted", "guard_se", "twin_ratio"}  # fmt: skip
     assert params == {k: v for k, v in scoring.items() if k in bars}
+    # effect_probation_start_sym1_guard3 is the committee before the near-copy screen.
+    assert grid.RULE_VARIANTS["effect_probation_start_sym1_guard3"] == (
+        rule,
+        {k: v for k, v in params.items() if k != "twin_ratio"},
+    )
+    params = grid.RULE_VARIANTS["effect_probation_start_sym1_guard3"][1]
     # effect_probation_start is the committee before the guard (the runs cached under its name).
     assert grid.RULE_VARIANTS["effect_probation_start"] == (
         rule,
