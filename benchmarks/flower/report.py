@@ -254,9 +254,10 @@ def accuracy_section(results: Path, out_dir: Path) -> list[str]:
         " before its guarded point of the test (rule `effect`, sym_se 10, cos_floor -0.2, and 0.01 for a"
         " provider whose update was rejected in the round before or none of whose updates has been"
         ' accepted yet: docs/ml.md, "Probation"); the default since adds `guard_se` 3 and sym_se 1 on'
-        " probation (`effect_probation_start_sym1_guard3`), which gave the same verdicts in process on"
-        " every clean run of section 5, all three partitions and seeds (docs/ml.md, \"The backdoor's"
-        ' stall"), so the clean rows stand for it; not run through the network yet,'
+        " probation (`effect_probation_start_sym1_guard3`), and then the near-copy screen (`twin_ratio`"
+        " 0.2: `effect_probation_start_sym1_guard3_twin20`), which each gave the same verdicts in process"
+        " on every clean run of section 5, all three partitions and seeds (docs/ml.md, \"The backdoor's"
+        ' stall", "Near-copies"), so the clean rows stand for them; not run through the network yet,'
         " `effect_probation` the one before it (without the second), `effect_mainjob` the one before"
         " probation (cos_floor -0.05, sym_se 10); `trust` the rule the comparison first ran with. Server"
         f" momentum {SERVER_MOMENTUM}: the aggregation `fedavgm` on fedcommittee's side, Flower's FedAvgM"
@@ -453,8 +454,10 @@ def robustness_section(results: Path, grid: Path = committee_grid.OUT) -> list[s
         " number of attackers: oracle settings in the baselines' favour. fedcommittee `trust`: the rule the"
         " comparison first ran with (Fabric v3.1.5); `effect_probation_start`: configs/default.yaml's"
         " committee (probation also until a provider's first accepted update) before its guarded point of"
-        " the test; `effect_probation_start_sym1_guard3`, the committee now, ran through the network"
-        " clean, under the backdoor and under 10-40 % sign flips (its other attacks: in process, section 5),"
+        " the test; `effect_probation_start_sym1_guard3`, the committee before the near-copy screen, ran"
+        " through the network clean, under the backdoor and under 10-40 % sign flips (its other attacks: in"
+        " process, section 5; the committee now, `effect_probation_start_sym1_guard3_twin20`: in process"
+        " only),"
         " `effect_probation` the one before it, `effect_mainjob` the one before probation"
         " (each run's ledger in the verdict table). Cells are mean ± sd"
         " over the seeds each column ran: "
@@ -832,6 +835,16 @@ for f in 0.1 0.2 0.4; do
     $G --rules effect_probation_start_sym1_guard3 --workers 2 --partitions dir0.5 --attacks sign_flip \\
         label_flip alie adaptive backdoor scaling min_max min_sum collude --fraction $f --rounds 15
 done
+# docs/ml.md, "Near-copies": the default committee now
+G4="$G --rules effect_probation_start_sym1_guard3_twin20 --workers 2"
+$G4 --partitions dir0.5 --attacks alie adaptive backdoor min_max min_sum collude label_flip sign_flip \\
+    scaling free_rider --fraction 0.3 --rounds 15
+$G4 --partitions dominant --attacks backdoor label_flip sign_flip --fraction 0.3 --rounds 15
+$G4 --partitions dir0.5 dominant --attacks honest --rounds 15
+for f in 0.1 0.2 0.4; do
+    $G4 --partitions dir0.5 --attacks alie adaptive backdoor collude min_max min_sum --fraction $f --rounds 15
+done
+$G4 --partitions dir0.5 dir0.1 dominant --attacks honest --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 30
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dir0.5
 .venv/bin/python benchmarks/ml/committee_grid.py --markdown --rounds 15 --partitions dominant
@@ -890,7 +903,10 @@ def committee_grid_section(results: Path, grid: Path) -> list[str]:
         " `effect_probation_start_guard3` that with the point of the test guarded (`guard_se` 3: an"
         " aggregate worse on the member's shard than the global model is rebuilt from the updates most"
         " useful alone), `effect_probation_start_sym1_guard3` that with `sym_se` 1 on probation too"
-        " (configs/default.yaml's committee since 2026-12-07, late),"
+        " (configs/default.yaml's committee from 2026-12-07, late),"
+        " `effect_probation_start_sym1_guard3_twin20` that with near-copies of an earlier update of the"
+        " round rejected (`twin_ratio` 0.2:"
+        " configs/default.yaml's committee since 2026-12-08),"
         " `oracle` the perfect committee (accepts exactly the honest providers, unscored);"
         " a name ending in `+la` is the same rule with the providers (and the members' references)"
         " trained with logit adjustment 1 (`local.logit_adjust`: the provider's own label prior taken"
