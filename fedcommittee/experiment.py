@@ -175,7 +175,7 @@ class ScoringConfig:
     sym_se: float = 1.0
     loo_se: float | None = None  # None: no leave-one-out test
     guard_se: float | None = None  # None: the point of the test is never rebuilt
-    twin_ratio: float = 0.0  # near-copies of an earlier update of the round leave it (0: off)
+    twin_ratio: float = 0.0  # near-copies of an earlier update of the round are rejected (0: off)
     # Probation: the bars for a provider rejected in one of the last probation_rounds rounds (gossip:
     # among its last probation_rounds updates; 0: off).
     probation_rounds: int = 0
